@@ -1,0 +1,1 @@
+"""Phantom generators with ground truth, for tests, benchmarks and ``sample_data/``."""
