@@ -1,0 +1,133 @@
+"""The ``histo-fms`` command line: thin over the library, no analysis logic here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .batch import FileOutcome, run_pipeline
+from .config import ConfigError, load_config
+from .io import InputError
+
+
+def _parse_channel(spec: str) -> tuple[str, str | int]:
+    if "=" not in spec:
+        raise argparse.ArgumentTypeError(f"--channel expects ROLE=NAME_OR_INDEX, got {spec!r}")
+    role, _, name = spec.partition("=")
+    return role.strip(), name.strip()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="histo-fms",
+        description="DRG satellite-glia IgG and skin IENFD pipelines (histo-fms).",
+    )
+    p.add_argument("--version", action="version", version=f"histo-fms {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a pipeline on images or folders of images")
+    r.add_argument("config", help="pipeline config YAML (see pipelines/)")
+    r.add_argument("inputs", nargs="+", help="image files and/or folders")
+    r.add_argument("--out", "-o", required=True, help="output folder")
+    r.add_argument("--samples", help="sample sheet CSV: image, subject, animal, group, control")
+    r.add_argument("--channel", "-c", action="append", type=_parse_channel, default=[],
+                   metavar="ROLE=NAME", help="map a channel role to a name or 0-based index "
+                   "(repeatable); overrides the config's channels:")
+    r.add_argument("--pixel-size", type=float, metavar="UM",
+                   help="pixel size in µm, overriding the files' metadata")
+    r.add_argument("--threshold", type=float, metavar="RATIO",
+                   help="DRG: explicit ring_igg threshold instead of control calibration")
+    r.add_argument("--no-resume", action="store_true",
+                   help="recompute files whose outputs are already complete")
+    r.add_argument("--quiet", "-q", action="store_true", help="no per-file progress")
+
+    s = sub.add_parser("sample-data", help="(re)generate the phantom images in sample_data/")
+    s.add_argument("--out", default="sample_data", help="destination folder")
+    return p
+
+
+def _progress(i: int, n: int, o: FileOutcome) -> None:
+    if o.status == "failed":
+        msg = f"FAILED  {o.error}"
+    elif o.status == "resumed":
+        msg = "done earlier (resumed, not recomputed)"
+    else:
+        msg = f"ok  {o.seconds:.1f} s"
+    print(f"[{i}/{n}] {o.path.name}: {msg}", file=sys.stderr, flush=True)
+
+
+def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
+    overrides: dict = {}
+    if a.channel:
+        overrides["channels"] = dict(a.channel)
+    if a.pixel_size is not None:
+        overrides["pixel_size_um"] = a.pixel_size
+    if a.threshold is not None:
+        overrides["calibration"] = {"threshold": a.threshold}
+    cfg = load_config(a.config, overrides=overrides)
+    rep = run_pipeline(cfg, a.inputs, a.out, samples=a.samples, resume=not a.no_resume,
+                       progress=None if a.quiet else _progress, argv=["histo-fms", *argv])
+    out = Path(a.out)
+    n_ok = len(rep.outcomes) - len(rep.failed)
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if cfg.pipeline == "drg":
+        if rep.threshold is not None:
+            print(f"IgG-positive threshold: ring_igg > {rep.threshold:.3f} "
+                  f"({rep.threshold_source})")
+        per = "neurons.csv"
+    else:
+        per = "crossings.csv"
+    print(f"{n_ok} of {len(rep.outcomes)} image(s) analysed.")
+    if rep.summary_path is not None:
+        print(f"Summary table:     {rep.summary_path}")
+    print(f"Per-image results: {out}/<image>/{per}, labels.zarr")
+    print(f"Provenance:        {rep.run_json}")
+    if rep.failed:
+        print(f"{len(rep.failed)} file(s) failed:", file=sys.stderr)
+        for o in rep.failed:
+            print(f"  {o.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_sample_data(a: argparse.Namespace) -> int:
+    from .sample_data import make_sample_data
+
+    written = make_sample_data(a.out)
+    for p in written:
+        print(p)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``histo-fms`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 some files failed, 2 usage or configuration error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = _build_parser().parse_args(argv)
+    try:
+        if a.command == "run":
+            return _cmd_run(a, argv)
+        if a.command == "sample-data":
+            return _cmd_sample_data(a)
+    except (ConfigError, InputError) as exc:
+        print(f"histo-fms: error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Open any supported microscope image by its file type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._errors import InputError
+from ._image import ImageData
+from ._tiff import read_tiff
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8")
+BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + BIOIO_SUFFIXES
+
+
+def image_stem(path: str | Path) -> str:
+    """Return a file's name without its extensions (``a.ome.tif`` -> ``a``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The image file.
+
+    Returns
+    -------
+    str
+        The stem used to name the output folder.
+    """
+    name = Path(path).name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Return True when ``path`` has a supported image extension.
+
+    Parameters
+    ----------
+    path : str or Path
+        Candidate file.
+
+    Returns
+    -------
+    bool
+        Whether :func:`read_image` would try to open it.
+    """
+    return Path(path).name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def read_image(
+    path: str | Path,
+    *,
+    series: int = 0,
+    level: int = 0,
+    z: str | int = "max",
+    pixel_size_um: float | None = None,
+) -> ImageData:
+    """Open a microscope image lazily as (C, Y, X) with channel names and pixel size.
+
+    Parameters
+    ----------
+    path : str or Path
+        OME-TIFF or TIFF file.
+    series : int
+        Series / scene index.
+    level : int
+        Pyramid level.
+    z : {"max"} or int
+        Z handling: maximum projection or one plane.
+    pixel_size_um : float, optional
+        Override of the file's pixel size, in µm.
+
+    Returns
+    -------
+    ImageData
+        The lazily read image.
+
+    Raises
+    ------
+    InputError
+        Unsupported type, unreadable or corrupt file, or a bad override.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(TIFF_SUFFIXES):
+        img = read_tiff(path, series=series, level=level, z=z)
+    elif name.endswith(BIOIO_SUFFIXES):
+        raise InputError(
+            path, "CZI/ND2/LIF need the bioio readers (not installed in this environment)"
+        )
+    else:
+        raise InputError(path, f"unsupported file type {path.suffix!r}")
+    if pixel_size_um is not None:
+        if not pixel_size_um > 0:
+            raise InputError(path, f"pixel size override must be > 0 µm, got {pixel_size_um}")
+        img.metadata["pixel_size_source"] = "override"
+        img.metadata["file_pixel_size_um"] = img.pixel_size_um
+        img.pixel_size_um = float(pixel_size_um)
+    elif img.pixel_size_um is not None:
+        img.metadata["pixel_size_source"] = "file metadata"
+    return img
+
+
+def require_pixel_size(img: ImageData) -> float:
+    """Return the image's pixel size in µm, or raise a clear error when there is none.
+
+    Parameters
+    ----------
+    img : ImageData
+        An opened image.
+
+    Returns
+    -------
+    float
+        Pixel size in µm.
+
+    Raises
+    ------
+    InputError
+        The file has no pixel size and no override was given.
+    """
+    if img.pixel_size_um is None or not img.pixel_size_um > 0:
+        raise InputError(
+            img.path,
+            "no pixel size in the file's metadata; give it with --pixel-size UM "
+            "(or pixel_size_um: in the pipeline config)",
+        )
+    return float(img.pixel_size_um)

@@ -1,0 +1,94 @@
+"""The sample sheet: which image belongs to which subject, animal and group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ._errors import InputError
+
+_TRUE = {"true", "yes", "y", "1", "t", "control"}
+_FALSE = {"false", "no", "n", "0", "f", ""}
+
+
+def read_sample_sheet(path: str | Path) -> pd.DataFrame:
+    """Read and validate a sample sheet CSV.
+
+    Columns: ``image`` (file name, required), and any of ``subject``, ``animal``,
+    ``group``, ``control`` (true for control-IgG sections) plus free extra columns,
+    which are carried into the summaries.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image, ``control`` as bool, ``image`` unique.
+
+    Raises
+    ------
+    InputError
+        Missing file or ``image`` column, duplicate images, or unparseable ``control``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "sample sheet not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(path, f"not a readable CSV sample sheet ({exc})") from exc
+    df.columns = [c.strip() for c in df.columns]
+    if "image" not in df.columns:
+        raise InputError(path, f"sample sheet needs an 'image' column; it has {list(df.columns)}")
+    df["image"] = df["image"].str.strip()
+    dup = df["image"][df["image"].duplicated()].tolist()
+    if dup:
+        raise InputError(path, f"sample sheet lists image(s) twice: {dup}")
+    if "control" in df.columns:
+        vals = df["control"].str.strip().str.lower()
+        bad = sorted(set(vals) - _TRUE - _FALSE)
+        if bad:
+            raise InputError(path, f"column 'control' must be true/false, found {bad}")
+        df["control"] = vals.isin(_TRUE)
+    else:
+        df["control"] = False
+    for col in ("subject", "animal", "group"):
+        if col not in df.columns:
+            df[col] = ""
+    return df.reset_index(drop=True)
+
+
+def match_sample(sheet: pd.DataFrame | None, path: str | Path, stem: str) -> dict | None:
+    """Return the sample-sheet row of an image as a dict, or None when it is not listed.
+
+    An image matches a row whose ``image`` is its file name, its path, or its stem.
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame or None
+        From :func:`read_sample_sheet`.
+    path : str or Path
+        The image file.
+    stem : str
+        The image's stem (name without extensions).
+
+    Returns
+    -------
+    dict or None
+        The row (without ``image``), or None.
+    """
+    if sheet is None:
+        return None
+    p = Path(path)
+    keys = {p.name, str(p), stem}
+    for _, row in sheet.iterrows():
+        img = row["image"]
+        if img in keys or Path(img).name == p.name:
+            d = row.to_dict()
+            d.pop("image")
+            return d
+    return None

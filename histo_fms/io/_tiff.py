@@ -1,0 +1,264 @@
+"""Lazy OME-TIFF / TIFF reading through tifffile's zarr store."""
+
+from __future__ import annotations
+
+import re
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import tifffile
+import zarr
+
+from ._errors import InputError
+from ._image import ImageData
+
+_UNIT_TO_UM = {
+    "µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "\\u00B5m": 1.0,
+    "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
+    "pm": 1e-6, "å": 1e-4, "a": 1e-4,
+}
+
+
+class _TiffLevel:
+    """Picklable array-like over one series level of a TIFF file.
+
+    Each process opens the file once, on first access, so dask tasks can be shipped to
+    ``dask.distributed`` workers (the open handle is not pickled).
+    """
+
+    def __init__(self, path: Path, series: int, level: int, shape: tuple, dtype: np.dtype):
+        self.path = Path(path)
+        self.series = series
+        self.level = level
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._z: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_z"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _array(self) -> Any:
+        with self._lock:
+            if self._z is None:
+                store = tifffile.imread(
+                    self.path, aszarr=True, series=self.series, level=self.level
+                )
+                self._z = zarr.open(store, mode="r")
+            return self._z
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self._array()[key])
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+            raise InputError(self.path, f"cannot read pixel data ({exc})") from exc
+
+
+def _ome_pixel_size_and_names(ome_xml: str, series: int) -> tuple[float | None, list[str]]:
+    root = ET.fromstring(ome_xml)
+    ns = {"ome": root.tag.split("}")[0].strip("{")} if root.tag.startswith("{") else {}
+    images = root.findall("ome:Image", ns) if ns else root.findall("Image")
+    if not images:
+        return None, []
+    image = images[min(series, len(images) - 1)]
+    pixels = image.find("ome:Pixels", ns) if ns else image.find("Pixels")
+    if pixels is None:
+        return None, []
+    sizes = []
+    for ax in ("X", "Y"):
+        v = pixels.get(f"PhysicalSize{ax}")
+        if v is None:
+            continue
+        unit = pixels.get(f"PhysicalSize{ax}Unit", "µm")
+        factor = _UNIT_TO_UM.get(unit.strip().lower(), _UNIT_TO_UM.get(unit.strip()))
+        if factor is None:
+            continue
+        sizes.append(float(v) * factor)
+    channels = pixels.findall("ome:Channel", ns) if ns else pixels.findall("Channel")
+    names = [c.get("Name") or c.get("Fluor") or "" for c in channels]
+    size = sizes[0] if sizes else None
+    return size, names
+
+
+def _imagej_pixel_size(tf: tifffile.TiffFile) -> float | None:
+    ij = tf.imagej_metadata or {}
+    unit = str(ij.get("unit", "")).strip().lower()
+    factor = _UNIT_TO_UM.get(unit)
+    if factor is None:
+        return None
+    page = tf.pages[0]
+    res = page.tags.get("XResolution")
+    if res is None:
+        return None
+    num, den = res.value
+    if num == 0:
+        return None
+    return float(den) / float(num) * factor
+
+
+def _imagej_names(tf: tifffile.TiffFile, n: int) -> list[str]:
+    ij = tf.imagej_metadata or {}
+    labels = ij.get("Labels") or ij.get("labels")
+    if isinstance(labels, (list, tuple)) and len(labels) >= n:
+        return [str(x) for x in labels[:n]]
+    return []
+
+
+def read_tiff(
+    path: str | Path,
+    *,
+    series: int = 0,
+    level: int = 0,
+    z: str | int = "max",
+) -> ImageData:
+    """Open an OME-TIFF or plain TIFF lazily as a (C, Y, X) dask array.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TIFF file.
+    series : int
+        Which series (OME image / scene) to read.
+    level : int
+        Pyramid level (0 = full resolution).
+    z : {"max"} or int
+        Z handling for stacks: maximum-intensity projection or one plane index.
+
+    Returns
+    -------
+    ImageData
+        Data, channel names and pixel size (``None`` when the file has no usable
+        physical pixel size: OME ``PhysicalSizeX`` or ImageJ calibration).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a TIFF, corrupt, empty or of unsupported layout.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    try:
+        with tifffile.TiffFile(path) as tf:
+            if not tf.series:
+                raise InputError(path, "TIFF contains no image series")
+            if series >= len(tf.series):
+                raise InputError(path, f"series {series} requested but file has {len(tf.series)}")
+            s = tf.series[series]
+            if level >= len(s.levels):
+                raise InputError(path, f"pyramid level {level} requested, file has {len(s.levels)}")
+            lv = s.levels[level]
+            axes, shape, dtype = lv.axes.upper(), tuple(lv.shape), lv.dtype
+            pixel_size, names = None, []
+            if tf.is_ome and tf.ome_metadata:
+                pixel_size, names = _ome_pixel_size_and_names(tf.ome_metadata, series)
+            if pixel_size is None and tf.is_imagej:
+                pixel_size = _imagej_pixel_size(tf)
+            is_imagej = tf.is_imagej
+            _check_complete(path, lv)
+    except InputError:
+        raise
+    except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError,
+            ET.ParseError) as exc:
+        raise InputError(path, f"not a readable TIFF (corrupt or truncated?): {exc}") from exc
+
+    if 0 in shape:
+        dims = dict(zip(axes, shape, strict=True))
+        raise InputError(path, f"image has an empty dimension {dims}")
+    arr = da.from_array(
+        _TiffLevel(path, series, level, shape, dtype), chunks=_chunks(axes, shape), name=False
+    )
+    arr, info = _to_cyx(path, arr, axes, z)
+    if not names or len(names) != arr.shape[0] or not all(names):
+        if is_imagej and not names:
+            names = []
+            try:
+                with tifffile.TiffFile(path) as tf:
+                    names = _imagej_names(tf, arr.shape[0])
+            except Exception:  # noqa: BLE001 - names are optional
+                names = []
+        if not names or len(names) != arr.shape[0]:
+            names = [f"C{i}" for i in range(arr.shape[0])]
+    info.update(series=series, level=level, original_axes=axes, original_shape=shape)
+    return ImageData(path=path, data=arr, channel_names=names, pixel_size_um=pixel_size,
+                     metadata=info)
+
+
+def _check_complete(path: Path, level: tifffile.TiffPageSeries) -> None:
+    """Fail early on truncated files: every page present, every tile inside the file."""
+    size = path.stat().st_size
+    pages = list(level.pages)
+    if not pages or any(pg is None for pg in pages):
+        raise InputError(path, "truncated or corrupt TIFF: image pages are missing")
+    for pg in pages:
+        offsets = getattr(pg, "dataoffsets", ()) or ()
+        counts = getattr(pg, "databytecounts", ()) or ()
+        for off, cnt in zip(offsets, counts, strict=False):
+            if off + cnt > size or (cnt == 0 and off == 0 and len(offsets) == 1):
+                raise InputError(path, "truncated TIFF: pixel data runs past the end of the "
+                                       f"file ({size} bytes)")
+
+
+def _chunks(axes: str, shape: tuple) -> tuple:
+    out = []
+    for a, n in zip(axes, shape, strict=True):
+        if a in "YX":
+            out.append(min(n, 2048))
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _to_cyx(path: Path, arr: da.Array, axes: str, z: str | int) -> tuple[da.Array, dict]:
+    """Reduce any tifffile axes string to (C, Y, X)."""
+    info: dict = {}
+    axes = re.sub("[^A-Z]", "", axes)
+    if "Y" not in axes or "X" not in axes:
+        raise InputError(path, f"unsupported axes {axes!r}: no Y/X plane")
+    # samples (RGB) act as channels
+    if "S" in axes and "C" not in axes:
+        axes = axes.replace("S", "C")
+    elif "S" in axes:
+        i = axes.index("S")
+        arr = arr.max(axis=i) if arr.shape[i] > 1 else arr.squeeze(axis=i)
+        axes = axes[:i] + axes[i + 1:]
+    for ax in list(axes):
+        if ax in "CYXZ":
+            continue
+        i = axes.index(ax)
+        if arr.shape[i] > 1:
+            info[f"{ax}_note"] = f"axis {ax} of size {arr.shape[i]}: first index used"
+        arr = arr[(slice(None),) * i + (0,)]
+        axes = axes[:i] + axes[i + 1:]
+    if "Z" in axes:
+        i = axes.index("Z")
+        nz = arr.shape[i]
+        if z == "max":
+            arr = arr.max(axis=i)
+            info["z"] = f"max projection of {nz} planes" if nz > 1 else "single plane"
+        else:
+            zi = int(z)
+            if not 0 <= zi < nz:
+                raise InputError(path, f"z plane {zi} requested, stack has {nz} planes")
+            arr = arr[(slice(None),) * i + (zi,)]
+            info["z"] = f"plane {zi} of {nz}"
+        axes = axes[:i] + axes[i + 1:]
+    if "C" not in axes:
+        arr = arr[None]
+        axes = "C" + axes
+    order = [axes.index(a) for a in "CYX"]
+    return arr.transpose(order), info
