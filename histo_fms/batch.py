@@ -197,6 +197,17 @@ def _stamp_ok(outdir: Path, sha: str, cfg_hash: str, outputs: Sequence[str]) -> 
     return st
 
 
+def _remove_stale_temporaries(outdir: Path) -> None:
+    """Remove temporaries a killed run left (``.NAME.*.tmp``, ``.NAME.old-PID``)."""
+    import shutil
+
+    if not outdir.is_dir():
+        return
+    for p in outdir.iterdir():
+        if p.name.startswith(".") and (p.name.endswith(".tmp") or ".old-" in p.name):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True
                  ) -> FileOutcome:
     """Run the configured pipeline on one file and write its outputs atomically.
@@ -234,6 +245,7 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             outcome.summary = st.get("summary", {})
             outcome.pixel_size_um = st.get("pixel_size_um")
             return outcome
+        _remove_stale_temporaries(outdir)
         img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
                          pixel_size_um=cfg.pixel_size_um)
         px = require_pixel_size(img)
@@ -319,6 +331,7 @@ def run_pipeline(
     resume: bool = True,
     progress: Callable[[int, int, FileOutcome], None] | None = None,
     argv: Sequence[str] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run a pipeline over files and write every output of the output contract.
 
@@ -338,6 +351,8 @@ def run_pipeline(
         Called as ``progress(i, n, outcome)`` after each file.
     argv : sequence of str, optional
         The command line, for provenance.
+    say : callable, optional
+        Where to print one-line notices (the dask dashboard link).
 
     Returns
     -------
@@ -350,12 +365,7 @@ def run_pipeline(
     files = collect_inputs(inputs)
     sheet = read_sample_sheet(samples) if samples is not None else None
     warnings: list[str] = []
-    outcomes: list[FileOutcome] = []
-    for i, f in enumerate(files, 1):
-        o = process_file(f, cfg, out, resume=resume)
-        outcomes.append(o)
-        if progress is not None:
-            progress(i, len(files), o)
+    outcomes = _process_all(files, cfg, out, resume=resume, progress=progress, say=say)
 
     rows_meta = {o.stem: match_sample(sheet, o.path, o.stem) for o in outcomes}
     if sheet is not None:
@@ -396,6 +406,44 @@ def run_pipeline(
     run_json = write_json(run, out / "run.json")
     return RunReport(out=out, outcomes=outcomes, summary_path=summary_path, run_json=run_json,
                      threshold=threshold, threshold_source=source, warnings=warnings)
+
+
+def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: bool,
+                 progress: Callable[[int, int, FileOutcome], None] | None,
+                 say: Callable[[str], None] | None) -> list[FileOutcome]:
+    """Process files in this process or spread over a dask cluster (``parallel:``)."""
+    from .parallel import SYNCHRONOUS, open_client
+
+    par = cfg.parallel
+    results: dict[int, FileOutcome] = {}
+    scheduler = par.scheduler
+    if scheduler is None and (len(files) <= 1 or par.workers == 1):
+        scheduler = SYNCHRONOUS
+    with open_client(scheduler=scheduler, workers=par.workers,
+                     threads_per_worker=par.threads_per_worker, say=say) as client:
+        if client is None:
+            for i, f in enumerate(files):
+                results[i] = process_file(f, cfg, out, resume=resume)
+                if progress is not None:
+                    progress(len(results), len(files), results[i])
+        else:
+            from distributed import as_completed
+
+            futs = {client.submit(process_file, f, cfg, out, resume=resume, pure=False,
+                                  retries=2, key=f"histo-fms-{i}-{image_stem(f)}"): i
+                    for i, f in enumerate(files)}
+            for fut in as_completed(futs):
+                i = futs[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed repeatedly
+                    results[i] = FileOutcome(path=files[i], stem=image_stem(files[i]),
+                                             status="failed",
+                                             error=f"{files[i].name}: worker failed: "
+                                                   f"{type(exc).__name__}: {exc}")
+                if progress is not None:
+                    progress(len(results), len(files), results[i])
+    return [results[i] for i in range(len(files))]
 
 
 def _meta_cols(meta: dict | None) -> dict:

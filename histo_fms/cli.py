@@ -42,6 +42,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="DRG: explicit ring_igg threshold instead of control calibration")
     r.add_argument("--no-resume", action="store_true",
                    help="recompute files whose outputs are already complete")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="local dask cluster: worker processes (default: one per core)")
+    r.add_argument("--threads-per-worker", type=int, metavar="N", help="threads per worker")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="connect to a running dask scheduler (e.g. from dask-jobqueue) "
+                   "instead of starting a local cluster; 'synchronous' runs in this process")
     r.add_argument("--quiet", "-q", action="store_true", help="no per-file progress")
 
     s = sub.add_parser("sample-data", help="(re)generate the phantom images in sample_data/")
@@ -67,9 +73,14 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
         overrides["pixel_size_um"] = a.pixel_size
     if a.threshold is not None:
         overrides["calibration"] = {"threshold": a.threshold}
+    par = {k: v for k, v in (("workers", a.workers), ("scheduler", a.scheduler),
+                             ("threads_per_worker", a.threads_per_worker)) if v is not None}
+    if par:
+        overrides["parallel"] = par
     cfg = load_config(a.config, overrides=overrides)
     rep = run_pipeline(cfg, a.inputs, a.out, samples=a.samples, resume=not a.no_resume,
-                       progress=None if a.quiet else _progress, argv=["histo-fms", *argv])
+                       progress=None if a.quiet else _progress, argv=["histo-fms", *argv],
+                       say=None if a.quiet else (lambda m: print(m, file=sys.stderr)))
     out = Path(a.out)
     n_ok = len(rep.outcomes) - len(rep.failed)
     for w in rep.warnings:

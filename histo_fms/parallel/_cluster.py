@@ -1,0 +1,80 @@
+"""Dask cluster set-up: a local cluster sized to the machine, or an existing scheduler."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+SYNCHRONOUS = "synchronous"
+
+
+def default_workers() -> int:
+    """Return the number of worker processes for a local cluster: one per usable core."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+@contextlib.contextmanager
+def open_client(
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    memory_limit: str | None = "auto",
+    say: Any = None,
+) -> Iterator[Any]:
+    """Yield a ``dask.distributed.Client`` (or ``None`` for in-process execution).
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``, e.g. one started by
+        dask-jobqueue's ``SLURMCluster``), or ``"synchronous"`` to run everything in
+        this process without dask.distributed (debugging, tiny batches). Default: start a
+        ``LocalCluster``.
+    workers : int, optional
+        Worker processes of the local cluster (default: one per core).
+    threads_per_worker : int
+        Threads per worker process.
+    memory_limit : str, optional
+        Per-worker memory limit of the local cluster (dask syntax, e.g. ``"2GiB"``).
+    say : callable, optional
+        Where to print the dashboard link (e.g. ``print``).
+
+    Yields
+    ------
+    distributed.Client or None
+        The client; ``None`` in synchronous mode.
+    """
+    if scheduler == SYNCHRONOUS:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        if say is not None:
+            say(f"connected to scheduler {scheduler}; dashboard: {client.dashboard_link}")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or default_workers()
+    cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
+                           processes=True, memory_limit=memory_limit,
+                           dashboard_address=":0", silence_logs=40)
+    client = Client(cluster)
+    if say is not None:
+        say(f"local dask cluster: {n} worker(s) x {threads_per_worker} thread(s); "
+            f"dashboard: {client.dashboard_link}")
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -1,0 +1,152 @@
+"""End-to-end DRG batch runs through the CLI: outputs, calibration, bad files, resume."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from histo_fms.cli import main
+from histo_fms.io import read_labels_zarr, write_ome_tiff
+from histo_fms.synthetic.drg import make_drg_section
+
+CONFIG = """
+pipeline: drg
+channels: {neuron: NeuN, sgc: GS, igg: IgG, nuclei: DAPI}
+parallel: {scheduler: synchronous}
+"""
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    d = tmp_path_factory.mktemp("drg")
+    imgs = d / "images"
+    rows = []
+    for i, (seed, control) in enumerate([(501, False), (502, False), (503, True), (504, True)]):
+        ph = make_drg_section((384, 384), 0.5, seed=seed, control=control,
+                              positive_fraction=0.5)
+        name = f"sec{i}.ome.tif"
+        write_ome_tiff(ph.image, imgs / name, channel_names=ph.channel_names, pixel_size_um=0.5)
+        rows.append({"image": name, "subject": f"S{i}", "animal": f"m{i}",
+                     "group": "ctrl" if control else "FMS", "control": control})
+    # bad inputs, each must fail alone with a one-line error naming the file
+    (imgs / "corrupt.ome.tif").write_bytes(b"II*\x00garbage" * 10)
+    write_ome_tiff(ph.image, imgs / "wrongnames.ome.tif",
+                   channel_names=["a", "b", "c", "d"], pixel_size_um=0.5)
+    tifffile.imwrite(imgs / "nopixelsize.tif", ph.image, photometric="minisblack")
+    tifffile.imwrite(imgs / "gray2d.ome.tif", ph.image[0], ome=True,
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    # all-zero image: 0 neurons, not an error
+    write_ome_tiff(np.zeros_like(ph.image), imgs / "blank.ome.tif",
+                   channel_names=ph.channel_names, pixel_size_um=0.5)
+    sheet = d / "samples.csv"
+    pd.DataFrame(rows).to_csv(sheet, index=False)
+    cfg = d / "drg.yaml"
+    cfg.write_text(CONFIG)
+    out = d / "out"
+    rc = main(["run", str(cfg), str(imgs), "--out", str(out), "--samples", str(sheet), "-q"])
+    return d, imgs, out, rc, cfg, sheet
+
+
+def test_outputs_follow_the_contract(batch):
+    d, imgs, out, rc, *_ = batch
+    assert rc == 1  # some files failed, batch finished
+    for i in range(4):
+        t = pd.read_csv(out / f"sec{i}" / "neurons.csv")
+        for col in ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
+                    "touches_border", "ring_igg", "igg_positive"]:
+            assert col in t.columns
+        assert len(t) > 5
+        assert set(t["size_class"]) <= {"small", "medium", "large"}
+        lab = read_labels_zarr(out / f"sec{i}" / "labels.zarr")
+        assert set(np.unique(lab["neurons"])) - {0} == set(t["neuron_id"])
+    s = pd.read_csv(out / "drg_summary.csv")
+    assert list(s["image"]) == ["blank.ome.tif"] + [f"sec{i}.ome.tif" for i in range(4)]
+    for col in ["n_neurons", "pct_igg_positive", "subject", "animal", "group", "control"]:
+        assert col in s.columns
+    blank = s[s["image"] == "blank.ome.tif"].iloc[0]
+    assert blank["n_neurons"] == 0
+
+
+def test_bad_files_listed_with_one_line_errors(batch):
+    _, _, out, *_ = batch
+    run = json.loads((out / "run.json").read_text())
+    status = {f["image"]: f for f in run["files"]}
+    expect = {
+        "corrupt.ome.tif": "TIFF",
+        "wrongnames.ome.tif": "no channel named 'NeuN'",
+        "nopixelsize.tif": "no pixel size",
+        "gray2d.ome.tif": "no channel named 'NeuN'",
+    }
+    for name, text in expect.items():
+        assert status[name]["status"] == "failed"
+        err = status[name]["error"]
+        assert err.startswith(name + ":") and text in err and "\n" not in err
+    assert len(run["failed"]) == 4
+    assert status["blank.ome.tif"]["status"] == "ok"
+
+
+def test_threshold_calibrated_on_controls_and_recorded(batch):
+    _, _, out, *_ = batch
+    run = json.loads((out / "run.json").read_text())
+    thr = run["threshold"]["ring_igg"]
+    assert "control sections" in run["threshold"]["source"]
+    ctrl = pd.concat([pd.read_csv(out / f"sec{i}" / "neurons.csv") for i in (2, 3)])
+    ctrl = ctrl[~ctrl["touches_border"]]
+    assert thr == pytest.approx(np.percentile(ctrl["ring_igg"], 99), rel=1e-4)
+    t = pd.read_csv(out / "sec0" / "neurons.csv")
+    assert (t["igg_positive"] == (t["ring_igg"] > thr)).all()
+    # provenance
+    assert run["config"]["drg"]["ring_width_um"] == 4.0
+    assert "numpy" in run["versions"]
+    assert all(len(f["sha256"] or "") == 64 for f in run["files"])
+
+
+def test_resume_skips_finished_files_and_is_byte_identical(batch):
+    d, imgs, out, rc, cfg, sheet = batch
+    before = {p: p.read_bytes() for p in out.glob("sec*/neurons.csv")}
+    before["sum"] = (out / "drg_summary.csv").read_bytes()
+    main(["run", str(cfg), str(imgs), "--out", str(out), "--samples", str(sheet), "-q"])
+    run = json.loads((out / "run.json").read_text())
+    st = {f["image"]: f["status"] for f in run["files"]}
+    assert all(st[f"sec{i}.ome.tif"] == "resumed" for i in range(4))
+    after = {p: p.read_bytes() for p in out.glob("sec*/neurons.csv")}
+    after["sum"] = (out / "drg_summary.csv").read_bytes()
+    assert before == after
+    # a fresh recomputation is byte-identical too
+    out2 = d / "out2"
+    main(["run", str(cfg), str(imgs / "sec0.ome.tif"), str(imgs / "sec2.ome.tif"),
+          "--out", str(out2), "--samples", str(sheet), "-q", "--threshold", "1.5"])
+    main(["run", str(cfg), str(imgs / "sec0.ome.tif"), str(imgs / "sec2.ome.tif"),
+          "--out", str(out2), "--samples", str(sheet), "-q", "--threshold", "1.5",
+          "--no-resume"])
+    run2 = json.loads((out2 / "run.json").read_text())
+    assert {f["status"] for f in run2["files"]} == {"ok"}
+    assert run2["threshold"] == {"ring_igg": 1.5, "source": "explicit (calibration.threshold)"}
+    a = pd.read_csv(out / "sec0" / "neurons.csv").drop(columns="igg_positive")
+    b = pd.read_csv(out2 / "sec0" / "neurons.csv").drop(columns="igg_positive")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_config_change_recomputes(batch, tmp_path):
+    d, imgs, out, rc, cfg, sheet = batch
+    cfg2 = tmp_path / "wide.yaml"
+    cfg2.write_text(CONFIG + "drg: {ring_width_um: 3.0}\n")
+    o = tmp_path / "o"
+    main(["run", str(cfg), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"])
+    main(["run", str(cfg2), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"])
+    run = json.loads((o / "run.json").read_text())
+    assert run["files"][0]["status"] == "ok"
+    assert run["config"]["drg"]["ring_width_um"] == 3.0
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("pipeline: drg\ndrg: {ring_widht_um: 3}\n")
+    rc = main(["run", str(cfg), str(tmp_path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "bad.yaml" in err and "ring_widht_um" in err and "\n" not in err
+    cfg.write_text("pipeline: drg\nchannels: {neuron: 0, igg: 2}\n")
+    rc = main(["run", str(cfg), str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "missing: no such file" in capsys.readouterr().err
