@@ -101,8 +101,9 @@ def collect_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and is_image_file(f))
+        if p.is_dir() and not is_image_file(p):
+            found = sorted(f for f in p.iterdir()
+                           if is_image_file(f) and (f.is_file() or f.suffix == ".zarr"))
             if not found:
                 raise InputError(p, "folder contains no supported image files")
             out.extend(found)

@@ -188,3 +188,20 @@ def test_sample_sheet(tmp_path):
     p.write_text("file,group\na.tif,x\n")
     with pytest.raises(InputError, match="'image' column"):
         read_sample_sheet(p)
+
+
+def test_omezarr_round_trip_with_levels(tmp_path, cyx):
+    from histo_fms.io import read_omezarr, write_omezarr
+
+    p = write_omezarr(cyx, tmp_path / "img.ome.zarr", channel_names=NAMES, pixel_size_um=0.65,
+                      levels=2, chunk=64, labels={"neurons": (cyx[0] > 3000).astype("int32")})
+    img = read_image(p)
+    assert img.channel_names == NAMES and img.pixel_size_um == pytest.approx(0.65)
+    np.testing.assert_array_equal(img.data.compute(), cyx)
+    low = read_omezarr(p, level=1)
+    assert low.data.shape == (4, 100, 150) and low.pixel_size_um == pytest.approx(1.3)
+    import zarr
+
+    root = zarr.open_group(str(p), mode="r")
+    assert root.attrs["multiscales"][0]["axes"][1]["unit"] == "micrometer"
+    assert root["labels/neurons/0"].shape == (200, 300)

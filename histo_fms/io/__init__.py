@@ -8,6 +8,7 @@ from ._channels import resolve_channels
 from ._errors import InputError
 from ._image import ImageData
 from ._ometiff_write import write_ome_tiff
+from ._omezarr import read_omezarr, write_omezarr
 from ._read import image_stem, is_image_file, read_image, require_pixel_size
 from ._samples import match_sample, read_sample_sheet
 from ._tiff import read_tiff
@@ -29,6 +30,8 @@ __all__ = [
     "image_stem",
     "is_image_file",
     "read_image",
+    "read_omezarr",
+    "write_omezarr",
     "read_labels_scale",
     "read_labels_zarr",
     "read_polylines",

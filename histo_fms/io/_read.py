@@ -6,11 +6,13 @@ from pathlib import Path
 
 from ._errors import InputError
 from ._image import ImageData
+from ._omezarr import read_omezarr
 from ._tiff import read_tiff
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8")
 BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
-IMAGE_SUFFIXES = TIFF_SUFFIXES + BIOIO_SUFFIXES
+ZARR_SUFFIXES = (".zarr",)
+IMAGE_SUFFIXES = TIFF_SUFFIXES + BIOIO_SUFFIXES + ZARR_SUFFIXES
 
 
 def image_stem(path: str | Path) -> str:
@@ -62,7 +64,7 @@ def read_image(
     Parameters
     ----------
     path : str or Path
-        OME-TIFF or TIFF file.
+        OME-TIFF / TIFF file or OME-Zarr image folder.
     series : int
         Series / scene index.
     level : int
@@ -86,6 +88,11 @@ def read_image(
     name = path.name.lower()
     if name.endswith(TIFF_SUFFIXES):
         img = read_tiff(path, series=series, level=level, z=z)
+    elif name.endswith(ZARR_SUFFIXES) or (path.is_dir() and (path / ".zattrs").exists()) or (
+            path.is_dir() and (path / "zarr.json").exists()):
+        if not path.exists():
+            raise InputError(path, "file not found")
+        img = read_omezarr(path, level=level, z=z)
     elif name.endswith(BIOIO_SUFFIXES):
         raise InputError(
             path, "CZI/ND2/LIF need the bioio readers (not installed in this environment)"
