@@ -248,7 +248,7 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             return outcome
         _remove_stale_temporaries(outdir)
         img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
-                         pixel_size_um=cfg.pixel_size_um)
+                         pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
         px = require_pixel_size(img)
         outcome.pixel_size_um = px
         channels = _load_channels(img, cfg)

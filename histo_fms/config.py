@@ -33,6 +33,7 @@ class ImageOptions(_Strict):
     series: int = Field(0, ge=0, description="series / scene index")
     level: int = Field(0, ge=0, description="pyramid level (0 = full resolution)")
     z: Literal["max"] | int = Field("max", description="'max' projection or a plane index")
+    reader: Literal["auto", "bioio"] = Field("auto", description="'bioio' forces bioio")
 
 
 class Calibration(_Strict):

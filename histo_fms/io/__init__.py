@@ -4,6 +4,7 @@ Everything that touches files lives here; the analysis packages (:mod:`histo_fms
 :mod:`histo_fms.skin`) never do.
 """
 
+from ._bioio import read_bioio
 from ._channels import resolve_channels
 from ._errors import InputError
 from ._image import ImageData
@@ -29,6 +30,7 @@ __all__ = [
     "atomic_path",
     "image_stem",
     "is_image_file",
+    "read_bioio",
     "read_image",
     "read_omezarr",
     "write_omezarr",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._bioio import read_bioio
 from ._errors import InputError
 from ._image import ImageData
 from ._omezarr import read_omezarr
@@ -58,13 +59,14 @@ def read_image(
     level: int = 0,
     z: str | int = "max",
     pixel_size_um: float | None = None,
+    reader: str = "auto",
 ) -> ImageData:
     """Open a microscope image lazily as (C, Y, X) with channel names and pixel size.
 
     Parameters
     ----------
     path : str or Path
-        OME-TIFF / TIFF file or OME-Zarr image folder.
+        OME-TIFF / TIFF file, OME-Zarr image folder, or CZI / ND2 / LIF file.
     series : int
         Series / scene index.
     level : int
@@ -73,6 +75,9 @@ def read_image(
         Z handling: maximum projection or one plane.
     pixel_size_um : float, optional
         Override of the file's pixel size, in µm.
+    reader : {"auto", "bioio"}
+        ``"auto"``: tifffile for TIFF, zarr for OME-Zarr, bioio for CZI/ND2/LIF;
+        ``"bioio"``: bioio for every file (any format a bioio plugin reads).
 
     Returns
     -------
@@ -86,17 +91,17 @@ def read_image(
     """
     path = Path(path)
     name = path.name.lower()
-    if name.endswith(TIFF_SUFFIXES):
+    if reader not in ("auto", "bioio"):
+        raise InputError(path, f"unknown reader {reader!r}: use 'auto' or 'bioio'")
+    if name.endswith(TIFF_SUFFIXES) and reader == "auto":
         img = read_tiff(path, series=series, level=level, z=z)
     elif name.endswith(ZARR_SUFFIXES) or (path.is_dir() and (path / ".zattrs").exists()) or (
             path.is_dir() and (path / "zarr.json").exists()):
         if not path.exists():
             raise InputError(path, "file not found")
         img = read_omezarr(path, level=level, z=z)
-    elif name.endswith(BIOIO_SUFFIXES):
-        raise InputError(
-            path, "CZI/ND2/LIF need the bioio readers (not installed in this environment)"
-        )
+    elif name.endswith(BIOIO_SUFFIXES) or reader == "bioio":
+        img = read_bioio(path, series=series, z=z)
     else:
         raise InputError(path, f"unsupported file type {path.suffix!r}")
     if pixel_size_um is not None:
