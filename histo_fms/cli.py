@@ -50,6 +50,13 @@ def _build_parser() -> argparse.ArgumentParser:
                    "instead of starting a local cluster; 'synchronous' runs in this process")
     r.add_argument("--quiet", "-q", action="store_true", help="no per-file progress")
 
+    e = sub.add_parser("export", help="export results to QuPath GeoJSON or OME-Zarr")
+    e.add_argument("results", help="a `histo-fms run` output folder")
+    e.add_argument("--to", required=True, choices=["qupath", "omezarr"], help="target format")
+    e.add_argument("--dest", help="destination folder (default RESULTS/export-FORMAT)")
+    e.add_argument("--automatic", action="store_true",
+                   help="export the automatic results even where reviewed ones exist")
+
     s = sub.add_parser("sample-data", help="(re)generate the phantom images in sample_data/")
     s.add_argument("--out", default="sample_data", help="destination folder")
     return p
@@ -132,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "run":
             return _cmd_run(a, argv)
+        if a.command == "export":
+            from .export import export_results
+
+            for p in export_results(a.results, a.to, a.dest, reviewed=not a.automatic):
+                print(p)
+            return 0
         if a.command == "sample-data":
             return _cmd_sample_data(a)
     except (ConfigError, InputError) as exc:
