@@ -363,6 +363,7 @@ def run_pipeline(
     started = _now()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     files = collect_inputs(inputs)
     sheet = read_sample_sheet(samples) if samples is not None else None
     warnings: list[str] = []

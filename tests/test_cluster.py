@@ -1,0 +1,37 @@
+"""Files spread over a real dask LocalCluster give the same tables as a serial run."""
+
+import json
+
+import pandas as pd
+
+from histo_fms.cli import main
+from histo_fms.io import write_ome_tiff
+from histo_fms.synthetic.drg import make_drg_section
+
+CONFIG = """
+pipeline: drg
+channels: {neuron: NeuN, igg: IgG, sgc: GS}
+calibration: {threshold: 1.6}
+"""
+
+
+def test_local_cluster_equals_serial(tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    for i in range(3):
+        ph = make_drg_section((256, 256), 0.5, seed=950 + i)
+        write_ome_tiff(ph.image, imgs / f"s{i}.ome.tif", channel_names=ph.channel_names,
+                       pixel_size_um=0.5)
+    (imgs / "bad.ome.tif").write_bytes(b"nope")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG)
+    rc = main(["run", str(cfg), str(imgs), "--out", str(tmp_path / "par"), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "dashboard" in err and "bad.ome.tif" in err
+    main(["run", str(cfg), str(imgs), "--out", str(tmp_path / "ser"), "-q",
+          "--scheduler", "synchronous"])
+    for i in range(3):
+        a = pd.read_csv(tmp_path / "par" / f"s{i}" / "neurons.csv")
+        b = pd.read_csv(tmp_path / "ser" / f"s{i}" / "neurons.csv")
+        pd.testing.assert_frame_equal(a, b)
+    run = json.loads((tmp_path / "par" / "run.json").read_text())
+    assert [f["status"] for f in run["files"]] == ["failed", "ok", "ok", "ok"]
