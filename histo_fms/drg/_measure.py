@@ -1,0 +1,501 @@
+"""Per-neuron morphology and SGC-ring IgG measurement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from ..segment import segment_neurons
+from ..segment._background import estimate_dark_level, local_background
+from ._lipofuscin import detect_lipofuscin
+from ._params import DrgParams
+from ._rings import make_background_bands, make_rings
+
+NEURON_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
+                  "touches_border"]
+RING_COLUMNS = ["neuron_id", "ring_area_um2", "ring_mean", "ring_median", "background",
+                "background_source", "ring_igg", "ring_igg_coverage", "sgc_coverage"]
+TABLE_COLUMNS = NEURON_COLUMNS + RING_COLUMNS[1:]
+
+
+@dataclass
+class DrgResult:
+    """Result of :func:`measure_drg` on one section.
+
+    Attributes
+    ----------
+    neurons : ndarray of int32
+        Neuron labels (0 background).
+    rings : ndarray of int32
+        The ring pixels measured (ring of neuron ``i`` has value ``i``): the
+        ``ring_width_um`` band less lipofuscin, vessel glow and contact zones.
+    table : pandas.DataFrame
+        One row per neuron, columns :data:`TABLE_COLUMNS`.
+    lipofuscin : ndarray of bool
+        Pixels masked as lipofuscin.
+    dark_levels : dict
+        Dark level (counts) subtracted from each channel, by channel role.
+    """
+
+    neurons: np.ndarray
+    rings: np.ndarray
+    table: pd.DataFrame
+    lipofuscin: np.ndarray
+    dark_levels: dict[str, float] = field(default_factory=dict)
+
+
+def size_class(diameter_um: np.ndarray, bounds_um: tuple[float, float] = (25.0, 35.0)
+               ) -> np.ndarray:
+    """Classify neurons by equivalent diameter.
+
+    Parameters
+    ----------
+    diameter_um : array_like
+        Equivalent diameters in µm.
+    bounds_um : tuple of float
+        ``(small_max, large_min)``.
+
+    Returns
+    -------
+    ndarray of str
+        ``"small"`` (< small_max), ``"large"`` (> large_min) or ``"medium"``.
+    """
+    d = np.asarray(diameter_um, float)
+    out = np.full(d.shape, "medium", dtype=object)
+    out[d < bounds_um[0]] = "small"
+    out[d > bounds_um[1]] = "large"
+    return out
+
+
+def measure_neurons(
+    labels: np.ndarray,
+    *,
+    pixel_size_um: float,
+    size_class_bounds_um: tuple[float, float] = (25.0, 35.0),
+    offset_um: tuple[float, float] = (0.0, 0.0),
+) -> pd.DataFrame:
+    """Measure position, size and border contact of each labelled neuron.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+        Neuron labels (0 background; ids need not be contiguous).
+    pixel_size_um : float
+        Pixel size in µm.
+    size_class_bounds_um : tuple of float
+        Diameter bounds of the size classes.
+    offset_um : tuple of float
+        ``(y, x)`` position of this array's top-left pixel centre in the section, in
+        µm (for tiles).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``neuron_id, y_um, x_um, area_um2, diameter_um, size_class,
+        touches_border``; centroids in µm from the top-left pixel centre.
+    """
+    labels = np.asarray(labels)
+    px = float(pixel_size_um)
+    nmax = int(labels.max()) if labels.size else 0
+    ids = np.nonzero(np.bincount(labels.ravel(), minlength=nmax + 1)[1:])[0] + 1 if nmax else (
+        np.zeros(0, int))
+    if ids.size == 0:
+        return _empty(NEURON_COLUMNS)
+    flat = labels.ravel()
+    yy, xx = np.indices(labels.shape)
+    cnt = np.bincount(flat, minlength=nmax + 1).astype(float)
+    ys = np.bincount(flat, weights=yy.ravel(), minlength=nmax + 1)
+    xs = np.bincount(flat, weights=xx.ravel(), minlength=nmax + 1)
+    border = np.zeros(nmax + 1, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        border[edge] = True
+    area = cnt[ids] * px * px
+    diam = np.sqrt(4 * area / np.pi)
+    return pd.DataFrame({
+        "neuron_id": ids.astype(np.int64),
+        "y_um": ys[ids] / cnt[ids] * px + offset_um[0],
+        "x_um": xs[ids] / cnt[ids] * px + offset_um[1],
+        "area_um2": area,
+        "diameter_um": diam,
+        "size_class": pd.Series(size_class(diam, size_class_bounds_um), dtype=object),
+        "touches_border": border[ids],
+    })
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    dtypes = {"neuron_id": np.int64, "touches_border": bool, "size_class": object,
+              "background_source": object}
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in columns})
+
+
+def _label_percentile(values: np.ndarray, lab: np.ndarray, q: float, nmax: int) -> np.ndarray:
+    """Per-label percentile (linear interpolation); NaN for empty labels."""
+    out = np.full(nmax + 1, np.nan)
+    sel = lab.ravel() > 0
+    lv = lab.ravel()[sel]
+    if lv.size == 0:
+        return out
+    v = values.ravel()[sel]
+    order = np.lexsort((v, lv))
+    lv, v = lv[order], v[order]
+    cnt = np.bincount(lv, minlength=nmax + 1)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    has = np.nonzero(cnt)[0]
+    pos = start[has] + q / 100.0 * (cnt[has] - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, start[has] + cnt[has] - 1)
+    out[has] = v[lo] + (v[hi] - v[lo]) * (pos - lo)
+    return out
+
+
+def _pow2_block(size: float, h: int, w: int) -> int:
+    """Power-of-two block size <= ``size`` (grids of tiles at multiples of 64 px align)."""
+    f = int(max(1, min(size, h // 4 or 1, w // 4 or 1)))
+    return 1 << (f.bit_length() - 1)
+
+
+def _smooth_map(values: np.ndarray, weight: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Normalised convolution of ``values`` over ``weight`` pixels (downsampled)."""
+    h, w = values.shape
+    f = _pow2_block(sigma_px / 4, h, w)
+    hh, ww = -(-h // f) * f, -(-w // f) * f
+
+    def down(a):
+        a = np.pad(a, ((0, hh - h), (0, ww - w)))
+        return a.reshape(hh // f, f, ww // f, f).sum(axis=(1, 3))
+
+    num = ndi.gaussian_filter(down(values * weight), sigma_px / f)
+    den = ndi.gaussian_filter(down(weight.astype(np.float32)), sigma_px / f)
+    small = np.where(den > 1e-3 * f * f, num / np.maximum(den, 1e-12), np.nan)
+    big = np.repeat(np.repeat(small, f, 0), f, 1)[:h, :w]
+    return big
+
+
+def _local_background(img, bands, valid_bg, nmax, *, percentile, min_px, sigma_px,
+                      ring_labels):
+    """Per-label local background with a smooth-map fallback; returns (values, sources)."""
+    lab = np.where(valid_bg, bands, 0)
+    n_px = np.bincount(lab.ravel(), minlength=nmax + 1)
+    local = _label_percentile(img, lab, percentile, nmax)
+    source = np.full(nmax + 1, "local", dtype=object)
+    need = (n_px < min_px)
+    need[0] = False
+    if need.any():
+        wmask = valid_bg
+        if wmask.any():
+            bgmap = _smooth_map(img, wmask, sigma_px)
+            sel = need[ring_labels] & np.isfinite(bgmap)
+            fb_sum = np.bincount(ring_labels[sel], weights=bgmap[sel], minlength=nmax + 1)
+            fb_cnt = np.bincount(ring_labels[sel], minlength=nmax + 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fb = fb_sum / fb_cnt
+            glob = float(np.median(img[wmask]))
+            fb = np.where(fb_cnt > 0, fb, glob)
+        else:
+            fb = np.full(nmax + 1, np.nan)
+        local[need] = fb[need]
+        source[need] = "tissue"
+    return local, source
+
+
+def _perimeter_coverage(labels, ring_px, covered, nearest, nmax):
+    """Fraction of each neuron's outline pixels whose ring ray holds a covered pixel."""
+    h, w = labels.shape
+    iy, ix = nearest
+    b = (iy * w + ix).ravel()
+    rsel = ring_px.ravel()
+    has = np.bincount(b[rsel], minlength=h * w) > 0
+    csel = (ring_px & covered).ravel()
+    cov = np.bincount(b[csel], minlength=h * w) > 0
+    lf = labels.ravel()
+    n_has = np.bincount(lf[has], minlength=nmax + 1)
+    n_cov = np.bincount(lf[cov], minlength=nmax + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_has > 0, n_cov / np.maximum(n_has, 1), np.nan)
+
+
+def _contact_zone(labels: np.ndarray, rings: np.ndarray, guard_px: float) -> np.ndarray:
+    """Ring pixels within ``guard_px`` of another neuron's ring or soma."""
+    own = np.where(labels > 0, labels, rings)
+    k = 2 * max(1, int(round(guard_px))) + 1
+    big = np.iinfo(np.int32).max
+    mx = ndi.maximum_filter(own, size=k)
+    mn = ndi.minimum_filter(np.where(own == 0, big, own), size=k)
+    return (rings > 0) & ((mx != rings) | (mn != rings))
+
+
+def measure_rings(
+    labels: np.ndarray,
+    igg: np.ndarray,
+    *,
+    pixel_size_um: float,
+    sgc: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+    params: DrgParams | None = None,
+    dark_level: float | None = None,
+    sgc_dark_level: float | None = None,
+    rings: np.ndarray | None = None,
+    return_rings: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
+    """Measure IgG (and SGC-marker coverage) on each neuron's SGC ring.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+        Neuron labels (0 background); ids need not be contiguous.
+    igg : ndarray, shape (Y, X)
+        IgG channel (raw counts).
+    pixel_size_um : float
+        Pixel size in µm.
+    sgc : ndarray, optional
+        SGC-marker channel (GS); gives ``sgc_coverage`` and allows
+        ``params.restrict_ring_to_sgc``.
+    exclude : ndarray of bool, optional
+        Pixels left out of rings and background (lipofuscin).
+    params : DrgParams, optional
+        Pipeline parameters (defaults if None).
+    dark_level, sgc_dark_level : float, optional
+        Camera offsets of the IgG and SGC channels; default ``params.dark_level``, else
+        estimated from the channel. Pass one value for all tiles of a section.
+    rings : ndarray of int, optional
+        Precomputed rings (``make_rings(labels, ring_width_um / pixel_size_um)``).
+    return_rings : bool
+        Also return the ring pixels actually measured (rings less lipofuscin, vessel
+        glow, contact zones with neighbours and, if asked, SGC-negative pixels).
+
+    Returns
+    -------
+    pandas.DataFrame or (pandas.DataFrame, ndarray of int32)
+        Columns ``neuron_id, ring_area_um2, ring_mean, ring_median, background,
+        background_source, ring_igg, ring_igg_coverage, sgc_coverage``. Intensities
+        are dark-subtracted counts; ``ring_igg = ring_mean / background`` with
+        ``background`` the local (band beyond the ring) percentile, or a smooth
+        tissue-wide estimate (``background_source == "tissue"``) where the band is
+        too small.
+    """
+    p = params or DrgParams()
+    labels = np.asarray(labels)
+    px = float(pixel_size_um)
+    if igg.shape != labels.shape:
+        raise ValueError(f"igg shape {igg.shape} differs from labels shape {labels.shape}")
+    nmax = int(labels.max()) if labels.size else 0
+    ids = np.nonzero(np.bincount(labels.ravel(), minlength=nmax + 1)[1:])[0] + 1 if nmax else (
+        np.zeros(0, int))
+    if ids.size == 0:
+        empty = _empty(RING_COLUMNS)
+        return (empty, np.zeros(labels.shape, np.int32)) if return_rings else empty
+    excl = np.zeros(labels.shape, bool) if exclude is None else np.asarray(exclude, bool)
+    dl = dark_level if dark_level is not None else p.dark_level
+    img = np.asarray(igg, np.float32)
+    img = img - (estimate_dark_level(img) if dl is None else float(dl))
+    wpx, bpx = p.ring_width_um / px, p.background_width_um / px
+    ring_geom = make_rings(labels, wpx)
+    bands = make_background_bands(labels, wpx, bpx)
+    free = (labels == 0) & (ring_geom == 0) & ~excl
+    smooth = max(0.5, 0.5 / px)
+    img_s = ndi.gaussian_filter(img, smooth)
+    # background = ordinary tissue: not empty slide, not IgG-bright structures (vessels,
+    # capsule), judged against a smooth large-scale reference (a running percentile of
+    # the free pixels only) so vignetting is allowed
+    if free.any():
+        ref = local_background(img_s, window_px=p.background_reference_um / px, percentile=30.0,
+                               mask=~free)
+        lo, hi = p.background_tissue_range
+        with np.errstate(invalid="ignore"):
+            valid_bg = free & (img_s > lo * ref) & (img_s < hi * ref)
+            bright = ((img_s >= hi * ref) & (labels == 0)).astype(np.uint8)
+        if p.bright_structure_um > 0:
+            # IgG-bright structures thicker than any SGC sheath (vessels, capsule) are
+            # no SGC ring: leave them out of the rings (opening with a square)
+            se = max(3, int(round(p.bright_structure_um / px)))
+            big = ndi.maximum_filter(ndi.minimum_filter(bright, size=se), size=se)
+            big = ndi.maximum_filter(big, size=2 * max(1, int(round(1.0 / px))) + 1) > 0
+            excl = excl | big
+    else:
+        valid_bg = free
+        ref = np.full(labels.shape, np.inf, np.float32)
+        hi = 1.0
+    min_px = p.min_background_area_um2 / px**2
+    sigma_map = max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
+    bg, source = _local_background(img, bands, valid_bg, nmax,
+                                   percentile=p.background_percentile, min_px=min_px,
+                                   sigma_px=sigma_map, ring_labels=ring_geom)
+    _, nearest = ndi.distance_transform_edt(labels == 0, return_indices=True)
+
+    sgc_cov = np.full(nmax + 1, np.nan)
+    ring_meas = ring_geom
+    if sgc is not None:
+        if sgc.shape != labels.shape:
+            raise ValueError("sgc shape differs from labels shape")
+        s = np.asarray(sgc, np.float32)
+        sdl = sgc_dark_level if sgc_dark_level is not None else p.dark_level
+        s = s - (estimate_dark_level(s) if sdl is None else float(sdl))
+        s_s = ndi.gaussian_filter(s, smooth)
+        sbg, _ = _local_background(s, bands, valid_bg, nmax,
+                                   percentile=p.background_percentile, min_px=min_px,
+                                   sigma_px=sigma_map, ring_labels=ring_geom)
+        sgc_pos = (ring_geom > 0) & (s_s > p.sgc_coverage_factor * np.maximum(sbg, 0)[ring_geom])
+        sgc_cov = _perimeter_coverage(labels, (ring_geom > 0) & ~excl, sgc_pos, nearest, nmax)
+        if p.exclude_sgc_negative_bright:
+            # IgG-bright but SGC-negative ring pixels: vessels, capsule, not sheath
+            # (sgc_pos is only defined on rings: judge SGC-negativity everywhere)
+            finite = sbg[ids][np.isfinite(sbg[ids])]
+            typical = float(np.median(finite)) if finite.size else 0.0
+            per_label = np.where(np.isfinite(sbg), sbg, typical)
+            per_label[0] = typical
+            s_neg = s_s <= p.sgc_coverage_factor * np.maximum(per_label, 0)[ring_geom]
+            with np.errstate(invalid="ignore"):
+                vessel = (img_s >= hi * ref) & s_neg & (labels == 0)
+            grow = max(1, int(round(1.0 / px)))
+            vessel = ndi.binary_dilation(vessel, iterations=grow) if vessel.any() else vessel
+            excl = excl | ((ring_geom > 0) & vessel)
+        if p.restrict_ring_to_sgc:
+            ring_meas = np.where(sgc_pos, ring_geom, 0)
+    if rings is not None:
+        ring_meas = np.asarray(rings)
+        if p.restrict_ring_to_sgc and sgc is not None:
+            ring_meas = np.where(sgc_pos, ring_meas, 0)
+    ring_meas = np.where(excl, 0, ring_meas).astype(np.int32)
+    if p.ring_guard_um > 0:
+        ring_meas = np.where(_contact_zone(labels, ring_geom, p.ring_guard_um / px), 0, ring_meas)
+
+    rf = ring_meas.ravel()
+    n_ring = np.bincount(rf, minlength=nmax + 1).astype(float)
+    s_ring = np.bincount(rf, weights=img.ravel(), minlength=nmax + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ring_mean = np.where(n_ring > 0, s_ring / np.maximum(n_ring, 1), np.nan)
+        ring_median = _label_percentile(img, ring_meas, 50.0, nmax)
+        ring_igg = np.where(bg > 0, ring_mean / np.where(bg > 0, bg, 1.0), np.nan)
+    covered = img_s > p.igg_coverage_factor * np.nan_to_num(bg, nan=np.inf)[ring_geom]
+    igg_cov = _perimeter_coverage(labels, (ring_meas > 0), covered, nearest, nmax)
+    table = pd.DataFrame({
+        "neuron_id": ids.astype(np.int64),
+        "ring_area_um2": n_ring[ids] * px * px,
+        "ring_mean": ring_mean[ids],
+        "ring_median": ring_median[ids],
+        "background": bg[ids],
+        "background_source": pd.Series(source[ids], dtype=object),
+        "ring_igg": ring_igg[ids],
+        "ring_igg_coverage": igg_cov[ids],
+        "sgc_coverage": sgc_cov[ids],
+    })
+    return (table, ring_meas) if return_rings else table
+
+
+def measure_drg(
+    neuron: np.ndarray,
+    igg: np.ndarray,
+    *,
+    pixel_size_um: float,
+    sgc: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
+    params: DrgParams | None = None,
+    labels: np.ndarray | None = None,
+    dark_levels: dict[str, float] | None = None,
+    lipofuscin: np.ndarray | None = None,
+) -> DrgResult:
+    """Segment neurons and measure IgG on their SGC rings in one DRG section.
+
+    Parameters
+    ----------
+    neuron : ndarray, shape (Y, X)
+        Neuron-marker channel (NeuN, beta-III-tubulin, PGP9.5).
+    igg : ndarray, shape (Y, X)
+        IgG channel.
+    pixel_size_um : float
+        Pixel size in µm.
+    sgc : ndarray, optional
+        SGC-marker channel (GS, FABP7, Kir4.1).
+    nuclei : ndarray, optional
+        Nuclear channel (DAPI); only helps lipofuscin rejection.
+    params : DrgParams, optional
+        Pipeline parameters (defaults if None).
+    labels : ndarray of int, optional
+        Neuron labels to use instead of segmenting (reviewed or tiled labels).
+    dark_levels : dict, optional
+        Camera offsets by channel role (``"neuron"``, ``"igg"``, ``"sgc"``,
+        ``"nuclei"``), overriding ``params.dark_level`` and the estimate. A tiling
+        layer passes the whole section's values (``result.dark_levels``) so that
+        every tile subtracts the same offset.
+    lipofuscin : ndarray of bool, optional
+        Precomputed lipofuscin mask (e.g. from the whole section), used instead of
+        detecting it.
+
+    Returns
+    -------
+    DrgResult
+        Labels, rings, lipofuscin mask and the per-neuron table (columns
+        :data:`TABLE_COLUMNS`).
+
+    Examples
+    --------
+    >>> from histo_fms.synthetic.drg import make_drg_section
+    >>> ph = make_drg_section((256, 256), seed=1)
+    >>> res = measure_drg(ph.channel("NeuN"), ph.channel("IgG"), pixel_size_um=0.5,
+    ...                   sgc=ph.channel("GS"))
+    >>> list(res.table.columns[:3])
+    ['neuron_id', 'y_um', 'x_um']
+    """
+    p = params or DrgParams()
+    neuron = np.asarray(neuron)
+    igg = np.asarray(igg)
+    if neuron.ndim != 2 or igg.shape != neuron.shape:
+        raise ValueError(f"need 2-D channels of one shape, got {neuron.shape} and {igg.shape}")
+    for name, ch in (("sgc", sgc), ("nuclei", nuclei), ("labels", labels)):
+        if ch is not None and np.shape(ch) != neuron.shape:
+            raise ValueError(f"{name} shape {np.shape(ch)} differs from {neuron.shape}")
+    px = float(pixel_size_um)
+    if not px > 0:
+        raise ValueError("pixel_size_um must be positive")
+    roles = {"neuron": neuron, "igg": igg}
+    if sgc is not None:
+        roles["sgc"] = np.asarray(sgc)
+    if nuclei is not None:
+        roles["nuclei"] = np.asarray(nuclei)
+    given = dict(dark_levels or {})
+    unknown = set(given) - {"neuron", "igg", "sgc", "nuclei"}
+    if unknown:
+        raise ValueError(f"unknown channel roles in dark_levels: {sorted(unknown)}")
+    dark = {}
+    for k, v in roles.items():
+        if k in given:
+            dark[k] = float(given[k])
+        elif p.dark_level is not None:
+            dark[k] = float(p.dark_level)
+        else:
+            dark[k] = estimate_dark_level(v)
+    if lipofuscin is not None:
+        lipo = np.asarray(lipofuscin, bool)
+        if lipo.shape != neuron.shape:
+            raise ValueError(f"lipofuscin shape {lipo.shape} differs from {neuron.shape}")
+    elif p.reject_lipofuscin:
+        lipo = detect_lipofuscin(list(roles.values()), pixel_size_um=px,
+                                 min_contrast=p.lipofuscin_min_contrast,
+                                 quantile=p.lipofuscin_quantile,
+                                 max_area_um2=p.lipofuscin_max_area_um2,
+                                 dilate_um=p.lipofuscin_dilate_um,
+                                 dark_levels=list(dark.values()))
+    else:
+        lipo = np.zeros(neuron.shape, bool)
+    if labels is None:
+        opts = {"min_diameter_um": p.min_diameter_um, "max_diameter_um": p.max_diameter_um}
+        if p.segmentation_backend == "classical":
+            opts["exclude"] = lipo
+        opts.update(p.segmentation_options)
+        labels = segment_neurons(neuron, pixel_size_um=px, backend=p.segmentation_backend,
+                                 **opts)
+    labels = np.asarray(labels).astype(np.int32, copy=False)
+    morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
+    rings = make_rings(labels, p.ring_width_um / px)
+    ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
+                                       exclude=lipo, params=p, dark_level=dark["igg"],
+                                       sgc_dark_level=dark.get("sgc"), rings=rings,
+                                       return_rings=True)
+    table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
+        TABLE_COLUMNS)
+    table = table[TABLE_COLUMNS].reset_index(drop=True)
+    return DrgResult(neurons=labels, rings=measured, table=table, lipofuscin=lipo,
+                     dark_levels=dark)

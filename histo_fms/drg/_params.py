@@ -1,0 +1,127 @@
+"""Parameters of the DRG pipeline (the keys of the ``drg`` section of a pipeline config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DrgParams:
+    """Parameters of the DRG SGC-ring IgG measurement.
+
+    All lengths are in µm; the field names are the config keys.
+
+    Attributes
+    ----------
+    ring_width_um : float
+        Outer distance of the SGC ring from the neuron outline (ring = band between
+        the outline and this distance, clipped so rings never overlap).
+    min_diameter_um : float
+        Segmented objects with a smaller equivalent diameter are discarded.
+    max_diameter_um : float
+        Largest expected neuron; sets segmentation background windows and is the
+        minimum tile margin for tiled processing.
+    size_class_bounds_um : tuple of float
+        ``(small_max, large_min)``: diameter < small_max is "small", > large_min
+        "large", otherwise "medium".
+    background_width_um : float
+        Width of the local-background band beyond the ring.
+    background_percentile : float
+        Percentile of the background band's IgG taken as local background (50 =
+        median).
+    min_background_area_um2 : float
+        Fewer background-band pixels than this: fall back to a smooth tissue-wide
+        background map.
+    background_tissue_range : tuple of float
+        Background pixels must lie within this range of multiples of a smooth
+        large-scale reference level (running 30th percentile over ``background_reference_um``):
+        below is empty slide, above are IgG-bright structures (vessels, capsule).
+    background_reference_um : float
+        Window of the large-scale background reference.
+    bright_structure_um : float
+        IgG-bright structures (above the upper ``background_tissue_range`` factor) at
+        least this thick are vessels or capsule, not SGC sheaths: they are left out of
+        the rings. Keep it above twice the thickest SGC sheath; 0 disables.
+    exclude_sgc_negative_bright : bool
+        With an SGC channel: leave out of the ring the IgG-bright pixels (above the
+        upper ``background_tissue_range`` factor) that are SGC-negative (vessels,
+        capsule next to a neuron), and the 1 µm around them (their blurred glow).
+    ring_guard_um : float
+        Ring pixels within this distance of a neighbour's ring or soma are left out
+        of the IgG measurement: where two rings meet, bright IgG of one sheath blurs
+        into the other ring. 0 disables.
+    restrict_ring_to_sgc : bool
+        Measure only the ring pixels that are SGC-marker positive (needs an SGC
+        channel).
+    igg_coverage_factor : float
+        A ring pixel counts as IgG-covered when above this multiple of its local
+        background.
+    sgc_coverage_factor : float
+        Same for the SGC marker (relative to its own local background).
+    dark_level : float, optional
+        Camera offset (counts) subtracted from every channel; estimated per channel
+        (a low percentile of the smoothed image) when not given.
+    reject_lipofuscin : bool
+        Mask lipofuscin (pixels bright in every channel) out of rings and background.
+    lipofuscin_min_contrast : float
+        A pixel is a granule candidate in a channel when at least this multiple of its
+        surroundings (morphological opening); lipofuscin must be one in every channel.
+    lipofuscin_quantile : float
+        ... and above this brightness quantile (0-1) of the flat-fielded channel.
+    lipofuscin_max_area_um2 : float
+        Bright-in-all-channels components larger than this are not lipofuscin.
+    lipofuscin_dilate_um : float
+        Dilation of the lipofuscin mask (covers the blurred halo).
+    segmentation_backend : str
+        Neuron segmentation backend (``"classical"``, or ``"cellpose"`` when installed).
+    segmentation_options : dict
+        Extra keyword options for the backend.
+    """
+
+    ring_width_um: float = 4.0
+    min_diameter_um: float = 10.0
+    max_diameter_um: float = 60.0
+    size_class_bounds_um: tuple[float, float] = (25.0, 35.0)
+    background_width_um: float = 8.0
+    background_percentile: float = 50.0
+    min_background_area_um2: float = 25.0
+    background_tissue_range: tuple[float, float] = (0.3, 2.0)
+    background_reference_um: float = 100.0
+    bright_structure_um: float = 11.0
+    exclude_sgc_negative_bright: bool = True
+    ring_guard_um: float = 1.0
+    restrict_ring_to_sgc: bool = False
+    igg_coverage_factor: float = 1.5
+    sgc_coverage_factor: float = 2.0
+    dark_level: float | None = None
+    reject_lipofuscin: bool = True
+    lipofuscin_min_contrast: float = 1.5
+    lipofuscin_quantile: float = 0.98
+    lipofuscin_max_area_um2: float = 20.0
+    lipofuscin_dilate_um: float = 1.0
+    segmentation_backend: str = "classical"
+    segmentation_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bounds = tuple(float(b) for b in self.size_class_bounds_um)
+        object.__setattr__(self, "size_class_bounds_um", bounds)
+        rng = tuple(float(b) for b in self.background_tissue_range)
+        object.__setattr__(self, "background_tissue_range", rng)
+        if len(rng) != 2 or not 0 <= rng[0] < rng[1]:
+            raise ValueError("background_tissue_range must be two increasing factors")
+        object.__setattr__(self, "segmentation_options", dict(self.segmentation_options or {}))
+        if len(bounds) != 2 or not bounds[0] <= bounds[1]:
+            raise ValueError("size_class_bounds_um must be two increasing diameters")
+        for name in ("ring_width_um", "max_diameter_um", "background_width_um",
+                     "igg_coverage_factor", "sgc_coverage_factor"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if not 0 <= self.min_diameter_um < self.max_diameter_um:
+            raise ValueError("need 0 <= min_diameter_um < max_diameter_um")
+        if not 0 <= self.background_percentile <= 100:
+            raise ValueError("background_percentile must be in [0, 100]")
+        if not 0 < self.lipofuscin_quantile < 1:
+            raise ValueError("lipofuscin_quantile must be in (0, 1)")
+        if not self.lipofuscin_min_contrast > 1:
+            raise ValueError("lipofuscin_min_contrast must be > 1")
