@@ -264,8 +264,11 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
     except MemoryError:
         outcome.error = f"{path.name}: out of memory; use tiling (parallel.tile_size_um)"
     except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
-        outcome.error = f"{path.name}: internal error: {type(exc).__name__}: {exc}"
-        outcome.traceback = traceback.format_exc()
+        if getattr(exc, "user_facing", False):
+            outcome.error = f"{path.name}: {' '.join(str(exc).split())}"
+        else:
+            outcome.error = f"{path.name}: internal error: {type(exc).__name__}: {exc}"
+            outcome.traceback = traceback.format_exc()
     finally:
         outcome.seconds = round(time.perf_counter() - t0, 3)
     return outcome
@@ -366,6 +369,11 @@ def run_pipeline(
     _remove_stale_temporaries(out)
     files = collect_inputs(inputs)
     sheet = read_sample_sheet(samples) if samples is not None else None
+    params = cfg.params()
+    if cfg.pipeline == "drg" and params.segmentation_backend == "cellpose":
+        from .segment._cellpose import preflight
+
+        preflight(params.segmentation_options)
     warnings: list[str] = []
     outcomes = _process_all(files, cfg, out, resume=resume, progress=progress, say=say)
 

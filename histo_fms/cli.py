@@ -57,6 +57,20 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--automatic", action="store_true",
                    help="export the automatic results even where reviewed ones exist")
 
+    t = sub.add_parser("train", help="fine-tune cellpose on reviewed neuron labels")
+    t.add_argument("results", help="a reviewed DRG results folder")
+    t.add_argument("--out", required=True, help="folder for the training pairs and the model")
+    t.add_argument("--base", default="cpsam", help="starting model: cpsam or a weights path")
+    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--export-only", action="store_true",
+                   help="only write the training pairs (STEM_img.tif, STEM_masks.tif)")
+    t.add_argument("--include-unreviewed", action="store_true",
+                   help="also use automatic labels of unreviewed images")
+
+    f = sub.add_parser("cellpose-fetch",
+                       help="download cellpose weights once (then copy to offline nodes)")
+    f.add_argument("--model", default="cpsam")
+
     s = sub.add_parser("sample-data", help="(re)generate the phantom images in sample_data/")
     s.add_argument("--out", default="sample_data", help="destination folder")
     return p
@@ -112,6 +126,20 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .training import export_training_pairs, train_cellpose
+
+    pairs = export_training_pairs(a.results, Path(a.out) / "training_pairs",
+                                  include_unreviewed=a.include_unreviewed)
+    print(f"{len(pairs)} training pair(s) in {Path(a.out) / 'training_pairs'}")
+    if a.export_only:
+        return 0
+    model = train_cellpose(pairs, a.out, base=a.base, n_epochs=a.epochs)
+    print(f"model: {model}")
+    print(f"use it with: segmentation_backend: cellpose, segmentation_options: {{model: {model}}}")
+    return 0
+
+
 def _cmd_sample_data(a: argparse.Namespace) -> int:
     from .sample_data import make_sample_data
 
@@ -145,9 +173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for p in export_results(a.results, a.to, a.dest, reviewed=not a.automatic):
                 print(p)
             return 0
+        if a.command == "train":
+            return _cmd_train(a)
+        if a.command == "cellpose-fetch":
+            from .segment._cellpose import fetch_cellpose_weights
+
+            print(fetch_cellpose_weights(a.model))
+            return 0
         if a.command == "sample-data":
             return _cmd_sample_data(a)
-    except (ConfigError, InputError) as exc:
+    except (ConfigError, InputError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and not getattr(exc, "user_facing", False):
+            raise
         print(f"histo-fms: error: {exc}", file=sys.stderr)
         return 2
     return 2
