@@ -209,8 +209,8 @@ def _remove_stale_temporaries(outdir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True
-                 ) -> FileOutcome:
+def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True,
+                 client: Any = None) -> FileOutcome:
     """Run the configured pipeline on one file and write its outputs atomically.
 
     Never raises for a bad file: the error is returned in the outcome.
@@ -226,6 +226,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
     resume : bool
         Skip the work when ``out/STEM/status.json`` records the same input hash and
         measurement config and every output exists.
+    client : distributed.Client, optional
+        Spread the tiles of a large image over this cluster (DRG).
 
     Returns
     -------
@@ -251,8 +253,14 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
                          pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
         px = require_pixel_size(img)
         outcome.pixel_size_um = px
-        channels = _load_channels(img, cfg)
-        summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
+        tile_px = tile_size_px(cfg, px)
+        if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
+            summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client)
+        else:
+            channels = _load_channels(img, cfg)
+            summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
+        summary["tiled"] = bool(cfg.pipeline == "drg" and tile_px is not None
+                                and max(img.shape_yx) > tile_px)
         outcome.summary = summary
         write_json({"image": path.name, "sha256": outcome.sha256, "config_hash": cfg_hash,
                     "pipeline": cfg.pipeline, "pixel_size_um": px, "outputs": list(outputs),
@@ -284,6 +292,53 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
     write_labels_zarr({"neurons": res.neurons, "rings": res.rings},
                       outdir / "labels.zarr", pixel_size_um=px)
     table = res.table.copy()
+    table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
+    write_table(_order(table), outdir / "neurons.csv")
+    return {"n_neurons_detected": int(len(table))}
+
+
+def tile_size_px(cfg: PipelineConfig, pixel_size_um: float) -> int | None:
+    """Return the tile core size in pixels for an image, or None when tiling is off.
+
+    ``parallel.tile_size_um`` sets it; by default DRG images are tiled with cores of
+    16 x the largest expected neuron (``drg.max_diameter_um``), i.e. 960 µm, and an
+    image no larger than one core is processed whole. Cores are rounded to 64 px.
+
+    Parameters
+    ----------
+    cfg : PipelineConfig
+        The configuration.
+    pixel_size_um : float
+        The image's pixel size.
+
+    Returns
+    -------
+    int or None
+        Core edge in pixels.
+    """
+    if cfg.pipeline != "drg":
+        return None
+    um = cfg.parallel.tile_size_um
+    if um is None:
+        um = 16 * cfg.params().max_diameter_um
+    return max(64, int(round(um / pixel_size_um / 64)) * 64)
+
+
+def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,
+                   client: Any) -> dict:
+    from .parallel import measure_drg_tiled
+
+    req, opt = cfg.roles()
+    idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
+                           path=img.path)
+    channels = {role: img.data[i] for role, i in idx.items()}
+    margin = None
+    if cfg.parallel.overlap_um is not None:
+        margin = int(round(cfg.parallel.overlap_um / px))
+    table = measure_drg_tiled(channels, pixel_size_um=px, params=cfg.params(), tile_px=tile_px,
+                              margin_px=margin, labels_path=outdir / "labels.zarr",
+                              client=client)
+    table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     write_table(_order(table), outdir / "neurons.csv")
     return {"n_neurons_detected": int(len(table))}
@@ -426,22 +481,29 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
 
     par = cfg.parallel
     results: dict[int, FileOutcome] = {}
+    large = {i for i, f in enumerate(files) if _is_large(f, cfg)}
     scheduler = par.scheduler
-    if scheduler is None and (len(files) <= 1 or par.workers == 1):
+    if scheduler is None and not large and (len(files) <= 1 or par.workers == 1):
         scheduler = SYNCHRONOUS
     with open_client(scheduler=scheduler, workers=par.workers,
                      threads_per_worker=par.threads_per_worker, say=say) as client:
+        # large images: one at a time from here, their tiles spread over the cluster
+        for i in sorted(large):
+            results[i] = process_file(files[i], cfg, out, resume=resume, client=client)
+            if progress is not None:
+                progress(len(results), len(files), results[i])
+        small = [i for i in range(len(files)) if i not in large]
         if client is None:
-            for i, f in enumerate(files):
-                results[i] = process_file(f, cfg, out, resume=resume)
+            for i in small:
+                results[i] = process_file(files[i], cfg, out, resume=resume)
                 if progress is not None:
                     progress(len(results), len(files), results[i])
         else:
             from distributed import as_completed
 
-            futs = {client.submit(process_file, f, cfg, out, resume=resume, pure=False,
-                                  retries=2, key=f"histo-fms-{i}-{image_stem(f)}"): i
-                    for i, f in enumerate(files)}
+            futs = {client.submit(process_file, files[i], cfg, out, resume=resume, pure=False,
+                                  retries=2, key=f"histo-fms-{i}-{image_stem(files[i])}"): i
+                    for i in small}
             for fut in as_completed(futs):
                 i = futs[fut]
                 try:
@@ -454,6 +516,19 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
                 if progress is not None:
                     progress(len(results), len(files), results[i])
     return [results[i] for i in range(len(files))]
+
+
+def _is_large(path: Path, cfg: PipelineConfig) -> bool:
+    """Tell whether an image will be tiled (from its header only; errors give False)."""
+    try:
+        img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
+                         pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
+        if img.pixel_size_um is None:
+            return False
+        t = tile_size_px(cfg, img.pixel_size_um)
+        return t is not None and max(img.shape_yx) > t
+    except Exception:  # noqa: BLE001 - the file's own run reports the error
+        return False
 
 
 def _meta_cols(meta: dict | None) -> dict:
