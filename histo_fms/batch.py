@@ -259,8 +259,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         else:
             channels = _load_channels(img, cfg)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
-        summary["tiled"] = bool(cfg.pipeline == "drg" and tile_px is not None
-                                and max(img.shape_yx) > tile_px)
+        if cfg.pipeline == "drg":
+            summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
         outcome.summary = summary
         write_json({"image": path.name, "sha256": outcome.sha256, "config_hash": cfg_hash,
                     "pipeline": cfg.pipeline, "pixel_size_um": px, "outputs": list(outputs),
