@@ -1,0 +1,397 @@
+"""Epidermis, epidermal surface and dermal-epidermal junction (DEJ).
+
+The epidermis is found from the dense nuclear texture of the keratinocytes (or,
+without nuclei, the autofluorescence texture of the fibre channel); it is the dense
+band that faces the slide background on one side (the surface, through the stratum
+corneum) and the dermis on the other (the DEJ). Nothing assumes which side of the
+image the epidermis is on. With a collagen IV channel, the DEJ is moved onto the
+basement-membrane line by a marker-controlled watershed near the texture estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import draw, filters, measure, morphology, segmentation
+
+from ._params import SkinParams
+
+
+class NoEpidermisError(ValueError):
+    """No epidermis (dense band between slide background and dermis) was found."""
+
+
+@dataclass
+class Epidermis:
+    """The epidermis of a skin section.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        Epidermis including the stratum corneum.
+    dej_um : ndarray of float, shape (N, 2)
+        The dermal-epidermal junction as a polyline, ``(y_um, x_um)``.
+    surface_um : ndarray of float, shape (M, 2)
+        The epidermal surface as a polyline, ``(y_um, x_um)``.
+    pixel_size_um : float
+        Pixel size in µm.
+    """
+
+    mask: np.ndarray
+    dej_um: np.ndarray
+    surface_um: np.ndarray
+    pixel_size_um: float
+
+    @property
+    def surface_length_um(self) -> float:
+        """Length of the epidermal surface polyline, µm."""
+        return polyline_length(self.surface_um)
+
+    @property
+    def dej_length_um(self) -> float:
+        """Length of the DEJ polyline, µm."""
+        return polyline_length(self.dej_um)
+
+
+def polyline_length(points: np.ndarray) -> float:
+    """Return the length of a polyline.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, 2)
+        Vertices, in any unit.
+
+    Returns
+    -------
+    float
+        Sum of the segment lengths (0 for fewer than two vertices).
+    """
+    p = np.asarray(points, float)
+    if len(p) < 2:
+        return 0.0
+    return float(np.sum(np.hypot(*np.diff(p, axis=0).T)))
+
+
+def _dark_level(img: np.ndarray) -> float:
+    return float(np.percentile(img[:: max(1, img.shape[0] // 256), :: 4], 0.5))
+
+
+def _noise_sd(img: np.ndarray) -> float:
+    """Robust pixel-noise standard deviation (MAD of a high-pass residual)."""
+    sub = img[:: max(1, img.shape[0] // 512), :]
+    r = sub - ndi.uniform_filter(sub, 3)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))) * 1.06 + 1e-6)
+
+
+def _tissue_mask(channels: list[np.ndarray], px: float, p: SkinParams) -> np.ndarray:
+    """Tissue versus empty slide from the smoothed sum of dark-corrected channels.
+
+    The threshold sits a little above the darkest level: enough smoothed-noise
+    standard deviations, and at least 2 % of the bright (99th percentile) level, but
+    never above the two-class Otsu threshold of the log image.
+    """
+    sig = p.tissue_smoothing_um / px
+    total = np.zeros(channels[0].shape, np.float32)
+    noise2 = 0.0
+    for ch in channels:
+        ch = np.asarray(ch, np.float32)
+        c = ndi.gaussian_filter(ch, sig)
+        total += c - _dark_level(c)
+        noise2 += _noise_sd(ch) ** 2
+    sd_s = np.sqrt(noise2) / (2 * np.sqrt(np.pi) * max(sig, 0.5))
+    sub = total[:: max(1, total.shape[0] // 256), ::2]
+    p99 = float(np.percentile(sub, 99))
+    t = max(8 * sd_s, 0.02 * p99)
+    lg = np.log1p(np.clip(sub, 0, None))
+    if float(lg.max() - lg.min()) > 1e-3:
+        t = min(t, float(np.expm1(filters.threshold_otsu(lg))))
+    t = max(t, 6 * sd_s)
+    tissue = total > t
+    tissue = _remove_small(tissue, max(16, int((20 / px) ** 2)))
+    tissue = ndi.binary_fill_holes(tissue) if tissue.any() else tissue
+    return tissue
+
+
+def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= min_px
+    keep[0] = False
+    return keep[lab]
+
+
+def _dilate(mask: np.ndarray, r_px: float) -> np.ndarray:
+    """Binary dilation by a disk of radius ``r_px`` (via the distance transform)."""
+    return ndi.distance_transform_edt(~mask) <= r_px
+
+
+def _erode(mask: np.ndarray, r_px: float) -> np.ndarray:
+    """Binary erosion by a disk of radius ``r_px`` (via the distance transform)."""
+    return ndi.distance_transform_edt(mask) > r_px
+
+
+def _disk(r_px: float) -> np.ndarray:
+    return morphology.disk(max(1, int(round(r_px))))
+
+
+def find_epidermis(
+    *,
+    pixel_size_um: float,
+    nuclei: np.ndarray | None = None,
+    membrane: np.ndarray | None = None,
+    fibre: np.ndarray | None = None,
+    params: SkinParams | None = None,
+) -> Epidermis:
+    """Find the epidermis, its surface and the DEJ.
+
+    Parameters
+    ----------
+    pixel_size_um : float
+        Pixel size in µm.
+    nuclei : ndarray, shape (Y, X), optional
+        Nuclear stain (DAPI); the dense keratinocyte nuclei mark the epidermis.
+    membrane : ndarray, shape (Y, X), optional
+        Basement-membrane stain (collagen IV); when given the DEJ follows its line.
+    fibre : ndarray, shape (Y, X), optional
+        Fibre stain (PGP9.5); used for the tissue mask, and as the texture channel
+        when ``nuclei`` is not given (stratum corneum / epidermal autofluorescence).
+    params : SkinParams, optional
+        Pipeline parameters.
+
+    Returns
+    -------
+    Epidermis
+        Mask and polylines (µm).
+
+    Raises
+    ------
+    NoEpidermisError
+        No band of dense texture between slide background and dermis was found
+        (blank image, dermis only, no background beyond the surface).
+    """
+    p = params or SkinParams()
+    px = float(pixel_size_um)
+    chans = [np.asarray(c) for c in (nuclei, membrane, fibre) if c is not None]
+    if not chans:
+        raise ValueError("find_epidermis needs at least one of nuclei, membrane or fibre")
+    hint = ("" if nuclei is not None else
+            "; no nuclear channel was given: the epidermis is found from the dense "
+            "keratinocyte nuclei (DAPI), without them only from fibre-channel "
+            "autofluorescence, which may not suffice")
+    try:
+        return _find_epidermis(chans, px, p, nuclei, membrane, fibre)
+    except NoEpidermisError as exc:
+        if hint:
+            raise NoEpidermisError(f"{exc}{hint}") from None
+        raise
+
+
+def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
+    tissue = _tissue_mask(chans, px, p)
+    background = ~tissue
+    min_len_px = p.min_epidermis_length_um / px
+    if background.sum() < min_len_px or tissue.sum() < min_len_px * 10 / px:
+        raise NoEpidermisError(
+            "no tissue edge in the image: an epidermis needs tissue with slide background "
+            "beyond its surface (blank image or dermis-only field?)")
+
+    tex_src = nuclei if nuclei is not None else (fibre if fibre is not None else membrane)
+    tex_src = np.asarray(tex_src, np.float32)
+    dark = _dark_level(ndi.gaussian_filter(tex_src, 2.0))
+    tex = ndi.gaussian_filter(tex_src, p.epidermis_smoothing_um / px) - dark
+    vals = tex[tissue]
+    t = filters.threshold_otsu(vals)
+    cand = (tex > t) & tissue
+    cand = ndi.binary_opening(cand, _disk(3.0 / px))
+    # the dense band must face the background along its surface, directly or across a
+    # stratum corneum at most ``max_stratum_corneum_um`` thick
+    sc_px = p.max_stratum_corneum_um / px
+    d_bg = ndi.distance_transform_edt(tissue)
+    lab, n = ndi.label(cand)
+    if n == 0:
+        raise NoEpidermisError("no dense nuclear/autofluorescent band found")
+    near = (lab > 0) & (d_bg <= sc_px + 2.0 / px)
+    contact = np.bincount(lab[near], minlength=n + 1)
+    contact[0] = 0
+    best = int(np.argmax(contact))
+    if contact[best] < min_len_px:
+        raise NoEpidermisError(
+            f"no dense band faces the slide background along >= {p.min_epidermis_length_um} µm "
+            "(dermis-only field?)")
+    band = ndi.binary_fill_holes(lab == best)
+    if band.sum() * px * px < p.min_epidermis_length_um * p.min_epidermis_thickness_um:
+        raise NoEpidermisError(
+            f"the densest band near the slide background is too small for an epidermis "
+            f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
+            f"x {p.min_epidermis_thickness_um} µm thick)")
+    # stratum corneum: tissue strips between the band and the background (not through it)
+    strip = tissue & ~band & (d_bg <= sc_px)
+    slab, ns = ndi.label(strip)
+    sc = np.zeros_like(band)
+    if ns:
+        ids = np.arange(1, ns + 1)
+        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
+        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
+        ok = np.concatenate([[False], touches_bg & touches_band])
+        sc = ok[slab]
+    epi0 = band | sc
+    epi0 = ndi.binary_fill_holes(epi0)
+    inner = tex[band]
+    rest = tex[tissue & ~_dilate(epi0, 5.0 / px)]
+    noise = _noise_sd(tex_src)
+    e_lvl = float(np.median(inner))
+    d_lvl = float(np.median(rest)) if rest.size else 0.0
+    if e_lvl < p.min_epidermis_contrast * max(d_lvl, 0.0) or e_lvl - d_lvl < 2 * noise:
+        raise NoEpidermisError(
+            f"texture contrast too low for an epidermis (band {e_lvl:.1f} vs dermis "
+            f"{d_lvl:.1f} counts above dark, noise {noise:.1f})")
+    dermis = tissue & ~epi0
+    if dermis.sum() < min_len_px * 5 / px:
+        raise NoEpidermisError("no dermis beyond the dense band: cannot place the DEJ")
+
+    epi = epi0
+    if membrane is not None:
+        epi = _refine_with_membrane(epi0, tissue, np.asarray(membrane, np.float32), px, p)
+    epi = epi & tissue
+    epi = ndi.binary_fill_holes(epi)
+    lab, n = ndi.label(epi)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        epi = lab == int(np.argmax(sizes))
+    surface_px, dej_px = _boundaries(epi, background, p, px)
+    if surface_px is None or polyline_length(surface_px) * px < p.min_epidermis_length_um:
+        raise NoEpidermisError("epidermal surface too short or not found")
+    if dej_px is None:
+        raise NoEpidermisError("no DEJ found (the epidermis does not face the dermis)")
+    return Epidermis(mask=epi, dej_um=dej_px * px, surface_um=surface_px * px,
+                     pixel_size_um=px)
+
+
+def _refine_with_membrane(epi0, tissue, membrane, px, p):
+    """Move the DEJ onto the membrane line: watershed between epidermal and dermal markers."""
+    r = p.dej_search_um / px
+    elev = ndi.gaussian_filter(membrane, p.membrane_sigma_um / px)
+    markers = np.zeros(epi0.shape, np.int32)
+    core = _erode(epi0, r)
+    if core.sum() < 10:
+        core = _erode(epi0, r / 3)
+    markers[~tissue | core] = 1
+    markers[tissue & ~_dilate(epi0, r)] = 2
+    if not (markers == 2).any() or not (markers == 1).any():
+        return epi0
+    ws = segmentation.watershed(elev, markers)
+    return (ws == 1) & tissue
+
+
+def _boundaries(epi, background, p, px):
+    """Surface and DEJ polylines (pixel coordinates) from the epidermis mask."""
+    h, w = epi.shape
+    sm = ndi.gaussian_filter(np.pad(epi, 1).astype(np.float32), 1.0)
+    contours = measure.find_contours(sm, 0.5)
+    if not contours:
+        return None, None
+    dermis = ~epi & ~background
+    d_bg = ndi.distance_transform_edt(~background)
+    d_de = ndi.distance_transform_edt(~dermis) if dermis.any() else np.full(epi.shape, np.inf)
+    best = {"surface": None, "dej": None}
+    best_len = {"surface": 0.0, "dej": 0.0}
+    for c in contours:
+        c = c - 1.0  # undo padding
+        y, x = c[:, 0], c[:, 1]
+        edge = np.minimum.reduce([y, x, h - 1 - y, w - 1 - x])
+        iy = np.clip(np.round(y).astype(int), 0, h - 1)
+        ix = np.clip(np.round(x).astype(int), 0, w - 1)
+        db, dd = d_bg[iy, ix], d_de[iy, ix]
+        cls = np.where(edge < 1.0, 0, np.where(db <= dd, 1, 2))
+        cls[(np.minimum(db, dd) > 4 + 2 / px)] = 0
+        for k, name in ((1, "surface"), (2, "dej")):
+            for run in _runs(cls == k, closed=np.allclose(c[0], c[-1])):
+                seg = c[run]
+                ln = polyline_length(seg)
+                if ln > best_len[name]:
+                    best[name], best_len[name] = seg, ln
+    return (_smooth_polyline(best["surface"], p, px) if best["surface"] is not None else None,
+            _smooth_polyline(best["dej"], p, px) if best["dej"] is not None else None)
+
+
+def _runs(flag: np.ndarray, closed: bool) -> list[np.ndarray]:
+    """Index arrays of the contiguous True runs of ``flag`` (wrapping when closed)."""
+    n = flag.size
+    if not flag.any():
+        return []
+    if flag.all():
+        return [np.arange(n)]
+    idx = np.flatnonzero(flag)
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    runs = np.split(idx, breaks + 1)
+    if closed and len(runs) > 1 and runs[0][0] == 0 and runs[-1][-1] == n - 1:
+        runs[0] = np.concatenate([runs[-1], runs[0]])
+        runs.pop()
+    return [r for r in runs if r.size >= 2]
+
+
+def _smooth_polyline(c: np.ndarray, p: SkinParams, px: float) -> np.ndarray:
+    """Resample a polyline (pixels) at uniform arc length and smooth it."""
+    c = np.asarray(c, float)
+    seg = np.hypot(*np.diff(c, axis=0).T)
+    s = np.concatenate([[0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return c
+    step = 0.5
+    t = np.arange(0, s[-1] + 1e-9, step)
+    r = np.stack([np.interp(t, s, c[:, 0]), np.interp(t, s, c[:, 1])], 1)
+    sig = p.polyline_smoothing_um / px / step
+    if len(r) > 3 and sig > 0:
+        r = ndi.gaussian_filter1d(r, sig, axis=0, mode="nearest")
+    k = max(1, int(round(p.polyline_step_um / px / step)))
+    out = r[::k]
+    if (len(r) - 1) % k:
+        out = np.vstack([out, r[-1]])
+    return out
+
+
+def epidermis_from_polylines(
+    surface_um: np.ndarray,
+    dej_um: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    pixel_size_um: float,
+) -> Epidermis:
+    """Build an :class:`Epidermis` from (reviewer-drawn) surface and DEJ polylines.
+
+    The mask is the polygon enclosed by the surface and the DEJ (joined at their
+    ends), so the two lines must run along the same stretch of epidermis.
+
+    Parameters
+    ----------
+    surface_um, dej_um : ndarray, shape (N, 2)
+        Polylines ``(y_um, x_um)``.
+    shape : tuple of int
+        Image shape (Y, X).
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    Epidermis
+        Mask and the given polylines.
+    """
+    s = np.asarray(surface_um, float)
+    d = np.asarray(dej_um, float)
+    if len(s) < 2 or len(d) < 2:
+        raise ValueError("surface and DEJ polylines need at least two vertices each")
+    same = np.hypot(*(s[0] - d[0])) + np.hypot(*(s[-1] - d[-1]))
+    flip = np.hypot(*(s[0] - d[-1])) + np.hypot(*(s[-1] - d[0]))
+    if flip < same:
+        d = d[::-1]
+    poly = np.vstack([s, d[::-1]]) / pixel_size_um
+    rr, cc = draw.polygon(poly[:, 0], poly[:, 1], shape)
+    mask = np.zeros(shape, bool)
+    mask[rr, cc] = True
+    return Epidermis(mask=mask, dej_um=np.asarray(dej_um, float),
+                     surface_um=np.asarray(surface_um, float), pixel_size_um=pixel_size_um)

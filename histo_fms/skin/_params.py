@@ -1,0 +1,106 @@
+"""Parameters of the skin IENFD pipeline (the keys of the ``skin`` section of a config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SkinParams:
+    """Parameters of the IENFD pipeline: epidermis, fibre tracing and crossing counting.
+
+    All lengths are in µm; the field names are the config keys.
+
+    Attributes
+    ----------
+    fibre_sigmas_um : tuple of float
+        Scales (Gaussian sigmas) of the multi-scale ridge filter that enhances fibres;
+        intraepidermal fibres are 0.5-1.5 µm wide.
+    fibre_low_snr, fibre_high_snr : float
+        Hysteresis thresholds of the ridge response, in robust standard deviations
+        above its median over the tissue: pixels above ``fibre_high_snr`` seed a
+        fibre, which grows through connected pixels above ``fibre_low_snr`` (so dim
+        stretches between varicosities stay connected).
+    gap_bridge_um : float
+        Fibre ends closer than this to another traced fibre are joined (bridges
+        out-of-focus gaps along beaded fibres). 0 disables bridging.
+    min_fibre_length_um : float
+        Traced pieces with a shorter skeleton are discarded as noise.
+    min_penetration_um : float
+        A fibre counts only when it reaches at least this far into the epidermis,
+        measured from the DEJ.
+    dermal_extent_um : float
+        A fibre counts only when it is also seen at least this far on the dermal side
+        of the DEJ (it crosses, rather than starting inside the epidermis).
+    crossing_band_um : float
+        Fibre parts deeper than this below the DEJ are cut off before grouping, so
+        fibres joined only in the dermis (sub-epidermal plexus) count separately
+        while branches joined inside the epidermis count once.
+        Must exceed ``dermal_extent_um``.
+    merge_distance_um : float
+        Entry points of one intraepidermal fibre closer than this along the DEJ are
+        one crossing (skeleton spurs, a fibre hugging the DEJ while entering).
+    tissue_smoothing_um : float
+        Gaussian sigma for the tissue / background mask.
+    epidermis_smoothing_um : float
+        Gaussian sigma of the nuclear (or autofluorescence) texture that marks the
+        epidermis when no membrane channel is given.
+    max_stratum_corneum_um : float
+        Largest stratum corneum thickness: tissue between the dense epidermal band and
+        the slide background within this distance is taken as stratum corneum.
+    dej_search_um : float
+        With a membrane (collagen IV) channel, the DEJ is searched within this
+        distance of the texture-based estimate.
+    membrane_sigma_um : float
+        Gaussian sigma applied to the membrane channel before following its line.
+    min_epidermis_length_um : float
+        Shortest epidermal surface accepted; less raises ``NoEpidermisError``.
+    min_epidermis_thickness_um : float
+        Together with ``min_epidermis_length_um``: the dense band must cover at least
+        their product in area (scattered dermal nuclei do not make an epidermis).
+    min_epidermis_contrast : float
+        The epidermal texture (nuclei) must be at least this many times brighter than
+        the dermis (above the dark level), else ``NoEpidermisError``.
+    polyline_smoothing_um : float
+        Gaussian smoothing of the surface and DEJ polylines along their length.
+    polyline_step_um : float
+        Vertex spacing of the output polylines.
+    """
+
+    fibre_sigmas_um: tuple[float, ...] = (0.5, 0.75, 1.0)
+    fibre_low_snr: float = 4.0
+    fibre_high_snr: float = 10.0
+    gap_bridge_um: float = 2.5
+    min_fibre_length_um: float = 4.0
+    min_penetration_um: float = 3.0
+    dermal_extent_um: float = 1.0
+    crossing_band_um: float = 2.0
+    merge_distance_um: float = 3.0
+    tissue_smoothing_um: float = 2.0
+    epidermis_smoothing_um: float = 4.0
+    max_stratum_corneum_um: float = 40.0
+    dej_search_um: float = 10.0
+    membrane_sigma_um: float = 0.5
+    min_epidermis_length_um: float = 50.0
+    min_epidermis_thickness_um: float = 10.0
+    min_epidermis_contrast: float = 1.5
+    polyline_smoothing_um: float = 3.0
+    polyline_step_um: float = 1.0
+
+    def __post_init__(self) -> None:
+        sig = tuple(float(s) for s in self.fibre_sigmas_um)
+        if not sig or min(sig) <= 0:
+            raise ValueError("fibre_sigmas_um must be a non-empty sequence of positive numbers")
+        object.__setattr__(self, "fibre_sigmas_um", sig)
+        if self.fibre_low_snr > self.fibre_high_snr:
+            raise ValueError("fibre_low_snr must not exceed fibre_high_snr")
+        if self.crossing_band_um <= self.dermal_extent_um:
+            raise ValueError("crossing_band_um must exceed dermal_extent_um")
+        for name in ("min_penetration_um", "dermal_extent_um", "gap_bridge_um",
+                     "min_fibre_length_um", "min_epidermis_length_um"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("tissue_smoothing_um", "epidermis_smoothing_um", "dej_search_um",
+                     "membrane_sigma_um", "polyline_step_um"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
