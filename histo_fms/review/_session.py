@@ -1,0 +1,1151 @@
+"""The review session of one image: edits, autosave, audit log and recompute."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from ..io import (
+    read_labels_scale,
+    read_labels_zarr,
+    read_polylines,
+    write_json,
+    write_labels_zarr,
+    write_polylines,
+    write_table,
+)
+from ._audit import AuditLog, to_jsonable, utc_now
+from ._geometry import points_in_regions, polyline_length_um
+from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
+
+REVIEWED = "reviewed"
+AUDIT = "audit.jsonl"
+OVERRIDES = "overrides.json"
+SUMMARY = "summary.json"
+CROSSING_COLUMNS = ["y_um", "x_um", "fibre_id", "source", "excluded"]
+
+
+class ReviewError(ValueError):
+    """An edit that cannot be applied (unknown neuron, wrong pipeline, ...)."""
+
+
+class ReviewSession:
+    """Review of one image's results: edits, autosaved, audited, and recomputed.
+
+    Open with :meth:`ReviewSession.open`. Every edit method changes the in-memory
+    state, writes it atomically under ``OUT/STEM/reviewed/`` and appends one record to
+    ``OUT/STEM/reviewed/audit.jsonl``; the automatic outputs in ``OUT/STEM/`` are never
+    written. :meth:`recompute` writes the reviewed tables and summaries.
+
+    Attributes
+    ----------
+    results_dir : Path
+        The results folder (``OUT``).
+    stem : str
+        Output name of the image (``OUT/STEM``).
+    reviewer : str
+        Who edits (recorded with every edit).
+    kind : {"drg", "skin"}
+        Pipeline of the results.
+    pixel_size_um : float
+        Pixel size of the label images, in µm.
+    labels : dict of str to ndarray
+        Current label images (``neurons``, ``rings`` or ``epidermis``, ``fibres``).
+    table : pandas.DataFrame
+        Current per-neuron table (DRG; reviewed once recomputed, else automatic).
+    crossings : pandas.DataFrame
+        Current crossings (skin): ``y_um, x_um, fibre_id, source, excluded``.
+    polylines : dict of str to ndarray
+        Current ``dej`` and ``surface`` (µm, y/x).
+    blind_code : str or None
+        Neutral case code when opened from a blinded queue (recorded in the audit).
+    """
+
+    def __init__(self, results_dir: Path, stem: str, reviewer: str, *, run: dict,
+                 blind_code: str | None = None):
+        if not str(reviewer).strip():
+            raise ReviewError("a reviewer name is required")
+        self.results_dir = Path(results_dir)
+        self.stem = stem
+        self.reviewer = str(reviewer).strip()
+        self.run = run
+        self.kind = pipeline_kind(run)
+        self.blind_code = blind_code
+        self.auto_dir = self.results_dir / stem
+        self.dir = self.auto_dir / REVIEWED
+        self.audit = AuditLog(self.dir / AUDIT)
+        if not self.auto_dir.is_dir():
+            raise FileNotFoundError(f"{self.auto_dir}: no such results folder")
+        self._load()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, results_dir: str | Path, stem: str, reviewer: str, *,
+             blind_code: str | None = None) -> ReviewSession:
+        """Open (or resume) the review of one image.
+
+        Parameters
+        ----------
+        results_dir : str or Path
+            The results folder of a run (holding ``run.json``).
+        stem : str
+            The image's output folder name.
+        reviewer : str
+            Reviewer name or initials.
+        blind_code : str, optional
+            Neutral case code when opened from a :class:`ReviewQueue`.
+
+        Returns
+        -------
+        ReviewSession
+            The session, with every earlier edit of this image restored.
+
+        Examples
+        --------
+        >>> s = ReviewSession.open("results", "drg_m1", "AB")  # doctest: +SKIP
+        >>> s.delete_neuron(4)  # doctest: +SKIP
+        >>> s.recompute()  # doctest: +SKIP
+        """
+        results_dir = Path(results_dir)
+        return cls(results_dir, stem, reviewer, run=read_run(results_dir),
+                   blind_code=blind_code)
+
+    def _load(self) -> None:
+        auto_lab = self.auto_dir / "labels.zarr"
+        rev_lab = self.dir / "labels.zarr"
+        self.auto_labels = read_labels_zarr(auto_lab) if auto_lab.exists() else {}
+        self.labels = read_labels_zarr(rev_lab) if rev_lab.exists() else {
+            k: v.copy() for k, v in self.auto_labels.items()}
+        try:
+            self.pixel_size_um = float(read_labels_scale(rev_lab if rev_lab.exists() else auto_lab))
+        except (KeyError, IndexError, OSError, FileNotFoundError):
+            entry = file_entry(self.run, self.stem)
+            self.pixel_size_um = float(entry.get("pixel_size_um") or 1.0)
+        state = {}
+        if (self.dir / OVERRIDES).is_file():
+            state = json.loads((self.dir / OVERRIDES).read_text(encoding="utf-8"))
+        self.calls: dict[int, bool] = {int(k): bool(v) for k, v in state.get("calls", {}).items()}
+        self.excluded: set[int] = {int(i) for i in state.get("excluded", [])}
+        self.excluded_regions: list[np.ndarray] = [
+            np.asarray(r, float).reshape(-1, 2) for r in state.get("excluded_regions", [])]
+        self.n_edits: int = int(state.get("n_edits", 0))
+        self.needs_recompute: bool = bool(state.get("needs_recompute", False))
+        self.labels_edited: bool = bool(state.get("labels_edited", rev_lab.exists()))
+        self.polylines_edited: list[str] = list(state.get("polylines_edited", []))
+        if self.kind == "drg":
+            self.auto_table = _read_neurons(self.auto_dir / "neurons.csv")
+            rev_tab = self.dir / "neurons.csv"
+            self.table = _read_neurons(rev_tab) if rev_tab.is_file() else self.auto_table.copy()
+            self.crossings = pd.DataFrame(columns=CROSSING_COLUMNS)
+            self.polylines = {}
+            self.auto_polylines = {}
+            self.auto_crossings = pd.DataFrame(columns=CROSSING_COLUMNS)
+        else:
+            self.auto_table = pd.DataFrame()
+            self.table = pd.DataFrame()
+            pl = self.auto_dir / "polylines.json"
+            self.auto_polylines = read_polylines(pl) if pl.is_file() else {}
+            rpl = self.dir / "polylines.json"
+            self.polylines = read_polylines(rpl) if rpl.is_file() else {
+                k: v.copy() for k, v in self.auto_polylines.items()}
+            self.auto_crossings = _read_crossings(self.auto_dir / "crossings.csv", "auto")
+            rcr = self.dir / "crossings.csv"
+            self.crossings = (_read_crossings(rcr, None) if rcr.is_file()
+                              else self.auto_crossings.copy())
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "stem": self.stem,
+            "pipeline": self.kind,
+            "n_edits": self.n_edits,
+            "needs_recompute": self.needs_recompute,
+            "labels_edited": self.labels_edited,
+            "polylines_edited": self.polylines_edited,
+            "calls": {str(k): v for k, v in sorted(self.calls.items())},
+            "excluded": sorted(self.excluded),
+            "excluded_regions": [r.tolist() for r in self.excluded_regions],
+            "updated": utc_now(),
+        }
+
+    def _commit(self, kind: str, params: dict, before: Any, after: Any, *,
+                labels: bool = False, crossings: bool = False, polylines: bool = False
+                ) -> dict:
+        """Autosave the changed parts atomically, then append the audit record."""
+        self.check_fresh()
+        self.n_edits += 1
+        self.needs_recompute = True
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if labels:
+            self.labels_edited = True
+            write_labels_zarr(self.labels, self.dir / "labels.zarr",
+                              pixel_size_um=self.pixel_size_um)
+        if crossings:
+            self._flag_excluded_crossings()
+            write_table(_ordered(self.crossings), self.dir / "crossings.csv")
+        if polylines:
+            write_polylines(self.polylines, self.dir / "polylines.json")
+        write_json(self._state(), self.dir / OVERRIDES)
+        return self.audit.append({
+            "seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
+            "image": self.stem, "case": self.blind_code, "kind": kind,
+            "params": params, "before": before, "after": after,
+        })
+
+    def check_fresh(self) -> None:
+        """Refuse to save over edits this session has not seen.
+
+        Another window or reviewer that saved edits to the same image since this
+        session was opened would otherwise be overwritten.
+
+        Raises
+        ------
+        ReviewError
+            The saved review has more edits than this session knows: reopen it.
+        """
+        p = self.dir / OVERRIDES
+        if not p.is_file():
+            return
+        try:
+            saved = int(json.loads(p.read_text(encoding="utf-8")).get("n_edits", 0))
+        except (OSError, ValueError):
+            return
+        if saved > self.n_edits:
+            raise ReviewError(f"the review of this image was changed elsewhere ({saved} edits "
+                              f"saved, this window knows {self.n_edits}); reopen it to go on")
+
+    def history(self) -> list[dict]:
+        """Return the audit log of this image (every edit, recompute and reviewer).
+
+        Returns
+        -------
+        list of dict
+            Records with ``seq, time, reviewer, kind, params, before, after``.
+        """
+        return self.audit.read()
+
+    # ------------------------------------------------------------------ DRG queries
+    def _require(self, kind: str) -> None:
+        if self.kind != kind:
+            raise ReviewError(f"this edit is for {kind} results; these are {self.kind}")
+
+    @property
+    def neurons(self) -> np.ndarray:
+        """Current neuron labels (DRG)."""
+        self._require("drg")
+        return self.labels["neurons"]
+
+    def neuron_ids(self) -> np.ndarray:
+        """Return the ids present in the current neuron labels.
+
+        Returns
+        -------
+        ndarray of int
+            Sorted ids (0 excluded).
+        """
+        ids = np.unique(self.neurons)
+        return ids[ids > 0]
+
+    def _check_id(self, neuron_id: int) -> int:
+        nid = int(neuron_id)
+        if nid <= 0 or not (self.neurons == nid).any():
+            raise ReviewError(f"no neuron {nid} in the current labels")
+        return nid
+
+    def auto_call(self, neuron_id: int) -> bool | None:
+        """Return the threshold call of a neuron from the current table (None if unknown).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+
+        Returns
+        -------
+        bool or None
+            ``ring_igg > threshold`` as measured, or None (not measured / no threshold).
+        """
+        row = self.table.loc[self.table["neuron_id"] == int(neuron_id)]
+        if row.empty or "igg_positive" not in row:
+            return None
+        col = "igg_positive_auto" if "igg_positive_auto" in row else "igg_positive"
+        v = row.iloc[0][col]
+        return None if pd.isna(v) else bool(v)
+
+    def call(self, neuron_id: int) -> bool | None:
+        """Return a neuron's effective IgG call (reviewer's override, else threshold call).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+
+        Returns
+        -------
+        bool or None
+            The call, or None when unknown.
+        """
+        nid = int(neuron_id)
+        if nid in self.calls:
+            return self.calls[nid]
+        return self.auto_call(nid)
+
+    def neuron_info(self, neuron_id: int) -> dict[str, Any]:
+        """Return a neuron's numbers for display (hover, selection).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            ``neuron_id, area_um2, diameter_um, size_class, ring_igg, igg_positive,
+            call_source, excluded, touches_border, stale`` (``stale``: the labels
+            changed since the table was measured).
+        """
+        nid = int(neuron_id)
+        info: dict[str, Any] = {"neuron_id": nid}
+        row = self.table.loc[self.table["neuron_id"] == nid]
+        if not row.empty:
+            r = row.iloc[0]
+            for c in ("area_um2", "diameter_um", "size_class", "ring_igg", "touches_border",
+                      "ring_igg_coverage"):
+                if c in r:
+                    info[c] = to_jsonable(r[c])
+        area_px = int((self.neurons == nid).sum())
+        area = area_px * self.pixel_size_um ** 2
+        stale = row.empty or abs(info.get("area_um2", area) - area) > 1e-6 * max(area, 1)
+        if stale:
+            info["area_um2"] = area
+            info["diameter_um"] = float(np.sqrt(4 * area / np.pi))
+        info["igg_positive"] = self.call(nid)
+        info["call_source"] = "reviewer" if nid in self.calls else "threshold"
+        info["excluded"] = nid in self.excluded
+        info["stale"] = bool(stale)
+        return info
+
+    # ------------------------------------------------------------------ DRG edits
+    def _new_id(self) -> int:
+        used = [int(self.neurons.max()) if self.neurons.size else 0]
+        if len(self.auto_table):
+            used.append(int(self.auto_table["neuron_id"].max()))
+        return max(used) + 1
+
+    def _drop_overrides(self, ids: Sequence[int]) -> dict:
+        dropped = {}
+        for i in ids:
+            i = int(i)
+            if i in self.calls:
+                dropped.setdefault(i, {})["igg_positive"] = self.calls.pop(i)
+            if i in self.excluded:
+                self.excluded.discard(i)
+                dropped.setdefault(i, {})["excluded"] = True
+        return dropped
+
+    def _ensure_writable(self) -> None:
+        lab = self.labels["neurons"]
+        if not lab.flags.writeable:
+            self.labels["neurons"] = lab.copy()
+        if self.labels["neurons"].dtype != np.int32:
+            self.labels["neurons"] = self.labels["neurons"].astype(np.int32)
+
+    def delete_neuron(self, neuron_id: int) -> dict:
+        """Delete a neuron (its pixels become background).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        nid = self._check_id(neuron_id)
+        before = self.neuron_info(nid)
+        self._ensure_writable()
+        self.labels["neurons"][self.labels["neurons"] == nid] = 0
+        dropped = self._drop_overrides([nid])
+        return self._commit("delete", {"neuron_id": nid}, before,
+                            {"deleted": True, "dropped_overrides": dropped}, labels=True)
+
+    def merge_neurons(self, ids: Sequence[int]) -> dict:
+        """Merge neurons into one (the smallest id survives).
+
+        Parameters
+        ----------
+        ids : sequence of int
+            Two or more neuron labels.
+
+        Returns
+        -------
+        dict
+            The audit record (``after["neuron_id"]`` is the merged neuron).
+        """
+        ids = sorted({self._check_id(i) for i in ids})
+        if len(ids) < 2:
+            raise ReviewError("merge needs at least two different neurons")
+        before = [self.neuron_info(i) for i in ids]
+        self._ensure_writable()
+        lab = self.labels["neurons"]
+        keep = ids[0]
+        lab[np.isin(lab, ids)] = keep
+        dropped = self._drop_overrides(ids)
+        return self._commit("merge", {"ids": ids}, before,
+                            {"neuron_id": keep, "area_um2": self._area(keep),
+                             "dropped_overrides": dropped}, labels=True)
+
+    def _area(self, nid: int) -> float:
+        return float((self.labels["neurons"] == nid).sum() * self.pixel_size_um ** 2)
+
+    def split_neuron(self, neuron_id: int, seeds_um: Sequence[Sequence[float]] | None = None,
+                     *, line_um: Sequence[Sequence[float]] | None = None) -> dict:
+        """Split a neuron by seed points (watershed on its distance map) or a cut line.
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+        seeds_um : sequence of (y, x), optional
+            Two or more seed points in µm inside the neuron; each becomes one part.
+        line_um : sequence of (y, x), optional
+            A polyline in µm cutting the neuron; the connected pieces become parts.
+
+        Returns
+        -------
+        dict
+            The audit record (``after["ids"]``: the parts; the largest-overlap part keeps
+            the original id).
+        """
+        nid = self._check_id(neuron_id)
+        if (seeds_um is None) == (line_um is None):
+            raise ReviewError("split needs either seed points or a cut line")
+        lab = self.neurons
+        mask = lab == nid
+        px = self.pixel_size_um
+        if seeds_um is not None:
+            from skimage.segmentation import watershed
+
+            seeds = np.round(np.asarray(seeds_um, float).reshape(-1, 2) / px).astype(int)
+            if len(seeds) < 2:
+                raise ReviewError("split needs at least two seed points")
+            markers = np.zeros(lab.shape, np.int32)
+            for k, (y, x) in enumerate(seeds, start=1):
+                if not (0 <= y < lab.shape[0] and 0 <= x < lab.shape[1]) or not mask[y, x]:
+                    raise ReviewError(f"seed {k} ({y * px:.1f}, {x * px:.1f}) µm is not "
+                                      f"inside neuron {nid}")
+                markers[y, x] = k
+            dist = ndi.distance_transform_edt(mask)
+            parts = watershed(-dist, markers, mask=mask)
+        else:
+            from skimage.draw import line as draw_line
+
+            pts = np.round(np.asarray(line_um, float).reshape(-1, 2) / px).astype(int)
+            cut = np.zeros(lab.shape, bool)
+            for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:], strict=False):
+                rr, cc = draw_line(y0, x0, y1, x1)
+                ok = (rr >= 0) & (rr < lab.shape[0]) & (cc >= 0) & (cc < lab.shape[1])
+                cut[rr[ok], cc[ok]] = True
+            cut = ndi.binary_dilation(cut)  # no 8-connected leak through a 1-px line
+            parts, n = ndi.label(mask & ~cut)
+            if n < 2:
+                raise ReviewError(f"the line does not cut neuron {nid} into pieces")
+            # give the cut pixels back to the nearest part
+            _, (iy, ix) = ndi.distance_transform_edt(parts == 0, return_indices=True)
+            parts = np.where(mask, parts[iy, ix], 0)
+        part_ids = [int(p) for p in np.unique(parts) if p > 0]
+        if len(part_ids) < 2:
+            raise ReviewError(f"split left neuron {nid} in one piece")
+        before = self.neuron_info(nid)
+        sizes = {p: int((parts == p).sum()) for p in part_ids}
+        keep_part = max(part_ids, key=lambda p: sizes[p])
+        self._ensure_writable()
+        lab = self.labels["neurons"]
+        new_ids = []
+        nxt = self._new_id()
+        for p in part_ids:
+            if p == keep_part:
+                new_ids.append(nid)
+                continue
+            lab[parts == p] = nxt
+            new_ids.append(nxt)
+            nxt += 1
+        dropped = self._drop_overrides([nid])
+        params = {"neuron_id": nid}
+        if seeds_um is not None:
+            params["seeds_um"] = np.asarray(seeds_um, float).tolist()
+        else:
+            params["line_um"] = np.asarray(line_um, float).tolist()
+        return self._commit("split", params, before,
+                            {"ids": new_ids, "areas_um2": [self._area(i) for i in new_ids],
+                             "dropped_overrides": dropped}, labels=True)
+
+    def paint(self, mask: np.ndarray, neuron_id: int | None = None) -> dict:
+        """Paint a region with a neuron label (a new neuron when ``neuron_id`` is None).
+
+        Parameters
+        ----------
+        mask : ndarray of bool, shape (Y, X)
+            Pixels to paint.
+        neuron_id : int, optional
+            Label to paint; default a new id.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.neurons.shape:
+            raise ReviewError(f"mask shape {mask.shape} differs from labels {self.neurons.shape}")
+        if not mask.any():
+            raise ReviewError("empty mask")
+        nid = self._new_id() if neuron_id is None else int(neuron_id)
+        if nid <= 0:
+            raise ReviewError("use erase() to paint background")
+        self._ensure_writable()
+        lab = self.labels["neurons"]
+        touched = _id_counts(lab[mask])
+        lab[mask] = nid
+        return self._commit("paint", {"neuron_id": nid, "n_pixels": int(mask.sum()),
+                                      "bbox": _bbox(mask)},
+                            {"pixels_by_id": touched}, {"neuron_id": nid,
+                                                        "area_um2": self._area(nid)},
+                            labels=True)
+
+    def erase(self, mask: np.ndarray) -> dict:
+        """Erase a region (set to background).
+
+        Parameters
+        ----------
+        mask : ndarray of bool, shape (Y, X)
+            Pixels to erase.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.neurons.shape:
+            raise ReviewError(f"mask shape {mask.shape} differs from labels {self.neurons.shape}")
+        self._ensure_writable()
+        lab = self.labels["neurons"]
+        touched = _id_counts(lab[mask])
+        lab[mask] = 0
+        gone = [i for i in touched if not (lab == i).any()]
+        dropped = self._drop_overrides(gone)
+        return self._commit("erase", {"n_pixels": int(mask.sum()), "bbox": _bbox(mask)},
+                            {"pixels_by_id": touched},
+                            {"removed_ids": gone, "dropped_overrides": dropped}, labels=True)
+
+    def set_labels(self, labels: np.ndarray) -> dict | None:
+        """Take over hand-painted labels (e.g. a napari labels layer) as one edit.
+
+        Parameters
+        ----------
+        labels : ndarray of int, shape (Y, X)
+            The edited neuron labels.
+
+        Returns
+        -------
+        dict or None
+            The audit record, or None when nothing changed.
+        """
+        new = np.asarray(labels).astype(np.int32)
+        old = self.neurons
+        if new.shape != old.shape:
+            raise ReviewError(f"labels shape {new.shape} differs from {old.shape}")
+        changed = new != old
+        if not changed.any():
+            return None
+        before = _id_counts(old[changed])
+        after = _id_counts(new[changed])
+        gone = [i for i in before if not (new == i).any()]
+        self.labels["neurons"] = new.copy()
+        dropped = self._drop_overrides(gone)
+        return self._commit("paint_layer", {"n_pixels": int(changed.sum()),
+                                            "bbox": _bbox(changed)},
+                            {"pixels_by_id": before},
+                            {"pixels_by_id": after, "removed_ids": gone,
+                             "dropped_overrides": dropped}, labels=True)
+
+    def flip_call(self, neuron_id: int) -> dict:
+        """Flip a neuron's IgG call (stored as the reviewer's explicit call).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            The audit record (``after["igg_positive"]``).
+        """
+        nid = self._check_id(neuron_id)
+        cur = self.call(nid)
+        if cur is None:
+            raise ReviewError(f"neuron {nid} has no call yet (no threshold, or not measured: "
+                              f"recompute first)")
+        return self.set_call(nid, not cur, _kind="flip")
+
+    def set_call(self, neuron_id: int, positive: bool | None, *, _kind: str = "set_call"
+                 ) -> dict:
+        """Set a neuron's IgG call explicitly (None removes the reviewer's call).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+        positive : bool or None
+            The call; None returns to the threshold call.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        nid = self._check_id(neuron_id)
+        before = {"igg_positive": self.call(nid),
+                  "call_source": "reviewer" if nid in self.calls else "threshold"}
+        if positive is None:
+            self.calls.pop(nid, None)
+        else:
+            self.calls[nid] = bool(positive)
+        after = {"igg_positive": self.call(nid),
+                 "call_source": "reviewer" if nid in self.calls else "threshold"}
+        return self._commit(_kind, {"neuron_id": nid}, before, after)
+
+    def set_excluded(self, neuron_id: int, excluded: bool = True) -> dict:
+        """Mark a neuron excluded from the summaries (or include it again).
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+        excluded : bool
+            Exclude (True) or include (False).
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        nid = self._check_id(neuron_id)
+        before = {"excluded": nid in self.excluded}
+        (self.excluded.add if excluded else self.excluded.discard)(nid)
+        return self._commit("exclude" if excluded else "include", {"neuron_id": nid}, before,
+                            {"excluded": bool(excluded)})
+
+    # ------------------------------------------------------------------ skin edits
+    def add_crossing(self, y_um: float, x_um: float, fibre_id: int | None = None) -> dict:
+        """Add a fibre crossing the reviewer counted.
+
+        Parameters
+        ----------
+        y_um, x_um : float
+            Position in µm.
+        fibre_id : int, optional
+            Fibre label, if known.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        self._require("skin")
+        row = {"y_um": float(y_um), "x_um": float(x_um),
+               "fibre_id": -1 if fibre_id is None else int(fibre_id), "source": "reviewer",
+               "excluded": False}
+        self.crossings = pd.concat([self.crossings, pd.DataFrame([row])], ignore_index=True)
+        return self._commit("add_crossing", {"y_um": row["y_um"], "x_um": row["x_um"],
+                                             "fibre_id": row["fibre_id"]},
+                            {"n_crossings": len(self.crossings) - 1},
+                            {"n_crossings": len(self.crossings)}, crossings=True)
+
+    def nearest_crossing(self, y_um: float, x_um: float) -> tuple[int, float]:
+        """Return the index of the crossing nearest to a point and its distance (µm).
+
+        Parameters
+        ----------
+        y_um, x_um : float
+            Position in µm.
+
+        Returns
+        -------
+        (int, float)
+            Row index in :attr:`crossings` and distance; ``(-1, inf)`` when none.
+        """
+        if not len(self.crossings):
+            return -1, float("inf")
+        d = np.hypot(self.crossings["y_um"].to_numpy(float) - y_um,
+                     self.crossings["x_um"].to_numpy(float) - x_um)
+        i = int(np.argmin(d))
+        return i, float(d[i])
+
+    def delete_crossing(self, index: int | None = None, *, near_um: Sequence[float] | None = None,
+                        tolerance_um: float = 5.0) -> dict:
+        """Delete a crossing, by row index or as the one nearest to a point.
+
+        Parameters
+        ----------
+        index : int, optional
+            Row of :attr:`crossings`.
+        near_um : (y, x), optional
+            Delete the crossing nearest to this point (µm) ...
+        tolerance_um : float
+            ... if it lies within this distance.
+
+        Returns
+        -------
+        dict
+            The audit record (``before`` holds the deleted crossing).
+        """
+        self._require("skin")
+        if (index is None) == (near_um is None):
+            raise ReviewError("give either a crossing index or a point")
+        if near_um is not None:
+            index, d = self.nearest_crossing(float(near_um[0]), float(near_um[1]))
+            if index < 0 or d > tolerance_um:
+                raise ReviewError(f"no crossing within {tolerance_um:g} µm of {tuple(near_um)}")
+        index = int(index)
+        if not 0 <= index < len(self.crossings):
+            raise ReviewError(f"no crossing with index {index}")
+        row = self.crossings.iloc[index].to_dict()
+        self.crossings = self.crossings.drop(self.crossings.index[index]).reset_index(drop=True)
+        return self._commit("delete_crossing", {"index": index}, {"crossing": row},
+                            {"n_crossings": len(self.crossings)}, crossings=True)
+
+    def set_polyline(self, name: str, vertices_um: np.ndarray) -> dict:
+        """Redraw the DEJ or the epidermal surface.
+
+        Parameters
+        ----------
+        name : {"dej", "surface"}
+            Which line.
+        vertices_um : ndarray, shape (N, 2)
+            New vertices (y, x) in µm, N >= 2.
+
+        Returns
+        -------
+        dict
+            The audit record (before/after vertices and lengths).
+        """
+        self._require("skin")
+        if name not in ("dej", "surface"):
+            raise ReviewError(f"unknown polyline {name!r}; use 'dej' or 'surface'")
+        v = np.asarray(vertices_um, float).reshape(-1, 2)
+        if len(v) < 2 or not np.isfinite(v).all():
+            raise ReviewError("a polyline needs at least two finite vertices")
+        old = self.polylines.get(name, np.zeros((0, 2)))
+        self.polylines[name] = v
+        if name not in self.polylines_edited:
+            self.polylines_edited.append(name)
+        return self._commit("redraw_" + name, {"name": name},
+                            {"vertices_um": old, "length_um": polyline_length_um(old)},
+                            {"vertices_um": v, "length_um": polyline_length_um(v)},
+                            polylines=True, crossings=False)
+
+    def exclude_region(self, polygon_um: np.ndarray) -> dict:
+        """Exclude a region (folded, torn or out-of-focus tissue) from counting and length.
+
+        Parameters
+        ----------
+        polygon_um : ndarray, shape (N, 2)
+            Closed polygon (y, x) in µm, N >= 3.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        self._require("skin")
+        poly = np.asarray(polygon_um, float).reshape(-1, 2)
+        if len(poly) < 3:
+            raise ReviewError("a region needs at least three vertices")
+        before = {"n_regions": len(self.excluded_regions)}
+        self.excluded_regions.append(poly)
+        return self._commit("exclude_region", {"polygon_um": poly}, before,
+                            {"n_regions": len(self.excluded_regions)}, crossings=True)
+
+    def remove_excluded_region(self, index: int) -> dict:
+        """Remove an excluded region again.
+
+        Parameters
+        ----------
+        index : int
+            Index in :attr:`excluded_regions`.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        self._require("skin")
+        if not 0 <= int(index) < len(self.excluded_regions):
+            raise ReviewError(f"no excluded region {index}")
+        poly = self.excluded_regions.pop(int(index))
+        return self._commit("include_region", {"index": int(index)}, {"polygon_um": poly},
+                            {"n_regions": len(self.excluded_regions)}, crossings=True)
+
+    def _flag_excluded_crossings(self) -> None:
+        c = self.crossings
+        if len(c):
+            c["excluded"] = points_in_regions(c[["y_um", "x_um"]].to_numpy(float),
+                                              self.excluded_regions)
+        else:
+            self.crossings = pd.DataFrame(columns=CROSSING_COLUMNS)
+
+    # ------------------------------------------------------------------ recompute
+    def recompute(self) -> dict[str, Any]:
+        """Write the reviewed tables and summaries from the current state.
+
+        DRG: the neurons are measured on the edited labels with the run's parameters
+        (:func:`histo_fms.drg.measure_drg` with ``labels=``), called with the run's
+        threshold, then the reviewer's calls and exclusions are applied. Skin: the
+        crossings outside excluded regions are counted and the epidermis length is
+        measured along the (edited) surface outside excluded regions.
+
+        Writes ``OUT/STEM/reviewed/{neurons.csv | crossings.csv}``,
+        ``OUT/STEM/reviewed/summary.json`` and ``OUT/{drg,skin}_summary_reviewed.csv``.
+
+        Returns
+        -------
+        dict
+            This image's summary: automatic and reviewed values, ``n_auto``,
+            ``n_reviewed`` and ``delta``.
+        """
+        self.check_fresh()
+        summary = self._recompute_drg() if self.kind == "drg" else self._recompute_skin()
+        from .. import __version__
+
+        summary.update({"image": self._image_name(), "reviewer": self.reviewer,
+                        "reviewed_at": utc_now(), "n_edits": self.n_edits,
+                        "histo_fms_version": __version__,
+                        "run_histo_fms_version": self.run.get("histo_fms_version")})
+        write_json(summary, self.dir / SUMMARY)
+        self.needs_recompute = False
+        write_json(self._state(), self.dir / OVERRIDES)
+        write_reviewed_summary(self.results_dir, self.kind)
+        self.audit.append({"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
+                           "image": self.stem, "case": self.blind_code, "kind": "recompute",
+                           "params": {}, "before": None,
+                           "after": {k: summary.get(k) for k in ("n_auto", "n_reviewed",
+                                                                  "delta")}})
+        return summary
+
+    def _image_name(self) -> str:
+        try:
+            return str(file_entry(self.run, self.stem).get("image", self.stem))
+        except KeyError:
+            return self.stem
+
+    def _drg_config(self):
+        from ..config import PipelineConfig
+
+        return PipelineConfig.model_validate(self.run["config"])
+
+    def load_channels(self) -> dict[str, np.ndarray]:
+        """Read the measured image's channels by role (as the run did).
+
+        Returns
+        -------
+        dict of str to ndarray
+            Role -> 2-D channel.
+
+        Raises
+        ------
+        FileNotFoundError
+            The image recorded in ``run.json`` cannot be found.
+        """
+        from ..io import read_image, resolve_channels
+
+        cfg = self._drg_config()
+        entry = file_entry(self.run, self.stem)
+        path = image_path(self.results_dir, entry)
+        if path is None:
+            raise FileNotFoundError(f"image {entry.get('path')} of this result is not found; "
+                                    "recompute needs it")
+        img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
+                         pixel_size_um=self.pixel_size_um, reader=cfg.image.reader)
+        req, opt = cfg.roles()
+        idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
+                               path=img.path)
+        return {role: np.asarray(img.data[i].compute()) for role, i in idx.items()}
+
+    def _recompute_drg(self) -> dict[str, Any]:
+        from ..drg import call_igg, measure_drg, summarize_section
+
+        cfg = self._drg_config()
+        ch = self.load_channels()
+        res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=self.pixel_size_um,
+                          sgc=ch.get("sgc"), nuclei=ch.get("nuclei"), params=cfg.params(),
+                          labels=self.neurons)
+        thr = (self.run.get("threshold") or {}).get("ring_igg")
+        tab = res.table.copy()
+        if thr is not None:
+            tab = call_igg(tab, float(thr))
+            tab["igg_positive_auto"] = tab["igg_positive"].astype("boolean")
+        else:
+            tab["igg_positive_auto"] = pd.Series([pd.NA] * len(tab), dtype="boolean")
+        ids = tab["neuron_id"].astype(int)
+        call = tab["igg_positive_auto"].copy()
+        src = pd.Series(["threshold"] * len(tab), dtype=object)
+        for i, (nid, _) in enumerate(zip(ids, call, strict=True)):
+            if nid in self.calls:
+                call.iloc[i] = self.calls[nid]
+                src.iloc[i] = "reviewer"
+        tab["igg_positive"] = call.astype("boolean")
+        tab["call_source"] = src.to_numpy()
+        tab["excluded"] = ids.isin(self.excluded).to_numpy()
+        from ..batch import NEURON_COLUMNS
+
+        first = [c for c in NEURON_COLUMNS if c in tab.columns]
+        tab = tab[first + [c for c in tab.columns if c not in first]]
+        write_table(tab, self.dir / "neurons.csv")
+        self.labels["rings"] = res.rings
+        write_labels_zarr({"neurons": self.neurons, "rings": res.rings},
+                          self.dir / "labels.zarr", pixel_size_um=self.pixel_size_um)
+        self.table = _read_neurons(self.dir / "neurons.csv")
+        excl_border = cfg.summary.exclude_border
+        counted = tab.loc[~tab["excluded"]].copy()
+        if thr is None and counted["igg_positive"].isna().any():
+            counted = counted.drop(columns=["igg_positive"])
+        else:
+            counted["igg_positive"] = counted["igg_positive"].fillna(False).astype(bool)
+        rev = summarize_section(counted, exclude_border=excl_border)
+        auto = self._auto_drg_summary(excl_border, thr)
+        return {
+            "pipeline": "drg", "threshold": thr,
+            **{f"{k}_auto": v for k, v in auto.items()},
+            **{f"{k}_reviewed": v for k, v in rev.items()},
+            "n_auto": auto["n_neurons"], "n_reviewed": rev["n_neurons"],
+            "delta": rev["n_neurons"] - auto["n_neurons"],
+            "delta_n_igg_positive": _sub(rev["n_igg_positive"], auto["n_igg_positive"]),
+            "delta_pct_igg_positive": _sub(rev["pct_igg_positive"], auto["pct_igg_positive"]),
+            "n_excluded": int(tab["excluded"].sum()),
+            "n_reviewer_calls": int((tab["call_source"] == "reviewer").sum()),
+        }
+
+    def _auto_drg_summary(self, exclude_border: bool, thr: float | None) -> dict:
+        from ..drg import summarize_section
+
+        t = self.auto_table
+        if thr is None or t["igg_positive"].isna().all():
+            t = t.drop(columns=["igg_positive"])
+        else:
+            t = t.copy()
+            t["igg_positive"] = t["igg_positive"].fillna(False).astype(bool)
+        return summarize_section(t, exclude_border=exclude_border)
+
+    def _recompute_skin(self) -> dict[str, Any]:
+        self._flag_excluded_crossings()
+        recount = None
+        if self.polylines_edited:
+            recount = self._recount_from_dej()
+        write_table(_ordered(self.crossings), self.dir / "crossings.csv")
+        write_polylines(self.polylines, self.dir / "polylines.json")
+        counted = int((~self.crossings["excluded"].astype(bool)).sum())
+        surf = self.polylines.get("surface", np.zeros((0, 2)))
+        dej = self.polylines.get("dej", np.zeros((0, 2)))
+        length_mm = polyline_length_um(surf, self.excluded_regions) / 1000.0
+        dej_mm = polyline_length_um(dej, self.excluded_regions) / 1000.0
+        auto_n = int(len(self.auto_crossings))
+        auto_len = polyline_length_um(self.auto_polylines.get("surface", np.zeros((0, 2)))) / 1e3
+        auto_dej = polyline_length_um(self.auto_polylines.get("dej", np.zeros((0, 2)))) / 1e3
+        srow = _summary_row(self.results_dir, "skin", self._image_name())
+        if srow is not None:
+            auto_n = int(srow.get("n_crossings", auto_n))
+            auto_len = float(srow.get("epidermis_length_mm", auto_len))
+            auto_dej = float(srow.get("dej_length_mm", auto_dej))
+        ienfd = _ienfd(counted, length_mm)
+        auto_ienfd = _ienfd(auto_n, auto_len)
+        return {
+            "pipeline": "skin",
+            "n_crossings_auto": auto_n, "epidermis_length_mm_auto": auto_len,
+            "dej_length_mm_auto": auto_dej, "ienfd_per_mm_auto": auto_ienfd,
+            "n_crossings_reviewed": counted, "epidermis_length_mm_reviewed": length_mm,
+            "dej_length_mm_reviewed": dej_mm, "ienfd_per_mm_reviewed": ienfd,
+            "n_auto": auto_n, "n_reviewed": counted, "delta": counted - auto_n,
+            "delta_ienfd_per_mm": _sub(ienfd, auto_ienfd),
+            "n_excluded_regions": len(self.excluded_regions),
+            "n_added": int((self.crossings["source"] == "reviewer").sum()),
+            "recount_from_dej": recount,
+        }
+
+    def _recount_from_dej(self) -> str:
+        """Recount the automatic crossings against the edited DEJ and surface.
+
+        Uses :func:`histo_fms.skin.recount_skin` on the traced fibres (no segmentation
+        is redone). Crossings the reviewer added are kept; automatic crossings the
+        reviewer deleted are deleted again in the recount (nearest within 10 µm).
+        """
+        try:
+            from ..config import PipelineConfig
+            from ..skin import recount_skin
+        except ImportError as exc:
+            return f"not recounted: {exc}"
+        if "fibres" not in self.labels:
+            return "not recounted: no traced fibres in labels.zarr"
+        dej = self.polylines.get("dej", np.zeros((0, 2)))
+        surf = self.polylines.get("surface", np.zeros((0, 2)))
+        try:
+            params = PipelineConfig.model_validate(self.run["config"]).params()
+        except Exception:  # noqa: BLE001 - incomplete provenance: counting defaults
+            params = None
+        try:
+            res = recount_skin(self.labels["fibres"], pixel_size_um=self.pixel_size_um,
+                               dej_um=dej, surface_um=surf, params=params)
+        except ValueError as exc:
+            return f"not recounted: {exc}"
+        new = res.crossings.copy()
+        new["source"] = "auto"
+        new["excluded"] = False
+        manual = self.crossings.loc[self.crossings["source"] == "reviewer"]
+        deleted = [e["before"]["crossing"] for e in self.audit.read()
+                   if e.get("kind") == "delete_crossing"
+                   and (e.get("before") or {}).get("crossing", {}).get("source") == "auto"]
+        keep = np.ones(len(new), bool)
+        for d in deleted:
+            dd = np.hypot(new["y_um"].to_numpy(float) - d["y_um"],
+                          new["x_um"].to_numpy(float) - d["x_um"])
+            dd = np.where(keep, dd, np.inf)
+            if dd.size and dd.min() <= 10.0:
+                keep[int(np.argmin(dd))] = False
+        self.crossings = _ordered(pd.concat([new.loc[keep], manual], ignore_index=True))
+        self._flag_excluded_crossings()
+        self.labels = {**self.labels, "epidermis": res.epidermis.astype(np.uint8),
+                       "fibres": res.fibres}
+        write_labels_zarr(self.labels, self.dir / "labels.zarr", pixel_size_um=self.pixel_size_um)
+        return (f"recounted with the edited lines: {len(new)} automatic crossings, "
+                f"{int((~keep).sum())} deleted by the reviewer, {len(manual)} added")
+
+
+# ---------------------------------------------------------------------- helpers
+def _sub(a: Any, b: Any) -> float:
+    try:
+        return float(a) - float(b)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _ienfd(n: int, length_mm: float) -> float:
+    try:
+        from ..skin import ienfd
+
+        return float(ienfd(n, length_mm))
+    except (ImportError, AttributeError, ValueError, ZeroDivisionError):
+        return float(n) / length_mm if length_mm > 0 else float("nan")
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    return df[CROSSING_COLUMNS + [c for c in df.columns if c not in CROSSING_COLUMNS]]
+
+
+def _id_counts(values: np.ndarray) -> dict[int, int]:
+    ids, cnt = np.unique(np.asarray(values), return_counts=True)
+    return {int(i): int(c) for i, c in zip(ids, cnt, strict=True)}
+
+
+def _bbox(mask: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return []
+    return [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
+
+
+def _read_neurons(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=["neuron_id", "ring_igg", "igg_positive", "touches_border"])
+    df = pd.read_csv(path)
+    for c in ("touches_border", "excluded"):
+        if c in df.columns:
+            df[c] = df[c].astype(bool)
+    for c in ("igg_positive", "igg_positive_auto"):
+        if c in df.columns:
+            df[c] = df[c].map({True: True, False: False, "True": True, "False": False})
+            df[c] = df[c].astype("boolean")
+    return df
+
+
+def _read_crossings(path: Path, source: str | None) -> pd.DataFrame:
+    if not path.is_file():
+        return pd.DataFrame(columns=CROSSING_COLUMNS)
+    df = pd.read_csv(path)
+    for c in ("y_um", "x_um"):
+        df[c] = df[c].astype(float)
+    df["fibre_id"] = df["fibre_id"].fillna(-1).astype(np.int64) if "fibre_id" in df else -1
+    if "source" not in df or source is not None:
+        df["source"] = source or "auto"
+    df["excluded"] = df["excluded"].astype(bool) if "excluded" in df else False
+    return df[CROSSING_COLUMNS + [c for c in df.columns if c not in CROSSING_COLUMNS]]
+
+
+def _summary_row(results_dir: Path, kind: str, image: str) -> dict | None:
+    s = summary_table(results_dir, kind)
+    if s.empty or "image" not in s:
+        return None
+    row = s.loc[s["image"] == image]
+    return None if row.empty else row.iloc[0].to_dict()
+
+
+def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
+    """Write ``OUT/{kind}_summary_reviewed.csv``: every image, automatic vs reviewed.
+
+    Images not reviewed yet keep their automatic values (``reviewed`` is False).
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        The results folder.
+    kind : {"drg", "skin"}
+        Pipeline kind.
+
+    Returns
+    -------
+    Path
+        The CSV written.
+    """
+    from ..io import image_stem
+
+    results_dir = Path(results_dir)
+    auto = summary_table(results_dir, kind)
+    main = ("n_neurons", "n_igg_positive", "pct_igg_positive", "median_ring_igg") if (
+        kind == "drg") else ("n_crossings", "epidermis_length_mm", "dej_length_mm", "ienfd_per_mm")
+    primary = main[0]
+    rows = []
+    for _, r in auto.iterrows():
+        row = r.to_dict()
+        stem = image_stem(str(row["image"]))
+        sp = results_dir / stem / REVIEWED / SUMMARY
+        rev = json.loads(sp.read_text(encoding="utf-8")) if sp.is_file() else None
+        out = {"image": row["image"], "reviewed": rev is not None,
+               "reviewer": rev.get("reviewer") if rev else "",
+               "reviewed_at": rev.get("reviewed_at") if rev else ""}
+        for k in main:
+            a = row.get(k, np.nan)
+            v = rev.get(f"{k}_reviewed", np.nan) if rev else a
+            out[f"{k}_auto"] = a
+            out[k] = v
+        out["n_auto"] = row.get(primary, np.nan)
+        out["n_reviewed"] = out[primary]
+        out["delta"] = _sub(out["n_reviewed"], out["n_auto"])
+        for k in main[1:]:
+            out[f"delta_{k}"] = _sub(out[k], out[f"{k}_auto"])
+        for k, v in row.items():
+            if k not in out and k not in main:
+                out[k] = v
+        rows.append(out)
+    df = pd.DataFrame(rows)
+    return write_table(df, results_dir / f"{kind}_summary_reviewed.csv")

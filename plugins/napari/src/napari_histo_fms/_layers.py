@@ -1,0 +1,211 @@
+"""Layer data (napari ``LayerDataTuple``) for images and results; no Qt, no analysis.
+
+Every layer is in µm: images and labels carry ``scale = (px, px)``; points and shapes
+are stored in µm directly. Layer names never contain file names (blinded review).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from histo_fms.review import ReviewSession
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+UNITS = ("um", "um")
+AXES = ("y", "x")
+#: IgG call colours (as in the QuPath export): positive orange, negative blue.
+COLOURS = {
+    "positive": (213 / 255, 94 / 255, 0.0, 1.0),
+    "negative": (0.0, 114 / 255, 178 / 255, 1.0),
+    "unknown": (0.85, 0.85, 0.85, 1.0),
+    "excluded": (0.35, 0.35, 0.35, 1.0),
+}
+CHANNEL_COLOURMAPS = {
+    "neun": "gray", "tubb3": "gray", "pgp9.5": "green", "pgp": "green", "gs": "green",
+    "fabp7": "green", "igg": "magenta", "dapi": "blue", "hoechst": "blue", "col4": "cyan",
+    "collagen iv": "cyan",
+}
+#: Layer names the plugin creates and owns.
+NEURONS, RINGS, CROSSINGS, DEJ, SURFACE = "neurons", "rings", "crossings", "DEJ", "surface"
+EPIDERMIS, FIBRES, EXCLUDED = "epidermis", "fibres", "excluded regions"
+
+
+def _cmap(name: str, i: int) -> str:
+    key = name.strip().lower()
+    if key in CHANNEL_COLOURMAPS:
+        return CHANNEL_COLOURMAPS[key]
+    return ["gray", "green", "magenta", "cyan", "yellow", "blue"][i % 6]
+
+
+def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
+                     read_kwargs: dict | None = None) -> list[LayerData]:
+    """Return one image layer per channel, named by channel and scaled in µm.
+
+    Parameters
+    ----------
+    path : str or Path
+        A microscope image :func:`histo_fms.io.read_image` opens.
+    pixel_size_um : float, optional
+        Pixel size override (µm).
+    read_kwargs : dict, optional
+        Extra arguments of :func:`histo_fms.io.read_image` (series, z, ...).
+
+    Returns
+    -------
+    list of LayerDataTuple
+        ``(dask array, kwargs, "image")`` per channel.
+    """
+    from histo_fms.io import read_image
+
+    img = read_image(path, pixel_size_um=pixel_size_um, **(read_kwargs or {}))
+    px = float(img.pixel_size_um or pixel_size_um or 1.0)
+    out: list[LayerData] = []
+    for i, name in enumerate(img.channel_names):
+        out.append((img.data[i], {
+            "name": str(name), "scale": (px, px), "units": UNITS, "axis_labels": AXES,
+            "colormap": _cmap(str(name), i), "blending": "additive",
+            "metadata": {"histo_fms": {"channel": str(name), "pixel_size_um": px,
+                                       "path": str(img.path)}},
+        }, "image"))
+    return out
+
+
+def neuron_colours(session: ReviewSession) -> dict:
+    """Return a direct label colour map: IgG call (orange/blue), grey unknown or excluded.
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+
+    Returns
+    -------
+    dict
+        Label value -> RGBA (``None`` and 0 transparent).
+    """
+    cols: dict = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
+    for nid in session.neuron_ids():
+        nid = int(nid)
+        if nid in session.excluded:
+            cols[nid] = COLOURS["excluded"]
+            continue
+        call = session.call(nid)
+        cols[nid] = COLOURS["unknown" if call is None else ("positive" if call else "negative")]
+    return cols
+
+
+def neuron_features(session: ReviewSession) -> pd.DataFrame:
+    """Return per-label numbers for napari's status bar (``index`` = label value).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``index, area_um2, diameter_um, ring_igg, igg_positive, excluded``.
+    """
+    rows = []
+    t = session.table.set_index("neuron_id") if len(session.table) else None
+    for nid in session.neuron_ids():
+        nid = int(nid)
+        r = {"index": nid, "area_um2": np.nan, "diameter_um": np.nan, "ring_igg": np.nan}
+        if t is not None and nid in t.index:
+            for c in ("area_um2", "diameter_um", "ring_igg"):
+                if c in t.columns:
+                    r[c] = round(float(t.loc[nid, c]), 3)
+        call = session.call(nid)
+        r["igg_positive"] = "" if call is None else ("yes" if call else "no")
+        r["excluded"] = nid in session.excluded
+        rows.append(r)
+    cols = ["index", "area_um2", "diameter_um", "ring_igg", "igg_positive", "excluded"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> list[LayerData]:
+    """Return the layers of a result: image channels, labels, crossings and lines, in µm.
+
+    Parameters
+    ----------
+    session : ReviewSession
+        The (possibly reviewed) result of one image.
+    with_image : bool
+        Also return the image channels (when the image is found).
+
+    Returns
+    -------
+    list of LayerDataTuple
+        DRG: channels, ``neurons`` (coloured by IgG call, numbers as features),
+        ``rings``; skin: channels, ``epidermis``, ``fibres``, ``crossings`` (points),
+        ``DEJ`` and ``surface`` (paths), ``excluded regions`` (polygons).
+    """
+    from histo_fms.review._results import file_entry, image_path
+
+    px = session.pixel_size_um
+    out: list[LayerData] = []
+    if with_image:
+        try:
+            entry = file_entry(session.run, session.stem)
+            path = image_path(session.results_dir, entry)
+        except KeyError:
+            path = None
+        if path is not None:
+            try:
+                out.extend(image_layer_data(path, pixel_size_um=px))
+            except Exception:  # noqa: BLE001 - the results still show without the image
+                pass
+    common = {"scale": (px, px), "units": UNITS, "axis_labels": AXES}
+    if session.kind == "drg":
+        out.append((session.labels["neurons"].copy(), {
+            **common, "name": NEURONS, "colormap": neuron_colours(session),
+            "features": neuron_features(session), "opacity": 0.5}, "labels"))
+        if "rings" in session.labels:
+            out.append((session.labels["rings"], {**common, "name": RINGS, "opacity": 0.35,
+                                                  "visible": False}, "labels"))
+        return out
+    for name, key in ((EPIDERMIS, "epidermis"), (FIBRES, "fibres")):
+        if key in session.labels:
+            out.append((session.labels[key], {**common, "name": name, "opacity": 0.3,
+                                              "visible": name == FIBRES}, "labels"))
+    out.append(crossings_layer_data(session))
+    for name, key, colour in ((DEJ, "dej", "orange"), (SURFACE, "surface", "deepskyblue")):
+        v = session.polylines.get(key, np.zeros((0, 2)))
+        data = [np.asarray(v, float)] if len(v) >= 2 else []
+        out.append((data, {"name": name, "shape_type": "path", "edge_color": colour,
+                           "edge_width": 1.5, "units": UNITS, "axis_labels": AXES},
+                    "shapes"))
+    out.append(([np.asarray(r, float) for r in session.excluded_regions], {
+        "name": EXCLUDED, "shape_type": "polygon", "edge_color": "red",
+        "face_color": [1.0, 0.0, 0.0, 0.15], "units": UNITS, "axis_labels": AXES}, "shapes"))
+    return out
+
+
+def crossings_layer_data(session: ReviewSession) -> LayerData:
+    """Return the crossings as a points layer in µm (reviewer-added ones in yellow).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A skin session.
+
+    Returns
+    -------
+    LayerDataTuple
+        ``(points (N, 2) µm, kwargs, "points")``.
+    """
+    c = session.crossings
+    pts = c[["y_um", "x_um"]].to_numpy(float) if len(c) else np.zeros((0, 2))
+    feats = pd.DataFrame({
+        "source": c["source"].astype(str).to_numpy() if len(c) else np.zeros(0, str),
+        "excluded": c["excluded"].astype(bool).to_numpy() if len(c) else np.zeros(0, bool)})
+    colours = ["yellow" if s == "reviewer" else ("gray" if e else "lime")
+               for s, e in zip(feats["source"], feats["excluded"], strict=True)]
+    return (pts, {"name": CROSSINGS, "size": 4.0, "face_color": colours or "lime",
+                  "border_color": "black", "features": feats, "units": UNITS,
+                  "axis_labels": AXES}, "points")

@@ -1,0 +1,805 @@
+"""Review widget: drives :class:`histo_fms.review.ReviewSession` from napari layers.
+
+No analysis here: every edit, autosave, audit record and recompute is the core
+model's; this widget only turns layer selections and drawings into its calls and
+shows the model's state as layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from histo_fms.review import ReviewError, ReviewSession, result_stems
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._layers import (
+    CROSSINGS,
+    DEJ,
+    EXCLUDED,
+    NEURONS,
+    SURFACE,
+    crossings_layer_data,
+    neuron_colours,
+    neuron_features,
+    session_layer_data,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+SEEDS = "split seeds"
+
+
+def _fmt(v: Any, nd: int = 1) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    if not np.isfinite(f):
+        return "–"
+    return f"{f:.{nd}f}" if nd else f"{int(round(f))}"
+
+
+def summary_text(summary: dict) -> str:
+    """Format a recompute summary as automatic vs reviewed numbers.
+
+    Parameters
+    ----------
+    summary : dict
+        Output of :meth:`ReviewSession.recompute`.
+
+    Returns
+    -------
+    str
+        Three lines: automatic, reviewed, difference.
+    """
+    if summary.get("pipeline") == "drg":
+        a = (f"automatic: {_fmt(summary['n_neurons_auto'], 0)} neurons, "
+             f"{_fmt(summary['n_igg_positive_auto'], 0)} IgG+ "
+             f"({_fmt(summary['pct_igg_positive_auto'])} %)")
+        r = (f"reviewed:  {_fmt(summary['n_neurons_reviewed'], 0)} neurons, "
+             f"{_fmt(summary['n_igg_positive_reviewed'], 0)} IgG+ "
+             f"({_fmt(summary['pct_igg_positive_reviewed'])} %)")
+        d = (f"difference: {summary['delta']:+d} neurons, "
+             f"{_fmt(summary['delta_pct_igg_positive'])} % IgG+")
+        return "\n".join([a, r, d])
+    a = (f"automatic: {_fmt(summary['n_crossings_auto'], 0)} crossings, "
+         f"{_fmt(summary['epidermis_length_mm_auto'], 3)} mm, "
+         f"IENFD {_fmt(summary['ienfd_per_mm_auto'], 2)} /mm")
+    r = (f"reviewed:  {_fmt(summary['n_crossings_reviewed'], 0)} crossings, "
+         f"{_fmt(summary['epidermis_length_mm_reviewed'], 3)} mm, "
+         f"IENFD {_fmt(summary['ienfd_per_mm_reviewed'], 2)} /mm")
+    d = (f"difference: {summary['delta']:+d} crossings, "
+         f"{_fmt(summary['delta_ienfd_per_mm'], 2)} /mm")
+    return "\n".join([a, r, d])
+
+
+def neuron_text(info: dict) -> str:
+    """Format a neuron's numbers (hover / selection).
+
+    Parameters
+    ----------
+    info : dict
+        Output of :meth:`ReviewSession.neuron_info`.
+
+    Returns
+    -------
+    str
+        One line.
+    """
+    call = info.get("igg_positive")
+    call_s = "?" if call is None else ("IgG+" if call else "IgG−")
+    if info.get("call_source") == "reviewer":
+        call_s += " (reviewer)"
+    parts = [f"neuron {info['neuron_id']}", f"{_fmt(info.get('diameter_um'))} µm",
+             f"{_fmt(info.get('area_um2'), 0)} µm²", f"ring IgG {_fmt(info.get('ring_igg'), 2)}",
+             call_s]
+    if info.get("excluded"):
+        parts.append("excluded")
+    if info.get("touches_border"):
+        parts.append("border")
+    if info.get("stale"):
+        parts.append("(edited: recompute)")
+    return " · ".join(parts)
+
+
+class ReviewWidget(QWidget):
+    """Review and correct one image's results; every edit autosaved and audited.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer.
+    blind : bool
+        Blinded mode (used by the queue widget): no file names anywhere, no image
+        picker; sessions come from :meth:`set_session`.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, *, blind: bool = False):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.blind = blind
+        self.session: ReviewSession | None = None
+        self.last_summary: dict | None = None
+        self._syncing = False
+        self._worker = None
+        lay = QVBoxLayout(self)
+
+        self.open_box = QGroupBox("Results")
+        form = QFormLayout(self.open_box)
+        row = QHBoxLayout()
+        self.results_edit = QLineEdit()
+        self.results_edit.setPlaceholderText("results folder (with run.json)")
+        self.results_edit.editingFinished.connect(self._fill_images)
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        row.addWidget(self.results_edit)
+        row.addWidget(browse)
+        form.addRow("folder", row)
+        self.image_combo = QComboBox()
+        form.addRow("image", self.image_combo)
+        self.reviewer_edit = QLineEdit()
+        self.reviewer_edit.setPlaceholderText("your name or initials")
+        form.addRow("reviewer", self.reviewer_edit)
+        self.open_btn = QPushButton("Open for review")
+        self.open_btn.clicked.connect(self._open_clicked)
+        form.addRow(self.open_btn)
+        lay.addWidget(self.open_box)
+        self.open_box.setVisible(not blind)
+
+        self.title_label = QLabel("no image open")
+        self.title_label.setWordWrap(True)
+        lay.addWidget(self.title_label)
+
+        # DRG
+        self.drg_box = QGroupBox("Neurons")
+        g = QFormLayout(self.drg_box)
+        self.neuron_spin = QSpinBox()
+        self.neuron_spin.setRange(0, 2**31 - 1)
+        self.neuron_spin.valueChanged.connect(self._show_neuron)
+        g.addRow("selected neuron", self.neuron_spin)
+        r1 = QHBoxLayout()
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.clicked.connect(lambda: self._guard(self.delete_neuron))
+        self.flip_btn = QPushButton("Flip IgG call")
+        self.flip_btn.clicked.connect(lambda: self._guard(self.flip_call))
+        self.exclude_btn = QPushButton("Exclude / include")
+        self.exclude_btn.clicked.connect(lambda: self._guard(self.toggle_excluded))
+        for b in (self.delete_btn, self.flip_btn, self.exclude_btn):
+            r1.addWidget(b)
+        g.addRow(r1)
+        r2 = QHBoxLayout()
+        self.merge_edit = QLineEdit()
+        self.merge_edit.setPlaceholderText("ids to merge, e.g. 4, 7")
+        self.merge_btn = QPushButton("Merge")
+        self.merge_btn.clicked.connect(lambda: self._guard(self.merge))
+        r2.addWidget(self.merge_edit)
+        r2.addWidget(self.merge_btn)
+        g.addRow(r2)
+        r3 = QHBoxLayout()
+        self.seeds_btn = QPushButton("Place split seeds")
+        self.seeds_btn.clicked.connect(self._seeds_layer)
+        self.split_btn = QPushButton("Split at seeds")
+        self.split_btn.clicked.connect(lambda: self._guard(self.split))
+        r3.addWidget(self.seeds_btn)
+        r3.addWidget(self.split_btn)
+        g.addRow(r3)
+        self.autosave_paint = QCheckBox("autosave every edit made in the layers")
+        self.autosave_paint.setChecked(True)
+        self.apply_paint_btn = QPushButton("Save painting")
+        self.apply_paint_btn.clicked.connect(lambda: self._guard(self.apply_painting))
+        g.addRow(self.autosave_paint, self.apply_paint_btn)
+        lay.addWidget(self.drg_box)
+
+        # skin
+        self.skin_box = QGroupBox("Crossings and lines")
+        s = QFormLayout(self.skin_box)
+        self.sync_btn = QPushButton("Save crossings from layer")
+        self.sync_btn.setToolTip("add points to / delete points from the crossings layer, "
+                                 "then save")
+        self.sync_btn.clicked.connect(lambda: self._guard(self.sync_crossings))
+        s.addRow(self.sync_btn)
+        r4 = QHBoxLayout()
+        self.dej_btn = QPushButton("Redraw DEJ")
+        self.dej_btn.setToolTip("draw a path in the DEJ layer, then press")
+        self.dej_btn.clicked.connect(lambda: self._guard(self.redraw, "dej"))
+        self.surface_btn = QPushButton("Redraw surface")
+        self.surface_btn.clicked.connect(lambda: self._guard(self.redraw, "surface"))
+        r4.addWidget(self.dej_btn)
+        r4.addWidget(self.surface_btn)
+        s.addRow(r4)
+        self.region_btn = QPushButton("Exclude drawn region")
+        self.region_btn.setToolTip("draw a polygon in the 'excluded regions' layer, then press")
+        self.region_btn.clicked.connect(lambda: self._guard(self.exclude_region))
+        s.addRow(self.region_btn)
+        lay.addWidget(self.skin_box)
+
+        self.recompute_btn = QPushButton("Recompute")
+        self.recompute_btn.clicked.connect(lambda: self._guard(self.recompute, block=False))
+        lay.addWidget(self.recompute_btn)
+        self.result_label = QLabel("")
+        self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay.addWidget(self.result_label)
+        self.info_label = QLabel("")
+        self.info_label.setWordWrap(True)
+        lay.addWidget(self.info_label)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumHeight(120)
+        lay.addWidget(self.log_view)
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #e06c6c")
+        self.error_label.setWordWrap(True)
+        lay.addWidget(self.error_label)
+        lay.addStretch(1)
+        self._set_kind(None)
+        self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
+
+    # ------------------------------------------------------------------ opening
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Results folder")
+        if d:
+            self.results_edit.setText(d)
+            self._fill_images()
+
+    def _fill_images(self) -> None:
+        if self.blind:
+            return
+        self.image_combo.clear()
+        try:
+            self.image_combo.addItems(result_stems(self.results_edit.text()))
+        except (OSError, ValueError):
+            pass
+
+    def _open_clicked(self) -> None:
+        self._guard(self.open_session, self.results_edit.text(), self.image_combo.currentText(),
+                    self.reviewer_edit.text())
+
+    def open_session(self, results_dir: str | Path, stem: str, reviewer: str) -> ReviewSession:
+        """Open (or resume) the review of one image and show its layers.
+
+        Parameters
+        ----------
+        results_dir : str or Path
+            Results folder.
+        stem : str
+            Image output name.
+        reviewer : str
+            Reviewer name.
+
+        Returns
+        -------
+        ReviewSession
+            The session.
+        """
+        session = ReviewSession.open(results_dir, stem, reviewer)
+        self.set_session(session, title=f"{stem} · reviewer {session.reviewer}")
+        return session
+
+    def set_session(self, session: ReviewSession, *, title: str,
+                    with_image: bool = True) -> None:
+        """Show a session (its layers replace the previous image's).
+
+        Parameters
+        ----------
+        session : ReviewSession
+            The session to drive.
+        title : str
+            What the widget shows as the image's name (a case code when blinded).
+        with_image : bool
+            Also add the image channels.
+        """
+        self.session = session
+        self.last_summary = None
+        self.title_label.setText(title)
+        self.result_label.setText("")
+        self.error_label.setText("")
+        self._set_kind(session.kind)
+        layers = session_layer_data(session, with_image=with_image)
+        if self.blind:
+            for _, kw, _ in layers:
+                kw.pop("metadata", None)
+        self._replace_layers(layers)
+        self._refresh_log()
+
+    def _set_kind(self, kind: str | None) -> None:
+        self.drg_box.setVisible(kind == "drg")
+        self.skin_box.setVisible(kind == "skin")
+        self.recompute_btn.setEnabled(kind is not None)
+
+    # ------------------------------------------------------------------ layers
+    def _layer(self, name: str):
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _replace_layers(self, layers: list) -> None:
+        from napari.layers import Layer
+
+        self._syncing = True
+        try:
+            for data, kw, kind in layers:
+                old = self._layer(kw["name"])
+                new = Layer.create(data, kw, kind)
+                if old is not None:
+                    i = self.viewer.layers.index(old)
+                    self.viewer.layers.remove(old)
+                    self.viewer.layers.insert(i, new)
+                else:
+                    self.viewer.add_layer(new)
+                self._connect(new)
+        finally:
+            self._syncing = False
+
+    def _connect(self, layer) -> None:
+        """Autosave: edits made directly in the plugin's layers go to the model."""
+        if layer.name == NEURONS:
+            layer.events.selected_label.connect(self._on_selected_label)
+            layer.events.paint.connect(self._on_paint)
+        elif layer.name in (CROSSINGS, DEJ, SURFACE, EXCLUDED):
+            layer.events.data.connect(self._on_layer_data)
+
+    def _on_layer_data(self, event) -> None:
+        if self._syncing or not self.autosave_paint.isChecked() or self.session is None:
+            return
+        action = str(getattr(event, "action", ""))
+        if action not in ("added", "removed", "changed"):
+            return
+        name = event.source.name
+        # apply after napari has finished the edit (the handler may update the layer)
+        QTimer.singleShot(0, lambda: self._guard(self._auto_apply, name, action))
+
+    def _auto_apply(self, name: str, action: str) -> None:
+        if self.session is None or self.session.kind != "skin":
+            return
+        if name == CROSSINGS:
+            self.sync_crossings()
+        elif name in (DEJ, SURFACE) and action in ("added", "changed"):
+            layer = self._layer(name)
+            if layer is not None and len(layer.data):
+                self.redraw("dej" if name == DEJ else "surface")
+        elif name == EXCLUDED:
+            self.sync_regions()
+
+    def refresh_layers(self) -> None:
+        """Show the session's current state in the plugin's layers."""
+        s = self.session
+        if s is None:
+            return
+        self._syncing = True
+        try:
+            if s.kind == "drg":
+                lab = self._layer(NEURONS)
+                if lab is None:
+                    self._replace_layers(session_layer_data(s, with_image=False))
+                    return
+                lab.data = s.labels["neurons"].copy()  # the layer never aliases the model
+                lab.colormap = neuron_colours(s)
+                lab.features = neuron_features(s)
+                lab.refresh()
+                if "rings" in s.labels and self._layer("rings") is not None:
+                    self._layer("rings").data = s.labels["rings"]
+            else:
+                self._update_crossings_layer()
+        finally:
+            self._syncing = False
+        self._refresh_log()
+
+    def _update_crossings_layer(self) -> None:
+        data, kw, kind = crossings_layer_data(self.session)
+        layer = self._layer(CROSSINGS)
+        if layer is None:
+            self._replace_layers([(data, kw, kind)])
+            return
+        layer.data = data
+        layer.features = kw["features"]
+        if len(data):
+            layer.face_color = kw["face_color"]
+
+    def _refresh_log(self) -> None:
+        if self.session is None:
+            return
+        lines = []
+        for e in self.session.history()[-30:]:
+            p = e.get("params") or {}
+            what = ", ".join(f"{k}={v}" for k, v in p.items()
+                             if k not in ("polygon_um", "bbox", "seeds_um", "line_um"))
+            lines.append(f"{e.get('time', '')[11:19]} {e.get('reviewer', '')}: "
+                         f"{e.get('kind')} {what}".rstrip())
+        self.log_view.setPlainText("\n".join(lines))
+        state = "unsaved recompute" if self.session.needs_recompute else "up to date"
+        self.error_label.setText("")
+        self.info_label.setToolTip(f"{self.session.n_edits} edits, tables {state}")
+
+    def _guard(self, fn, *args, **kwargs):
+        """Run an action; show model errors in the widget instead of raising."""
+        try:
+            return fn(*args, **kwargs)
+        except (ReviewError, ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+            self.error_label.setText(str(exc))
+            return None
+
+    def _need(self, kind: str | None = None) -> ReviewSession:
+        if self.session is None:
+            raise ReviewError("open an image for review first")
+        if kind is not None and self.session.kind != kind:
+            raise ReviewError(f"this action is for {kind} results")
+        return self.session
+
+    # ------------------------------------------------------------------ DRG actions
+    def _selected(self, neuron_id: int | None) -> int:
+        nid = int(neuron_id if neuron_id is not None else self.neuron_spin.value())
+        if nid <= 0:
+            raise ReviewError("select a neuron first (pick it in the neurons layer)")
+        return nid
+
+    def delete_neuron(self, neuron_id: int | None = None) -> dict:
+        """Delete the selected (or given) neuron.
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label; default the selected one.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need("drg").delete_neuron(self._selected(neuron_id))
+        self.refresh_layers()
+        return rec
+
+    def flip_call(self, neuron_id: int | None = None) -> dict:
+        """Flip the IgG call of the selected (or given) neuron.
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        nid = self._selected(neuron_id)
+        rec = self._need("drg").flip_call(nid)
+        self.refresh_layers()
+        self._show_neuron(nid)
+        return rec
+
+    def toggle_excluded(self, neuron_id: int | None = None) -> dict:
+        """Exclude the selected (or given) neuron from the summary, or include it again.
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        s = self._need("drg")
+        nid = self._selected(neuron_id)
+        rec = s.set_excluded(nid, nid not in s.excluded)
+        self.refresh_layers()
+        self._show_neuron(nid)
+        return rec
+
+    def merge(self, ids: list[int] | None = None) -> dict:
+        """Merge neurons (ids given or typed in the merge field).
+
+        Parameters
+        ----------
+        ids : list of int, optional
+            Neuron labels.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        if ids is None:
+            txt = self.merge_edit.text().replace(";", ",").replace(" ", ",")
+            ids = [int(t) for t in txt.split(",") if t.strip()]
+        rec = self._need("drg").merge_neurons(ids)
+        self.merge_edit.clear()
+        self.refresh_layers()
+        return rec
+
+    def _seeds_layer(self):
+        layer = self._layer(SEEDS)
+        if layer is None:
+            layer = self.viewer.add_points(np.zeros((0, 2)), name=SEEDS, size=3.0,
+                                           face_color="yellow", units=("um", "um"))
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add"
+        return layer
+
+    def split(self, neuron_id: int | None = None, seeds_um: Any = None) -> dict:
+        """Split a neuron at seed points (µm; default the points of the seeds layer).
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label; default the neuron under the first seed.
+        seeds_um : array_like, optional
+            Seeds (y, x) in µm.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        s = self._need("drg")
+        layer = self._layer(SEEDS)
+        if seeds_um is None:
+            if layer is None or len(layer.data) < 2:
+                raise ReviewError("place two or more split seeds first")
+            seeds_um = np.asarray(layer.data, float)
+        seeds_um = np.asarray(seeds_um, float)
+        if neuron_id is None:
+            y, x = np.round(seeds_um[0] / s.pixel_size_um).astype(int)
+            neuron_id = int(s.neurons[y, x]) if (0 <= y < s.neurons.shape[0] and
+                                                 0 <= x < s.neurons.shape[1]) else 0
+        rec = s.split_neuron(self._selected(neuron_id), seeds_um)
+        if layer is not None:
+            layer.data = np.zeros((0, 2))
+        self.refresh_layers()
+        return rec
+
+    def apply_painting(self) -> dict | None:
+        """Save hand painting in the neurons layer as one edit.
+
+        Returns
+        -------
+        dict or None
+            The audit record, None when nothing changed.
+        """
+        s = self._need("drg")
+        lab = self._layer(NEURONS)
+        if lab is None:
+            raise ReviewError("the neurons layer is gone; reopen the image")
+        rec = s.set_labels(np.asarray(lab.data))
+        self.refresh_layers()
+        return rec
+
+    def _on_paint(self, event=None) -> None:
+        if self._syncing or not self.autosave_paint.isChecked() or self.session is None:
+            return
+        # save after napari has finished the stroke (saving refreshes the layer)
+        QTimer.singleShot(0, lambda: self._guard(self.apply_painting))
+
+    def _on_selected_label(self, event=None) -> None:
+        lab = self._layer(NEURONS)
+        if lab is not None and not self._syncing:
+            self.neuron_spin.setValue(int(lab.selected_label))
+
+    def _show_neuron(self, nid: int | None = None) -> None:
+        s = self.session
+        nid = int(self.neuron_spin.value() if nid is None else nid)
+        if s is None or s.kind != "drg" or nid <= 0 or not (s.neurons == nid).any():
+            self.info_label.setText("")
+            return
+        self.info_label.setText(neuron_text(s.neuron_info(nid)))
+
+    def _on_mouse_move(self, viewer, event) -> None:
+        s = self.session
+        lab = self._layer(NEURONS)
+        if s is None or s.kind != "drg" or lab is None:
+            return
+        try:
+            v = lab.get_value(event.position, world=True)
+        except Exception:  # noqa: BLE001 - hover must never break the viewer
+            return
+        if v:
+            self._show_neuron(int(v))
+
+    # ------------------------------------------------------------------ skin actions
+    def add_crossing(self, y_um: float, x_um: float) -> dict:
+        """Add a crossing at a point (µm).
+
+        Parameters
+        ----------
+        y_um, x_um : float
+            Position.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need("skin").add_crossing(y_um, x_um)
+        self.refresh_layers()
+        return rec
+
+    def delete_crossing(self, y_um: float, x_um: float, tolerance_um: float = 5.0) -> dict:
+        """Delete the crossing nearest to a point (µm).
+
+        Parameters
+        ----------
+        y_um, x_um : float
+            Position.
+        tolerance_um : float
+            Largest distance.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need("skin").delete_crossing(near_um=(y_um, x_um), tolerance_um=tolerance_um)
+        self.refresh_layers()
+        return rec
+
+    def sync_crossings(self) -> list[dict]:
+        """Save the crossings layer: points added become crossings, removed ones go.
+
+        Returns
+        -------
+        list of dict
+            One audit record per added or deleted crossing.
+        """
+        s = self._need("skin")
+        layer = self._layer(CROSSINGS)
+        if layer is None:
+            raise ReviewError("the crossings layer is gone; reopen the image")
+        pts = np.asarray(layer.data, float).reshape(-1, 2)
+        cur = s.crossings[["y_um", "x_um"]].to_numpy(float).reshape(-1, 2)
+        recs = []
+        used = np.zeros(len(pts), bool)
+        gone = []
+        for i, c in enumerate(cur):
+            d = np.hypot(*(pts - c).T) if len(pts) else np.array([])
+            d = np.where(used, np.inf, d) if len(d) else d
+            if len(d) and d.min() < 1e-3:
+                used[int(np.argmin(d))] = True
+            else:
+                gone.append(i)
+        for i in sorted(gone, reverse=True):
+            recs.append(s.delete_crossing(i))
+        for p in pts[~used]:
+            recs.append(s.add_crossing(float(p[0]), float(p[1])))
+        self.refresh_layers()
+        return recs
+
+    def redraw(self, name: str, vertices_um: Any = None) -> dict:
+        """Redraw the DEJ or surface (default: the last shape drawn in its layer).
+
+        Parameters
+        ----------
+        name : {"dej", "surface"}
+            Which line.
+        vertices_um : array_like, optional
+            Vertices (y, x) in µm.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        s = self._need("skin")
+        lname = DEJ if name == "dej" else SURFACE
+        if vertices_um is None:
+            layer = self._layer(lname)
+            if layer is None or not len(layer.data):
+                raise ReviewError(f"draw the new {lname} as a path in the {lname} layer first")
+            vertices_um = np.asarray(layer.data[-1], float)
+        rec = s.set_polyline(name, vertices_um)
+        layer = self._layer(lname)
+        self._syncing = True
+        try:
+            if layer is not None and layer.nshapes:
+                layer.data = [np.asarray(s.polylines[name], float)]
+            else:
+                self._replace_layers([d for d in session_layer_data(s, with_image=False)
+                                      if d[1]["name"] == lname])
+        finally:
+            self._syncing = False
+        self._refresh_log()
+        return rec
+
+    def exclude_region(self, polygon_um: Any = None) -> dict:
+        """Exclude a region (default: the last polygon drawn in the excluded layer).
+
+        Parameters
+        ----------
+        polygon_um : array_like, optional
+            Polygon (y, x) in µm.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        s = self._need("skin")
+        if polygon_um is None:
+            layer = self._layer(EXCLUDED)
+            if layer is None or len(layer.data) <= len(s.excluded_regions):
+                raise ReviewError("draw a polygon in the 'excluded regions' layer first")
+            polygon_um = np.asarray(layer.data[-1], float)
+        rec = s.exclude_region(polygon_um)
+        layer = self._layer(EXCLUDED)
+        if layer is None or len(layer.data) != len(s.excluded_regions):
+            self._replace_layers([d for d in session_layer_data(s, with_image=False)
+                                  if d[1]["name"] == EXCLUDED])
+        self.refresh_layers()
+        return rec
+
+    def sync_regions(self) -> list[dict]:
+        """Save the excluded-regions layer: new polygons excluded, removed ones included.
+
+        Returns
+        -------
+        list of dict
+            One audit record per change.
+        """
+        s = self._need("skin")
+        layer = self._layer(EXCLUDED)
+        if layer is None:
+            raise ReviewError("the excluded regions layer is gone; reopen the image")
+        shapes = [np.asarray(d, float) for d in layer.data]
+        recs = []
+        for i in reversed(range(len(s.excluded_regions))):
+            r = s.excluded_regions[i]
+            if not any(d.shape == r.shape and np.allclose(d, r, atol=1e-6) for d in shapes):
+                recs.append(s.remove_excluded_region(i))
+        for d in shapes:
+            if len(d) >= 3 and not any(d.shape == r.shape and np.allclose(d, r, atol=1e-6)
+                                       for r in s.excluded_regions):
+                recs.append(s.exclude_region(d))
+        self.refresh_layers()
+        return recs
+
+    # ------------------------------------------------------------------ recompute
+    def recompute(self, block: bool = True) -> dict | None:
+        """Recompute the reviewed tables and show automatic vs reviewed numbers.
+
+        Parameters
+        ----------
+        block : bool
+            Run here (True) or in a napari thread worker (False, the button).
+
+        Returns
+        -------
+        dict or None
+            The summary when ``block``; else None (shown when the worker ends).
+        """
+        s = self._need()
+        if block:
+            return self._recomputed(s.recompute())
+        from napari.qt.threading import create_worker
+
+        self.recompute_btn.setEnabled(False)
+        self.result_label.setText("recomputing…")
+        worker = create_worker(s.recompute)
+        worker.returned.connect(self._recomputed)
+        worker.errored.connect(lambda e: self.error_label.setText(str(e)))
+        worker.finished.connect(lambda: self.recompute_btn.setEnabled(True))
+        self._worker = worker
+        worker.start()
+        return None
+
+    def _recomputed(self, summary: dict) -> dict:
+        self.last_summary = summary
+        self.result_label.setText(summary_text(summary))
+        self.refresh_layers()
+        return summary
