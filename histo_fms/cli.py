@@ -50,6 +50,20 @@ def _build_parser() -> argparse.ArgumentParser:
                    "instead of starting a local cluster; 'synchronous' runs in this process")
     r.add_argument("--quiet", "-q", action="store_true", help="no per-file progress")
 
+    g = sub.add_parser("figures", help="paper figures, stats.csv and report.html of a run")
+    g.add_argument("results", help="a `histo-fms run` output folder")
+    g.add_argument("--samples", help="sample sheet CSV (subject, animal, group, control)")
+    g.add_argument("--out", help="figure folder (default RESULTS/figures)")
+    g.add_argument("--format", default="svg,pdf,png", help="comma-separated formats")
+    g.add_argument("--unit", help="unit of analysis: animal (default), subject or image")
+    g.add_argument("--images", nargs="+", metavar="IMAGE",
+                   help="sections for the representative montage (default: closest to "
+                   "each group's median)")
+    g.add_argument("--include-controls", action="store_true",
+                   help="plot control-IgG sections as their own group")
+    g.add_argument("--no-mixed-model", action="store_true",
+                   help="skip the neuron-level mixed model")
+
     e = sub.add_parser("export", help="export results to QuPath GeoJSON or OME-Zarr")
     e.add_argument("results", help="a `histo-fms run` output folder")
     e.add_argument("--to", required=True, choices=["qupath", "omezarr"], help="target format")
@@ -167,6 +181,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.command == "run":
             return _cmd_run(a, argv)
+        if a.command == "figures":
+            from .figures import make_figures
+
+            rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
+                               include_controls=a.include_controls,
+                               mixed_model=not a.no_mixed_model)
+            for name, files in rep.figures.items():
+                print(f"{name}: {', '.join(str(f) for f in files)}")
+            print(f"Statistics: {rep.stats_path}")
+            print(f"Report:     {rep.report_path}")
+            for n in rep.notes:
+                print(f"note: {n}", file=sys.stderr)
+            return 0
         if a.command == "export":
             from .export import export_results
 
