@@ -81,7 +81,49 @@ def drg_figure(results: Path, stem: str, out: Path) -> None:
     fig.savefig(out)
 
 
+def demo_review(results: Path) -> None:
+    """Make a small, recorded review so the automatic-vs-reviewed figures have data."""
+    from histo_fms.review import ReviewSession
+
+    drg = results / "drg"
+    for stem in ("drg_m1_fms", "drg_m2_fms", "drg_m3_hc"):
+        s = ReviewSession.open(drg, stem, reviewer="README demo")
+        t = pd.read_csv(drg / stem / "neurons.csv")
+        t = t[~t["touches_border"]]
+        # the reviewer disagrees with the calls nearest the threshold
+        for nid in t.iloc[(t["ring_igg"] - t["ring_igg"].median()).abs().argsort()[:2]][
+                "neuron_id"]:
+            s.flip_call(int(nid))
+        s.recompute()
+    skin = results / "skin"
+    for stem in ("skin_hc01", "skin_fms01"):
+        s = ReviewSession.open(skin, stem, reviewer="README demo")
+        dej = read_polylines(skin / stem / "polylines.json")["dej"]
+        y, x = dej[len(dej) // 3]
+        s.add_crossing(float(y), float(x))
+        s.recompute()
+
+
+def paper_figures(results: Path) -> None:
+    """Run `make_figures` on the sample results and copy one PNG of each kind here."""
+    import shutil
+
+    from histo_fms.figures import make_figures
+
+    out = HERE / "figures"
+    out.mkdir(exist_ok=True)
+    for kind in ("drg", "skin"):
+        rep = make_figures(results / kind, ROOT / "sample_data" / kind / "samples.csv",
+                           results / "figures" / kind, formats=("png", "svg"))
+        for name, files in rep.figures.items():
+            for f in files:
+                if str(f).endswith(".png"):
+                    shutil.copy(f, out / f"{name}.png")
+
+
 if __name__ == "__main__":
     skin_figure(ROOT / "results" / "skin", "skin_hc01", HERE / "skin_crossings.png")
     drg_figure(ROOT / "results" / "drg", "drg_m1_fms", HERE / "drg_rings.png")
-    print("wrote", HERE / "skin_crossings.png", HERE / "drg_rings.png")
+    demo_review(ROOT / "results")
+    paper_figures(ROOT / "results")
+    print("wrote", HERE / "skin_crossings.png", HERE / "drg_rings.png", HERE / "figures")

@@ -298,7 +298,7 @@ def plot_bland_altman(
         ax.text(1.0, ba["lower"], " -1.96 SD", va="top", ha="right", fontsize=7,
                 transform=ax.get_yaxis_transform())
     ax.axhline(0, color="0.6", lw=0.6)
-    ax.set_xlabel(f"mean of automatic and reviewed: {label}")
+    ax.set_xlabel(f"mean of automatic and reviewed\n{label}")
     ax.set_ylabel("automatic - reviewed")
     ax.set_title(f"Automatic vs reviewed (n={ba['n']} {unit}s)", fontsize=10)
     ax.legend(frameon=False, fontsize=8)
