@@ -2,12 +2,16 @@
 
 The main entry point is :func:`measure_drg`; its pieces (:func:`make_rings`,
 :func:`measure_rings`, :func:`measure_neurons`, :func:`detect_lipofuscin`) work on
-given labels for tiling and review. Calling is separate: :func:`calibrate_threshold`
+given labels for tiling and review. Image-wide statistics are one explicit input,
+a :class:`DrgContext` (:func:`compute_context`); given it, everything is local, so a
+tile with :func:`required_margin_px` of margin measures its neurons exactly as the
+whole section does. Calling is separate: :func:`calibrate_threshold`
 on control sections, then :func:`call_igg` and :func:`summarize_section`.
 """
 
 from ..segment._background import estimate_dark_level
 from ._calibrate import calibrate_threshold, call_igg, summarize_section
+from ._context import DrgContext, compute_context, required_margin_px
 from ._lipofuscin import detect_lipofuscin
 from ._measure import (
     TABLE_COLUMNS,
@@ -23,6 +27,9 @@ from ._rings import make_background_bands, make_rings
 __all__ = [
     "DrgParams",
     "DrgResult",
+    "DrgContext",
+    "compute_context",
+    "required_margin_px",
     "TABLE_COLUMNS",
     "measure_drg",
     "measure_neurons",

@@ -7,7 +7,69 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..segment._background import estimate_dark_level, local_background
+from ..segment._background import (
+    estimate_dark_level,
+    exact_quantiles,
+    local_background,
+    smooth_for_stats,
+)
+
+#: window (µm) of the running median that flat-fields each channel
+LIPOFUSCIN_WINDOW_UM = 40.0
+
+
+def _opening_size(max_area_um2: float, pixel_size_um: float) -> int:
+    return int(2 * np.ceil(np.sqrt(max_area_um2 / np.pi) / pixel_size_um) + 1)
+
+
+def lipofuscin_flat(
+    channel: np.ndarray,
+    *,
+    dark_level: float,
+    median: float,
+    maximum: float,
+    pixel_size_um: float,
+    max_area_um2: float = 20.0,
+    min_contrast: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Flat-fielded channel and granule-spot mask of one channel (local operations only).
+
+    Parameters
+    ----------
+    channel : ndarray
+        2-D channel.
+    dark_level : float
+        Camera offset subtracted first.
+    median, maximum : float
+        Image-wide median and maximum of the smoothed, dark-subtracted channel
+        (:class:`histo_fms.drg.DrgContext`).
+    pixel_size_um : float
+        Pixel size in µm.
+    max_area_um2 : float
+        Largest granule area (sets the opening size).
+    min_contrast : float
+        Minimum ratio of a spot to its surroundings.
+
+    Returns
+    -------
+    flat : ndarray of float32
+        The channel divided by its running median (vignetting removed).
+    spot : ndarray of bool
+        Pixels at least ``min_contrast`` times their opening and above the median.
+    floor : float
+        Lower bound used for the opening and the running median.
+    """
+    px = float(pixel_size_um)
+    c = np.asarray(channel, np.float32)
+    d = np.clip(c - np.float32(dark_level), 0, None)
+    d = ndi.gaussian_filter(d, 0.6)
+    floor = max(0.2 * float(median), 1e-6 * float(maximum), 1e-6)
+    size = _opening_size(max_area_um2, px)
+    opened = ndi.grey_opening(d, size=(size, size))
+    spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
+    bg = local_background(d, window_px=LIPOFUSCIN_WINDOW_UM / px, percentile=50.0)
+    flat = (d / np.maximum(bg, np.float32(floor))).astype(np.float32)
+    return flat, spot, floor
 
 
 def detect_lipofuscin(
@@ -19,6 +81,9 @@ def detect_lipofuscin(
     max_area_um2: float = 20.0,
     dilate_um: float = 1.0,
     dark_levels: Sequence[float | None] | None = None,
+    medians: Sequence[float] | None = None,
+    maxima: Sequence[float] | None = None,
+    thresholds: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Find lipofuscin granules: small spots bright in every channel at once.
 
@@ -33,6 +98,11 @@ def detect_lipofuscin(
     coincide in all channels (neurons are dark for the SGC marker and IgG; rings are
     dark for the neuron marker), so granules stand out even on a positive ring or
     inside a bright neuron.
+
+    The image-wide values (dark levels, medians, maxima and brightness thresholds)
+    can be given, e.g. from a whole section's :class:`histo_fms.drg.DrgContext`; then
+    everything else is local and a tile gives the whole image's mask away from its
+    edges.
 
     Parameters
     ----------
@@ -50,6 +120,12 @@ def detect_lipofuscin(
         Dilation of the mask in µm (covers the blurred halo).
     dark_levels : sequence of float or None, optional
         Camera offsets per channel (estimated when None).
+    medians, maxima : sequence of float, optional
+        Image-wide median and maximum of each smoothed, dark-subtracted channel
+        (computed from the channels when None).
+    thresholds : sequence of float, optional
+        Brightness thresholds of the flat-fielded channels (the ``quantile`` of each
+        whole channel; computed when None).
 
     Returns
     -------
@@ -62,23 +138,27 @@ def detect_lipofuscin(
     if len(chans) < 2 or min(shape) < 3:
         return out
     px = float(pixel_size_um)
-    size = int(2 * np.ceil(np.sqrt(max_area_um2 / np.pi) / px) + 1)
     spots = np.ones(shape, bool)
     n_bright = np.zeros(shape, np.int16)
     for k, c in enumerate(chans):
         dl = None if dark_levels is None else dark_levels[k]
-        d = np.clip(c - (estimate_dark_level(c) if dl is None else dl), 0, None)
-        d = ndi.gaussian_filter(d, 0.6)
-        med = float(np.median(d))
-        if float(d.max()) <= 0:
+        if dl is None:
+            dl = estimate_dark_level(c)
+        if medians is None or maxima is None:
+            g = smooth_for_stats(c)
+            med = max(exact_quantiles(g, [0.5])[0] - float(dl), 0.0)
+            mx = float(g.max()) - float(dl)
+        else:
+            med, mx = float(medians[k]), float(maxima[k])
+        if mx <= 0:
             return out
-        opened = ndi.grey_opening(d, size=(size, size))
-        floor = max(0.2 * med, 1e-6 * float(d.max()), 1e-6)
-        spot = (d > min_contrast * np.maximum(opened, floor)) & (d > med)
-        bg = local_background(d, window_px=40.0 / px, percentile=50.0)
-        flat = d / np.maximum(bg, floor)
+        flat, spot, _ = lipofuscin_flat(c, dark_level=float(dl), median=med, maximum=mx,
+                                        pixel_size_um=px, max_area_um2=max_area_um2,
+                                        min_contrast=min_contrast)
+        thr = (exact_quantiles(flat, [quantile])[0] if thresholds is None
+               else float(thresholds[k]))
         spots &= spot
-        n_bright += flat > np.quantile(flat, quantile)
+        n_bright += flat > thr
         if not spots.any():
             return out
     # every channel shows a spot; all channels (with 3 or more: all but one) are among

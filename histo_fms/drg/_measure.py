@@ -10,6 +10,9 @@ from scipy import ndimage as ndi
 
 from ..segment import segment_neurons
 from ..segment._background import estimate_dark_level, local_background
+from ..segment._classical import _segment as _segment_classical
+from ..segment._classical import canonical_labels
+from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams
 from ._rings import make_background_bands, make_rings
@@ -38,6 +41,9 @@ class DrgResult:
         Pixels masked as lipofuscin.
     dark_levels : dict
         Dark level (counts) subtracted from each channel, by channel role.
+    foreground : ndarray of bool, optional
+        The classical segmentation's foreground mask before splitting (None for
+        other backends or given labels); tiling uses it to check clusters.
     """
 
     neurons: np.ndarray
@@ -45,6 +51,7 @@ class DrgResult:
     table: pd.DataFrame
     lipofuscin: np.ndarray
     dark_levels: dict[str, float] = field(default_factory=dict)
+    foreground: np.ndarray | None = None
 
 
 def size_class(diameter_um: np.ndarray, bounds_um: tuple[float, float] = (25.0, 35.0)
@@ -151,10 +158,22 @@ def _label_percentile(values: np.ndarray, lab: np.ndarray, q: float, nmax: int) 
     return out
 
 
+def _smooth_sigma_px(p: DrgParams, px: float) -> float:
+    """Sigma (px) of the smooth tissue-background fallback map."""
+    return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
+
+
 def _pow2_block(size: float, h: int, w: int) -> int:
-    """Power-of-two block size <= ``size`` (grids of tiles at multiples of 64 px align)."""
-    f = int(max(1, min(size, h // 4 or 1, w // 4 or 1)))
-    return 1 << (f.bit_length() - 1)
+    """Power-of-two block size <= ``size`` (reduced for tiny images only).
+
+    Block grids are anchored at pixel (0, 0): a tile whose origin is a multiple of
+    the block size sees the whole image's blocks.
+    """
+    f = int(max(1, size))
+    f = 1 << (f.bit_length() - 1)
+    while f > 1 and (h < 4 * f or w < 4 * f):
+        f //= 2
+    return f
 
 
 def _smooth_map(values: np.ndarray, weight: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -175,7 +194,7 @@ def _smooth_map(values: np.ndarray, weight: np.ndarray, sigma_px: float) -> np.n
 
 
 def _local_background(img, bands, valid_bg, nmax, *, percentile, min_px, sigma_px,
-                      ring_labels):
+                      ring_labels, tissue_level=None):
     """Per-label local background with a smooth-map fallback; returns (values, sources)."""
     lab = np.where(valid_bg, bands, 0)
     n_px = np.bincount(lab.ravel(), minlength=nmax + 1)
@@ -192,7 +211,8 @@ def _local_background(img, bands, valid_bg, nmax, *, percentile, min_px, sigma_p
             fb_cnt = np.bincount(ring_labels[sel], minlength=nmax + 1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 fb = fb_sum / fb_cnt
-            glob = float(np.median(img[wmask]))
+            glob = (float(np.median(img[wmask])) if tissue_level is None
+                    else float(tissue_level))
             fb = np.where(fb_cnt > 0, fb, glob)
         else:
             fb = np.full(nmax + 1, np.nan)
@@ -239,6 +259,7 @@ def measure_rings(
     sgc_dark_level: float | None = None,
     rings: np.ndarray | None = None,
     return_rings: bool = False,
+    tissue_levels: tuple[float | None, float | None] = (None, None),
 ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
     """Measure IgG (and SGC-marker coverage) on each neuron's SGC ring.
 
@@ -265,6 +286,11 @@ def measure_rings(
     return_rings : bool
         Also return the ring pixels actually measured (rings less lipofuscin, vessel
         glow, contact zones with neighbours and, if asked, SGC-negative pixels).
+    tissue_levels : tuple of float or None
+        Image-wide typical (dark-subtracted) IgG and SGC levels, the last-resort
+        background of a neuron with neither a background band nor tissue within the
+        smooth map's reach (:attr:`DrgContext.medians`); default: the median of this
+        image's background pixels / neurons. Pass the section's values for tiles.
 
     Returns
     -------
@@ -319,10 +345,11 @@ def measure_rings(
         ref = np.full(labels.shape, np.inf, np.float32)
         hi = 1.0
     min_px = p.min_background_area_um2 / px**2
-    sigma_map = max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
+    sigma_map = _smooth_sigma_px(p, px)
     bg, source = _local_background(img, bands, valid_bg, nmax,
                                    percentile=p.background_percentile, min_px=min_px,
-                                   sigma_px=sigma_map, ring_labels=ring_geom)
+                                   sigma_px=sigma_map, ring_labels=ring_geom,
+                                   tissue_level=tissue_levels[0])
     _, nearest = ndi.distance_transform_edt(labels == 0, return_indices=True)
 
     sgc_cov = np.full(nmax + 1, np.nan)
@@ -336,17 +363,22 @@ def measure_rings(
         s_s = ndi.gaussian_filter(s, smooth)
         sbg, _ = _local_background(s, bands, valid_bg, nmax,
                                    percentile=p.background_percentile, min_px=min_px,
-                                   sigma_px=sigma_map, ring_labels=ring_geom)
+                                   sigma_px=sigma_map, ring_labels=ring_geom,
+                                   tissue_level=tissue_levels[1])
         sgc_pos = (ring_geom > 0) & (s_s > p.sgc_coverage_factor * np.maximum(sbg, 0)[ring_geom])
         sgc_cov = _perimeter_coverage(labels, (ring_geom > 0) & ~excl, sgc_pos, nearest, nmax)
         if p.exclude_sgc_negative_bright:
             # IgG-bright but SGC-negative ring pixels: vessels, capsule, not sheath
-            # (sgc_pos is only defined on rings: judge SGC-negativity everywhere)
-            finite = sbg[ids][np.isfinite(sbg[ids])]
-            typical = float(np.median(finite)) if finite.size else 0.0
+            # (sgc_pos is only defined on rings: judge SGC-negativity everywhere, each
+            # pixel against the SGC background of its nearest neuron: local)
+            if tissue_levels[1] is not None:
+                typical = float(tissue_levels[1])
+            else:
+                finite = sbg[ids][np.isfinite(sbg[ids])]
+                typical = float(np.median(finite)) if finite.size else 0.0
             per_label = np.where(np.isfinite(sbg), sbg, typical)
-            per_label[0] = typical
-            s_neg = s_s <= p.sgc_coverage_factor * np.maximum(per_label, 0)[ring_geom]
+            near_lab = labels[nearest[0], nearest[1]]
+            s_neg = s_s <= p.sgc_coverage_factor * np.maximum(per_label, 0)[near_lab]
             with np.errstate(invalid="ignore"):
                 vessel = (img_s >= hi * ref) & s_neg & (labels == 0)
             grow = max(1, int(round(1.0 / px)))
@@ -396,6 +428,7 @@ def measure_drg(
     labels: np.ndarray | None = None,
     dark_levels: dict[str, float] | None = None,
     lipofuscin: np.ndarray | None = None,
+    context: DrgContext | None = None,
 ) -> DrgResult:
     """Segment neurons and measure IgG on their SGC rings in one DRG section.
 
@@ -423,6 +456,12 @@ def measure_drg(
     lipofuscin : ndarray of bool, optional
         Precomputed lipofuscin mask (e.g. from the whole section), used instead of
         detecting it.
+    context : DrgContext, optional
+        The section's image-wide statistics (dark levels, medians, lipofuscin
+        thresholds, contrast spread). Computed from these channels with
+        :func:`compute_context` when None; a tile passes its whole section's context
+        (then everything is local and the tile's neurons equal the whole image's).
+        Its dark levels take precedence over ``dark_levels``.
 
     Returns
     -------
@@ -455,47 +494,62 @@ def measure_drg(
         roles["sgc"] = np.asarray(sgc)
     if nuclei is not None:
         roles["nuclei"] = np.asarray(nuclei)
-    given = dict(dark_levels or {})
-    unknown = set(given) - {"neuron", "igg", "sgc", "nuclei"}
-    if unknown:
-        raise ValueError(f"unknown channel roles in dark_levels: {sorted(unknown)}")
-    dark = {}
-    for k, v in roles.items():
-        if k in given:
-            dark[k] = float(given[k])
-        elif p.dark_level is not None:
-            dark[k] = float(p.dark_level)
-        else:
-            dark[k] = estimate_dark_level(v)
+    if context is None:
+        # the lipofuscin thresholds are computed by detect_lipofuscin from the same
+        # flat-fielded channels (identical values, computed once)
+        context = compute_context(roles, pixel_size_um=px, params=p, dark_levels=dark_levels,
+                                  lipofuscin=False)
+    elif dark_levels:
+        unknown = set(dark_levels) - {"neuron", "igg", "sgc", "nuclei"}
+        if unknown:
+            raise ValueError(f"unknown channel roles in dark_levels: {sorted(unknown)}")
+    missing = set(roles) - set(context.dark_levels)
+    if missing:
+        raise ValueError(f"context lacks channel roles {sorted(missing)}")
+    dark = {k: float(context.dark_levels[k]) for k in roles}
     if lipofuscin is not None:
         lipo = np.asarray(lipofuscin, bool)
         if lipo.shape != neuron.shape:
             raise ValueError(f"lipofuscin shape {lipo.shape} differs from {neuron.shape}")
-    elif p.reject_lipofuscin:
-        lipo = detect_lipofuscin(list(roles.values()), pixel_size_um=px,
+    elif lipofuscin_roles(roles, p):
+        lr = lipofuscin_roles(roles, p)
+        given_thr = context.lipofuscin_thresholds
+        lipo = detect_lipofuscin([roles[k] for k in lr], pixel_size_um=px,
                                  min_contrast=p.lipofuscin_min_contrast,
                                  quantile=p.lipofuscin_quantile,
                                  max_area_um2=p.lipofuscin_max_area_um2,
                                  dilate_um=p.lipofuscin_dilate_um,
-                                 dark_levels=list(dark.values()))
+                                 dark_levels=[dark[k] for k in lr],
+                                 medians=[context.medians[k] for k in lr],
+                                 maxima=[context.maxima[k] for k in lr],
+                                 thresholds=([given_thr[k] for k in lr]
+                                             if all(k in given_thr for k in lr) else None))
     else:
         lipo = np.zeros(neuron.shape, bool)
+    foreground = None
     if labels is None:
         opts = {"min_diameter_um": p.min_diameter_um, "max_diameter_um": p.max_diameter_um}
         if p.segmentation_backend == "classical":
             opts["exclude"] = lipo
+            opts["spread"] = context.neuron_spread
         opts.update(p.segmentation_options)
-        labels = segment_neurons(neuron, pixel_size_um=px, backend=p.segmentation_backend,
-                                 **opts)
+        if p.segmentation_backend == "classical":
+            labels, foreground = _segment_classical(neuron, pixel_size_um=px, **opts)
+        else:
+            labels = canonical_labels(segment_neurons(neuron, pixel_size_um=px,
+                                                      backend=p.segmentation_backend,
+                                                      **opts))
     labels = np.asarray(labels).astype(np.int32, copy=False)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
     rings = make_rings(labels, p.ring_width_um / px)
     ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
                                        exclude=lipo, params=p, dark_level=dark["igg"],
                                        sgc_dark_level=dark.get("sgc"), rings=rings,
-                                       return_rings=True)
+                                       return_rings=True,
+                                       tissue_levels=(context.medians.get("igg"),
+                                                      context.medians.get("sgc")))
     table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
         TABLE_COLUMNS)
     table = table[TABLE_COLUMNS].reset_index(drop=True)
     return DrgResult(neurons=labels, rings=measured, table=table, lipofuscin=lipo,
-                     dark_levels=dark)
+                     dark_levels=dark, foreground=foreground)

@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from ._background import local_background
+from ._background import exact_quantiles, local_background, smooth_for_stats
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -19,6 +19,64 @@ def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     fill = np.where(den[mask] > 1e-3, num[mask] / np.maximum(den[mask], 1e-3), 0.0)
     out[mask] = fill
     return out
+
+
+def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
+    """Fill holes (background components not touching the border) up to an area.
+
+    Unlike :func:`scipy.ndimage.binary_fill_holes` the result is local: a hole is at
+    most ``max_area_px`` pixels, so whether a pixel is filled depends only on pixels
+    within that distance (the gap between a ring of touching neurons is not a hole).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    max_area_px : float
+        Largest hole filled, in pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        The filled mask.
+    """
+    bg, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    size = np.bincount(bg.ravel())
+    fill = size <= max_area_px
+    fill[0] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        fill[edge] = False
+    return mask | fill[bg]
+
+
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 1..n in raster order of each object's first (top, then left) pixel.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image (0 background).
+
+    Returns
+    -------
+    ndarray of int32
+        Relabelled image; a tiled run numbers its objects the same way.
+    """
+    labels = np.asarray(labels)
+    flat = labels.ravel()
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
+        return np.zeros(labels.shape, np.int32)
+    lab = flat[idx].astype(np.intp)
+    first = np.full(int(lab.max()) + 1, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, lab, idx)
+    ids = np.flatnonzero(first < np.iinfo(np.int64).max)
+    remap = np.zeros(first.size, np.int32)
+    remap[ids[np.argsort(first[ids], kind="stable")]] = np.arange(1, ids.size + 1,
+                                                                  dtype=np.int32)
+    return remap[labels]
 
 
 def _merge_shallow(labels: np.ndarray, dist: np.ndarray, ratio: float) -> np.ndarray:
@@ -74,6 +132,7 @@ def segment_classical(
     split_h_um: float = 1.0,
     merge_ratio: float = 0.9,
     exclude: np.ndarray | None = None,
+    spread: float | None = None,
 ) -> np.ndarray:
     """Segment neuron somata with a local-contrast threshold and a watershed split.
 
@@ -111,17 +170,52 @@ def segment_classical(
         saddle is at least this fraction of the smaller peak (no real neck).
     exclude : ndarray of bool, optional
         Pixels to ignore (e.g. lipofuscin); they are inpainted from their surroundings.
+    spread : float, optional
+        Image-wide 99.5th minus 50th percentile of the (smoothed) neuron channel:
+        0.2 of it is the lowest contrast scale. Computed from ``image`` when None;
+        pass the whole section's value (:class:`histo_fms.drg.DrgContext`) for tiles.
 
     Returns
     -------
     ndarray of int32
-        Labels, 0 background, ids 1..n.
+        Labels, 0 background, ids 1..n in raster order of each object's first pixel.
+
+    Notes
+    -----
+    Given ``spread``, every step is local: background maps are block grids anchored at
+    pixel (0, 0), holes are filled up to the largest neuron's area, and watershed,
+    merging and outline refinement act within clusters of touching objects. A tile
+    whose origin is a multiple of the block size therefore segments the same objects
+    as the whole image wherever their cluster lies far enough from the tile edges
+    (see :func:`histo_fms.drg.required_margin_px`).
     """
+    return _segment(image, pixel_size_um=pixel_size_um, min_diameter_um=min_diameter_um,
+                    max_diameter_um=max_diameter_um, smooth_um=smooth_um, threshold=threshold,
+                    edge_fraction=edge_fraction, split_h_um=split_h_um,
+                    merge_ratio=merge_ratio, exclude=exclude, spread=spread)[0]
+
+
+def _segment(
+    image: np.ndarray,
+    *,
+    pixel_size_um: float,
+    min_diameter_um: float = 10.0,
+    max_diameter_um: float = 60.0,
+    smooth_um: float = 0.7,
+    threshold: float = 0.08,
+    edge_fraction: float = 0.4,
+    split_h_um: float = 1.0,
+    merge_ratio: float = 0.9,
+    exclude: np.ndarray | None = None,
+    spread: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     img = np.asarray(image, dtype=np.float32)
     px = float(pixel_size_um)
     labels = np.zeros(img.shape, np.int32)
+    empty = np.zeros(img.shape, bool)
     if img.size == 0 or min(img.shape) < 3 or float(img.max()) <= float(img.min()):
-        return labels
+        return labels, empty
     if exclude is not None and exclude.any() and not exclude.all():
         img = _inpaint(img, exclude, max(1.0, 2.0 / px))
     if smooth_um > 0:
@@ -129,21 +223,25 @@ def segment_classical(
     window = 2 * max_diameter_um / px
     low = local_background(img, window_px=window, percentile=20.0)
     high = local_background(img, window_px=window, percentile=90.0)
-    spread = float(np.percentile(img, 99.5) - np.percentile(img, 50))
+    if spread is None:
+        g = smooth_for_stats(image)
+        lo, hi = exact_quantiles(g, [0.5, 0.995])
+        spread = hi - lo
     scale = np.maximum(high - low, max(0.2 * spread, 1e-6))
     contrast = (img - low) / scale
     mask = contrast > threshold
     it = max(1, int(round(0.5 / px)))
     mask = ndi.binary_opening(mask, iterations=it)
-    mask = ndi.binary_fill_holes(mask)
+    max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
+    mask = fill_small_holes(mask, max_area_px)
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
     cc, ncc = ndi.label(mask)
     if ncc == 0:
-        return labels
+        return labels, mask
     sizes = np.bincount(cc.ravel())
     mask = (sizes >= 0.5 * min_area_px)[cc] & mask
     if not mask.any():
-        return labels
+        return labels, mask
 
     # split touching neurons
     dist = ndi.distance_transform_edt(mask) * px
@@ -162,17 +260,14 @@ def segment_classical(
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
         labels = np.where(keep, labels, 0)
-        filled = ndi.binary_fill_holes(labels > 0)
+        filled = fill_small_holes(labels > 0, max_area_px)
         holes = filled & (labels == 0)
         if holes.any():
             _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
             labels[holes] = labels[iy[holes], ix[holes]]
 
-    # drop small objects, renumber 1..n
+    # drop small objects, renumber 1..n in raster order of first pixels
     sizes = np.bincount(labels.ravel())
     small = sizes < min_area_px
     small[0] = True
-    keep_ids = np.nonzero(~small)[0]
-    remap = np.zeros(sizes.size, np.int32)
-    remap[keep_ids] = np.arange(1, keep_ids.size + 1, dtype=np.int32)
-    return remap[labels]
+    return canonical_labels(np.where(small[labels], 0, labels)), mask

@@ -1,0 +1,353 @@
+"""Image-wide statistics of a DRG section, as one explicit input of the pure functions.
+
+Every value that depends on the whole section (camera offsets, channel medians,
+lipofuscin brightness thresholds, the neuron channel's contrast spread) lives in a
+:class:`DrgContext`. :func:`measure_drg` computes it with :func:`compute_context` when
+none is given; a tiled run computes the very same numbers once from the whole (lazy)
+section in bounded memory (``histo_fms.parallel.compute_context_tiled``) and passes
+it to every tile. Everything else in the pipeline is local, so tiles see the same
+values as the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..segment._background import (
+    block_size,
+    exact_quantiles,
+    local_background_radius,
+    smooth_for_stats,
+)
+from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
+from ._params import DrgParams
+
+ROLES = ("neuron", "igg", "sgc", "nuclei")
+
+#: quantiles (0-1) of the smoothed channel taken by the context
+DARK_QUANTILE = 0.005
+SPREAD_QUANTILES = (0.5, 0.995)
+
+
+@dataclass(frozen=True)
+class DrgContext:
+    """Image-wide statistics of one section (by channel role).
+
+    Attributes
+    ----------
+    dark_levels : dict
+        Camera offset (counts) subtracted from each channel.
+    medians : dict
+        Median of each smoothed, dark-subtracted channel (>= 0).
+    maxima : dict
+        Maximum of each smoothed, dark-subtracted channel.
+    lipofuscin_thresholds : dict
+        Brightness threshold of each flat-fielded channel for lipofuscin (the
+        ``lipofuscin_quantile`` of the whole section); empty when lipofuscin is not
+        detected.
+    neuron_spread : float
+        99.5th minus 50th percentile of the smoothed neuron channel (floor of the
+        segmentation's contrast scale).
+    """
+
+    dark_levels: dict[str, float] = field(default_factory=dict)
+    medians: dict[str, float] = field(default_factory=dict)
+    maxima: dict[str, float] = field(default_factory=dict)
+    lipofuscin_thresholds: dict[str, float] = field(default_factory=dict)
+    neuron_spread: float = 0.0
+
+
+def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
+                         dark_level: float | None = None) -> tuple[float, float, float]:
+    """Dark level, median and maximum of a channel from its smoothed-image quantiles.
+
+    Parameters
+    ----------
+    quantiles : mapping
+        Quantile (0-1) -> value of the smoothed channel; needs :data:`DARK_QUANTILE`
+        (unless ``dark_level`` is given) and 0.5.
+    maximum : float
+        Maximum of the smoothed channel.
+    dark_level : float, optional
+        Known camera offset.
+
+    Returns
+    -------
+    dark, median, maximum : float
+        Offset, and median and maximum after subtracting it (median >= 0).
+    """
+    dark = float(quantiles[DARK_QUANTILE]) if dark_level is None else float(dark_level)
+    return dark, max(float(quantiles[0.5]) - dark, 0.0), float(maximum) - dark
+
+
+def lipofuscin_roles(roles, params: DrgParams) -> list[str]:
+    """Channel roles used for lipofuscin detection (empty when it is off).
+
+    Parameters
+    ----------
+    roles : iterable of str
+        Roles present.
+    params : DrgParams
+        Parameters.
+
+    Returns
+    -------
+    list of str
+        The roles (all of them, in :data:`ROLES` order, when two or more).
+    """
+    r = [k for k in ROLES if k in set(roles)]
+    return r if params.reject_lipofuscin and len(r) >= 2 else []
+
+
+def compute_context(
+    channels: Mapping[str, np.ndarray],
+    *,
+    pixel_size_um: float,
+    params: DrgParams | None = None,
+    dark_levels: Mapping[str, float] | None = None,
+    lipofuscin: bool = True,
+) -> DrgContext:
+    """Compute the image-wide statistics of a section (numpy, whole image in memory).
+
+    Parameters
+    ----------
+    channels : mapping of str to ndarray
+        Channel role (``"neuron"``, ``"igg"``, ``"sgc"``, ``"nuclei"``) -> 2-D image.
+    pixel_size_um : float
+        Pixel size in µm.
+    params : DrgParams, optional
+        Pipeline parameters (defaults if None).
+    dark_levels : mapping, optional
+        Known camera offsets by role (else ``params.dark_level``, else estimated as
+        the 0.5th percentile of the smoothed channel).
+    lipofuscin : bool
+        Also compute the lipofuscin thresholds (``False``: leave them to
+        :func:`histo_fms.drg.detect_lipofuscin`, which computes the same values).
+
+    Returns
+    -------
+    DrgContext
+        The statistics; ``histo_fms.parallel.compute_context_tiled`` gives identical
+        values from tiles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ctx = compute_context({"neuron": np.full((8, 8), 100.0), "igg": np.zeros((8, 8))},
+    ...                       pixel_size_um=0.5)
+    >>> ctx.dark_levels["neuron"]
+    100.0
+    """
+    p = params or DrgParams()
+    given = dict(dark_levels or {})
+    unknown = set(given) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown channel roles in dark_levels: {sorted(unknown)}")
+    unknown = set(channels) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown channel roles: {sorted(unknown)}")
+    dark, med, mx = {}, {}, {}
+    spread = 0.0
+    for role in [r for r in ROLES if r in channels]:
+        g = smooth_for_stats(channels[role])
+        if g.size == 0:
+            dark[role], med[role], mx[role] = 0.0, 0.0, 0.0
+            continue
+        qs = [DARK_QUANTILE, *SPREAD_QUANTILES]
+        vals = dict(zip(qs, exact_quantiles(g, qs), strict=True))
+        known = given.get(role, p.dark_level)
+        dark[role], med[role], mx[role] = stats_from_quantiles(vals, float(g.max()),
+                                                               dark_level=known)
+        if role == "neuron":
+            spread = vals[0.995] - vals[0.5]
+    thresholds = {}
+    lroles = lipofuscin_roles(channels, p) if lipofuscin else []
+    if lroles and min(np.shape(channels[lroles[0]])) >= 3:
+        for role in lroles:
+            flat, _, _ = lipofuscin_flat(channels[role], dark_level=dark[role],
+                                         median=med[role], maximum=mx[role],
+                                         pixel_size_um=pixel_size_um,
+                                         max_area_um2=p.lipofuscin_max_area_um2,
+                                         min_contrast=p.lipofuscin_min_contrast)
+            thresholds[role] = exact_quantiles(flat, [p.lipofuscin_quantile])[0]
+    return DrgContext(dark_levels=dark, medians=med, maxima=mx,
+                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
+
+
+def _gauss_radius(sigma: float) -> int:
+    return int(4.0 * float(sigma) + 0.5) + 1
+
+
+def context_margins_px(params: DrgParams | None, pixel_size_um: float) -> tuple[int, int]:
+    """Margins (px) the two tiled context passes need: smoothing, and lipofuscin flat field.
+
+    Parameters
+    ----------
+    params : DrgParams, optional
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    tuple of int
+        Margin of the channel-statistics pass and of the lipofuscin-threshold pass.
+    """
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    size = int(2 * np.ceil(np.sqrt(p.lipofuscin_max_area_um2 / np.pi) / px) + 1)
+    lipo = _gauss_radius(0.6) + max(2 * (size // 2),
+                                    local_background_radius(LIPOFUSCIN_WINDOW_UM / px))
+    return _gauss_radius(2.0), lipo
+
+
+def alignment_px(params: DrgParams | None, pixel_size_um: float) -> int:
+    """Grid on which tile origins must lie so block-downsampled maps match the whole image.
+
+    Every block map (background grids) is anchored at the array's pixel (0, 0) with
+    power-of-two blocks; an outer tile region whose origin is a multiple of the
+    largest block size sees the same blocks as the whole image.
+
+    Parameters
+    ----------
+    params : DrgParams, optional
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    int
+        The largest block size (a power of two), at least 8.
+    """
+    from ._measure import _smooth_sigma_px
+
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    windows = [2 * p.max_diameter_um / px, LIPOFUSCIN_WINDOW_UM / px,
+               p.background_reference_um / px]
+    blocks = [block_size(w) for w in windows] + [block_size(4 * _smooth_sigma_px(p, px))]
+    return max(8, *blocks)
+
+
+def required_margin_px(params: DrgParams | None, pixel_size_um: float) -> int:
+    """Tile margin (px) so that a tile measures its own neurons exactly as the whole image.
+
+    The pipeline is local once the :class:`DrgContext` is fixed; the margin is the sum
+    of the influence radii along its longest chain of dependencies:
+
+    * lipofuscin mask: smoothing, opening and the 40 µm running median, plus the
+      largest granule (``lipofuscin_max_area_um2``, as a length in px) and its dilation;
+    * segmentation foreground: inpainting and smoothing, the background windows
+      (``2 * max_diameter_um``);
+    * the neuron itself (``max_diameter_um``) and its ring and band beyond the core
+      edge, and a cluster of touching neurons (twice ``max_diameter_um``);
+    * measurement around a neuron: ring + background band (twice: nearest-neuron
+      assignment), the large-scale tissue reference (``background_reference_um``),
+      the bright-structure opening and the smooth tissue-background fallback map.
+
+    Objects are then exact as long as each cluster of touching neurons within the
+    measurement radius fits in the margin; :func:`histo_fms.parallel.measure_drg_tiled`
+    checks this per tile and enlarges the margin of a tile that needs more.
+
+    Parameters
+    ----------
+    params : DrgParams, optional
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    int
+        Margin in pixels, a multiple of :func:`alignment_px`.
+    """
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    seg, meas = segmentation_radius_px(p, px), measurement_radius_px(p, px)
+    m = seg + meas + object_reach_px(p, px) + int(np.ceil(2 * p.max_diameter_um / px))
+    a = alignment_px(p, px)
+    return -(-m // a) * a
+
+
+def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
+    """Distance (px) from a tile edge beyond which the foreground mask is exact.
+
+    Parameters
+    ----------
+    params : DrgParams
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    int
+        Radius in pixels.
+    """
+    p = params
+    px = float(pixel_size_um)
+    opts = dict(p.segmentation_options)
+    r = 0
+    if p.reject_lipofuscin:
+        _, lipo = context_margins_px(p, px)
+        r += lipo + int(np.ceil(p.lipofuscin_max_area_um2 / px**2)) + int(
+            round(p.lipofuscin_dilate_um / px)) + 1
+        r += _gauss_radius(max(1.0, 2.0 / px))  # inpainting
+    r += _gauss_radius(float(opts.get("smooth_um", 0.7)) / px)
+    r += local_background_radius(2 * float(opts.get("max_diameter_um", p.max_diameter_um)) / px)
+    r += 2 * max(1, int(round(0.5 / px))) + 1
+    return r
+
+
+def measurement_radius_px(params: DrgParams, pixel_size_um: float) -> int:
+    """Distance (px) around a neuron within which labels and images must be exact.
+
+    Parameters
+    ----------
+    params : DrgParams
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    int
+        Radius in pixels.
+    """
+    from ._measure import _smooth_sigma_px
+
+    p = params
+    px = float(pixel_size_um)
+    wb = int(np.ceil((p.ring_width_um + p.background_width_um) / px)) + 1
+    smooth = _gauss_radius(max(0.5, 0.5 / px))
+    se = max(3, int(round(p.bright_structure_um / px))) if p.bright_structure_um > 0 else 0
+    bright = 2 * se + 2 * max(1, int(round(1.0 / px))) + 2
+    ref = local_background_radius(p.background_reference_um / px)
+    sig = _smooth_sigma_px(p, px)
+    fallback = int(np.ceil(4.0 * sig)) + 2 * block_size(4 * sig)
+    guard = int(np.ceil(p.ring_guard_um / px)) + 1
+    return 2 * wb + max(smooth + ref + bright, fallback + smooth + ref) + guard
+
+
+def object_reach_px(params: DrgParams, pixel_size_um: float) -> int:
+    """How far (px) a neuron with its ring and band reaches beyond its first pixel.
+
+    Parameters
+    ----------
+    params : DrgParams
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    int
+        Distance in pixels.
+    """
+    p = params
+    return int(np.ceil((p.max_diameter_um + p.ring_width_um + p.background_width_um)
+                       / float(pixel_size_um))) + 1

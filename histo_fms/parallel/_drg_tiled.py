@@ -1,0 +1,570 @@
+"""Tiled DRG measurement whose table and labels equal an untiled run's.
+
+Three steps, each in bounded memory (about one outer tile of all channels per task):
+
+1. **Context**: the section's image-wide statistics (:class:`histo_fms.drg.DrgContext`)
+   from the whole lazy image: exact quantiles by two-level radix histograms of the
+   float32 values (tiles send 65 536-bin histograms, tree-summed), so the numbers are
+   bit-identical to :func:`histo_fms.drg.compute_context` on the whole array.
+2. **Tiles**: each tile runs :func:`histo_fms.drg.measure_drg` with that context on
+   its outer region (core + margin; origins on the block grid of every background
+   map, so every local map equals the whole image's), keeps the neurons whose first
+   pixel lies in its core, and writes its core of the label images with provisional
+   ids (1 + the flat index of each object's first pixel: unique without coordination).
+   A tile checks that every cluster of touching objects near its core lies where its
+   segmentation is exact; if not, it is run again with twice the margin.
+3. **Canonical ids**: provisional ids are mapped to 1..n in raster order of the first
+   pixels (the numbering the untiled path uses), chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from ..drg import DrgContext, DrgParams, measure_drg, required_margin_px
+from ..drg._context import (
+    DARK_QUANTILE,
+    ROLES,
+    SPREAD_QUANTILES,
+    alignment_px,
+    context_margins_px,
+    lipofuscin_roles,
+    measurement_radius_px,
+    object_reach_px,
+    segmentation_radius_px,
+    stats_from_quantiles,
+)
+from ..drg._lipofuscin import lipofuscin_flat
+from ..drg._measure import TABLE_COLUMNS
+from ..segment._background import (
+    float_keys,
+    keys_to_float,
+    quantile_from_order_stats,
+    quantile_ranks,
+    smooth_for_stats,
+)
+from ._tiles import Tile, global_first_pixels, tile_grid
+
+LABEL_NAMES = ("neurons", "rings")
+_NBINS = 1 << 16
+
+
+# ----------------------------------------------------------------------------- running
+
+def _compute(tasks: Sequence[Any], client: Any, scheduler: str | None) -> list[Any]:
+    """Compute dask delayed objects on a distributed client or a local scheduler."""
+    import dask
+
+    if not tasks:
+        return []
+    if client is not None:
+        futures = client.compute(list(tasks))
+        return client.gather(futures)
+    return list(dask.compute(*tasks, scheduler=scheduler or "threads"))
+
+
+def _tree_sum(items: list[Any], add: Callable) -> Any:
+    import dask
+
+    items = list(items)
+    while len(items) > 1:
+        nxt = [dask.delayed(add)(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
+
+
+def _outer_arrays(channels: Mapping[str, Any], roles: Sequence[str], tile: Tile) -> list[Any]:
+    ys, xs = tile.outer_slices
+    return [channels[r][ys, xs] for r in roles]
+
+
+# --------------------------------------------------------------- exact radix quantiles
+
+def _add_hist(a: dict, b: dict) -> dict:
+    out = {}
+    for k in a:
+        va, vb = a[k], b[k]
+        if k.endswith("max"):
+            out[k] = max(va, vb)
+        else:
+            out[k] = va + vb
+    return out
+
+
+def _hist_level1(values: Mapping[str, np.ndarray]) -> dict:
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        keys = float_keys(v.ravel())
+        out[name + ":h"] = np.bincount(keys >> 16, minlength=_NBINS).astype(np.int64)
+        out[name + ":max"] = float(v.max()) if v.size else -np.inf
+    return out
+
+
+def _hist_level2(values: Mapping[str, np.ndarray], bins: Mapping[str, Sequence[int]]) -> dict:
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        keys = float_keys(v.ravel())
+        top = keys >> 16
+        for b in bins.get(name, ()):
+            sel = keys[top == b] & np.uint32(0xFFFF)
+            out[f"{name}:{b}"] = np.bincount(sel, minlength=_NBINS).astype(np.int64)
+    return out
+
+
+def _locate(hist: np.ndarray, rank: int) -> tuple[int, int]:
+    """Top bin holding the 0-based ``rank`` and the rank within that bin."""
+    cum = np.cumsum(hist)
+    b = int(np.searchsorted(cum, rank, side="right"))
+    return b, rank - (int(cum[b - 1]) if b else 0)
+
+
+def _exact_quantiles_tiled(values_fn: Callable[..., dict[str, np.ndarray]],
+                           args_per_tile: list[tuple], qs: Mapping[str, Sequence[float]],
+                           client: Any, scheduler: str | None
+                           ) -> tuple[dict[str, dict[float, float]], dict[str, float]]:
+    """Exact quantiles of per-tile values by two passes of radix histograms."""
+    import dask
+
+    def level1(*a):
+        return _hist_level1(values_fn(*a))
+
+    parts = [dask.delayed(level1)(*a) for a in args_per_tile]
+    (h1,) = _compute([_tree_sum(parts, _add_hist)], client, scheduler)
+    need: dict[str, dict[int, tuple[int, int]]] = {}
+    bins: dict[str, list[int]] = {}
+    counts = {}
+    for name in qs:
+        hist = h1[name + ":h"]
+        n = int(hist.sum())
+        counts[name] = n
+        need[name] = {}
+        if n == 0:
+            continue
+        for q in qs[name]:
+            for r in quantile_ranks(n, q)[:2]:
+                need[name][r] = _locate(hist, r)
+        bins[name] = sorted({b for b, _ in need[name].values()})
+
+    def level2(*a):
+        return _hist_level2(values_fn(*a), bins)
+
+    order_stats: dict[str, dict[int, float]] = {k: {} for k in qs}
+    if any(bins.values()):
+        parts = [dask.delayed(level2)(*a) for a in args_per_tile]
+        (h2,) = _compute([_tree_sum(parts, _add_hist)], client, scheduler)
+        for name, want in need.items():
+            for r, (b, rr) in want.items():
+                low, _ = _locate(h2[f"{name}:{b}"], rr)
+                key = np.array([(b << 16) | low], np.uint32)
+                order_stats[name][r] = float(keys_to_float(key)[0])
+    out: dict[str, dict[float, float]] = {}
+    for name in qs:
+        out[name] = {}
+        for q in qs[name]:
+            if counts[name] == 0:
+                out[name][q] = float("nan")
+                continue
+            lo, hi, frac = quantile_ranks(counts[name], q)
+            out[name][q] = quantile_from_order_stats(order_stats[name][lo],
+                                                     order_stats[name][hi], frac)
+    maxima = {name: float(h1[name + ":max"]) for name in qs}
+    return out, maxima
+
+
+def _core(a: np.ndarray, tile: Tile) -> np.ndarray:
+    return a[tile.core_in_outer]
+
+
+def compute_context_tiled(
+    channels: Mapping[str, Any],
+    *,
+    pixel_size_um: float,
+    params: DrgParams | None = None,
+    dark_levels: Mapping[str, float] | None = None,
+    tile_px: int = 2048,
+    client: Any = None,
+    scheduler: str | None = None,
+) -> DrgContext:
+    """Compute a section's :class:`histo_fms.drg.DrgContext` from tiles, exactly.
+
+    Gives bit-identical values to :func:`histo_fms.drg.compute_context` on the whole
+    image, holding about one tile (plus a small margin) of one channel per task.
+
+    Parameters
+    ----------
+    channels : mapping of str to dask.array.Array
+        Channel role -> lazy 2-D image (numpy arrays work too).
+    pixel_size_um : float
+        Pixel size in µm.
+    params : DrgParams, optional
+        Pipeline parameters.
+    dark_levels : mapping, optional
+        Known camera offsets by role.
+    tile_px : int
+        Core edge of the tiles (rounded up to the block grid).
+    client : distributed.Client, optional
+        Run on this cluster; else on dask's local ``scheduler`` (default threads).
+    scheduler : str, optional
+        Local dask scheduler (``"threads"``, ``"synchronous"``) when no client.
+
+    Returns
+    -------
+    DrgContext
+        The section's statistics.
+    """
+    import dask.array as da
+
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    given = dict(dark_levels or {})
+    unknown = (set(given) | set(channels)) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown channel roles: {sorted(unknown)}")
+    roles = [r for r in ROLES if r in channels]
+    chans = {r: da.asarray(channels[r]) for r in roles}
+    shape = tuple(chans[roles[0]].shape)
+    a = alignment_px(p, px)
+    tile_px = -(-int(tile_px) // a) * a
+    m_stats, m_lipo = context_margins_px(p, px)
+    m_lipo = -(-m_lipo // a) * a
+
+    # pass 1: quantiles and maximum of the smoothed channels
+    tiles = tile_grid(shape, tile_px, m_stats)
+
+    def stats_values(tile, *arrs):
+        return {r: _core(smooth_for_stats(x), tile) for r, x in zip(roles, arrs, strict=True)}
+
+    qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
+    args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
+    quant, maxima = _exact_quantiles_tiled(stats_values, args, qs, client, scheduler)
+    dark, med, mx = {}, {}, {}
+    for r in roles:
+        if min(shape) == 0:
+            dark[r], med[r], mx[r] = 0.0, 0.0, 0.0
+            continue
+        dark[r], med[r], mx[r] = stats_from_quantiles(quant[r], maxima[r],
+                                                      dark_level=given.get(r, p.dark_level))
+    spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
+
+    # pass 2: lipofuscin thresholds on the flat-fielded channels
+    thresholds: dict[str, float] = {}
+    lroles = lipofuscin_roles(roles, p)
+    if lroles and min(shape) >= 3:
+        ltiles = tile_grid(shape, tile_px, m_lipo)
+
+        def flat_values(tile, *arrs):
+            out = {}
+            for r, x in zip(lroles, arrs, strict=True):
+                flat, _, _ = lipofuscin_flat(x, dark_level=dark[r], median=med[r],
+                                             maximum=mx[r], pixel_size_um=px,
+                                             max_area_um2=p.lipofuscin_max_area_um2,
+                                             min_contrast=p.lipofuscin_min_contrast)
+                out[r] = _core(flat, tile)
+            return out
+
+        args = [(t, *_outer_arrays(chans, lroles, t)) for t in ltiles]
+        lq, _ = _exact_quantiles_tiled(flat_values, args,
+                                       {r: [p.lipofuscin_quantile] for r in lroles},
+                                       client, scheduler)
+        thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
+    return DrgContext(dark_levels=dark, medians=med, maxima=mx,
+                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
+
+
+# ------------------------------------------------------------------------ label store
+
+def _labels_metadata(group: Any, name: str, pixel_size_um: float) -> None:
+    group.attrs["multiscales"] = [{
+        "version": "0.4",
+        "name": name,
+        "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
+                 {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [pixel_size_um, pixel_size_um]}]}],
+    }]
+    group.attrs["image-label"] = {"version": "0.4", "source": {"image": "../../"}}
+
+
+def _create_store(root_path: Path, shape: tuple[int, int], chunk: int,
+                  pixel_size_um: float) -> None:
+    """OME-Zarr labels layout of ``write_labels_zarr`` plus provisional-id arrays."""
+    import zarr
+
+    root = zarr.open_group(str(root_path), mode="w", zarr_format=2)
+    root.attrs["labels"] = list(LABEL_NAMES)
+    lab = root.create_group("labels")
+    lab.attrs["labels"] = list(LABEL_NAMES)
+    chunks = tuple(max(1, min(chunk, s)) for s in shape)
+    tmp = root.create_group("_provisional")
+    for name in LABEL_NAMES:
+        g = lab.create_group(name)
+        _labels_metadata(g, name, pixel_size_um)
+        g.create_array("0", shape=shape, dtype=np.int32, chunks=chunks, fill_value=0)
+        tmp.create_array(name, shape=shape, dtype=np.int64, chunks=chunks, fill_value=0)
+
+
+def _write_core(root_path: str, name: str, tile: Tile, data: np.ndarray) -> None:
+    import zarr
+
+    arr = zarr.open_array(str(Path(root_path) / "_provisional" / name), mode="r+")
+    arr[tile.core_slices] = data
+
+
+def _relabel_chunk(root_path: str, name: str, sl: tuple[slice, slice],
+                   sorted_first: np.ndarray) -> int:
+    import zarr
+
+    src = zarr.open_array(str(Path(root_path) / "_provisional" / name), mode="r")
+    dst = zarr.open_array(str(Path(root_path) / "labels" / name / "0"), mode="r+")
+    prov = np.asarray(src[sl]).astype(np.int64)
+    out = np.zeros(prov.shape, np.int32)
+    sel = prov > 0
+    if sel.any() and sorted_first.size:
+        f = prov[sel] - 1
+        pos = np.clip(np.searchsorted(sorted_first, f), 0, sorted_first.size - 1)
+        hit = sorted_first[pos] == f
+        vals = np.where(hit, pos + 1, 0).astype(np.int32)
+        out[sel] = vals
+    dst[sl] = out
+    return int(sel.sum())
+
+
+# ------------------------------------------------------------------------------ tiles
+
+def _exact_zone(tile: Tile, shape: tuple[int, int], r: int) -> tuple[int, int, int, int]:
+    """Outer-region coordinates farther than ``r`` from non-image edges."""
+    oy0, oy1, ox0, ox1 = tile.outer
+    h, w = oy1 - oy0, ox1 - ox0
+    return (0 if oy0 == 0 else r, h if oy1 == shape[0] else h - r,
+            0 if ox0 == 0 else r, w if ox1 == shape[1] else w - r)
+
+
+def _clusters_ok(foreground: np.ndarray | None, labels: np.ndarray, tile: Tile,
+                 shape: tuple[int, int], seg_r: int, region_r: int) -> bool:
+    """Whether all clusters near the core lie where segmentation is exact.
+
+    The region is the core grown by ``region_r``; it must lie in the exact zone (the
+    outer region less ``seg_r`` at non-image edges), and so must every cluster of
+    foreground (grown by 5 px: the smoothed distance transform links them) that meets it.
+    """
+    ey0, ey1, ex0, ex1 = _exact_zone(tile, shape, seg_r)
+    cy, cx = tile.core_in_outer
+    h, w = labels.shape
+    ry0, ry1 = max(0, cy.start - region_r), min(h, cy.stop + region_r)
+    rx0, rx1 = max(0, cx.start - region_r), min(w, cx.stop + region_r)
+    if ry0 < ey0 or ry1 > ey1 or rx0 < ex0 or rx1 > ex1:
+        return False
+    fg = (labels > 0) if foreground is None else (foreground | (labels > 0))
+    if not fg.any():
+        return True
+    grown = ndi.binary_dilation(fg, structure=np.ones((11, 11), bool))
+    comp, _ = ndi.label(grown)
+    near = np.unique(comp[ry0:ry1, rx0:rx1])
+    near = near[near > 0]
+    if near.size == 0:
+        return True
+    near_set = set(near.tolist())
+    for k, sl in enumerate(ndi.find_objects(comp), start=1):
+        if sl is None or k not in near_set:
+            continue
+        if sl[0].start < ey0 or sl[0].stop > ey1 or sl[1].start < ex0 or sl[1].stop > ex1:
+            return False
+    return True
+
+
+def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
+                  shape: tuple[int, int], pixel_size_um: float, params: DrgParams,
+                  context: DrgContext, store: str, seg_r: int, region_r: int,
+                  check: bool) -> dict:
+    """Measure one tile; write its core labels (provisional ids) when exact."""
+    ch = dict(zip(roles, arrays, strict=True))
+    px = float(pixel_size_um)
+    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
+                      nuclei=ch.get("nuclei"), params=params, context=context)
+    labels = res.neurons
+    if check and not _clusters_ok(res.foreground, labels, tile, shape, seg_r, region_r):
+        return {"ok": False, "tile": tile}
+    oy0, oy1, ox0, ox1 = tile.outer
+    ids, first = global_first_pixels(labels, (oy0, ox0), shape[1])
+    fy, fx = np.divmod(first, shape[1])
+    cy0, cy1, cx0, cx1 = tile.core
+    own = (fy >= cy0) & (fy < cy1) & (fx >= cx0) & (fx < cx1)
+    # provisional ids: 1 + flat index of the first pixel (unique across tiles)
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.int64)
+    lut[ids] = first + 1
+    for name, lab in (("neurons", labels), ("rings", res.rings)):
+        _write_core(store, name, tile, lut[lab[tile.core_in_outer]])
+    table = res.table
+    table = table[table["neuron_id"].isin(ids[own])].copy()
+    # first pixel, section coordinates, border contact with the whole image
+    table["_first"] = lut[table["neuron_id"].to_numpy()] - 1
+    table["y_um"] = table["y_um"] + oy0 * px
+    table["x_um"] = table["x_um"] + ox0 * px
+    edge = np.zeros(lut.size, bool)
+    if oy0 == 0:
+        edge[labels[0]] = True
+    if oy1 == shape[0]:
+        edge[labels[-1]] = True
+    if ox0 == 0:
+        edge[labels[:, 0]] = True
+    if ox1 == shape[1]:
+        edge[labels[:, -1]] = True
+    edge[0] = False
+    table["touches_border"] = edge[table["neuron_id"].to_numpy()]
+    return {"ok": True, "tile": tile, "table": table}
+
+
+def measure_drg_tiled(
+    channels: Mapping[str, Any],
+    *,
+    pixel_size_um: float,
+    params: DrgParams | None = None,
+    tile_px: int,
+    margin_px: int | None = None,
+    labels_path: str | Path,
+    client: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    context: DrgContext | None = None,
+    scheduler: str | None = None,
+    check_margin: bool = True,
+) -> pd.DataFrame:
+    """Measure a large DRG section tile by tile; the result equals the untiled run's.
+
+    Neurons, their ids (1..n in raster order of each neuron's first pixel), label
+    images and every table column equal those of :func:`histo_fms.drg.measure_drg` on
+    the whole section (to float rounding of the centroids), for the classical
+    segmentation backend.
+
+    Parameters
+    ----------
+    channels : mapping of str to dask.array.Array
+        Channel role (``"neuron"``, ``"igg"``, optional ``"sgc"``, ``"nuclei"``) ->
+        lazy 2-D image of the section (e.g. ``img.data[i]`` of
+        :func:`histo_fms.io.read_image`).
+    pixel_size_um : float
+        Pixel size in µm.
+    params : DrgParams, optional
+        Pipeline parameters.
+    tile_px : int
+        Core edge in pixels (rounded up to the block grid, see
+        :func:`histo_fms.drg._context.alignment_px`); also the chunk edge of the labels.
+    margin_px : int, optional
+        Context around each core (default :func:`histo_fms.drg.required_margin_px`;
+        rounded up to the block grid). A tile whose clusters need more is run again
+        with twice its margin, so a smaller value costs time, not exactness.
+    labels_path : str or Path
+        Destination ``.zarr``: ``labels/neurons/0`` and ``labels/rings/0`` (int32),
+        the layout of :func:`histo_fms.io.write_labels_zarr`, written atomically.
+    client : distributed.Client, optional
+        Run the tiles on this cluster; else dask's local ``scheduler``.
+    progress : callable, optional
+        Called as ``progress(stage, done, total)``.
+    context : DrgContext, optional
+        The section's statistics, if already computed (else
+        :func:`compute_context_tiled`).
+    scheduler : str, optional
+        Local dask scheduler when no client (default ``"threads"``).
+    check_margin : bool
+        Check each tile (margin at least the rule's, every cluster of touching
+        neurons near the core inside the exactly segmented zone) and run it again
+        with twice the margin if not. ``False`` trusts ``margin_px`` (faster with a
+        margin below the conservative rule; exactness is then not guaranteed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per neuron, columns :data:`histo_fms.drg.TABLE_COLUMNS`, sorted by
+        ``neuron_id``.
+    """
+    import dask
+    import dask.array as da
+
+    from ..io._write import atomic_path
+
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    for r in ("neuron", "igg"):
+        if r not in channels:
+            raise ValueError(f"channel role {r!r} is required")
+    roles = [r for r in ROLES if r in channels]
+    chans = {r: da.asarray(channels[r]) for r in roles}
+    shape = tuple(int(s) for s in chans["neuron"].shape)
+    if len(shape) != 2 or any(tuple(c.shape) != shape for c in chans.values()):
+        raise ValueError("channels must be 2-D images of one shape")
+    a = alignment_px(p, px)
+    tile_px = max(a, -(-int(tile_px) // a) * a)
+    margin = required_margin_px(p, px) if margin_px is None else int(margin_px)
+    margin = -(-max(margin, 0) // a) * a
+    seg_r = segmentation_radius_px(p, px)
+    region_r = object_reach_px(p, px) + measurement_radius_px(p, px)
+    say = progress or (lambda *_: None)
+
+    if context is None:
+        say("context", 0, 1)
+        context = compute_context_tiled(chans, pixel_size_um=px, params=p, tile_px=tile_px,
+                                        client=client, scheduler=scheduler)
+        say("context", 1, 1)
+
+    tables: list[pd.DataFrame] = []
+    labels_path = Path(labels_path)
+    with atomic_path(labels_path) as tmp:
+        _create_store(tmp, shape, tile_px, px)
+        store = str(tmp)
+        pending = [(t, margin) for t in tile_grid(shape, tile_px, margin)]
+        total, done = len(pending), 0
+        say("tiles", 0, total)
+        while pending:
+            tasks = []
+            for t, m in pending:
+                y0, y1, x0, x1 = t.core
+                outer = (max(0, y0 - m), min(shape[0], y1 + m),
+                         max(0, x0 - m), min(shape[1], x1 + m))
+                t2 = Tile(t.index, t.core, outer)
+                whole = outer == (0, shape[0], 0, shape[1])
+                tasks.append(dask.delayed(_measure_tile)(
+                    t2, *_outer_arrays(chans, roles, t2), roles=roles, shape=shape,
+                    pixel_size_um=px, params=p, context=context, store=store,
+                    seg_r=seg_r, region_r=region_r, check=check_margin and not whole))
+            margins = {t.index: m for t, m in pending}
+            results = _compute(tasks, client, scheduler)
+            pending = []
+            for res in results:
+                if res["ok"]:
+                    tables.append(res["table"])
+                    done += 1
+                else:
+                    t = res["tile"]
+                    pending.append((t, 2 * margins[t.index]))
+            say("tiles", done, total)
+
+        table = (pd.concat(tables, ignore_index=True) if tables
+                 else pd.DataFrame(columns=[*TABLE_COLUMNS, "_first"]))
+        first = np.sort(table["_first"].to_numpy(np.int64))
+        if np.unique(first).size != first.size:
+            raise RuntimeError("a neuron was kept by two tiles")  # pragma: no cover
+        table["neuron_id"] = (np.searchsorted(first, table["_first"].to_numpy(np.int64))
+                              + 1).astype(np.int64)
+        table = table.sort_values("neuron_id").drop(columns="_first")
+        table = table[TABLE_COLUMNS].reset_index(drop=True)
+        if len(table) == 0:
+            from ..drg._measure import _empty
+
+            table = _empty(TABLE_COLUMNS)
+
+        # canonical ids, chunk by chunk (chunks = tile cores: no write races)
+        say("relabel", 0, 1)
+        tasks = [dask.delayed(_relabel_chunk)(store, name, t.core_slices, first)
+                 for name in LABEL_NAMES for t in tile_grid(shape, tile_px, 0)]
+        _compute(tasks, client, scheduler)
+        shutil.rmtree(Path(store) / "_provisional", ignore_errors=True)
+        say("relabel", 1, 1)
+    return table
