@@ -332,12 +332,15 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
                            path=img.path)
     channels = {role: img.data[i] for role, i in idx.items()}
+    params = cfg.params()
     margin = None
     if cfg.parallel.overlap_um is not None:
         margin = int(round(cfg.parallel.overlap_um / px))
-    table = measure_drg_tiled(channels, pixel_size_um=px, params=cfg.params(), tile_px=tile_px,
+    elif not cfg.parallel.exact_tiles:
+        margin = int(round(4 * params.max_diameter_um / px))
+    table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
-                              client=client)
+                              client=client, check_margin=cfg.parallel.exact_tiles)
     table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     write_table(_order(table), outdir / "neurons.csv")

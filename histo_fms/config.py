@@ -50,13 +50,19 @@ class Summary(_Strict):
 
 
 class ParallelOptions(_Strict):
-    """Dask execution over files (and tiles of large images)."""
+    """Dask execution over files (and tiles of large images).
+
+    ``exact_tiles`` (default) gives every tile the conservative margin that makes a tiled
+    run equal the untiled one; ``false`` uses ``overlap_um`` (default 4 x the largest
+    neuron) without that guarantee, for speed and memory on very large sections.
+    """
 
     workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     scheduler: str | None = None
     tile_size_um: float | None = Field(None, gt=0)
     overlap_um: float | None = Field(None, ge=0)
+    exact_tiles: bool = True
 
 
 class PipelineConfig(_Strict):
