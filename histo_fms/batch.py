@@ -210,7 +210,8 @@ def _remove_stale_temporaries(outdir: Path) -> None:
 
 
 def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True,
-                 client: Any = None) -> FileOutcome:
+                 client: Any = None,
+                 tile_progress: Callable[[str, int, int], None] | None = None) -> FileOutcome:
     """Run the configured pipeline on one file and write its outputs atomically.
 
     Never raises for a bad file: the error is returned in the outcome.
@@ -228,6 +229,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         measurement config and every output exists.
     client : distributed.Client, optional
         Spread the tiles of a large image over this cluster (DRG).
+    tile_progress : callable, optional
+        ``tile_progress(stage, done, total)`` while a large image is processed in tiles.
 
     Returns
     -------
@@ -255,7 +258,7 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         outcome.pixel_size_um = px
         tile_px = tile_size_px(cfg, px)
         if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
-            summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client)
+            summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
         else:
             channels = _load_channels(img, cfg)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
@@ -325,7 +328,8 @@ def tile_size_px(cfg: PipelineConfig, pixel_size_um: float) -> int | None:
 
 
 def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,
-                   client: Any) -> dict:
+                   client: Any, progress: Callable[[str, int, int], None] | None = None
+                   ) -> dict:
     from .parallel import measure_drg_tiled
 
     req, opt = cfg.roles()
@@ -340,7 +344,8 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
         margin = int(round(4 * params.max_diameter_um / px))
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
-                              client=client, check_margin=cfg.parallel.exact_tiles)
+                              client=client, check_margin=cfg.parallel.exact_tiles,
+                              progress=progress)
     table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     write_table(_order(table), outdir / "neurons.csv")
@@ -492,7 +497,13 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
                      threads_per_worker=par.threads_per_worker, say=say) as client:
         # large images: one at a time from here, their tiles spread over the cluster
         for i in sorted(large):
-            results[i] = process_file(files[i], cfg, out, resume=resume, client=client)
+            tp = None
+            if say is not None:
+                def tp(stage: str, done: int, total: int, _name: str = files[i].name) -> None:
+                    if stage == "tiles" and (done == total or done % max(1, total // 10) == 0):
+                        say(f"  {_name}: tiles {done}/{total}")
+            results[i] = process_file(files[i], cfg, out, resume=resume, client=client,
+                                      tile_progress=tp)
             if progress is not None:
                 progress(len(results), len(files), results[i])
         small = [i for i in range(len(files)) if i not in large]
