@@ -78,10 +78,10 @@ def test_masks_reconstructed_from_ground_truth_flows():
 
     ph = make_drg_section((256, 256), 0.5, seed=5)
     truth = ph.labels
-    flows = dynamics.masks_to_flows(truth)
-    flows = flows[0] if isinstance(flows, tuple) else flows
-    cellprob = np.where(truth > 0, 10.0, -10.0).astype(np.float32)
-    masks = masks_from_flows(flows, cellprob, flow_threshold=0.0)
+    # cellpose's own training targets: [labels, cell probability, flow y, flow x]
+    target = dynamics.labels_to_flows([truth])[0]
+    cellprob = np.where(target[1] > 0.5, 10.0, -10.0).astype(np.float32)
+    masks = masks_from_flows(target[2:], cellprob, flow_threshold=0.0)
     # every true neuron is recovered as one mask with high IoU
     ious = []
     for i in range(1, truth.max() + 1):

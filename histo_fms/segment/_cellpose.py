@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-BUILTIN_MODELS = ("cpsam",)
+#: Built-in model names of cellpose 4 (cellpose's own ``models.MODEL_NAMES`` when installed).
+BUILTIN_MODELS = ("cpsam", "cpsam_v2", "cpdino", "cpdino-vitb")
 
 
 class CellposeUnavailableError(RuntimeError):
@@ -68,7 +69,7 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | None]:
         Unknown name, or a path that does not exist.
     """
     m = str(model)
-    if m in BUILTIN_MODELS:
+    if m in builtin_models():
         cached = models_dir() / m
         return "builtin", cached if cached.exists() else None
     p = Path(m).expanduser()
@@ -77,8 +78,23 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | None]:
     if p.suffix or os.sep in m or "/" in m:
         raise CellposeUnavailableError(f"cellpose model file not found: {p}")
     raise CellposeUnavailableError(
-        f"unknown cellpose model {m!r}: use one of {list(BUILTIN_MODELS)} or the path of a "
+        f"unknown cellpose model {m!r}: use one of {list(builtin_models())} or the path of a "
         "weights file (e.g. written by `histo-fms train`)")
+
+
+def builtin_models() -> tuple[str, ...]:
+    """Return the built-in cellpose model names (from cellpose when it is installed).
+
+    Returns
+    -------
+    tuple of str
+        Model names that cellpose downloads from its model hub.
+    """
+    try:
+        from cellpose.models import MODEL_NAMES
+    except ImportError:
+        return BUILTIN_MODELS
+    return tuple(MODEL_NAMES)
 
 
 def diameter_px(diameter_um: float, pixel_size_um: float) -> float:
@@ -272,8 +288,11 @@ def preflight(options: dict) -> None:
     CellposeUnavailableError
         What is missing and how to get it.
     """
-    resolve_model(options.get("model", "cpsam"))
+    model = options.get("model", "cpsam")
+    kind, path = resolve_model(model)
     _import_cellpose()
+    if kind == "builtin" and path is None:
+        load_model(model, gpu=False)  # downloads once, or fails with how to get the weights
 
 
 def fetch_cellpose_weights(model: str = "cpsam") -> Path:
@@ -292,7 +311,7 @@ def fetch_cellpose_weights(model: str = "cpsam") -> Path:
     Path
         The weights file.
     """
-    if model not in BUILTIN_MODELS:
+    if model not in builtin_models():
         raise CellposeUnavailableError(f"{model!r} is not a built-in cellpose model")
     load_model(model, gpu=False)
     p = models_dir() / model
