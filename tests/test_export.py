@@ -92,3 +92,22 @@ def test_omezarr_export_round_trip(drg_run, tmp_path):
     got = np.asarray(root["labels/neurons/0"][...])
     want = read_labels_zarr(drg_run / "s1" / "labels.zarr")["neurons"]
     np.testing.assert_array_equal(got, want)
+
+
+def test_omezarr_export_read_by_ome_zarr_library(drg_run, tmp_path):
+    """The reader behind napari-ome-zarr sees the image pyramid, channels and labels."""
+    pytest.importorskip("ome_zarr", reason="ome-zarr not installed")
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    main(["export", str(drg_run), "--to", "omezarr", "--dest", str(tmp_path)])
+    nodes = list(Reader(parse_url(str(tmp_path / "s1.ome.zarr")))())
+    image = nodes[0]
+    assert image.metadata["channel_names"] == ["NeuN", "GS", "IgG", "DAPI"]
+    assert image.data[0].shape == (4, 256, 256)
+    labels = [n for n in nodes if "Label" in [type(s).__name__ for s in n.specs]]
+    names = {n.metadata.get("name") for n in labels}
+    assert {"neurons", "rings"} <= names
+    want = read_labels_zarr(drg_run / "s1" / "labels.zarr")["neurons"]
+    got = next(n for n in labels if n.metadata.get("name") == "neurons").data[0]
+    np.testing.assert_array_equal(np.asarray(got), want)
