@@ -11,7 +11,7 @@ import zarr
 from ._errors import InputError
 from ._image import ImageData
 from ._tiff import _UNIT_TO_UM
-from ._write import atomic_path
+from ._write import atomic_path, label_group_attrs
 
 
 def _ngff_attrs(group: zarr.Group) -> dict:
@@ -156,13 +156,7 @@ def write_omezarr(
                 a = np.asarray(a)
                 a = a.astype(np.uint8) if a.dtype == bool else a
                 g = lab.create_group(name)
-                g.attrs["multiscales"] = [{
-                    "version": "0.4", "name": name,
-                    "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
-                             {"name": "x", "type": "space", "unit": "micrometer"}],
-                    "datasets": [{"path": "0", "coordinateTransformations": [
-                        {"type": "scale", "scale": [pixel_size_um, pixel_size_um]}]}]}]
-                g.attrs["image-label"] = {"version": "0.4", "source": {"image": "../../"}}
+                g.attrs.update(label_group_attrs(name, pixel_size_um))
                 d = g.create_array("0", shape=a.shape, dtype=a.dtype,
                                    chunks=(min(chunk, a.shape[0]), min(chunk, a.shape[1])),
                                    fill_value=0)

@@ -155,6 +155,34 @@ def read_polylines(path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, float).reshape(-1, 2) for k, v in data["lines"].items()}
 
 
+def label_group_attrs(name: str, pixel_size_um: float) -> dict:
+    """Return the NGFF 0.4 attributes of one 2-D label image group (single scale, µm).
+
+    Parameters
+    ----------
+    name : str
+        Label image name.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    dict
+        ``multiscales`` and ``image-label`` attributes; the data is array ``0``.
+    """
+    return {
+        "multiscales": [{
+            "version": "0.4",
+            "name": name,
+            "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
+                     {"name": "x", "type": "space", "unit": "micrometer"}],
+            "datasets": [{"path": "0", "coordinateTransformations": [
+                {"type": "scale", "scale": [pixel_size_um, pixel_size_um]}]}],
+        }],
+        "image-label": {"version": "0.4", "source": {"image": "../../"}},
+    }
+
+
 def write_labels_zarr(
     labels: Mapping[str, np.ndarray],
     path: str | Path,
@@ -195,15 +223,7 @@ def write_labels_zarr(
             if arr.dtype == bool:
                 arr = arr.astype(np.uint8)
             g = lab_root.create_group(name)
-            g.attrs["multiscales"] = [{
-                "version": "0.4",
-                "name": name,
-                "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
-                         {"name": "x", "type": "space", "unit": "micrometer"}],
-                "datasets": [{"path": "0", "coordinateTransformations": [
-                    {"type": "scale", "scale": [pixel_size_um, pixel_size_um]}]}],
-            }]
-            g.attrs["image-label"] = {"version": "0.4", "source": {"image": "../../"}}
+            g.attrs.update(label_group_attrs(name, pixel_size_um))
             ds = g.create_array("0", shape=arr.shape, dtype=arr.dtype,
                                 chunks=tuple(min(chunk, s) for s in arr.shape) or None,
                                 fill_value=0)

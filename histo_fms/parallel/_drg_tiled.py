@@ -283,15 +283,9 @@ def compute_context_tiled(
 # ------------------------------------------------------------------------ label store
 
 def _labels_metadata(group: Any, name: str, pixel_size_um: float) -> None:
-    group.attrs["multiscales"] = [{
-        "version": "0.4",
-        "name": name,
-        "axes": [{"name": "y", "type": "space", "unit": "micrometer"},
-                 {"name": "x", "type": "space", "unit": "micrometer"}],
-        "datasets": [{"path": "0", "coordinateTransformations": [
-            {"type": "scale", "scale": [pixel_size_um, pixel_size_um]}]}],
-    }]
-    group.attrs["image-label"] = {"version": "0.4", "source": {"image": "../../"}}
+    from ..io._write import label_group_attrs
+
+    group.attrs.update(label_group_attrs(name, pixel_size_um))
 
 
 def _create_store(root_path: Path, shape: tuple[int, int], chunk: int,
