@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._classical import canonical_labels
+
 #: Built-in model names of cellpose 4 (cellpose's own ``models.MODEL_NAMES`` when installed).
 BUILTIN_MODELS = ("cpsam", "cpsam_v2", "cpdino", "cpdino-vitb")
 
@@ -179,13 +181,7 @@ def clean_masks(masks: np.ndarray, *, pixel_size_um: float, min_diameter_um: flo
             continue
         n += 1
         out[sl][m & (out[sl] == 0)] = n
-    # canonical raster order of first pixels
-    ids, first = np.unique(out.ravel(), return_index=True)
-    keep = ids != 0
-    order = np.argsort(first[keep])
-    remap = np.zeros(int(out.max()) + 1, np.int32)
-    remap[ids[keep][order]] = np.arange(1, keep.sum() + 1, dtype=np.int32)
-    return remap[out]
+    return canonical_labels(out)
 
 
 def masks_from_flows(flows: np.ndarray, cellprob: np.ndarray, *, niter: int = 200,
