@@ -171,7 +171,8 @@ def compute_context(
                                          median=med[role], maximum=mx[role],
                                          pixel_size_um=pixel_size_um,
                                          max_area_um2=p.lipofuscin_max_area_um2,
-                                         min_contrast=p.lipofuscin_min_contrast)
+                                         min_contrast=p.lipofuscin_min_contrast,
+                                             spots=False)
             thresholds[role] = exact_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread))

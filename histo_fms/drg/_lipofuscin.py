@@ -31,7 +31,8 @@ def lipofuscin_flat(
     pixel_size_um: float,
     max_area_um2: float = 20.0,
     min_contrast: float = 1.5,
-) -> tuple[np.ndarray, np.ndarray, float]:
+    spots: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Flat-fielded channel and granule-spot mask of one channel (local operations only).
 
     Parameters
@@ -49,12 +50,15 @@ def lipofuscin_flat(
         Largest granule area (sets the opening size).
     min_contrast : float
         Minimum ratio of a spot to its surroundings.
+    spots : bool
+        Compute the spot mask (the morphological opening); ``False`` returns None for
+        it (the brightness statistics need only ``flat``).
 
     Returns
     -------
     flat : ndarray of float32
         The channel divided by its running median (vignetting removed).
-    spot : ndarray of bool
+    spot : ndarray of bool or None
         Pixels at least ``min_contrast`` times their opening and above the median.
     floor : float
         Lower bound used for the opening and the running median.
@@ -64,9 +68,11 @@ def lipofuscin_flat(
     d = np.clip(c - np.float32(dark_level), 0, None)
     d = ndi.gaussian_filter(d, 0.6)
     floor = max(0.2 * float(median), 1e-6 * float(maximum), 1e-6)
-    size = _opening_size(max_area_um2, px)
-    opened = ndi.grey_opening(d, size=(size, size))
-    spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
+    spot = None
+    if spots:
+        size = _opening_size(max_area_um2, px)
+        opened = ndi.grey_opening(d, size=(size, size))
+        spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
     bg = local_background(d, window_px=LIPOFUSCIN_WINDOW_UM / px, percentile=50.0)
     flat = (d / np.maximum(bg, np.float32(floor))).astype(np.float32)
     return flat, spot, floor

@@ -267,7 +267,8 @@ def compute_context_tiled(
                 flat, _, _ = lipofuscin_flat(x, dark_level=dark[r], median=med[r],
                                              maximum=mx[r], pixel_size_um=px,
                                              max_area_um2=p.lipofuscin_max_area_um2,
-                                             min_contrast=p.lipofuscin_min_contrast)
+                                             min_contrast=p.lipofuscin_min_contrast,
+                                             spots=False)
                 out[r] = _core(flat, tile)
             return out
 
