@@ -76,6 +76,62 @@ def test_context_tiled_equals_numpy(channels):
     assert a == b and a.dark_levels == known and not a.lipofuscin_thresholds
 
 
+def test_context_reads_the_section_twice(channels, monkeypatch):
+    import histo_fms.parallel._drg_tiled as mod
+
+    calls = []
+    real = mod._compute
+
+    def counting(tasks, client, scheduler):
+        calls.append(len(tasks))
+        return real(tasks, client, scheduler)
+
+    monkeypatch.setattr(mod, "_compute", counting)
+    lazy = _lazy(channels, 150)
+    compute_context_tiled(lazy, pixel_size_um=PX, tile_px=256, scheduler="synchronous")
+    assert calls == [1, 1]  # one tree-summed pass per dependent stage
+    calls.clear()
+    compute_context_tiled(lazy, pixel_size_um=PX, params=DrgParams(reject_lipofuscin=False),
+                          tile_px=256, scheduler="synchronous")
+    assert calls == [1]
+
+
+def test_context_uses_quantised_quantiles_everywhere(channels):
+    """The context, and the numpy fallbacks that compute the same values, agree."""
+    from histo_fms.drg import detect_lipofuscin
+    from histo_fms.segment import segment_classical
+    from histo_fms.segment._background import estimate_dark_level, smooth_for_stats
+    from histo_fms.segment._quantiles import quantise, quantised_quantiles
+
+    p = DrgParams()
+    ctx = compute_context(channels, pixel_size_um=PX, params=p)
+    for role, img in channels.items():
+        g = smooth_for_stats(img)
+        dark, med, hi = quantised_quantiles(g, [0.005, 0.5, 0.995])
+        assert ctx.dark_levels[role] == dark == estimate_dark_level(img)
+        assert float(quantise(np.float32(dark))) == dark  # a quantised value
+        assert ctx.medians[role] == med - dark
+        assert ctx.maxima[role] == float(g.max()) - dark  # exact maximum
+        if role == "neuron":
+            assert ctx.neuron_spread == hi - med
+    roles = list(ctx.lipofuscin_thresholds)
+    kw = dict(pixel_size_um=PX, min_contrast=p.lipofuscin_min_contrast,
+              quantile=p.lipofuscin_quantile, max_area_um2=p.lipofuscin_max_area_um2,
+              dilate_um=p.lipofuscin_dilate_um)
+    given = detect_lipofuscin([channels[r] for r in roles],
+                              dark_levels=[ctx.dark_levels[r] for r in roles],
+                              medians=[ctx.medians[r] for r in roles],
+                              maxima=[ctx.maxima[r] for r in roles],
+                              thresholds=[ctx.lipofuscin_thresholds[r] for r in roles], **kw)
+    fallback = detect_lipofuscin([channels[r] for r in roles], **kw)
+    np.testing.assert_array_equal(given, fallback)
+    small = channels["neuron"][:256, :256]
+    spread = quantised_quantiles(smooth_for_stats(small), [0.995])[0] - quantised_quantiles(
+        smooth_for_stats(small), [0.5])[0]
+    np.testing.assert_array_equal(segment_classical(small, pixel_size_um=PX),
+                                  segment_classical(small, pixel_size_um=PX, spread=spread))
+
+
 def test_exact_quantiles_match_numpy():
     rng = np.random.default_rng(0)
     v = np.concatenate([rng.normal(size=5000), np.zeros(50), -np.zeros(50), [np.inf]])

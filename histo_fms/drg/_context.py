@@ -7,6 +7,11 @@ none is given; a tiled run computes the very same numbers once from the whole (l
 section in bounded memory (``histo_fms.parallel.compute_context_tiled``) and passes
 it to every tile. Everything else in the pipeline is local, so tiles see the same
 values as the whole image.
+
+The quantiles (dark level, median, spread, lipofuscin thresholds) are those of the
+values quantised to 11 mantissa bits (rounded toward zero, a relative change below
+0.05 %; :mod:`histo_fms.segment._quantiles`): one histogram pass over the tiles gives
+them exactly. Maxima are exact.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import numpy as np
 
 from ..segment._background import (
     block_size,
-    exact_quantiles,
     local_background_radius,
     smooth_for_stats,
 )
+from ..segment._quantiles import quantised_quantiles
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
 from ._params import DrgParams
 
@@ -51,6 +56,12 @@ class DrgContext:
     neuron_spread : float
         99.5th minus 50th percentile of the smoothed neuron channel (floor of the
         segmentation's contrast scale).
+
+    Notes
+    -----
+    Percentiles and quantiles here are
+    :func:`histo_fms.segment._quantiles.quantised_quantiles` of the values (quantised
+    to 11 mantissa bits); medians and maxima are relative to the dark level.
     """
 
     dark_levels: dict[str, float] = field(default_factory=dict)
@@ -122,7 +133,8 @@ def compute_context(
         Pipeline parameters (defaults if None).
     dark_levels : mapping, optional
         Known camera offsets by role (else ``params.dark_level``, else estimated as
-        the 0.5th percentile of the smoothed channel).
+        the 0.5th percentile of the smoothed channel, quantised as in
+        :func:`histo_fms.segment._quantiles.quantised_quantiles`).
     lipofuscin : bool
         Also compute the lipofuscin thresholds (``False``: leave them to
         :func:`histo_fms.drg.detect_lipofuscin`, which computes the same values).
@@ -157,7 +169,7 @@ def compute_context(
             dark[role], med[role], mx[role] = 0.0, 0.0, 0.0
             continue
         qs = [DARK_QUANTILE, *SPREAD_QUANTILES]
-        vals = dict(zip(qs, exact_quantiles(g, qs), strict=True))
+        vals = dict(zip(qs, quantised_quantiles(g, qs), strict=True))
         known = given.get(role, p.dark_level)
         dark[role], med[role], mx[role] = stats_from_quantiles(vals, float(g.max()),
                                                                dark_level=known)
@@ -172,8 +184,8 @@ def compute_context(
                                          pixel_size_um=pixel_size_um,
                                          max_area_um2=p.lipofuscin_max_area_um2,
                                          min_contrast=p.lipofuscin_min_contrast,
-                                             spots=False)
-            thresholds[role] = exact_quantiles(flat, [p.lipofuscin_quantile])[0]
+                                         spots=False)
+            thresholds[role] = quantised_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
 

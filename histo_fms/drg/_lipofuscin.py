@@ -9,10 +9,10 @@ from scipy import ndimage as ndi
 
 from ..segment._background import (
     estimate_dark_level,
-    exact_quantiles,
     local_background,
     smooth_for_stats,
 )
+from ..segment._quantiles import quantised_quantiles
 
 #: window (µm) of the running median that flat-fields each channel
 LIPOFUSCIN_WINDOW_UM = 40.0
@@ -20,6 +20,43 @@ LIPOFUSCIN_WINDOW_UM = 40.0
 
 def _opening_size(max_area_um2: float, pixel_size_um: float) -> int:
     return int(2 * np.ceil(np.sqrt(max_area_um2 / np.pi) / pixel_size_um) + 1)
+
+
+def _smoothed(channel: np.ndarray, dark_level: float) -> np.ndarray:
+    """Dark-subtracted, lightly smoothed float32 channel."""
+    d = np.clip(np.asarray(channel, np.float32) - np.float32(dark_level), 0, None)
+    return ndi.gaussian_filter(d, 0.6)
+
+
+def _floor(median: float, maximum: float) -> float:
+    return max(0.2 * float(median), 1e-6 * float(maximum), 1e-6)
+
+
+def _spots_at(d: np.ndarray, where: np.ndarray, size: int, floor: float, median: float,
+              min_contrast: float) -> np.ndarray:
+    """Apply the spot test of :func:`lipofuscin_flat` at ``where`` pixels only.
+
+    The opening of a pixel depends on pixels within ``2 * (size // 2)``: each cluster
+    of pixels is opened in its bounding box grown by that much (clipped to the image,
+    where the whole image's border handling applies), so values equal the whole
+    image's.
+    """
+    out = np.zeros(d.shape, bool)
+    if not where.any():
+        return out
+    reach = 2 * (size // 2)
+    grown = ndi.binary_dilation(where, iterations=reach // 2 + 1)
+    comp, _ = ndi.label(grown)
+    h, w = d.shape
+    for k, sl in enumerate(ndi.find_objects(comp), start=1):
+        y0, y1 = max(0, sl[0].start - reach), min(h, sl[0].stop + reach)
+        x0, x1 = max(0, sl[1].start - reach), min(w, sl[1].stop + reach)
+        sub = d[y0:y1, x0:x1]
+        opened = ndi.grey_opening(sub, size=(size, size))
+        hit = (sub > min_contrast * np.maximum(opened, floor)) & (sub > median)
+        own = where[y0:y1, x0:x1] & (comp[y0:y1, x0:x1] == k)  # crops may overlap
+        out[y0:y1, x0:x1] |= hit & own
+    return out
 
 
 def lipofuscin_flat(
@@ -31,7 +68,7 @@ def lipofuscin_flat(
     pixel_size_um: float,
     max_area_um2: float = 20.0,
     min_contrast: float = 1.5,
-    spots: bool = True,
+    spots: bool | np.ndarray = True,
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Flat-fielded channel and granule-spot mask of one channel (local operations only).
 
@@ -50,9 +87,11 @@ def lipofuscin_flat(
         Largest granule area (sets the opening size).
     min_contrast : float
         Minimum ratio of a spot to its surroundings.
-    spots : bool
+    spots : bool or ndarray of bool
         Compute the spot mask (the morphological opening); ``False`` returns None for
-        it (the brightness statistics need only ``flat``).
+        it (the brightness statistics need only ``flat``). A mask restricts it to those
+        pixels (False elsewhere): the opening is then computed around them only, with
+        the same values as on the whole image.
 
     Returns
     -------
@@ -64,13 +103,13 @@ def lipofuscin_flat(
         Lower bound used for the opening and the running median.
     """
     px = float(pixel_size_um)
-    c = np.asarray(channel, np.float32)
-    d = np.clip(c - np.float32(dark_level), 0, None)
-    d = ndi.gaussian_filter(d, 0.6)
-    floor = max(0.2 * float(median), 1e-6 * float(maximum), 1e-6)
+    d = _smoothed(channel, dark_level)
+    floor = _floor(median, maximum)
     spot = None
-    if spots:
-        size = _opening_size(max_area_um2, px)
+    size = _opening_size(max_area_um2, px)
+    if isinstance(spots, np.ndarray):
+        spot = _spots_at(d, np.asarray(spots, bool), size, floor, median, min_contrast)
+    elif spots:
         opened = ndi.grey_opening(d, size=(size, size))
         spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
     bg = local_background(d, window_px=LIPOFUSCIN_WINDOW_UM / px, percentile=50.0)
@@ -144,34 +183,39 @@ def detect_lipofuscin(
     if len(chans) < 2 or min(shape) < 3:
         return out
     px = float(pixel_size_um)
-    spots = np.ones(shape, bool)
-    n_bright = np.zeros(shape, np.int16)
+    stats = []
+    n_bright = np.zeros(shape, np.int8)
     for k, c in enumerate(chans):
         dl = None if dark_levels is None else dark_levels[k]
         if dl is None:
             dl = estimate_dark_level(c)
         if medians is None or maxima is None:
             g = smooth_for_stats(c)
-            med = max(exact_quantiles(g, [0.5])[0] - float(dl), 0.0)
+            med = max(quantised_quantiles(g, [0.5])[0] - float(dl), 0.0)
             mx = float(g.max()) - float(dl)
         else:
             med, mx = float(medians[k]), float(maxima[k])
         if mx <= 0:
             return out
-        flat, spot, _ = lipofuscin_flat(c, dark_level=float(dl), median=med, maximum=mx,
-                                        pixel_size_um=px, max_area_um2=max_area_um2,
-                                        min_contrast=min_contrast)
-        thr = (exact_quantiles(flat, [quantile])[0] if thresholds is None
+        flat, _, _ = lipofuscin_flat(c, dark_level=float(dl), median=med, maximum=mx,
+                                     pixel_size_um=px, max_area_um2=max_area_um2,
+                                     min_contrast=min_contrast, spots=False)
+        thr = (quantised_quantiles(flat, [quantile])[0] if thresholds is None
                else float(thresholds[k]))
-        spots &= spot
         n_bright += flat > thr
+        stats.append((float(dl), med, mx))
+    del flat
+    # all channels (with 3 or more: all but one) among their brightest pixels (the
+    # neuron marker is bright in every neuron anyway), and a spot in every channel:
+    # the (costly) spot test runs only where the cheap brightness test passed
+    need = len(chans) if len(chans) < 3 else len(chans) - 1
+    spots = n_bright >= need
+    size = _opening_size(max_area_um2, px)
+    for c, (dl, med, mx) in zip(chans, stats, strict=True):
         if not spots.any():
             return out
-    # every channel shows a spot; all channels (with 3 or more: all but one) are among
-    # their brightest pixels: the neuron marker is bright in every neuron anyway
-    need = len(chans) if len(chans) < 3 else len(chans) - 1
-    bright = spots & (n_bright >= need)
-    lab, _ = ndi.label(bright)
+        spots = _spots_at(_smoothed(c, dl), spots, size, _floor(med, mx), med, min_contrast)
+    lab, _ = ndi.label(spots)
     area = np.bincount(lab.ravel()) * px * px
     ok = area <= max_area_um2
     ok[0] = False

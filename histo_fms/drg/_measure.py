@@ -15,7 +15,7 @@ from ..segment._classical import canonical_labels
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams
-from ._rings import make_background_bands, make_rings
+from ._rings import ring_geometry
 
 NEURON_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
                   "touches_border"]
@@ -140,22 +140,9 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 def _label_percentile(values: np.ndarray, lab: np.ndarray, q: float, nmax: int) -> np.ndarray:
     """Per-label percentile (linear interpolation); NaN for empty labels."""
-    out = np.full(nmax + 1, np.nan)
-    sel = lab.ravel() > 0
-    lv = lab.ravel()[sel]
-    if lv.size == 0:
-        return out
-    v = values.ravel()[sel]
-    order = np.lexsort((v, lv))
-    lv, v = lv[order], v[order]
-    cnt = np.bincount(lv, minlength=nmax + 1)
-    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    has = np.nonzero(cnt)[0]
-    pos = start[has] + q / 100.0 * (cnt[has] - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, start[has] + cnt[has] - 1)
-    out[has] = v[lo] + (v[hi] - v[lo]) * (pos - lo)
-    return out
+    from ..segment._background import label_quantiles
+
+    return label_quantiles(values, lab, q / 100.0, nmax)
 
 
 def _smooth_sigma_px(p: DrgParams, px: float) -> float:
@@ -318,8 +305,8 @@ def measure_rings(
     img = np.asarray(igg, np.float32)
     img = img - (estimate_dark_level(img) if dl is None else float(dl))
     wpx, bpx = p.ring_width_um / px, p.background_width_um / px
-    ring_geom = make_rings(labels, wpx)
-    bands = make_background_bands(labels, wpx, bpx)
+    geom = ring_geometry(labels, wpx, bpx)
+    ring_geom, bands, nearest = geom.rings, geom.bands, geom.nearest
     free = (labels == 0) & (ring_geom == 0) & ~excl
     smooth = max(0.5, 0.5 / px)
     img_s = ndi.gaussian_filter(img, smooth)
@@ -350,7 +337,6 @@ def measure_rings(
                                    percentile=p.background_percentile, min_px=min_px,
                                    sigma_px=sigma_map, ring_labels=ring_geom,
                                    tissue_level=tissue_levels[0])
-    _, nearest = ndi.distance_transform_edt(labels == 0, return_indices=True)
 
     sgc_cov = np.full(nmax + 1, np.nan)
     ring_meas = ring_geom
@@ -377,7 +363,7 @@ def measure_rings(
                 finite = sbg[ids][np.isfinite(sbg[ids])]
                 typical = float(np.median(finite)) if finite.size else 0.0
             per_label = np.where(np.isfinite(sbg), sbg, typical)
-            near_lab = labels[nearest[0], nearest[1]]
+            near_lab = geom.nearest_label
             s_neg = s_s <= p.sgc_coverage_factor * np.maximum(per_label, 0)[near_lab]
             with np.errstate(invalid="ignore"):
                 vessel = (img_s >= hi * ref) & s_neg & (labels == 0)
@@ -541,10 +527,9 @@ def measure_drg(
                                                       **opts))
     labels = np.asarray(labels).astype(np.int32, copy=False)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
-    rings = make_rings(labels, p.ring_width_um / px)
     ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
                                        exclude=lipo, params=p, dark_level=dark["igg"],
-                                       sgc_dark_level=dark.get("sgc"), rings=rings,
+                                       sgc_dark_level=dark.get("sgc"),
                                        return_rings=True,
                                        tissue_levels=(context.medians.get("igg"),
                                                       context.medians.get("sgc")))

@@ -2,8 +2,65 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from skimage.segmentation import expand_labels
+from scipy import ndimage as ndi
+
+
+@dataclass(frozen=True)
+class RingGeometry:
+    """Nearest-neuron map of a label image and the rings and bands derived from it.
+
+    Attributes
+    ----------
+    distance : ndarray of float64
+        Distance (px) of each pixel to the nearest neuron pixel (0 inside neurons).
+    nearest : tuple of ndarray
+        Row and column indices of that nearest neuron pixel.
+    nearest_label : ndarray of int32
+        Id of the nearest neuron.
+    rings : ndarray of int32
+        :func:`make_rings`.
+    bands : ndarray of int32
+        :func:`make_background_bands`.
+    """
+
+    distance: np.ndarray
+    nearest: tuple[np.ndarray, np.ndarray]
+    nearest_label: np.ndarray
+    rings: np.ndarray
+    bands: np.ndarray
+
+
+def ring_geometry(labels: np.ndarray, ring_width_px: float, band_width_px: float
+                  ) -> RingGeometry:
+    """Rings, background bands and the nearest-neuron map from one distance transform.
+
+    Equals :func:`make_rings` and :func:`make_background_bands` (which are
+    :func:`skimage.segmentation.expand_labels` differences) at the cost of one
+    Euclidean feature transform instead of three.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+        Neuron labels (0 background; at least one neuron).
+    ring_width_px, band_width_px : float
+        Ring and band widths in pixels.
+
+    Returns
+    -------
+    RingGeometry
+        The maps.
+    """
+    labels = np.asarray(labels)
+    dist, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    near = labels[iy, ix].astype(np.int32)
+    bg = labels == 0
+    rings = np.where(bg & (dist <= ring_width_px) if ring_width_px > 0 else False, near, 0)
+    outer = ring_width_px + band_width_px
+    bands = np.where((dist > max(ring_width_px, 0)) & (dist <= outer), near, 0)
+    return RingGeometry(dist, (iy, ix), near, rings.astype(np.int32), bands.astype(np.int32))
 
 
 def make_rings(labels: np.ndarray, width_px: float) -> np.ndarray:
@@ -35,8 +92,7 @@ def make_rings(labels: np.ndarray, width_px: float) -> np.ndarray:
     labels = np.asarray(labels)
     if width_px <= 0 or not labels.any():
         return np.zeros(labels.shape, np.int32)
-    grown = expand_labels(labels, distance=float(width_px))
-    return np.where(labels == 0, grown, 0).astype(np.int32)
+    return ring_geometry(labels, float(width_px), 0.0).rings
 
 
 def make_background_bands(labels: np.ndarray, ring_width_px: float, band_width_px: float
@@ -64,6 +120,4 @@ def make_background_bands(labels: np.ndarray, ring_width_px: float, band_width_p
     labels = np.asarray(labels)
     if not labels.any():
         return np.zeros(labels.shape, np.int32)
-    inner = expand_labels(labels, distance=float(ring_width_px)) if ring_width_px > 0 else labels
-    outer = expand_labels(labels, distance=float(ring_width_px + band_width_px))
-    return np.where(inner == 0, outer, 0).astype(np.int32)
+    return ring_geometry(labels, float(ring_width_px), float(band_width_px)).bands

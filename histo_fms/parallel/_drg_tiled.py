@@ -3,9 +3,14 @@
 Three steps, each in bounded memory (about one outer tile of all channels per task):
 
 1. **Context**: the section's image-wide statistics (:class:`histo_fms.drg.DrgContext`)
-   from the whole lazy image: exact quantiles by two-level radix histograms of the
-   float32 values (tiles send 65 536-bin histograms, tree-summed), so the numbers are
-   bit-identical to :func:`histo_fms.drg.compute_context` on the whole array.
+   from the whole lazy image in two reads, one per dependent stage: (a) quantiles and
+   maxima of the smoothed channels (dark levels, medians, maxima, neuron spread),
+   (b) the lipofuscin brightness quantiles of the flat-fielded channels, which need
+   (a). Quantiles are those of the values quantised to 11 mantissa bits
+   (:mod:`histo_fms.segment._quantiles`): each tile sends, per channel, a histogram
+   of the 2**20 quantised keys (compact: the range present) and its exact maximum,
+   tree-summed; so the numbers are bit-identical to :func:`histo_fms.drg.compute_context`
+   on the whole array.
 2. **Tiles**: each tile runs :func:`histo_fms.drg.measure_drg` with that context on
    its outer region (core + margin; origins on the block grid of every background
    map, so every local map equals the whole image's), keeps the neurons whose first
@@ -20,7 +25,7 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +48,16 @@ from ..drg._context import (
 )
 from ..drg._lipofuscin import lipofuscin_flat
 from ..drg._measure import TABLE_COLUMNS
-from ..segment._background import (
-    float_keys,
-    keys_to_float,
-    quantile_from_order_stats,
-    quantile_ranks,
-    smooth_for_stats,
+from ..segment._background import smooth_for_stats
+from ..segment._quantiles import (
+    KeyHistogram,
+    add_histograms,
+    histogram_quantiles,
+    key_histogram,
 )
 from ._tiles import Tile, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
-_NBINS = 1 << 16
 
 
 # ----------------------------------------------------------------------------- running
@@ -87,97 +91,40 @@ def _outer_arrays(channels: Mapping[str, Any], roles: Sequence[str], tile: Tile)
     return [channels[r][ys, xs] for r in roles]
 
 
-# --------------------------------------------------------------- exact radix quantiles
+# ----------------------------------------------------------- one-pass histogram quantiles
 
-def _add_hist(a: dict, b: dict) -> dict:
-    out = {}
-    for k in a:
-        va, vb = a[k], b[k]
-        if k.endswith("max"):
-            out[k] = max(va, vb)
-        else:
-            out[k] = va + vb
-    return out
+def _add_stats(a: dict[str, tuple[KeyHistogram, float]], b: dict[str, tuple[KeyHistogram, float]]
+               ) -> dict[str, tuple[KeyHistogram, float]]:
+    """Merge per-tile (histogram, maximum) pairs by channel role."""
+    return {k: (add_histograms(a[k][0], b[k][0]), max(a[k][1], b[k][1])) for k in a}
 
 
-def _hist_level1(values: Mapping[str, np.ndarray]) -> dict:
-    out: dict[str, Any] = {}
-    for name, v in values.items():
-        keys = float_keys(v.ravel())
-        out[name + ":h"] = np.bincount(keys >> 16, minlength=_NBINS).astype(np.int64)
-        out[name + ":max"] = float(v.max()) if v.size else -np.inf
-    return out
+def _hist_and_max(v: np.ndarray) -> tuple[KeyHistogram, float]:
+    return key_histogram(v), (float(v.max()) if v.size else -np.inf)
 
 
-def _hist_level2(values: Mapping[str, np.ndarray], bins: Mapping[str, Sequence[int]]) -> dict:
-    out: dict[str, Any] = {}
-    for name, v in values.items():
-        keys = float_keys(v.ravel())
-        top = keys >> 16
-        for b in bins.get(name, ()):
-            sel = keys[top == b] & np.uint32(0xFFFF)
-            out[f"{name}:{b}"] = np.bincount(sel, minlength=_NBINS).astype(np.int64)
-    return out
+def _tiled_quantiles(values_fn: Callable[..., Iterator[tuple[str, np.ndarray]]],
+                     args_per_tile: list[tuple], qs: Mapping[str, Sequence[float]],
+                     client: Any, scheduler: str | None
+                     ) -> tuple[dict[str, dict[float, float]], dict[str, float]]:
+    """Quantised quantiles and exact maxima of per-tile values, in one pass.
 
-
-def _locate(hist: np.ndarray, rank: int) -> tuple[int, int]:
-    """Top bin holding the 0-based ``rank`` and the rank within that bin."""
-    cum = np.cumsum(hist)
-    b = int(np.searchsorted(cum, rank, side="right"))
-    return b, rank - (int(cum[b - 1]) if b else 0)
-
-
-def _exact_quantiles_tiled(values_fn: Callable[..., dict[str, np.ndarray]],
-                           args_per_tile: list[tuple], qs: Mapping[str, Sequence[float]],
-                           client: Any, scheduler: str | None
-                           ) -> tuple[dict[str, dict[float, float]], dict[str, float]]:
-    """Exact quantiles of per-tile values by two passes of radix histograms."""
+    Each task computes its values (``values_fn(*args)`` yields role, core values; one
+    role at a time, so only one is held) and returns their key histograms and maxima;
+    the tree-summed histograms give
+    :func:`histo_fms.segment._quantiles.quantised_quantiles` of all values exactly.
+    """
     import dask
 
-    def level1(*a):
-        return _hist_level1(values_fn(*a))
+    def part(*a):
+        return {k: _hist_and_max(v) for k, v in values_fn(*a)}
 
-    parts = [dask.delayed(level1)(*a) for a in args_per_tile]
-    (h1,) = _compute([_tree_sum(parts, _add_hist)], client, scheduler)
-    need: dict[str, dict[int, tuple[int, int]]] = {}
-    bins: dict[str, list[int]] = {}
-    counts = {}
-    for name in qs:
-        hist = h1[name + ":h"]
-        n = int(hist.sum())
-        counts[name] = n
-        need[name] = {}
-        if n == 0:
-            continue
-        for q in qs[name]:
-            for r in quantile_ranks(n, q)[:2]:
-                need[name][r] = _locate(hist, r)
-        bins[name] = sorted({b for b, _ in need[name].values()})
-
-    def level2(*a):
-        return _hist_level2(values_fn(*a), bins)
-
-    order_stats: dict[str, dict[int, float]] = {k: {} for k in qs}
-    if any(bins.values()):
-        parts = [dask.delayed(level2)(*a) for a in args_per_tile]
-        (h2,) = _compute([_tree_sum(parts, _add_hist)], client, scheduler)
-        for name, want in need.items():
-            for r, (b, rr) in want.items():
-                low, _ = _locate(h2[f"{name}:{b}"], rr)
-                key = np.array([(b << 16) | low], np.uint32)
-                order_stats[name][r] = float(keys_to_float(key)[0])
-    out: dict[str, dict[float, float]] = {}
-    for name in qs:
-        out[name] = {}
-        for q in qs[name]:
-            if counts[name] == 0:
-                out[name][q] = float("nan")
-                continue
-            lo, hi, frac = quantile_ranks(counts[name], q)
-            out[name][q] = quantile_from_order_stats(order_stats[name][lo],
-                                                     order_stats[name][hi], frac)
-    maxima = {name: float(h1[name + ":max"]) for name in qs}
-    return out, maxima
+    parts = [dask.delayed(part)(*a) for a in args_per_tile]
+    (total,) = _compute([_tree_sum(parts, _add_stats)], client, scheduler)
+    quant = {k: dict(zip(qs[k], histogram_quantiles(total[k][0], qs[k]), strict=True))
+             for k in qs}
+    maxima = {k: float(total[k][1]) for k in qs}
+    return quant, maxima
 
 
 def _core(a: np.ndarray, tile: Tile) -> np.ndarray:
@@ -197,7 +144,9 @@ def compute_context_tiled(
     """Compute a section's :class:`histo_fms.drg.DrgContext` from tiles, exactly.
 
     Gives bit-identical values to :func:`histo_fms.drg.compute_context` on the whole
-    image, holding about one tile (plus a small margin) of one channel per task.
+    image, holding about one tile (plus a small margin) of the channels per task. The
+    image is read twice: once for the smoothed channels' quantised quantiles and
+    maxima, once (only when lipofuscin is rejected) for the lipofuscin thresholds.
 
     Parameters
     ----------
@@ -237,15 +186,16 @@ def compute_context_tiled(
     m_stats, m_lipo = context_margins_px(p, px)
     m_lipo = -(-m_lipo // a) * a
 
-    # pass 1: quantiles and maximum of the smoothed channels
+    # read 1: quantised quantiles and exact maximum of the smoothed channels
     tiles = tile_grid(shape, tile_px, m_stats)
 
     def stats_values(tile, *arrs):
-        return {r: _core(smooth_for_stats(x), tile) for r, x in zip(roles, arrs, strict=True)}
+        for r, x in zip(roles, arrs, strict=True):
+            yield r, _core(smooth_for_stats(x), tile)
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
-    quant, maxima = _exact_quantiles_tiled(stats_values, args, qs, client, scheduler)
+    quant, maxima = _tiled_quantiles(stats_values, args, qs, client, scheduler)
     dark, med, mx = {}, {}, {}
     for r in roles:
         if min(shape) == 0:
@@ -255,27 +205,25 @@ def compute_context_tiled(
                                                       dark_level=given.get(r, p.dark_level))
     spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
 
-    # pass 2: lipofuscin thresholds on the flat-fielded channels
+    # read 2: lipofuscin thresholds on the flat-fielded channels (need read 1)
     thresholds: dict[str, float] = {}
     lroles = lipofuscin_roles(roles, p)
     if lroles and min(shape) >= 3:
         ltiles = tile_grid(shape, tile_px, m_lipo)
 
         def flat_values(tile, *arrs):
-            out = {}
             for r, x in zip(lroles, arrs, strict=True):
                 flat, _, _ = lipofuscin_flat(x, dark_level=dark[r], median=med[r],
                                              maximum=mx[r], pixel_size_um=px,
                                              max_area_um2=p.lipofuscin_max_area_um2,
                                              min_contrast=p.lipofuscin_min_contrast,
                                              spots=False)
-                out[r] = _core(flat, tile)
-            return out
+                yield r, _core(flat, tile)
 
         args = [(t, *_outer_arrays(chans, lroles, t)) for t in ltiles]
-        lq, _ = _exact_quantiles_tiled(flat_values, args,
-                                       {r: [p.lipofuscin_quantile] for r in lroles},
-                                       client, scheduler)
+        lq, _ = _tiled_quantiles(flat_values, args,
+                                 {r: [p.lipofuscin_quantile] for r in lroles},
+                                 client, scheduler)
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import h_maxima
+from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
-from ._background import exact_quantiles, local_background, smooth_for_stats
+from ._background import label_quantiles, local_background, smooth_for_stats
+from ._quantiles import quantised_quantiles
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -79,14 +80,23 @@ def canonical_labels(labels: np.ndarray) -> np.ndarray:
     return remap[labels]
 
 
-def _merge_shallow(labels: np.ndarray, dist: np.ndarray, ratio: float) -> np.ndarray:
-    """Merge adjacent regions whose shared boundary has no neck in ``dist``."""
+def _merge_shallow(labels: np.ndarray, dist: np.ndarray, ratio: float, h: float = 0.0
+                   ) -> np.ndarray:
+    """Merge adjacent regions that are not separated by a real neck in ``dist``.
+
+    Region pairs are visited from the highest saddle down (union-find, the peak of a
+    merged region is the higher one): a pair is merged when the lower peak rises
+    less than ``h`` above the saddle (its dynamic: a regional maximum that is not an
+    h-maximum) or when the saddle is at least ``ratio`` times the lower peak (no neck).
+    Starting from a watershed of all regional maxima, the first rule gives the
+    watershed of the h-maxima without a morphological reconstruction.
+    """
     n = int(labels.max())
-    if n < 2 or ratio <= 0:
+    if n < 2 or (ratio <= 0 and h <= 0):
         return labels
     peak = np.zeros(n + 1)
     np.maximum.at(peak, labels.ravel(), dist.ravel())
-    saddle: dict[tuple[int, int], float] = {}
+    keys, vals = [], []
     for a, b, da, db in (
         (labels[:, :-1], labels[:, 1:], dist[:, :-1], dist[:, 1:]),
         (labels[:-1, :], labels[1:, :], dist[:-1, :], dist[1:, :]),
@@ -95,15 +105,16 @@ def _merge_shallow(labels: np.ndarray, dist: np.ndarray, ratio: float) -> np.nda
         if not sel.any():
             continue
         la, lb = np.minimum(a[sel], b[sel]), np.maximum(a[sel], b[sel])
-        v = np.minimum(da[sel], db[sel])
-        key = la.astype(np.int64) * (n + 1) + lb
-        uk, inv = np.unique(key, return_inverse=True)
-        vmax = np.full(uk.size, -np.inf)
-        np.maximum.at(vmax, inv, v)
-        for k, m in zip(uk.tolist(), vmax.tolist(), strict=True):
-            pair = (k // (n + 1), k % (n + 1))
-            saddle[pair] = max(saddle.get(pair, -np.inf), m)
+        keys.append(la.astype(np.int64) * (n + 1) + lb)
+        vals.append(np.minimum(da[sel], db[sel]))
+    if not keys:
+        return labels
+    uk, inv = np.unique(np.concatenate(keys), return_inverse=True)
+    vmax = np.full(uk.size, -np.inf)
+    np.maximum.at(vmax, inv, np.concatenate(vals))
+    order = np.lexsort((uk, -vmax))  # highest saddle first; ties by pair (translation-safe)
     parent = np.arange(n + 1)
+    top = peak.copy()
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -111,13 +122,47 @@ def _merge_shallow(labels: np.ndarray, dist: np.ndarray, ratio: float) -> np.nda
             i = parent[i]
         return i
 
-    for (a, b), sv in sorted(saddle.items(), key=lambda kv: -kv[1]):
-        if sv >= ratio * min(peak[a], peak[b]):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+    for k, sv in zip(uk[order].tolist(), vmax[order].tolist(), strict=True):
+        ra, rb = find(k // (n + 1)), find(k % (n + 1))
+        if ra == rb:
+            continue
+        low = min(top[ra], top[rb])
+        if low - sv < h or (ratio > 0 and sv >= ratio * low):
+            r, o = min(ra, rb), max(ra, rb)
+            parent[o] = r
+            top[r] = max(top[ra], top[rb])
     roots = np.array([find(i) for i in range(n + 1)])
     return roots[labels].astype(np.int32)
+
+
+def _watershed_clusters(height: np.ndarray, markers: np.ndarray, components: np.ndarray,
+                        n_components: int) -> np.ndarray:
+    """``watershed(-height, markers, mask=components > 0)``, one cluster at a time.
+
+    A 4-connected component holding one marker is that marker's region; only
+    components with several markers are flooded, each in its bounding box (same
+    result as the whole-image watershed, far less time and memory).
+    """
+    labels = np.zeros(components.shape, np.int32)
+    msel = np.flatnonzero(markers.ravel())
+    if msel.size == 0:
+        return labels
+    comp = components.ravel()[msel].astype(np.int64)
+    mark = markers.ravel()[msel].astype(np.int64)
+    pairs = np.unique(comp * (int(markers.max()) + 1) + mark)
+    pc, pm = np.divmod(pairs, int(markers.max()) + 1)
+    count = np.bincount(pc, minlength=n_components + 1)
+    lut = np.zeros(n_components + 1, np.int32)
+    one = count[pc] == 1
+    lut[pc[one]] = pm[one]
+    labels = lut[components]
+    slices = ndi.find_objects(components)
+    for k in np.flatnonzero(count >= 2).tolist():
+        sl = slices[k - 1]
+        inside = components[sl] == k
+        sub = watershed(-height[sl], np.where(inside, markers[sl], 0), mask=inside)
+        labels[sl][inside] = sub[inside]
+    return labels
 
 
 def segment_classical(
@@ -225,10 +270,11 @@ def _segment(
     high = local_background(img, window_px=window, percentile=90.0)
     if spread is None:
         g = smooth_for_stats(image)
-        lo, hi = exact_quantiles(g, [0.5, 0.995])
+        lo, hi = quantised_quantiles(g, [0.5, 0.995])
         spread = hi - lo
-    scale = np.maximum(high - low, max(0.2 * spread, 1e-6))
+    scale = np.maximum(high - low, np.float32(max(0.2 * spread, 1e-6)))
     contrast = (img - low) / scale
+    del img, low, high, scale
     mask = contrast > threshold
     it = max(1, int(round(0.5 / px)))
     mask = ndi.binary_opening(mask, iterations=it)
@@ -239,24 +285,33 @@ def _segment(
     if ncc == 0:
         return labels, mask
     sizes = np.bincount(cc.ravel())
-    mask = (sizes >= 0.5 * min_area_px)[cc] & mask
+    big = sizes >= 0.5 * min_area_px
+    big[0] = False
+    cc = np.where(big[cc], cc, 0)
+    mask = cc > 0
     if not mask.any():
         return labels, mask
 
     # split touching neurons
-    dist = ndi.distance_transform_edt(mask) * px
-    dist = ndi.gaussian_filter(dist, max(0.5, 0.5 / px))
-    q = np.round(dist * 20).astype(np.int32)  # 0.05 µm steps, integer h-maxima is exact
-    peaks = h_maxima(q, max(1, int(round(split_h_um * 20))))
-    markers, _ = ndi.label(peaks)
-    labels = watershed(-dist, markers, mask=mask).astype(np.int32)
-    labels = _merge_shallow(labels, dist, merge_ratio)
+    dist = ndi.distance_transform_edt(mask).astype(np.float32)
+    dist = ndi.gaussian_filter(dist, max(0.5, 0.5 / px)) * np.float32(px)
+    # watershed from every regional maximum, then merge by dynamics (h-maxima) and
+    # by neck depth; 0.05 µm steps make plateaus exact
+    q = np.round(dist * 20).astype(np.int32)
+    del dist
+    peaks = local_maxima(q, connectivity=2, allow_borders=True) & mask
+    markers, _ = ndi.label(peaks, structure=np.ones((3, 3), bool))
+    del peaks
+    labels = _watershed_clusters(q, markers, cc, ncc)
+    labels = _merge_shallow(labels, q / 20.0, merge_ratio, h=split_h_um - 1e-9)
+    del q, markers, cc
 
     # per-object outline refinement at a fraction of its own contrast
     n = int(labels.max())
     if n and edge_fraction > 0:
-        med = np.asarray(ndi.median(contrast, labels, np.arange(1, n + 1)), float)
-        thr = np.concatenate([[np.inf], np.maximum(edge_fraction * med, threshold)])
+        med = label_quantiles(contrast, labels, 0.5, n)
+        thr = np.maximum(edge_fraction * med, threshold)
+        thr[0] = np.inf
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
         labels = np.where(keep, labels, 0)
