@@ -86,9 +86,31 @@ def _tree_sum(items: list[Any], add: Callable) -> Any:
     return items[0]
 
 
+class _Region:
+    """A region of a lazy channel, read inside the task that needs it.
+
+    Passing the dask slice itself would make its chunks graph dependencies: whole
+    chunks read, shipped between workers and held until every overlapping tile is
+    done. The culled slice graph travels with the task instead and is computed there
+    (synchronously, with dask's slice fusion: only the region's file tiles are read).
+    """
+
+    def __init__(self, arr: Any):
+        import dask
+
+        (self.arr,) = dask.optimize(arr)
+
+    def load(self) -> np.ndarray:
+        return np.asarray(self.arr.compute(scheduler="synchronous"))
+
+
+def _load(x: Any) -> np.ndarray:
+    return x.load() if isinstance(x, _Region) else np.asarray(x)
+
+
 def _outer_arrays(channels: Mapping[str, Any], roles: Sequence[str], tile: Tile) -> list[Any]:
     ys, xs = tile.outer_slices
-    return [channels[r][ys, xs] for r in roles]
+    return [_Region(channels[r][ys, xs]) for r in roles]
 
 
 # ----------------------------------------------------------- one-pass histogram quantiles
@@ -191,7 +213,7 @@ def compute_context_tiled(
 
     def stats_values(tile, *arrs):
         for r, x in zip(roles, arrs, strict=True):
-            yield r, _core(smooth_for_stats(x), tile)
+            yield r, _core(smooth_for_stats(_load(x)), tile)
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
@@ -213,7 +235,7 @@ def compute_context_tiled(
 
         def flat_values(tile, *arrs):
             for r, x in zip(lroles, arrs, strict=True):
-                flat, _, _ = lipofuscin_flat(x, dark_level=dark[r], median=med[r],
+                flat, _, _ = lipofuscin_flat(_load(x), dark_level=dark[r], median=med[r],
                                              maximum=mx[r], pixel_size_um=px,
                                              max_area_um2=p.lipofuscin_max_area_um2,
                                              min_contrast=p.lipofuscin_min_contrast,
@@ -329,7 +351,7 @@ def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
                   context: DrgContext, store: str, seg_r: int, region_r: int,
                   check: bool) -> dict:
     """Measure one tile; write its core labels (provisional ids) when exact."""
-    ch = dict(zip(roles, arrays, strict=True))
+    ch = {r: _load(a) for r, a in zip(roles, arrays, strict=True)}
     px = float(pixel_size_um)
     res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
                       nuclei=ch.get("nuclei"), params=params, context=context)
