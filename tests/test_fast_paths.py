@@ -99,3 +99,33 @@ def test_spot_test_restricted_to_pixels_equals_whole_image(phantom):
     np.testing.assert_array_equal(part, whole & where)
     _, none, _ = lipofuscin_flat(c, spots=False, **kw)
     assert none is None
+
+
+def test_distance_helpers_equal_scipy_edt():
+    from histo_fms.segment._local import distance_float32, nearest_feature, squared_distance
+
+    rng = np.random.default_rng(1)
+    bg = rng.random((130, 170)) > 0.003
+    ref, (iy, ix) = ndi.distance_transform_edt(bg, return_indices=True)
+    ft = nearest_feature(bg)
+    np.testing.assert_array_equal(ft[0], iy)
+    np.testing.assert_array_equal(ft[1], ix)
+    np.testing.assert_array_equal(squared_distance(ft, rows=7), np.round(ref**2).astype(int))
+    np.testing.assert_allclose(distance_float32(bg), ref, rtol=1e-6)
+
+
+def test_inpaint_in_crops_equals_whole_image(phantom):
+    from histo_fms.segment._classical import _inpaint
+
+    img = phantom.channel("NeuN").astype(np.float32)
+    rng = np.random.default_rng(2)
+    mask = np.zeros(img.shape, bool)
+    mask[rng.integers(0, 384, 60), rng.integers(0, 384, 60)] = True
+    mask = ndi.binary_dilation(mask, iterations=2)
+    mask[:2, :50] = True
+    sigma = 4.0
+    w = (~mask).astype(np.float32)
+    num, den = ndi.gaussian_filter(img * w, sigma), ndi.gaussian_filter(w, sigma)
+    ref = img.copy()
+    ref[mask] = np.where(den[mask] > 1e-3, num[mask] / np.maximum(den[mask], 1e-3), 0.0)
+    np.testing.assert_array_equal(_inpaint(img, mask, sigma), ref)

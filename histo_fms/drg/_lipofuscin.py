@@ -12,6 +12,7 @@ from ..segment._background import (
     local_background,
     smooth_for_stats,
 )
+from ..segment._local import gaussian_radius, sparse_crops
 from ..segment._quantiles import quantised_quantiles
 
 #: window (µm) of the running median that flat-fields each channel
@@ -32,30 +33,20 @@ def _floor(median: float, maximum: float) -> float:
     return max(0.2 * float(median), 1e-6 * float(maximum), 1e-6)
 
 
-def _spots_at(d: np.ndarray, where: np.ndarray, size: int, floor: float, median: float,
-              min_contrast: float) -> np.ndarray:
+def _spots_at(channel: np.ndarray, dark_level: float, where: np.ndarray, size: int,
+              floor: float, median: float, min_contrast: float) -> np.ndarray:
     """Apply the spot test of :func:`lipofuscin_flat` at ``where`` pixels only.
 
-    The opening of a pixel depends on pixels within ``2 * (size // 2)``: each cluster
-    of pixels is opened in its bounding box grown by that much (clipped to the image,
-    where the whole image's border handling applies), so values equal the whole
-    image's.
+    Smoothing and opening are computed in crops around the pixels
+    (:func:`histo_fms.segment._local.sparse_crops`), so values equal the whole image's.
     """
-    out = np.zeros(d.shape, bool)
-    if not where.any():
-        return out
-    reach = 2 * (size // 2)
-    grown = ndi.binary_dilation(where, iterations=reach // 2 + 1)
-    comp, _ = ndi.label(grown)
-    h, w = d.shape
-    for k, sl in enumerate(ndi.find_objects(comp), start=1):
-        y0, y1 = max(0, sl[0].start - reach), min(h, sl[0].stop + reach)
-        x0, x1 = max(0, sl[1].start - reach), min(w, sl[1].stop + reach)
-        sub = d[y0:y1, x0:x1]
+    out = np.zeros(np.shape(channel), bool)
+    reach = 2 * (size // 2) + gaussian_radius(0.6)
+    for sl, own in sparse_crops(where, reach):
+        sub = _smoothed(channel[sl], dark_level)
         opened = ndi.grey_opening(sub, size=(size, size))
         hit = (sub > min_contrast * np.maximum(opened, floor)) & (sub > median)
-        own = where[y0:y1, x0:x1] & (comp[y0:y1, x0:x1] == k)  # crops may overlap
-        out[y0:y1, x0:x1] |= hit & own
+        out[sl] |= hit & own
     return out
 
 
@@ -108,7 +99,8 @@ def lipofuscin_flat(
     spot = None
     size = _opening_size(max_area_um2, px)
     if isinstance(spots, np.ndarray):
-        spot = _spots_at(d, np.asarray(spots, bool), size, floor, median, min_contrast)
+        spot = _spots_at(channel, dark_level, np.asarray(spots, bool), size, floor, median,
+                         min_contrast)
     elif spots:
         opened = ndi.grey_opening(d, size=(size, size))
         spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
@@ -177,7 +169,7 @@ def detect_lipofuscin(
     ndarray of bool
         Lipofuscin mask.
     """
-    chans = [np.asarray(c, dtype=np.float32) for c in channels]
+    chans = [np.asarray(c) for c in channels]  # converted one at a time
     shape = chans[0].shape if chans else (0, 0)
     out = np.zeros(shape, bool)
     if len(chans) < 2 or min(shape) < 3:
@@ -214,7 +206,7 @@ def detect_lipofuscin(
     for c, (dl, med, mx) in zip(chans, stats, strict=True):
         if not spots.any():
             return out
-        spots = _spots_at(_smoothed(c, dl), spots, size, _floor(med, mx), med, min_contrast)
+        spots = _spots_at(c, dl, spots, size, _floor(med, mx), med, min_contrast)
     lab, _ = ndi.label(spots)
     area = np.bincount(lab.ravel()) * px * px
     ok = area <= max_area_um2

@@ -112,10 +112,12 @@ def measure_neurons(
     if ids.size == 0:
         return _empty(NEURON_COLUMNS)
     flat = labels.ravel()
-    yy, xx = np.indices(labels.shape)
-    cnt = np.bincount(flat, minlength=nmax + 1).astype(float)
-    ys = np.bincount(flat, weights=yy.ravel(), minlength=nmax + 1)
-    xs = np.bincount(flat, weights=xx.ravel(), minlength=nmax + 1)
+    idx = np.flatnonzero(flat)
+    lab = flat[idx]
+    yy, xx = np.divmod(idx, labels.shape[1])
+    cnt = np.bincount(lab, minlength=nmax + 1).astype(float)
+    ys = np.bincount(lab, weights=yy, minlength=nmax + 1)
+    xs = np.bincount(lab, weights=xx, minlength=nmax + 1)
     border = np.zeros(nmax + 1, bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         border[edge] = True
@@ -212,14 +214,16 @@ def _perimeter_coverage(labels, ring_px, covered, nearest, nmax):
     """Fraction of each neuron's outline pixels whose ring ray holds a covered pixel."""
     h, w = labels.shape
     iy, ix = nearest
-    b = (iy * w + ix).ravel()
-    rsel = ring_px.ravel()
-    has = np.bincount(b[rsel], minlength=h * w) > 0
-    csel = (ring_px & covered).ravel()
-    cov = np.bincount(b[csel], minlength=h * w) > 0
+
+    def outline_pixels(sel: np.ndarray) -> np.ndarray:
+        # flat indices of the outline pixels nearest to the selected pixels, once each
+        idx = np.flatnonzero(sel)
+        b = iy.ravel()[idx].astype(np.int64) * w + ix.ravel()[idx]
+        return np.unique(b)
+
     lf = labels.ravel()
-    n_has = np.bincount(lf[has], minlength=nmax + 1)
-    n_cov = np.bincount(lf[cov], minlength=nmax + 1)
+    n_has = np.bincount(lf[outline_pixels(ring_px)], minlength=nmax + 1)
+    n_cov = np.bincount(lf[outline_pixels(ring_px & covered)], minlength=nmax + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_has > 0, n_cov / np.maximum(n_has, 1), np.nan)
 
@@ -327,10 +331,13 @@ def measure_rings(
             big = ndi.maximum_filter(ndi.minimum_filter(bright, size=se), size=se)
             big = ndi.maximum_filter(big, size=2 * max(1, int(round(1.0 / px))) + 1) > 0
             excl = excl | big
+            del big
+        del bright
     else:
         valid_bg = free
         ref = np.full(labels.shape, np.inf, np.float32)
         hi = 1.0
+    del free
     min_px = p.min_background_area_um2 / px**2
     sigma_map = _smooth_sigma_px(p, px)
     bg, source = _local_background(img, bands, valid_bg, nmax,
@@ -351,6 +358,7 @@ def measure_rings(
                                    percentile=p.background_percentile, min_px=min_px,
                                    sigma_px=sigma_map, ring_labels=ring_geom,
                                    tissue_level=tissue_levels[1])
+        del s
         sgc_pos = (ring_geom > 0) & (s_s > p.sgc_coverage_factor * np.maximum(sbg, 0)[ring_geom])
         sgc_cov = _perimeter_coverage(labels, (ring_geom > 0) & ~excl, sgc_pos, nearest, nmax)
         if p.exclude_sgc_negative_bright:
@@ -370,8 +378,11 @@ def measure_rings(
             grow = max(1, int(round(1.0 / px)))
             vessel = ndi.binary_dilation(vessel, iterations=grow) if vessel.any() else vessel
             excl = excl | ((ring_geom > 0) & vessel)
+            del vessel, s_neg
+        del s_s
         if p.restrict_ring_to_sgc:
             ring_meas = np.where(sgc_pos, ring_geom, 0)
+    del bands, ref, valid_bg
     if rings is not None:
         ring_meas = np.asarray(rings)
         if p.restrict_ring_to_sgc and sgc is not None:

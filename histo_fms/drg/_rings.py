@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from ..segment._local import nearest_feature, squared_distance
 
 
 @dataclass(frozen=True)
@@ -14,8 +15,6 @@ class RingGeometry:
 
     Attributes
     ----------
-    distance : ndarray of float64
-        Distance (px) of each pixel to the nearest neuron pixel (0 inside neurons).
     nearest : tuple of ndarray
         Row and column indices of that nearest neuron pixel.
     nearest_label : ndarray of int32
@@ -26,7 +25,6 @@ class RingGeometry:
         :func:`make_background_bands`.
     """
 
-    distance: np.ndarray
     nearest: tuple[np.ndarray, np.ndarray]
     nearest_label: np.ndarray
     rings: np.ndarray
@@ -54,13 +52,16 @@ def ring_geometry(labels: np.ndarray, ring_width_px: float, band_width_px: float
         The maps.
     """
     labels = np.asarray(labels)
-    dist, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
-    near = labels[iy, ix].astype(np.int32)
     bg = labels == 0
-    rings = np.where(bg & (dist <= ring_width_px) if ring_width_px > 0 else False, near, 0)
-    outer = ring_width_px + band_width_px
-    bands = np.where((dist > max(ring_width_px, 0)) & (dist <= outer), near, 0)
-    return RingGeometry(dist, (iy, ix), near, rings.astype(np.int32), bands.astype(np.int32))
+    ft = nearest_feature(bg)
+    near = labels[ft[0], ft[1]].astype(np.int32)
+    d2 = squared_distance(ft)  # compared with squared widths: no float distance map
+    w2 = float(ring_width_px) ** 2
+    rings = np.where(bg & (d2 <= w2) if ring_width_px > 0 else False, near, 0)
+    outer2 = float(ring_width_px + band_width_px) ** 2
+    bands = np.where((d2 > (w2 if ring_width_px > 0 else 0)) & (d2 <= outer2), near, 0)
+    del d2
+    return RingGeometry((ft[0], ft[1]), near, rings.astype(np.int32), bands.astype(np.int32))
 
 
 def make_rings(labels: np.ndarray, width_px: float) -> np.ndarray:

@@ -8,17 +8,23 @@ from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
 from ._background import label_quantiles, local_background, smooth_for_stats
+from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
 from ._quantiles import quantised_quantiles
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Replace masked pixels by a normalised-convolution average of their surroundings."""
-    w = (~mask).astype(np.float32)
-    num = ndi.gaussian_filter(img * w, sigma)
-    den = ndi.gaussian_filter(w, sigma)
+    """Replace masked pixels by a normalised-convolution average of their surroundings.
+
+    Computed in crops around the masked pixels (same values as on the whole image).
+    """
     out = img.copy()
-    fill = np.where(den[mask] > 1e-3, num[mask] / np.maximum(den[mask], 1e-3), 0.0)
-    out[mask] = fill
+    for sl, own in sparse_crops(mask, gaussian_radius(sigma)):
+        sub, m = img[sl], mask[sl]
+        w = (~m).astype(np.float32)
+        num = ndi.gaussian_filter(sub * w, sigma)
+        den = ndi.gaussian_filter(w, sigma)
+        fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
+        out[sl][own] = fill[own]
     return out
 
 
@@ -293,7 +299,7 @@ def _segment(
         return labels, mask
 
     # split touching neurons
-    dist = ndi.distance_transform_edt(mask).astype(np.float32)
+    dist = distance_float32(mask)
     dist = ndi.gaussian_filter(dist, max(0.5, 0.5 / px)) * np.float32(px)
     # watershed from every regional maximum, then merge by dynamics (h-maxima) and
     # by neck depth; 0.05 µm steps make plateaus exact
@@ -318,7 +324,7 @@ def _segment(
         filled = fill_small_holes(labels > 0, max_area_px)
         holes = filled & (labels == 0)
         if holes.any():
-            _, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+            iy, ix = nearest_feature(labels == 0)
             labels[holes] = labels[iy[holes], ix[holes]]
 
     # drop small objects, renumber 1..n in raster order of first pixels
