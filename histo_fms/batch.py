@@ -273,7 +273,11 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
     except InputError as exc:
         outcome.error = str(exc)
     except MemoryError:
-        outcome.error = f"{path.name}: out of memory; use tiling (parallel.tile_size_um)"
+        hint = ("use smaller tiles (parallel.tile_size_um) or fewer workers"
+                if cfg.pipeline == "drg"
+                else "skin sections are processed whole: use a pyramid level (image.level) "
+                     "or crop the section")
+        outcome.error = f"{path.name}: out of memory; {hint}"
     except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
         if getattr(exc, "user_facing", False):
             outcome.error = f"{path.name}: {' '.join(str(exc).split())}"
@@ -341,7 +345,7 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     if cfg.parallel.overlap_um is not None:
         margin = int(round(cfg.parallel.overlap_um / px))
     elif not cfg.parallel.exact_tiles:
-        margin = int(round(4 * params.max_diameter_um / px))
+        margin = int(round(2 * params.max_diameter_um / px))
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
                               client=client, check_margin=cfg.parallel.exact_tiles,

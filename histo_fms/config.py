@@ -53,7 +53,7 @@ class ParallelOptions(_Strict):
     """Dask execution over files (and tiles of large images).
 
     ``exact_tiles`` (default) gives every tile the conservative margin that makes a tiled
-    run equal the untiled one; ``false`` uses ``overlap_um`` (default 4 x the largest
+    run equal the untiled one; ``false`` uses ``overlap_um`` (default 2 x the largest
     neuron) without that guarantee, for speed and memory on very large sections.
     """
 

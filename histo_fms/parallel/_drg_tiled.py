@@ -274,14 +274,20 @@ def _create_store(root_path: Path, shape: tuple[int, int], chunk: int,
         g = lab.create_group(name)
         _labels_metadata(g, name, pixel_size_um)
         g.create_array("0", shape=shape, dtype=np.int32, chunks=chunks, fill_value=0)
-        tmp.create_array(name, shape=shape, dtype=np.int64, chunks=chunks, fill_value=0)
+        tmp.create_array(name, shape=shape, dtype=_provisional_dtype(shape), chunks=chunks,
+                         fill_value=0)
+
+
+def _provisional_dtype(shape: tuple[int, int]) -> np.dtype:
+    """int32 while 1 + every flat pixel index fits (images up to ~46k x 46k), else int64."""
+    return np.dtype(np.int32 if int(shape[0]) * int(shape[1]) < 2**31 - 1 else np.int64)
 
 
 def _write_core(root_path: str, name: str, tile: Tile, data: np.ndarray) -> None:
     import zarr
 
     arr = zarr.open_array(str(Path(root_path) / "_provisional" / name), mode="r+")
-    arr[tile.core_slices] = data
+    arr[tile.core_slices] = data.astype(arr.dtype, copy=False)
 
 
 def _relabel_chunk(root_path: str, name: str, sl: tuple[slice, slice],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -289,14 +291,15 @@ def local_background(
     image: np.ndarray,
     *,
     window_px: float,
-    percentile: float = 30.0,
+    percentile: float | Sequence[float] = 30.0,
     mask: np.ndarray | None = None,
-) -> np.ndarray:
+) -> np.ndarray | list[np.ndarray]:
     """Large-scale background level: a running percentile, smoothly upsampled.
 
     The image is cut into blocks (a power of two <= ``window_px / 8``, see
-    :func:`block_size`, anchored at pixel (0, 0)); each block and then each window of
-    blocks is reduced to its ``percentile``. Masked pixels are ignored; blocks with no
+    :func:`block_size`, anchored at pixel (0, 0)); each block (every second pixel of
+    it in each direction for blocks of 8 px or more) and then each window of blocks
+    is reduced to its ``percentile``. Masked pixels are ignored; blocks with no
     unmasked pixel take the value of the nearest block that has one. Everything is
     local and summed in a fixed order, so a tile whose origin is a multiple of the
     block size gets exactly the whole image's values farther than
@@ -308,38 +311,58 @@ def local_background(
         2-D float image (dark level already subtracted).
     window_px : float
         Window size in pixels (larger than the largest object).
-    percentile : float
-        Percentile inside the window taken as background.
+    percentile : float or sequence of float
+        Percentile inside the window taken as background; several give one map
+        each (the blocks are cut once).
     mask : ndarray of bool, optional
         Pixels to ignore.
 
     Returns
     -------
-    ndarray of float32
+    ndarray of float32, or list of them
         Background level, same shape as ``image`` (NaN everywhere if every pixel is
-        masked).
+        masked); a list when ``percentile`` is a sequence.
     """
+    many = not np.isscalar(percentile)
+    pcts = [float(q) for q in (percentile if many else [percentile])]
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape
     f, size = _block_grid(window_px, h, w)
-    if mask is not None and mask.any():
-        if mask.all():
-            return np.full((h, w), np.nan, np.float32)
-        img = np.where(mask, np.nan, img)
-    hh, ww = -(-h // f) * f, -(-w // f) * f
-    pad = np.pad(img, ((0, hh - h), (0, ww - w)), mode="reflect" if min(h, w) > 1 else "edge")
-    blocks = pad.reshape(hh // f, f, ww // f, f).transpose(0, 2, 1, 3).reshape(hh // f, ww // f, -1)
-    if mask is not None and mask.any():
-        small = _nan_block_percentile(blocks, percentile)
-        empty = ~np.isfinite(small)
-        if empty.any():
-            _, (iy, ix) = ndi.distance_transform_edt(empty, return_indices=True)
-            small = small[iy, ix]
+    masked = mask is not None and bool(mask.any())
+    if masked and mask.all():
+        out = [np.full((h, w), np.nan, np.float32) for _ in pcts]
+        return out if many else out[0]
+    blocks = _cut_blocks(img, f)
+    if masked:
+        blocks = np.where(_cut_blocks(np.asarray(mask, bool), f), np.float32(np.nan), blocks)
+        smalls = [_nan_block_percentile(blocks, q) for q in pcts]
+        for k, small in enumerate(smalls):
+            empty = ~np.isfinite(small)
+            if empty.any() and not empty.all():
+                _, (iy, ix) = ndi.distance_transform_edt(empty, return_indices=True)
+                smalls[k] = small[iy, ix]
     else:
-        small = np.percentile(blocks, percentile, axis=-1).astype(np.float32)
-    bg = _percentile_filter(small, percentile, size)
-    bg = _box_mean(bg, max(1, size // 2)).astype(np.float32)
-    return upsample_linear(bg, f, (h, w))
+        smalls = list(np.percentile(blocks, pcts, axis=-1).astype(np.float32))
+    del blocks
+    out = []
+    for q, small in zip(pcts, smalls, strict=True):
+        bg = _percentile_filter(small, q, size)
+        bg = _box_mean(bg, max(1, size // 2)).astype(np.float32)
+        out.append(upsample_linear(bg, f, (h, w)))
+    return out if many else out[0]
+
+
+def _cut_blocks(a: np.ndarray, f: int) -> np.ndarray:
+    """(H/f, W/f, n) samples of each f x f block (every second pixel for f >= 8)."""
+    h, w = a.shape
+    hh, ww = -(-h // f) * f, -(-w // f) * f
+    if (hh, ww) != (h, w):
+        a = np.pad(a, ((0, hh - h), (0, ww - w)), mode="reflect" if min(h, w) > 1 else "edge")
+    s = 2 if f >= 8 else 1
+    sub = a[::s, ::s]
+    fs = f // s
+    return sub.reshape(hh // f, fs, ww // f, fs).transpose(0, 2, 1, 3).reshape(
+        hh // f, ww // f, fs * fs)
 
 
 def _linear_index(n_small: int, n_out: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -272,8 +272,7 @@ def _segment(
     if smooth_um > 0:
         img = ndi.gaussian_filter(img, smooth_um / px)
     window = 2 * max_diameter_um / px
-    low = local_background(img, window_px=window, percentile=20.0)
-    high = local_background(img, window_px=window, percentile=90.0)
+    low, high = local_background(img, window_px=window, percentile=(20.0, 90.0))
     if spread is None:
         g = smooth_for_stats(image)
         lo, hi = quantised_quantiles(g, [0.5, 0.995])
