@@ -35,3 +35,19 @@ def test_local_cluster_equals_serial(tmp_path, capsys):
         pd.testing.assert_frame_equal(a, b)
     run = json.loads((tmp_path / "par" / "run.json").read_text())
     assert [f["status"] for f in run["files"]] == ["failed", "ok", "ok", "ok"]
+
+
+def _worker_env():
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_local_workers_keep_dynamic_mmap_threshold():
+    # dask's default MALLOC_TRIM_THRESHOLD_ makes every large numpy temporary a fresh
+    # mmap; our local workers drop it but keep dask's other thread settings
+    from histo_fms.parallel import open_client
+
+    with open_client(workers=1) as client:
+        (env,) = client.run(_worker_env).values()
+    assert env == (None, "1")
