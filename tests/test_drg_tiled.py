@@ -11,7 +11,7 @@ from histo_fms.io import read_labels_scale, read_labels_zarr
 from histo_fms.parallel import compute_context_tiled, measure_drg_tiled
 from histo_fms.parallel._drg_tiled import _clusters_ok
 from histo_fms.parallel._tiles import Tile, first_pixels
-from histo_fms.segment._background import exact_quantiles
+from histo_fms.segment._quantiles import exact_quantiles
 from histo_fms.synthetic.drg import make_drg_section
 
 PX = 0.5

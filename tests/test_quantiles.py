@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from histo_fms.segment._background import exact_quantiles, float_keys
 from histo_fms.segment._quantiles import (
     N_BINS,
     KeyHistogram,
     add_histograms,
+    exact_quantiles,
+    float_keys,
     histogram_quantiles,
     key_histogram,
     keys_to_values,

@@ -43,11 +43,16 @@ def _spots_at(channel: np.ndarray, dark_level: float, where: np.ndarray, size: i
     out = np.zeros(np.shape(channel), bool)
     reach = 2 * (size // 2) + gaussian_radius(0.6)
     for sl, own in sparse_crops(where, reach):
-        sub = _smoothed(channel[sl], dark_level)
-        opened = ndi.grey_opening(sub, size=(size, size))
-        hit = (sub > min_contrast * np.maximum(opened, floor)) & (sub > median)
+        hit = _spot_test(_smoothed(channel[sl], dark_level), size, floor, median, min_contrast)
         out[sl] |= hit & own
     return out
+
+
+def _spot_test(d: np.ndarray, size: int, floor: float, median: float, min_contrast: float
+               ) -> np.ndarray:
+    """Pixels at least ``min_contrast`` times their opening and above the median."""
+    opened = ndi.grey_opening(d, size=(size, size))
+    return (d > min_contrast * np.maximum(opened, floor)) & (d > median)
 
 
 def lipofuscin_flat(
@@ -59,7 +64,7 @@ def lipofuscin_flat(
     pixel_size_um: float,
     max_area_um2: float = 20.0,
     min_contrast: float = 1.5,
-    spots: bool | np.ndarray = True,
+    spots: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Flat-fielded channel and granule-spot mask of one channel (local operations only).
 
@@ -78,11 +83,9 @@ def lipofuscin_flat(
         Largest granule area (sets the opening size).
     min_contrast : float
         Minimum ratio of a spot to its surroundings.
-    spots : bool or ndarray of bool
+    spots : bool
         Compute the spot mask (the morphological opening); ``False`` returns None for
-        it (the brightness statistics need only ``flat``). A mask restricts it to those
-        pixels (False elsewhere): the opening is then computed around them only, with
-        the same values as on the whole image.
+        it (the brightness statistics need only ``flat``).
 
     Returns
     -------
@@ -96,14 +99,8 @@ def lipofuscin_flat(
     px = float(pixel_size_um)
     d = _smoothed(channel, dark_level)
     floor = _floor(median, maximum)
-    spot = None
-    size = _opening_size(max_area_um2, px)
-    if isinstance(spots, np.ndarray):
-        spot = _spots_at(channel, dark_level, np.asarray(spots, bool), size, floor, median,
-                         min_contrast)
-    elif spots:
-        opened = ndi.grey_opening(d, size=(size, size))
-        spot = (d > min_contrast * np.maximum(opened, floor)) & (d > median)
+    spot = (_spot_test(d, _opening_size(max_area_um2, px), floor, median, min_contrast)
+            if spots else None)
     bg = local_background(d, window_px=LIPOFUSCIN_WINDOW_UM / px, percentile=50.0)
     flat = (d / np.maximum(bg, np.float32(floor))).astype(np.float32)
     return flat, spot, floor

@@ -12,6 +12,7 @@ from ..segment import segment_neurons
 from ..segment._background import estimate_dark_level, local_background
 from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
+from ..segment._quantiles import label_quantiles
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams
@@ -140,13 +141,6 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in columns})
 
 
-def _label_percentile(values: np.ndarray, lab: np.ndarray, q: float, nmax: int) -> np.ndarray:
-    """Per-label percentile (linear interpolation); NaN for empty labels."""
-    from ..segment._background import label_quantiles
-
-    return label_quantiles(values, lab, q / 100.0, nmax)
-
-
 def _smooth_sigma_px(p: DrgParams, px: float) -> float:
     """Sigma (px) of the smooth tissue-background fallback map."""
     return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
@@ -187,7 +181,7 @@ def _local_background(img, bands, valid_bg, nmax, *, percentile, min_px, sigma_p
     """Per-label local background with a smooth-map fallback; returns (values, sources)."""
     lab = np.where(valid_bg, bands, 0)
     n_px = np.bincount(lab.ravel(), minlength=nmax + 1)
-    local = _label_percentile(img, lab, percentile, nmax)
+    local = label_quantiles(img, lab, percentile / 100.0, nmax)
     source = np.full(nmax + 1, "local", dtype=object)
     need = (n_px < min_px)
     need[0] = False
@@ -396,7 +390,7 @@ def measure_rings(
     s_ring = np.bincount(rf, weights=img.ravel(), minlength=nmax + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ring_mean = np.where(n_ring > 0, s_ring / np.maximum(n_ring, 1), np.nan)
-        ring_median = _label_percentile(img, ring_meas, 50.0, nmax)
+        ring_median = label_quantiles(img, ring_meas, 0.5, nmax)
         ring_igg = np.where(bg > 0, ring_mean / np.where(bg > 0, bg, 1.0), np.nan)
     covered = img_s > p.igg_coverage_factor * np.nan_to_num(bg, nan=np.inf)[ring_geom]
     igg_cov = _perimeter_coverage(labels, (ring_meas > 0), covered, nearest, nmax)

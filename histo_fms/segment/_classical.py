@@ -7,9 +7,9 @@ from scipy import ndimage as ndi
 from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
-from ._background import label_quantiles, local_background, smooth_for_stats
+from ._background import local_background, smooth_for_stats
 from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
-from ._quantiles import quantised_quantiles
+from ._quantiles import label_quantiles, quantised_quantiles
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
