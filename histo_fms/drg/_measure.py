@@ -527,9 +527,10 @@ def measure_drg(
         if p.segmentation_backend == "classical":
             labels, foreground = _segment_classical(neuron, pixel_size_um=px, **opts)
         else:
+            others = {k: roles[k] for k in ("sgc", "nuclei") if k in roles}
             labels = canonical_labels(segment_neurons(neuron, pixel_size_um=px,
                                                       backend=p.segmentation_backend,
-                                                      **opts))
+                                                      channels=others, **opts))
     labels = np.asarray(labels).astype(np.int32, copy=False)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
     ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ def register_backend(name: str, func: SegmentFunc | str) -> None:
         Backend name used in ``segment_neurons(..., backend=name)``.
     func : callable or str
         ``func(image, *, pixel_size_um, **options) -> labels``, or a lazy reference
-        ``"package.module:function"`` imported on first use.
+        ``"package.module:function"`` imported on first use. A backend that also
+        accepts a ``channels`` keyword receives the section's other channels by role
+        (see :func:`segment_neurons`).
     """
     if not isinstance(name, str) or not name:
         raise ValueError("backend name must be a non-empty string")
@@ -65,11 +68,20 @@ def _resolve(name: str) -> SegmentFunc:
     return func
 
 
+def _accepts_channels(func: SegmentFunc) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return "channels" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def segment_neurons(
     image: np.ndarray,
     *,
     pixel_size_um: float,
     backend: str = "classical",
+    channels: Mapping[str, np.ndarray] | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Segment neuron somata in a 2-D neuron-marker image.
@@ -82,6 +94,10 @@ def segment_neurons(
         Pixel size in µm.
     backend : str
         Registered backend name (see :func:`available_backends`).
+    channels : mapping of str to ndarray, optional
+        Other channels of the section by role (``"sgc"``, ``"nuclei"``), each of the
+        image's shape. Passed to backends whose function takes a ``channels`` keyword
+        (the SGC sheath separates touching neurons); ignored by the others.
     **options
         Backend-specific options (for ``"classical"`` see
         :func:`histo_fms.segment.segment_classical`).
@@ -96,7 +112,15 @@ def segment_neurons(
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
     if not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be positive")
-    labels = _resolve(backend)(image, pixel_size_um=float(pixel_size_um), **options)
+    func = _resolve(backend)
+    if channels:
+        for role, ch in channels.items():
+            if np.shape(ch) != image.shape:
+                raise ValueError(f"channel {role!r} has shape {np.shape(ch)}, "
+                                 f"not the image's {image.shape}")
+        if _accepts_channels(func):
+            options["channels"] = dict(channels)
+    labels = func(image, pixel_size_um=float(pixel_size_um), **options)
     labels = np.asarray(labels)
     if labels.shape != image.shape:
         raise ValueError(f"backend {backend!r} returned shape {labels.shape}, not {image.shape}")
