@@ -63,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="plot control-IgG sections as their own group")
     g.add_argument("--no-mixed-model", action="store_true",
                    help="skip the neuron-level mixed model")
+    g.add_argument("--allow-stale", action="store_true",
+                   help="use reviews edited after their last recompute (default: refuse)")
 
     e = sub.add_parser("export", help="export results to QuPath GeoJSON or OME-Zarr")
     e.add_argument("results", help="a `histo-fms run` output folder")
@@ -186,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
                                include_controls=a.include_controls,
-                               mixed_model=not a.no_mixed_model)
+                               mixed_model=not a.no_mixed_model,
+                               allow_stale=a.allow_stale)
             for name, files in rep.figures.items():
                 print(f"{name}: {', '.join(str(f) for f in files)}")
             print(f"Statistics: {rep.stats_path}")
