@@ -75,12 +75,16 @@ class Table:
     columns : tuple of Column
         Declared columns, in output order; writers may append extra columns after them
         (free sample-sheet columns are carried this way).
+    needed : tuple of str
+        Columns a reader cannot do without (:func:`read_table` refuses a file without
+        them); the other columns are conformed when present.
     """
 
     name: str
     path: str
     description: str
     columns: tuple[Column, ...]
+    needed: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -106,12 +110,13 @@ def _c(name: str, dtype: str, unit: str = "", description: str = "", required: b
 
 
 _SAMPLE = (
-    _c("subject", "str", "", "sample sheet: subject (human donor)"),
-    _c("animal", "str", "", "sample sheet: animal (IgG recipient)"),
-    _c("group", "str", "", "sample sheet: group (e.g. FMS-IgG, HC-IgG)"),
+    _c("subject", "str", "", "sample sheet: subject (human donor)", required=False),
+    _c("animal", "str", "", "sample sheet: animal (IgG recipient)", required=False),
+    _c("group", "str", "", "sample sheet: group (e.g. FMS-IgG, HC-IgG)", required=False),
 )
 _CONTROL = _c("control", "bool", "", "sample sheet: control-IgG section (calibrates the "
-              "threshold; left out of the statistics unless --include-controls)")
+              "threshold; left out of the statistics unless --include-controls)",
+              required=False)
 _REVIEW = (
     _c("igg_positive_auto", "boolean", "", "reviewed tables: the threshold's call before "
        "the reviewer's overrides", required=False),
@@ -142,7 +147,7 @@ NEURONS = Table("neurons", "STEM/neurons.csv", "one row per neuron (DRG)", (
     _c("sgc_coverage", "float", "fraction", "ring pixels SGC-marker positive (NaN without "
        "an SGC channel)"),
     *_REVIEW,
-))
+), needed=("neuron_id",))
 
 CROSSINGS = Table("crossings", "STEM/crossings.csv", "one row per counted fibre crossing "
                   "(skin)", (
@@ -155,7 +160,7 @@ CROSSINGS = Table("crossings", "STEM/crossings.csv", "one row per counted fibre 
     _c("source", "str", "", "reviewed tables: `auto` or `reviewer`", required=False),
     _c("excluded", "bool", "", "reviewed tables: inside an excluded region; not counted",
        required=False),
-))
+), needed=("y_um", "x_um"))
 
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (
     _c("image", "str", "", "input file name"),
@@ -166,7 +171,7 @@ DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section",
     _c("threshold", "float", "ratio", "the ring_igg threshold used for the calls"),
     _c("pixel_size_um", "float", "µm", "pixel size used"),
     *_SAMPLE, _CONTROL,
-))
+), needed=("image",))
 
 SKIN_SUMMARY = Table("skin_summary", "skin_summary.csv", "one row per skin section", (
     _c("image", "str", "", "input file name"),
@@ -176,7 +181,7 @@ SKIN_SUMMARY = Table("skin_summary", "skin_summary.csv", "one row per skin secti
     _c("ienfd_per_mm", "float", "1/mm", "n_crossings / epidermis_length_mm"),
     _c("pixel_size_um", "float", "µm", "pixel size used"),
     *_SAMPLE,
-))
+), needed=("image",))
 
 _REVIEWED_HEAD = (
     _c("image", "str", "", "input file name"),
@@ -207,15 +212,17 @@ DRG_SUMMARY_REVIEWED = Table(
     "one row per DRG section, automatic vs reviewed (written by the review)",
     (*_REVIEWED_HEAD, *_pairs(_DRG_MAIN), *_DELTA,
      *(_c(f"delta_{n}", "float", u, f"reviewed - automatic {n}") for n, _, u in _DRG_MAIN[1:]),
-     _c("threshold", "float", "ratio", "the run's threshold"),
-     _c("pixel_size_um", "float", "µm", "pixel size used"), *_SAMPLE, _CONTROL))
+     _c("threshold", "float", "ratio", "the run's threshold", required=False),
+     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_SAMPLE, _CONTROL),
+    needed=("image",))
 
 SKIN_SUMMARY_REVIEWED = Table(
     "skin_summary_reviewed", "skin_summary_reviewed.csv",
     "one row per skin section, automatic vs reviewed (written by the review)",
     (*_REVIEWED_HEAD, *_pairs(_SKIN_MAIN), *_DELTA,
      *(_c(f"delta_{n}", "float", u, f"reviewed - automatic {n}") for n, _, u in _SKIN_MAIN[1:]),
-     _c("pixel_size_um", "float", "µm", "pixel size used"), *_SAMPLE))
+     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_SAMPLE),
+    needed=("image",))
 
 _UNIT_HEAD = (
     _c("unit", "str", "", "unit of analysis: `animal`, `subject` or `image`"),
@@ -399,7 +406,7 @@ def read_table(path: str | Path, table: str | Table, *, missing_ok: bool = False
     table : str or Table
         Its declaration (``"neurons"``, ``"crossings"``, ``"drg_summary"``, ...).
     missing_ok : bool
-        Return an empty table with the required columns when the file does not exist.
+        Return an empty table with the declared columns when the file does not exist.
 
     Returns
     -------
@@ -412,26 +419,26 @@ def read_table(path: str | Path, table: str | Table, *, missing_ok: bool = False
     FileNotFoundError
         The file does not exist (and not ``missing_ok``).
     ValueError
-        The file lacks a required column (one line naming the file and the columns).
+        The file lacks a needed column (one line naming the file and the columns).
     """
     t = TABLES[table] if isinstance(table, str) else table
     path = Path(path)
     if not path.is_file():
         if missing_ok:
-            return empty_table(t)
+            return conform(empty_table(t), t)
         raise FileNotFoundError(f"{path}: no such table")
     try:
         df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         df = pd.DataFrame(columns=t.required)
-    missing = [c for c in t.required if c not in df.columns]
+    missing = [c for c in t.needed if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a {t.name} table (missing column(s) {missing})")
     return conform(df, t)
 
 
 def empty_table(table: str | Table) -> pd.DataFrame:
-    """Return an empty table with the required columns of a declaration.
+    """Return an empty table with every declared column of a declaration.
 
     Parameters
     ----------
@@ -443,8 +450,7 @@ def empty_table(table: str | Table) -> pd.DataFrame:
     pandas.DataFrame
     """
     t = TABLES[table] if isinstance(table, str) else table
-    return pd.DataFrame({c.name: pd.Series(dtype=_PD[c.dtype]) for c in t.columns
-                         if c.required})
+    return pd.DataFrame({c.name: pd.Series(dtype=_PD[c.dtype]) for c in t.columns})
 
 
 _PD = {"int": np.int64, "float": float, "bool": bool, "boolean": "boolean", "str": object}
