@@ -501,6 +501,43 @@ def counted_rows(df: pd.DataFrame | None) -> pd.DataFrame | None:
     return df.loc[~parse_bool(df["excluded"]).to_numpy()]
 
 
+#: Image extensions stripped from a file name to give its key (longest first).
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf", ".tiff", ".tif", ".btf", ".tf2", ".tf8",
+    ".zarr", ".czi", ".nd2", ".lif")
+
+
+def image_key(name: str | Path) -> str:
+    """Return the key that names an image everywhere: its file name less an image extension.
+
+    The one matching rule of the package: output folders (``OUT/KEY``), sample-sheet rows
+    and summaries match images by it. Only known image extensions are removed (matched
+    case-insensitively); the rest is compared case-sensitively, so ``drg_m1``,
+    ``drg_m1.ome.tif`` and ``data/drg_m1.ome.tif`` are one image and ``DRG_m1`` another.
+
+    Parameters
+    ----------
+    name : str or Path
+        File name or path (a sample sheet's ``image`` value).
+
+    Returns
+    -------
+    str
+        The key.
+
+    Examples
+    --------
+    >>> image_key("data/drg_m1.ome.tif"), image_key("drg_m1"), image_key("a.v2.czi")
+    ('drg_m1', 'drg_m1', 'a.v2')
+    """
+    base = Path(str(name).strip().rstrip("/\\")).name
+    low = base.lower()
+    for ext in IMAGE_EXTENSIONS:
+        if low.endswith(ext) and len(base) > len(ext):
+            return base[: -len(ext)]
+    return base
+
+
 def check_pixel_size(value: float, *, what: str = "pixel size") -> float:
     """Return a pixel size in µm, or raise when it is not plausible microscopy.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..schema import check_pixel_size
+from ..schema import check_pixel_size, image_key
 from ._bioio import read_bioio
 from ._errors import InputError
 from ._image import ImageData
@@ -30,11 +30,7 @@ def image_stem(path: str | Path) -> str:
     str
         The stem used to name the output folder.
     """
-    name = Path(path).name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+    return image_key(path)
 
 
 def is_image_file(path: str | Path) -> bool:

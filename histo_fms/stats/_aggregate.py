@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..schema import counted_rows, parse_bool
+from ..schema import counted_rows, image_key, parse_bool
 from ..schema import is_blank as _blank
 
 UNITS = ("animal", "subject", "image")
@@ -25,14 +24,9 @@ def image_stem(name: str) -> str:
     Returns
     -------
     str
-        The stem (same rule as :func:`histo_fms.io.image_stem`, kept here so the
-        statistics never import the IO layer).
+        The stem (:func:`histo_fms.schema.image_key`, the rule used everywhere).
     """
-    base = Path(str(name)).name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf"):
-        if base.lower().endswith(suffix):
-            return base[: -len(suffix)]
-    return Path(base).stem
+    return image_key(name)
 
 
 def resolve_unit(table: pd.DataFrame, unit: str | None = None) -> str:
@@ -64,8 +58,8 @@ def resolve_unit(table: pd.DataFrame, unit: str | None = None) -> str:
 def apply_sample_sheet(summary: pd.DataFrame, samples: pd.DataFrame | None) -> pd.DataFrame:
     """Override and augment a summary's sample columns from a sample sheet.
 
-    Rows match on the image file name or its stem. Non-blank sheet values win; sheet
-    columns the summary lacks are added.
+    Rows match by :func:`histo_fms.schema.image_key` (file name less its image extension).
+    Non-blank sheet values win; sheet columns the summary lacks are added.
 
     Parameters
     ----------
@@ -83,9 +77,14 @@ def apply_sample_sheet(summary: pd.DataFrame, samples: pd.DataFrame | None) -> p
     if samples is None or len(samples) == 0:
         return out
     sheet = samples.copy()
-    sheet["_key"] = [image_stem(Path(str(i)).name) for i in sheet["image"]]
-    keys = [image_stem(Path(str(i)).name) for i in out["image"]]
-    lookup = sheet.drop(columns=["image"]).drop_duplicates("_key").set_index("_key")
+    sheet["_key"] = [image_key(i) for i in sheet["image"]]
+    dup = sheet["_key"][sheet["_key"].duplicated(keep=False)]
+    if len(dup):
+        k = dup.iloc[0]
+        names = sheet.loc[sheet["_key"] == k, "image"].tolist()
+        raise ValueError(f"sample sheet names image {k!r} in more than one row: {names}")
+    keys = [image_key(i) for i in out["image"]]
+    lookup = sheet.drop(columns=["image"]).set_index("_key")
     for col in lookup.columns:
         vals = lookup[col].reindex(keys)
         vals.index = out.index
