@@ -15,7 +15,7 @@ from ..segment._classical import canonical_labels
 from ..segment._quantiles import label_quantiles
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
-from ._params import DrgParams
+from ._params import DrgParams, _smooth_sigma_px
 from ._rings import ring_geometry
 
 NEURON_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
@@ -139,11 +139,6 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     dtypes = {"neuron_id": np.int64, "touches_border": bool, "size_class": object,
               "background_source": object}
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in columns})
-
-
-def _smooth_sigma_px(p: DrgParams, px: float) -> float:
-    """Sigma (px) of the smooth tissue-background fallback map."""
-    return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
 
 
 def _pow2_block(size: float, h: int, w: int) -> int:

@@ -952,7 +952,7 @@ class ReviewSession:
             recount = self._recount_from_dej()
         write_table(_ordered(self.crossings), self.dir / "crossings.csv")
         write_polylines(self.polylines, self.dir / "polylines.json")
-        counted = int((~self.crossings["excluded"].astype(bool)).sum())
+        counted = len(schema.counted_rows(self.crossings))
         surf = self.polylines.get("surface", np.zeros((0, 2)))
         dej = self.polylines.get("dej", np.zeros((0, 2)))
         length_mm = polyline_length_um(surf, self.excluded_regions) / 1000.0
