@@ -580,7 +580,8 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         if threshold is not None:
             t = call_igg(t.drop(columns=["igg_positive"], errors="ignore"), threshold)
         schema.write_table(t, out / o.stem / "neurons.csv", "neurons")
-        s = summarize_section(t, exclude_border=cfg.summary.exclude_border)
+        s = summarize_section(t if threshold is not None else t.drop(
+            columns=["igg_positive"], errors="ignore"), exclude_border=cfg.summary.exclude_border)
         if threshold is None:
             s["n_igg_positive"] = np.nan
             s["pct_igg_positive"] = np.nan

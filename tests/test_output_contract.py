@@ -20,6 +20,13 @@ def _section(text, title):
     return text[start: nxt if nxt > 0 else None]
 
 
+def test_measurement_columns_declared():
+    from histo_fms.drg import TABLE_COLUMNS
+
+    assert set(TABLE_COLUMNS) <= set(schema.NEURONS.names)
+    assert set(schema.NEURON_COLUMNS) <= set(schema.NEURONS.names)
+
+
 def test_readme_documents_every_declared_column():
     contract = _section((ROOT / "README.md").read_text(encoding="utf-8"),
                         "## What you get (output contract)")

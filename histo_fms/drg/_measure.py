@@ -18,11 +18,11 @@ from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams, _smooth_sigma_px
 from ._rings import ring_geometry
 
-NEURON_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
-                  "touches_border"]
+SOMA_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
+                "touches_border"]
 RING_COLUMNS = ["neuron_id", "ring_area_um2", "ring_mean", "ring_median", "background",
                 "background_source", "ring_igg", "ring_igg_coverage", "sgc_coverage"]
-TABLE_COLUMNS = NEURON_COLUMNS + RING_COLUMNS[1:]
+TABLE_COLUMNS = SOMA_COLUMNS + RING_COLUMNS[1:]
 
 
 @dataclass
@@ -111,7 +111,7 @@ def measure_neurons(
     ids = np.nonzero(np.bincount(labels.ravel(), minlength=nmax + 1)[1:])[0] + 1 if nmax else (
         np.zeros(0, int))
     if ids.size == 0:
-        return _empty(NEURON_COLUMNS)
+        return _empty(SOMA_COLUMNS)
     flat = labels.ravel()
     idx = np.flatnonzero(flat)
     lab = flat[idx]
