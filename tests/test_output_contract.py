@@ -4,11 +4,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_review_session import make_drg_results
 
-from histo_fms import schema
 from histo_fms.review import ReviewSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +21,7 @@ def _section(text, title):
 
 
 def test_measurement_columns_declared():
+    from histo_fms import schema
     from histo_fms.drg import TABLE_COLUMNS
 
     assert set(TABLE_COLUMNS) <= set(schema.NEURONS.names)
@@ -28,6 +29,8 @@ def test_measurement_columns_declared():
 
 
 def test_readme_documents_every_declared_column():
+    from histo_fms import schema
+
     contract = _section((ROOT / "README.md").read_text(encoding="utf-8"),
                         "## What you get (output contract)")
     documented = set(re.findall(r"`([a-z_0-9]+)`", contract))
@@ -47,6 +50,8 @@ def drg_run(tmp_path_factory):
 
 
 def _declared(path, table):
+    from histo_fms import schema
+
     cols = list(pd.read_csv(path, nrows=0).columns)
     undeclared = [c for c in cols if c not in schema.TABLES[table].names]
     assert not undeclared, f"{path.name}: undeclared columns {undeclared}"
@@ -54,6 +59,8 @@ def _declared(path, table):
 
 
 def test_drg_outputs_are_declared_and_read_back_typed(drg_run):
+    from histo_fms import schema
+
     out = drg_run
     cols = _declared(out / "drg_s4" / "neurons.csv", "neurons")
     assert cols[: len(schema.NEURON_COLUMNS)] == schema.NEURON_COLUMNS
@@ -69,6 +76,7 @@ def test_drg_outputs_are_declared_and_read_back_typed(drg_run):
 
 
 def test_skin_crossings_declared():
+    from histo_fms import schema
     from histo_fms.skin import analyze_skin
     from histo_fms.synthetic.skin import make_skin_section
 
@@ -96,3 +104,16 @@ def test_sample_data_readme_documents_truth_fields():
             truth["n_crossings"] / (truth["surface_length_um"] / 1000))
     assert fields and not fields - documented, sorted(fields - documented)
     assert "Poisson mean" in doc
+
+
+def test_one_boolean_parser():
+    from histo_fms import schema
+
+    s = pd.Series(["True", "false", "1", "0", "yes", "", None, np.nan, "FALSE", True, 1.0])
+    assert schema.parse_bool(s).tolist() == [True, False, True, False, True, False, False,
+                                             False, False, True, True]
+    nb = schema.parse_bool(s, nullable=True)
+    assert nb.isna().tolist() == [False, False, False, False, False, True, True, True, False,
+                                  False, False]
+    with pytest.raises(ValueError, match="maybe"):
+        schema.parse_bool(pd.Series(["true", "maybe"]), strict=True)
