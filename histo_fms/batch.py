@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import __version__, schema
 from .config import PipelineConfig
 from .io import (
     InputError,
@@ -37,14 +37,9 @@ from .io import (
     write_json,
     write_labels_zarr,
     write_polylines,
-    write_table,
 )
 
 STATUS_FILE = "status.json"
-NEURON_COLUMNS = [
-    "neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class", "touches_border",
-    "ring_igg", "igg_positive",
-]
 
 
 @dataclass
@@ -345,7 +340,7 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
                       outdir / "labels.zarr", pixel_size_um=px)
     table = res.table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
-    write_table(_order(table), outdir / "neurons.csv")
+    schema.write_table(table, outdir / "neurons.csv", "neurons")
     return {"n_neurons_detected": int(len(table))}
 
 
@@ -397,7 +392,7 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
                               progress=progress)
     table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
-    write_table(_order(table), outdir / "neurons.csv")
+    schema.write_table(table, outdir / "neurons.csv", "neurons")
     return {"n_neurons_detected": int(len(table))}
 
 
@@ -414,7 +409,7 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
     write_labels_zarr({"epidermis": res.epidermis, "fibres": res.fibres},
                       outdir / "labels.zarr", pixel_size_um=px)
     write_polylines({"dej": res.dej_um, "surface": res.surface_um}, outdir / "polylines.json")
-    write_table(res.crossings, outdir / "crossings.csv")
+    schema.write_table(res.crossings, outdir / "crossings.csv", "crossings")
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
             for k, v in summarize(res).items()}
 
@@ -424,18 +419,6 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "drg": ("labels.zarr", "neurons.csv"),
     "skin": ("labels.zarr", "polylines.json", "crossings.csv"),
 }
-
-
-def _order(table: pd.DataFrame) -> pd.DataFrame:
-    first = [c for c in NEURON_COLUMNS if c in table.columns]
-    return table[first + [c for c in table.columns if c not in first]]
-
-
-def _read_neurons(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    if "touches_border" in df.columns:
-        df["touches_border"] = df["touches_border"].astype(bool)
-    return df
 
 
 def run_pipeline(
@@ -606,7 +589,8 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
     from .drg import calibrate_threshold, call_igg, summarize_section
 
     ok = [o for o in outcomes if o.status != "failed"]
-    tables = {o.stem: _read_neurons(out / o.stem / "neurons.csv") for o in ok}
+    tables = {o.stem: schema.read_table(out / o.stem / "neurons.csv", "neurons")
+              for o in ok}
     threshold: float | None = None
     source: str | None = None
     if cfg.calibration.threshold is not None:
@@ -640,8 +624,9 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         t = tables[o.stem]
         if threshold is not None:
             t = call_igg(t.drop(columns=["igg_positive"], errors="ignore"), threshold)
-        write_table(_order(t), out / o.stem / "neurons.csv")
-        s = summarize_section(t, exclude_border=cfg.summary.exclude_border)
+        schema.write_table(t, out / o.stem / "neurons.csv", "neurons")
+        s = summarize_section(t if threshold is not None else t.drop(
+            columns=["igg_positive"], errors="ignore"), exclude_border=cfg.summary.exclude_border)
         if threshold is None:
             s["n_igg_positive"] = np.nan
             s["pct_igg_positive"] = np.nan
@@ -653,7 +638,7 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
     if df.empty:
         df = pd.DataFrame(columns=cols)
     df = df[[c for c in cols if c in df.columns] + [c for c in df.columns if c not in cols]]
-    return threshold, source, write_table(df, out / "drg_summary.csv")
+    return threshold, source, schema.write_table(df, out / "drg_summary.csv", "drg_summary")
 
 
 def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Path:
@@ -671,4 +656,4 @@ def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Pat
     if df.empty:
         df = pd.DataFrame(columns=cols)
     df = df[[c for c in cols if c in df.columns] + [c for c in df.columns if c not in cols]]
-    return write_table(df, out / "skin_summary.csv")
+    return schema.write_table(df, out / "skin_summary.csv", "skin_summary")

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+
+from .schema import check_pixel_size
 
 #: Channel roles each pipeline knows: (required, optional).
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -27,6 +41,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A finite number (an int is accepted; a string, a bool, inf or NaN is not).
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
 class ImageOptions(_Strict):
     """How to read each image: series/scene, pyramid level, z handling."""
 
@@ -39,14 +57,16 @@ class ImageOptions(_Strict):
 class Calibration(_Strict):
     """How the IgG-positive threshold on ``ring_igg`` is chosen."""
 
-    percentile: float = Field(99.0, gt=0, le=100, description="percentile of control rings")
-    threshold: float | None = Field(None, gt=0, description="explicit threshold (skips controls)")
+    percentile: float = Field(99.0, gt=0, le=100, allow_inf_nan=False,
+                              description="percentile of control rings")
+    threshold: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                    description="explicit threshold (skips controls)")
 
 
 class Summary(_Strict):
     """Options for the per-image summary tables."""
 
-    exclude_border: bool = True
+    exclude_border: StrictBool = True
 
 
 class ParallelOptions(_Strict):
@@ -60,9 +80,9 @@ class ParallelOptions(_Strict):
     workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     scheduler: str | None = None
-    tile_size_um: float | None = Field(None, gt=0)
-    overlap_um: float | None = Field(None, ge=0)
-    exact_tiles: bool = True
+    tile_size_um: float | None = Field(None, gt=0, allow_inf_nan=False)
+    overlap_um: float | None = Field(None, ge=0, allow_inf_nan=False)
+    exact_tiles: StrictBool = True
 
 
 class BrightfieldOptions(_Strict):
@@ -80,7 +100,8 @@ class BrightfieldOptions(_Strict):
         "hdab", description="named stains the estimate is matched to")
     white_level: list[float] | None = Field(
         None, description="slide white level [R, G, B]; null = brightest tissue-free area")
-    od_scale: float = Field(1000.0, gt=0, description="stain maps in OD x this")
+    od_scale: float = Field(1000.0, gt=0, allow_inf_nan=False,
+                            description="stain maps in OD x this")
 
     @field_validator("white_level")
     @classmethod
@@ -105,7 +126,7 @@ class PipelineConfig(_Strict):
 
     pipeline: Literal["drg", "skin"]
     channels: dict[str, str | int] = Field(default_factory=dict)
-    pixel_size_um: float | None = Field(None, gt=0)
+    pixel_size_um: float | None = Field(None, description="µm per pixel, 0.01-50")
     image: ImageOptions = Field(default_factory=ImageOptions)
     drg: dict[str, Any] = Field(default_factory=dict)
     skin: dict[str, Any] = Field(default_factory=dict)
@@ -125,6 +146,11 @@ class PipelineConfig(_Strict):
         if v is not None and info.data.get("pipeline") != "skin":
             raise ValueError("bright-field input is supported by the skin pipeline only")
         return v
+
+    @field_validator("pixel_size_um")
+    @classmethod
+    def _plausible_pixel(cls, v: float | None) -> float | None:
+        return None if v is None else check_pixel_size(v, what="pixel size")
 
     def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Return the (required, optional) channel roles of this pipeline."""
@@ -155,7 +181,13 @@ class PipelineConfig(_Strict):
             raise ConfigError(
                 f"unknown {self.pipeline}: option(s) {unknown}; known: {sorted(names)}"
             )
-        vals = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        try:
+            typed = section_model(cls).model_validate(dict(values))
+        except ValidationError as exc:
+            raise ConfigError("; ".join(
+                f"{self.pipeline}.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                f" (got {e['input']!r})" for e in exc.errors())) from None
+        vals = {k: getattr(typed, k) for k in values}
         try:
             return cls(**vals)
         except (TypeError, ValueError) as exc:
@@ -178,6 +210,75 @@ class PipelineConfig(_Strict):
         for k in ("calibration", "summary", "parallel"):
             r.pop(k, None)
         return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _typed(tp: Any, name: str) -> Any:
+    """Return the strict pydantic type of a parameter's annotation."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is bool:
+        return StrictBool
+    if tp is float:
+        unit_ge = {"ge": 0} if name.endswith(("_um", "_um2")) or name == "dark_level" else {}
+        if "percentile" in name:
+            unit_ge = {"ge": 0, "le": 100}
+        return Annotated[float, Strict(), Field(allow_inf_nan=False, **unit_ge)]
+    if tp is int:
+        return Annotated[int, Strict()]
+    if tp is str:
+        return Annotated[str, Strict()]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple[_typed(args[0], name), ...]  # type: ignore[misc]
+        return tuple[tuple(_typed(a, name) for a in args)]  # type: ignore[misc]
+    if origin in (Union, types.UnionType):
+        return Union[tuple(_typed(a, name) if a is not type(None) else a  # noqa: UP007
+                           for a in args)]
+    return tp
+
+
+@functools.cache
+def section_model(cls: type) -> type[BaseModel]:
+    """Return the strict pydantic model of a parameter dataclass (``drg:`` / ``skin:``).
+
+    Booleans must be YAML booleans (``"false"`` is an error), numbers finite numbers,
+    lengths (``*_um``, ``*_um2``) non-negative, percentiles within 0-100; unknown keys
+    are refused. The dataclass then checks the relations between values.
+
+    Parameters
+    ----------
+    cls : type
+        :class:`~histo_fms.drg.DrgParams` or :class:`~histo_fms.skin.SkinParams`.
+
+    Returns
+    -------
+    type of pydantic.BaseModel
+        The model (fields and defaults as in the dataclass).
+    """
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        fields[f.name] = (_typed(hints[f.name], f.name), default)
+    return create_model(f"{cls.__name__}Section", __config__=ConfigDict(extra="forbid"),
+                        **fields)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (lines {seen[key]} and {line})",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(
@@ -216,7 +317,9 @@ def load_config(
         if not p.is_file():
             raise ConfigError(f"{name}: config file not found")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+        except yaml.constructor.ConstructorError as exc:
+            raise ConfigError(f"{name}: {exc.problem}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{name}: not valid YAML ({' '.join(str(exc).split())})") from exc
         if not isinstance(data, dict):

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.measure import find_contours
 
+from . import schema
 from .io import (
     read_image,
     read_labels_scale,
@@ -132,9 +133,10 @@ def qupath_features(
         Neuron label image.
     table : pandas.DataFrame, optional
         Per-neuron table (``neuron_id`` + measurements, ``igg_positive``,
-        ``touches_border``).
+        ``touches_border``; a reviewer's ``excluded`` neurons get the class ``Excluded``).
     crossings : pandas.DataFrame, optional
-        Skin crossings (``y_um, x_um``, ``fibre_id``).
+        Skin crossings (``y_um, x_um``, ``fibre_id``; a reviewer's ``excluded`` crossings
+        get the class ``IENF crossing (excluded)``).
     lines : dict of str to (N, 2) ndarray, optional
         Polylines in µm (y, x), e.g. ``dej`` and ``surface``.
 
@@ -146,6 +148,13 @@ def qupath_features(
     feats: list[dict] = []
     px = float(pixel_size_um)
     if neurons is not None:
+        flags: dict[str, dict[int, bool]] = {}
+        if table is not None:
+            ids = table["neuron_id"].astype(int).to_numpy()
+            for c in ("touches_border", "igg_positive", "excluded"):
+                if c in table:
+                    flags[c] = dict(zip(ids, schema.parse_bool(table[c]).to_numpy(),
+                                        strict=True))
         rows = {} if table is None else {int(r["neuron_id"]): r for _, r in table.iterrows()}
         for nid, ring in label_polygons(neurons).items():
             r = rows.get(nid)
@@ -153,14 +162,17 @@ def qupath_features(
             cls = "IgG-"
             if r is not None:
                 for k, v in r.items():
-                    if k in ("neuron_id", "igg_positive", "touches_border", "size_class"):
+                    if k in ("neuron_id", "igg_positive", "touches_border", "size_class",
+                             "excluded", "igg_positive_auto", "call_source"):
                         continue
                     cv = _clean(v)
                     if isinstance(cv, (int, float)) and not isinstance(cv, bool):
                         meas[k] = cv
-                if bool(_clean(r.get("touches_border")) or False):
+                if flags.get("excluded", {}).get(nid, False):
+                    cls = "Excluded"
+                elif flags.get("touches_border", {}).get(nid, False):
                     cls = "Border"
-                elif _clean(r.get("igg_positive")) is True or str(r.get("igg_positive")) == "True":
+                elif flags.get("igg_positive", {}).get(nid, False):
                     cls = "IgG+"
             meas["neuron_id"] = nid
             name = f"neuron {nid}" + (f" ({r['size_class']})" if r is not None and
@@ -168,11 +180,15 @@ def qupath_features(
             feats.append(_feature({"type": "Polygon", "coordinates": [ring]}, "detection", cls,
                                   name, meas))
     if crossings is not None and len(crossings):
-        for k, r in enumerate(crossings.itertuples(index=False), start=1):
+        excl = (schema.parse_bool(crossings["excluded"]).to_numpy() if "excluded" in crossings
+                else np.zeros(len(crossings), bool))
+        for k, (r, ex) in enumerate(zip(crossings.itertuples(index=False), excl, strict=True),
+                                    start=1):
             pt = [round(float(r.x_um) / px + 0.5, 3), round(float(r.y_um) / px + 0.5, 3)]
             fid = getattr(r, "fibre_id", None)
             feats.append(_feature({"type": "Point", "coordinates": pt}, "annotation",
-                                  "IENF crossing", f"crossing {k}",
+                                  "IENF crossing (excluded)" if ex else "IENF crossing",
+                                  f"crossing {k}",
                                   {"fibre_id": _clean(fid)} if fid is not None else None))
     for name, arr in (lines or {}).items():
         arr = np.asarray(arr, float).reshape(-1, 2)
@@ -245,8 +261,8 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
                            for n in ("neurons.csv", "crossings.csv", "polylines.json"))
             fc = qupath_features(
                 pixel_size_um=px, neurons=labels.get("neurons"),
-                table=pd.read_csv(tab) if tab is not None else None,
-                crossings=pd.read_csv(cr) if cr is not None else None,
+                table=schema.read_table(tab, "neurons") if tab is not None else None,
+                crossings=schema.read_table(cr, "crossings") if cr is not None else None,
                 lines=read_polylines(pl) if pl is not None else None)
             written.append(write_json(fc, dest / f"{stem}.geojson"))
         else:

@@ -79,7 +79,8 @@ def make_sample_data(out: str | Path = "sample_data") -> list[Path]:
         written.append(write_json({"n_crossings": int(ph.n_crossings),
                                    "surface_length_um": float(ph.surface_length_um),
                                    "dej_length_um": float(ph.dej_length_um),
-                                   "density_per_mm": density},
+                                   "density_per_mm": density,
+                                   "ienfd_per_mm": float(ph.ienfd_per_mm)},
                                   skin / "truth" / f"{stem}_truth.json"))
         rows.append({"image": f"{stem}.ome.tif", "subject": subject, "animal": "",
                      "group": group})

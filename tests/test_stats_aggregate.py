@@ -158,3 +158,38 @@ def test_hodges_lehmann_interval_exact_coverage():
     assert c.sum() == 126
     assert np.cumsum(c)[3] / 126 == pytest.approx(sps.mannwhitneyu(
         [0, 1, 2, 6], [3.5, 4.5, 5.5, 6.5, 7.5], method="exact", alternative="less").pvalue)
+
+
+def _neurons(groups, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, eff, n_units in groups:
+        for k in range(n_units):
+            a = rng.normal(0, 0.05)
+            for _ in range(40):
+                rows.append({"group": g, "unit_id": f"{g}{k}",
+                             "ring_igg": float(np.exp(eff + a + rng.normal(0, 0.2)))})
+    return pd.DataFrame(rows)
+
+
+def test_mixed_model_small_n_gives_no_p():
+    # 1 vs 2 animals with a large effect: the fit "finds" a small p; it must not be reported
+    st = hs.mixed_model_ring_igg(_neurons([("FMS", 0.8, 1), ("HC", 0.0, 2)]))
+    r = st.iloc[0]
+    assert (r["n_a"], r["n_b"]) == (1, 2)
+    assert np.isnan(r["p"]) and np.isnan(r["p_adjusted"])
+    assert "fewer than 3 units in a group" in r["note"]
+    assert r["estimate"] == pytest.approx(0.8, abs=0.3)  # the estimate is still reported
+
+
+def test_mixed_model_group_order_matches_other_rows():
+    nb = _neurons([("FMS", 0.5, 3), ("HC", 0.0, 4)])
+    mm = hs.mixed_model_ring_igg(nb).iloc[0]
+    per_unit = nb.groupby(["unit_id", "group"], as_index=False)["ring_igg"].mean()
+    per_unit["unit"] = "animal"
+    mw = hs.compare_groups(per_unit, "ring_igg").iloc[0]
+    assert (mm["group_a"], mm["group_b"]) == (mw["group_a"], mw["group_b"]) == ("FMS", "HC")
+    assert (mm["n_a"], mm["n_b"]) == (mw["n_a"], mw["n_b"]) == (3, 4)
+    assert np.sign(mm["estimate"]) == np.sign(mw["estimate"]) == 1
+    assert mm["effect_size"] == pytest.approx(np.exp(mm["estimate"]))
+    assert np.isfinite(mm["p"]) and mm["p"] < 0.05

@@ -28,7 +28,7 @@ from ..segment._background import (
 )
 from ..segment._quantiles import quantised_quantiles
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
-from ._params import DrgParams
+from ._params import DrgParams, _smooth_sigma_px
 
 ROLES = ("neuron", "igg", "sgc", "nuclei")
 
@@ -236,8 +236,6 @@ def alignment_px(params: DrgParams | None, pixel_size_um: float) -> int:
     int
         The largest block size (a power of two), at least 8.
     """
-    from ._measure import _smooth_sigma_px
-
     p = params or DrgParams()
     px = float(pixel_size_um)
     windows = [2 * p.max_diameter_um / px, LIPOFUSCIN_WINDOW_UM / px,
@@ -331,8 +329,6 @@ def measurement_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     int
         Radius in pixels.
     """
-    from ._measure import _smooth_sigma_px
-
     p = params
     px = float(pixel_size_um)
     wb = int(np.ceil((p.ring_width_um + p.background_width_um) / px)) + 1

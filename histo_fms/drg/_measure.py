@@ -15,14 +15,14 @@ from ..segment._classical import canonical_labels
 from ..segment._quantiles import label_quantiles
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
-from ._params import DrgParams
+from ._params import DrgParams, _smooth_sigma_px
 from ._rings import ring_geometry
 
-NEURON_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
-                  "touches_border"]
+SOMA_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
+                "touches_border"]
 RING_COLUMNS = ["neuron_id", "ring_area_um2", "ring_mean", "ring_median", "background",
                 "background_source", "ring_igg", "ring_igg_coverage", "sgc_coverage"]
-TABLE_COLUMNS = NEURON_COLUMNS + RING_COLUMNS[1:]
+TABLE_COLUMNS = SOMA_COLUMNS + RING_COLUMNS[1:]
 
 
 @dataclass
@@ -111,7 +111,7 @@ def measure_neurons(
     ids = np.nonzero(np.bincount(labels.ravel(), minlength=nmax + 1)[1:])[0] + 1 if nmax else (
         np.zeros(0, int))
     if ids.size == 0:
-        return _empty(NEURON_COLUMNS)
+        return _empty(SOMA_COLUMNS)
     flat = labels.ravel()
     idx = np.flatnonzero(flat)
     lab = flat[idx]
@@ -139,11 +139,6 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     dtypes = {"neuron_id": np.int64, "touches_border": bool, "size_class": object,
               "background_source": object}
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in columns})
-
-
-def _smooth_sigma_px(p: DrgParams, px: float) -> float:
-    """Sigma (px) of the smooth tissue-background fallback map."""
-    return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
 
 
 def _pow2_block(size: float, h: int, w: int) -> int:

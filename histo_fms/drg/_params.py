@@ -125,3 +125,8 @@ class DrgParams:
             raise ValueError("lipofuscin_quantile must be in (0, 1)")
         if not self.lipofuscin_min_contrast > 1:
             raise ValueError("lipofuscin_min_contrast must be > 1")
+
+
+def _smooth_sigma_px(p: DrgParams, px: float) -> float:
+    """Sigma (px) of the smooth tissue-background fallback map."""
+    return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px

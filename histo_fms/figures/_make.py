@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from histo_fms import schema
 from histo_fms import stats as hs
 
 from ._montage import load_panel, make_montage, pick_representative
@@ -60,8 +61,8 @@ def _stem(image: str) -> str:
     return image_stem(Path(str(image)).name)
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, keep_default_na=True) if path.is_file() else None
+def _read_csv(path: Path, table: str) -> pd.DataFrame | None:
+    return schema.read_table(path, table) if path.is_file() else None
 
 
 def _per_image(results: Path, summary: pd.DataFrame, name: str, *, reviewed: bool
@@ -70,10 +71,16 @@ def _per_image(results: Path, summary: pd.DataFrame, name: str, *, reviewed: boo
     for img in summary["image"]:
         d = results / _stem(img)
         p = d / "reviewed" / name if reviewed else d / name
-        t = _read_csv(p)
+        t = _read_csv(p, Path(name).stem)
         if t is not None:
             out[img] = t
     return out
+
+
+def _n_positive(table: pd.DataFrame) -> int:
+    """IgG-positive rows that count (a reviewer's exclusions left out)."""
+    t = schema.counted_rows(table)
+    return int(schema.parse_bool(t["igg_positive"]).sum()) if "igg_positive" in t else 0
 
 
 def _chosen(sections: pd.DataFrame, images: Sequence[str]) -> list[tuple[str, str]]:
@@ -95,8 +102,8 @@ def _chosen(sections: pd.DataFrame, images: Sequence[str]) -> list[tuple[str, st
 
 def _load_summary(results: Path, kind: str, samples: pd.DataFrame | None
                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    auto = _read_csv(results / f"{kind}_summary.csv")
-    rev = _read_csv(results / f"{kind}_summary_reviewed.csv")
+    auto = _read_csv(results / f"{kind}_summary.csv", f"{kind}_summary")
+    rev = _read_csv(results / f"{kind}_summary_reviewed.csv", f"{kind}_summary_reviewed")
     if auto is not None:
         auto = hs.apply_sample_sheet(auto, samples)
     if rev is not None:
@@ -107,10 +114,10 @@ def _load_summary(results: Path, kind: str, samples: pd.DataFrame | None
 def _check_not_stale(results: Path, allow_stale: bool) -> None:
     """Refuse reviewed summaries whose images were edited after their last recompute."""
     for kind in ("drg", "skin"):
-        rev = _read_csv(results / f"{kind}_summary_reviewed.csv")
+        rev = _read_csv(results / f"{kind}_summary_reviewed.csv", f"{kind}_summary_reviewed")
         if rev is None or "stale" not in rev or allow_stale:
             continue
-        stale = rev.loc[rev["stale"].astype(str).str.lower() == "true", "image"]
+        stale = rev.loc[rev["stale"].fillna(False).astype(bool), "image"]
         if len(stale):
             from histo_fms.io import InputError
 
@@ -224,10 +231,8 @@ def make_figures(
             stats_parts.append(hs.mixed_model_ring_igg(pooled, unit=u))
         if rev_n:
             common = sorted(set(auto_n) & set(rev_n))
-            a = [int(auto_n[i]["igg_positive"].astype(str).str.lower().isin(["true", "1"])
-                     .sum()) for i in common]
-            b = [int(rev_n[i]["igg_positive"].astype(str).str.lower().isin(["true", "1"])
-                     .sum()) for i in common]
+            a = [_n_positive(auto_n[i]) for i in common]
+            b = [_n_positive(rev_n[i]) for i in common]
             if common:
                 fig, pl = plot_bland_altman(np.array(a), np.array(b),
                                             label="IgG-positive neurons (count)")
@@ -238,8 +243,8 @@ def make_figures(
             if images:
                 pick = _chosen(sec, images)
             else:
-                keep = sec[~sec.get("control", pd.Series(False, index=sec.index))
-                           .astype(str).str.lower().isin(["true", "1"])]
+                ctrl = sec.get("control", pd.Series(False, index=sec.index))
+                keep = sec[~schema.parse_bool(ctrl).to_numpy()]
                 pick = sorted(pick_representative(keep, "pct_igg_positive").items())
             panels = [load_panel(paths.get(img), str(results / _stem(img)), title=g, kind="drg",
                                  neurons=neurons.get(img)) for g, img in pick]
@@ -259,7 +264,7 @@ def make_figures(
         summ = skin_rev.copy() if skin_rev is not None else skin.copy()
         if rev_c and skin_rev is None:
             for img, t in rev_c.items():
-                summ.loc[summ["image"] == img, "n_crossings"] = len(t)
+                summ.loc[summ["image"] == img, "n_crossings"] = len(schema.counted_rows(t))
         src = "reviewed" if (rev_c or skin_rev is not None) else "automatic"
         per_unit = hs.aggregate_skin(summ, u, include_controls=include_controls)
         rep.tables["skin"] = write_table(per_unit, outdir / f"skin_per_{u}.csv")
@@ -271,8 +276,9 @@ def make_figures(
         if rev_c:
             common = sorted(set(auto_c) & set(rev_c))
             if common:
-                fig, pl = plot_bland_altman(np.array([len(auto_c[i]) for i in common]),
-                                            np.array([len(rev_c[i]) for i in common]),
+                fig, pl = plot_bland_altman(
+                    np.array([len(schema.counted_rows(auto_c[i])) for i in common]),
+                    np.array([len(schema.counted_rows(rev_c[i])) for i in common]),
                                             label="fibre crossings (count)")
                 pl.insert(0, "image", common)
                 save("skin_bland_altman", fig, pl)

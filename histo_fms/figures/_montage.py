@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
+from ..schema import parse_bool
 from ._plots import OKABE_ITO, new_figure
 
 #: Display colours per channel role (colour-blind safe: green / magenta / blue / grey).
@@ -173,7 +174,7 @@ def _ring_outlines(rings: np.ndarray, neurons: pd.DataFrame | None) -> dict[str,
     bord: set[int] = set()
     if neurons is not None and len(neurons):
         pos = set(neurons.loc[_truthy(neurons.get("igg_positive")), "neuron_id"].astype(int))
-        bord = set(neurons.loc[_truthy(neurons.get("touches_border")), "neuron_id"].astype(int))
+        bord = set(neurons.loc[_left_out(neurons), "neuron_id"].astype(int))
     edges &= ids > 0
     is_pos = np.isin(ids, list(pos))
     is_bord = np.isin(ids, list(bord))
@@ -184,9 +185,15 @@ def _ring_outlines(rings: np.ndarray, neurons: pd.DataFrame | None) -> dict[str,
 
 
 def _truthy(s: pd.Series | None) -> np.ndarray:
-    if s is None:
-        return np.zeros(0, bool)
-    return s.astype(str).str.strip().str.lower().isin(["true", "1", "yes"]).to_numpy()
+    return parse_bool(s).to_numpy()
+
+
+def _left_out(neurons: pd.DataFrame) -> np.ndarray:
+    """Neurons not counted: touching the border or excluded by a reviewer."""
+    out = _truthy(neurons.get("touches_border"))
+    if "excluded" in neurons:
+        out = out | _truthy(neurons["excluded"])
+    return out
 
 
 def make_montage(panels: Sequence[Panel], *, title: str = "") -> tuple[Figure, pd.DataFrame]:
@@ -230,11 +237,11 @@ def make_montage(panels: Sequence[Panel], *, title: str = "") -> tuple[Figure, p
                 mask = mask[: overlay.shape[0], : overlay.shape[1]]
                 overlay[mask] = to_rgba(CALL_COLOURS[k])
                 ax.plot([], [], color=CALL_COLOURS[k], lw=2,
-                        label=f"IgG {k}" if k != "border" else "border (excluded)")
+                        label=f"IgG {k}" if k != "border" else "border / excluded")
             ax.imshow(overlay, interpolation="nearest")
             if p.neurons is not None and len(p.neurons):
                 pos = _truthy(p.neurons.get("igg_positive"))
-                bord = _truthy(p.neurons.get("touches_border"))
+                bord = _left_out(p.neurons)
                 row.update(n_positive=int((pos & ~bord).sum()),
                            n_negative=int((~pos & ~bord).sum()), n_border=int(bord.sum()))
         for name, line in p.lines.items():

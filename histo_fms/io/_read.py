@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..schema import check_pixel_size, image_key
 from ._bioio import read_bioio
 from ._errors import InputError
 from ._image import ImageData
@@ -31,11 +32,7 @@ def image_stem(path: str | Path) -> str:
     str
         The stem used to name the output folder.
     """
-    name = Path(path).name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
+    return image_key(path)
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -111,8 +108,10 @@ def read_image(
     else:
         raise InputError(path, f"unsupported file type {path.suffix!r}")
     if pixel_size_um is not None:
-        if not pixel_size_um > 0:
-            raise InputError(path, f"pixel size override must be > 0 µm, got {pixel_size_um}")
+        try:
+            check_pixel_size(pixel_size_um, what="pixel size override")
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
         img.metadata["pixel_size_source"] = "override"
         img.metadata["file_pixel_size_um"] = img.pixel_size_um
         img.pixel_size_um = float(pixel_size_um)
@@ -137,7 +136,8 @@ def require_pixel_size(img: ImageData) -> float:
     Raises
     ------
     InputError
-        The file has no pixel size and no override was given.
+        The file has no pixel size and no override was given, or its pixel size is
+        outside the plausible 0.01-50 µm.
     """
     if img.pixel_size_um is None or not img.pixel_size_um > 0:
         raise InputError(
@@ -145,4 +145,8 @@ def require_pixel_size(img: ImageData) -> float:
             "no pixel size in the file's metadata; give it with --pixel-size UM "
             "(or pixel_size_um: in the pipeline config)",
         )
-    return float(img.pixel_size_um)
+    src = img.metadata.get("pixel_size_source", "file metadata")
+    try:
+        return check_pixel_size(img.pixel_size_um, what=f"pixel size ({src})")
+    except ValueError as exc:
+        raise InputError(img.path, f"{exc}; give the right one with --pixel-size UM") from None

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..schema import image_key, parse_bool
 from ._errors import InputError
-
-_TRUE = {"true", "yes", "y", "1", "t", "control"}
-_FALSE = {"false", "no", "n", "0", "f", ""}
 
 
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
@@ -32,7 +30,9 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     InputError
-        Missing file or ``image`` column, duplicate images, or unparseable ``control``.
+        Missing file or ``image`` column, two rows naming one image (by
+        :func:`histo_fms.schema.image_key`: ``a`` and ``a.ome.tif`` are one image), or
+        unparseable ``control``.
     """
     path = Path(path)
     if not path.is_file():
@@ -45,15 +45,22 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     if "image" not in df.columns:
         raise InputError(path, f"sample sheet needs an 'image' column; it has {list(df.columns)}")
     df["image"] = df["image"].str.strip()
-    dup = df["image"][df["image"].duplicated()].tolist()
-    if dup:
-        raise InputError(path, f"sample sheet lists image(s) twice: {dup}")
+    keys = df["image"].map(image_key)
+    blank = df.index[keys == ""]
+    if len(blank):
+        raise InputError(path, f"row {int(blank[0]) + 2}: empty 'image'")
+    dup = keys[keys.duplicated(keep=False)]
+    if len(dup):
+        rows = [int(i) + 2 for i in dup.index[dup == dup.iloc[0]]]  # CSV line numbers
+        names = ", ".join(repr(df.loc[i - 2, "image"]) for i in rows)
+        raise InputError(path, f"rows {' and '.join(map(str, rows))} name one image "
+                               f"{dup.iloc[0]!r} ({names}); list each image once")
     if "control" in df.columns:
-        vals = df["control"].str.strip().str.lower()
-        bad = sorted(set(vals) - _TRUE - _FALSE)
-        if bad:
-            raise InputError(path, f"column 'control' must be true/false, found {bad}")
-        df["control"] = vals.isin(_TRUE)
+        try:
+            df["control"] = parse_bool(df["control"], strict=True, extra_true=("control",),
+                                       what="column 'control'").to_numpy()
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
     else:
         df["control"] = False
     for col in ("subject", "animal", "group"):
@@ -65,7 +72,9 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
 def match_sample(sheet: pd.DataFrame | None, path: str | Path, stem: str) -> dict | None:
     """Return the sample-sheet row of an image as a dict, or None when it is not listed.
 
-    An image matches a row whose ``image`` is its file name, its path, or its stem.
+    An image matches the row whose ``image`` has the same
+    :func:`histo_fms.schema.image_key` (file name less its image extension, compared
+    case-sensitively), whether the row gives a stem, a file name or a path.
 
     Parameters
     ----------
@@ -74,21 +83,27 @@ def match_sample(sheet: pd.DataFrame | None, path: str | Path, stem: str) -> dic
     path : str or Path
         The image file.
     stem : str
-        The image's stem (name without extensions).
+        Unused (kept for compatibility): the key is computed from ``path``.
 
     Returns
     -------
     dict or None
         The row (without ``image``), or None.
+
+    Raises
+    ------
+    ValueError
+        More than one row names the image (a sheet not read by :func:`read_sample_sheet`).
     """
     if sheet is None:
         return None
-    p = Path(path)
-    keys = {p.name, str(p), stem}
-    for _, row in sheet.iterrows():
-        img = row["image"]
-        if img in keys or Path(img).name == p.name:
-            d = row.to_dict()
-            d.pop("image")
-            return d
-    return None
+    key = image_key(path)
+    hits = [i for i, img in enumerate(sheet["image"]) if image_key(img) == key]
+    if len(hits) > 1:
+        names = [sheet["image"].iloc[i] for i in hits]
+        raise ValueError(f"sample sheet rows {names} all name image {Path(path).name!r}")
+    if not hits:
+        return None
+    d = sheet.iloc[hits[0]].to_dict()
+    d.pop("image")
+    return d

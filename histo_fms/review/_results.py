@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import schema
 from ..io import image_stem
 
 
@@ -144,4 +145,4 @@ def summary_table(results_dir: str | Path, kind: str) -> pd.DataFrame:
     p = Path(results_dir) / f"{kind}_summary.csv"
     if not p.is_file():
         return pd.DataFrame()
-    return pd.read_csv(p, keep_default_na=False, na_values=[""])
+    return schema.read_table(p, f"{kind}_summary")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from .. import schema
 from ..io import (
     read_labels_scale,
     read_labels_zarr,
@@ -28,6 +29,7 @@ REVIEWED = "reviewed"
 AUDIT = "audit.jsonl"
 OVERRIDES = "overrides.json"
 SUMMARY = "summary.json"
+#: Columns every in-memory crossings table of a review has (see :data:`schema.CROSSINGS`).
 CROSSING_COLUMNS = ["y_um", "x_um", "fibre_id", "source", "excluded"]
 
 
@@ -122,11 +124,8 @@ class ReviewSession:
         self.auto_labels = read_labels_zarr(auto_lab) if auto_lab.exists() else {}
         self.labels = read_labels_zarr(rev_lab) if rev_lab.exists() else {
             k: v.copy() for k, v in self.auto_labels.items()}
-        try:
-            self.pixel_size_um = float(read_labels_scale(rev_lab if rev_lab.exists() else auto_lab))
-        except (KeyError, IndexError, OSError, FileNotFoundError):
-            entry = file_entry(self.run, self.stem)
-            self.pixel_size_um = float(entry.get("pixel_size_um") or 1.0)
+        self.pixel_size_um = _pixel_size(self.run, self.stem,
+                                         rev_lab if rev_lab.exists() else auto_lab)
         state = {}
         if (self.dir / OVERRIDES).is_file():
             state = json.loads((self.dir / OVERRIDES).read_text(encoding="utf-8"))
@@ -913,17 +912,14 @@ class ReviewSession:
         tab["igg_positive"] = call.astype("boolean")
         tab["call_source"] = src.to_numpy()
         tab["excluded"] = ids.isin(self.excluded).to_numpy()
-        from ..batch import NEURON_COLUMNS
-
-        first = [c for c in NEURON_COLUMNS if c in tab.columns]
-        tab = tab[first + [c for c in tab.columns if c not in first]]
-        write_table(tab, self.dir / "neurons.csv")
+        tab = schema.conform(tab, "neurons")
+        schema.write_table(tab, self.dir / "neurons.csv", "neurons")
         self.labels["rings"] = res.rings
         write_labels_zarr({"neurons": self.neurons, "rings": res.rings},
                           self.dir / "labels.zarr", pixel_size_um=self.pixel_size_um)
         self.table = _read_neurons(self.dir / "neurons.csv")
         excl_border = cfg.summary.exclude_border
-        counted = tab.loc[~tab["excluded"]].copy()
+        counted = schema.counted_rows(tab).copy()
         if thr is None and counted["igg_positive"].isna().any():
             counted = counted.drop(columns=["igg_positive"])
         else:
@@ -960,7 +956,7 @@ class ReviewSession:
             recount = self._recount_from_dej()
         write_table(_ordered(self.crossings), self.dir / "crossings.csv")
         write_polylines(self.polylines, self.dir / "polylines.json")
-        counted = int((~self.crossings["excluded"].astype(bool)).sum())
+        counted = len(schema.counted_rows(self.crossings))
         surf = self.polylines.get("surface", np.zeros((0, 2)))
         dej = self.polylines.get("dej", np.zeros((0, 2)))
         length_mm = polyline_length_um(surf, self.excluded_regions) / 1000.0
@@ -1054,7 +1050,7 @@ def _ienfd(n: int, length_mm: float) -> float:
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
-    return df[CROSSING_COLUMNS + [c for c in df.columns if c not in CROSSING_COLUMNS]]
+    return schema.conform(df, "crossings")
 
 
 def _id_counts(values: np.ndarray) -> dict[int, int]:
@@ -1069,31 +1065,38 @@ def _bbox(mask: np.ndarray) -> list[int]:
     return [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
 
 
+def _pixel_size(run: dict, stem: str, labels: Path) -> float:
+    """Pixel size of a result: the labels' scale, else run.json; never a default."""
+    try:
+        return schema.check_pixel_size(read_labels_scale(labels), what=f"{labels}: scale")
+    except (KeyError, IndexError, OSError, FileNotFoundError, TypeError):
+        pass
+    try:
+        value = file_entry(run, stem).get("pixel_size_um")
+    except KeyError:
+        value = None
+    if value is None:
+        raise ReviewError(f"{stem}: no pixel size in {labels} nor in run.json; "
+                          "the results folder is incomplete")
+    try:
+        return schema.check_pixel_size(value, what=f"{stem}: run.json pixel_size_um")
+    except ValueError as exc:
+        raise ReviewError(str(exc)) from None
+
+
 def _read_neurons(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        return pd.DataFrame(columns=["neuron_id", "ring_igg", "igg_positive", "touches_border"])
-    df = pd.read_csv(path)
-    for c in ("touches_border", "excluded"):
-        if c in df.columns:
-            df[c] = df[c].astype(bool)
-    for c in ("igg_positive", "igg_positive_auto"):
-        if c in df.columns:
-            df[c] = df[c].map({True: True, False: False, "True": True, "False": False})
-            df[c] = df[c].astype("boolean")
-    return df
+    return schema.read_table(path, "neurons", missing_ok=True)
 
 
 def _read_crossings(path: Path, source: str | None) -> pd.DataFrame:
-    if not path.is_file():
-        return pd.DataFrame(columns=CROSSING_COLUMNS)
-    df = pd.read_csv(path)
-    for c in ("y_um", "x_um"):
-        df[c] = df[c].astype(float)
-    df["fibre_id"] = df["fibre_id"].fillna(-1).astype(np.int64) if "fibre_id" in df else -1
+    df = schema.read_table(path, "crossings", missing_ok=True)
+    if "fibre_id" in df and df["fibre_id"].dtype != np.int64:
+        df["fibre_id"] = df["fibre_id"].fillna(-1).astype(np.int64)
     if "source" not in df or source is not None:
-        df["source"] = source or "auto"
-    df["excluded"] = df["excluded"].astype(bool) if "excluded" in df else False
-    return df[CROSSING_COLUMNS + [c for c in df.columns if c not in CROSSING_COLUMNS]]
+        df["source"] = pd.Series([source or "auto"] * len(df), index=df.index, dtype=object)
+    if "excluded" not in df:
+        df["excluded"] = np.zeros(len(df), bool)
+    return _ordered(df)
 
 
 def _summary_row(results_dir: Path, kind: str, image: str) -> dict | None:
@@ -1164,4 +1167,5 @@ def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
                 out[k] = v
         rows.append(out)
     df = pd.DataFrame(rows)
-    return write_table(df, results_dir / f"{kind}_summary_reviewed.csv")
+    return schema.write_table(df, results_dir / f"{kind}_summary_reviewed.csv",
+                              f"{kind}_summary_reviewed")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..schema import counted_rows, image_key, parse_bool
+from ..schema import is_blank as _blank
+
 UNITS = ("animal", "subject", "image")
-
-
-def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.astype(str).str.strip().isin(["", "nan", "None", "NaN"]))
 
 
 def image_stem(name: str) -> str:
@@ -26,14 +24,9 @@ def image_stem(name: str) -> str:
     Returns
     -------
     str
-        The stem (same rule as :func:`histo_fms.io.image_stem`, kept here so the
-        statistics never import the IO layer).
+        The stem (:func:`histo_fms.schema.image_key`, the rule used everywhere).
     """
-    base = Path(str(name)).name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf"):
-        if base.lower().endswith(suffix):
-            return base[: -len(suffix)]
-    return Path(base).stem
+    return image_key(name)
 
 
 def resolve_unit(table: pd.DataFrame, unit: str | None = None) -> str:
@@ -65,8 +58,8 @@ def resolve_unit(table: pd.DataFrame, unit: str | None = None) -> str:
 def apply_sample_sheet(summary: pd.DataFrame, samples: pd.DataFrame | None) -> pd.DataFrame:
     """Override and augment a summary's sample columns from a sample sheet.
 
-    Rows match on the image file name or its stem. Non-blank sheet values win; sheet
-    columns the summary lacks are added.
+    Rows match by :func:`histo_fms.schema.image_key` (file name less its image extension).
+    Non-blank sheet values win; sheet columns the summary lacks are added.
 
     Parameters
     ----------
@@ -84,9 +77,14 @@ def apply_sample_sheet(summary: pd.DataFrame, samples: pd.DataFrame | None) -> p
     if samples is None or len(samples) == 0:
         return out
     sheet = samples.copy()
-    sheet["_key"] = [image_stem(Path(str(i)).name) for i in sheet["image"]]
-    keys = [image_stem(Path(str(i)).name) for i in out["image"]]
-    lookup = sheet.drop(columns=["image"]).drop_duplicates("_key").set_index("_key")
+    sheet["_key"] = [image_key(i) for i in sheet["image"]]
+    dup = sheet["_key"][sheet["_key"].duplicated(keep=False)]
+    if len(dup):
+        k = dup.iloc[0]
+        names = sheet.loc[sheet["_key"] == k, "image"].tolist()
+        raise ValueError(f"sample sheet names image {k!r} in more than one row: {names}")
+    keys = [image_key(i) for i in out["image"]]
+    lookup = sheet.drop(columns=["image"]).set_index("_key")
     for col in lookup.columns:
         vals = lookup[col].reindex(keys)
         vals.index = out.index
@@ -108,9 +106,7 @@ def _prepare(summary: pd.DataFrame, unit: str, include_controls: bool) -> pd.Dat
         s["group"] = ""
     s["group"] = s["group"].where(~_blank(s["group"]), "all").astype(str)
     if "control" in s.columns:
-        s["control"] = s["control"].map(
-            lambda v: str(v).strip().lower() in {"true", "1", "yes", "y", "t"}
-        )
+        s["control"] = parse_bool(s["control"]).to_numpy()
     else:
         s["control"] = False
     if include_controls:
@@ -149,7 +145,8 @@ def pool_neurons(
     Returns
     -------
     pandas.DataFrame
-        One row per neuron with extra columns ``image``, ``unit_id``, ``group``.
+        One row per neuron with extra columns ``image``, ``unit_id``, ``group``; rows a
+        reviewer marked ``excluded`` are left out.
     """
     unit = resolve_unit(summary, unit)
     s = _prepare(summary, unit, include_controls)
@@ -158,9 +155,9 @@ def pool_neurons(
         t = neurons_by_image.get(row["image"])
         if t is None or len(t) == 0:
             continue
-        t = t.copy()
+        t = counted_rows(t).copy()
         if exclude_border and "touches_border" in t.columns:
-            t = t[~t["touches_border"].astype(str).str.lower().isin(["true", "1"])]
+            t = t[~parse_bool(t["touches_border"]).to_numpy()]
         t["image"] = row["image"]
         t["unit_id"] = row["unit_id"]
         t["group"] = row["group"]
@@ -168,12 +165,6 @@ def pool_neurons(
     if not parts:
         return pd.DataFrame(columns=["image", "unit_id", "group", "ring_igg", "igg_positive"])
     return pd.concat(parts, ignore_index=True)
-
-
-def _as_bool(s: pd.Series) -> pd.Series:
-    if s.dtype == bool:
-        return s
-    return s.astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
 
 
 def aggregate_drg(
@@ -196,6 +187,7 @@ def aggregate_drg(
         ``drg_summary.csv`` (sample-sheet columns merged).
     neurons_by_image : mapping of str to pandas.DataFrame, optional
         Per-image neuron tables; images without one fall back to the summary's counts.
+        Rows a reviewer marked ``excluded`` are not counted.
     unit : str or None
         Unit column (see :func:`resolve_unit`).
     include_controls : bool
@@ -216,11 +208,12 @@ def aggregate_drg(
     for _, row in s.iterrows():
         t = neurons_by_image.get(row["image"])
         if t is not None:
+            t = counted_rows(t)
             if exclude_border and "touches_border" in t.columns:
-                t = t[~_as_bool(t["touches_border"])]
+                t = t[~parse_bool(t["touches_border"]).to_numpy()]
             ring = pd.to_numeric(t["ring_igg"], errors="coerce") if "ring_igg" in t else None
             n = len(t)
-            npos = int(_as_bool(t["igg_positive"]).sum()) if "igg_positive" in t else 0
+            npos = int(parse_bool(t["igg_positive"]).sum()) if "igg_positive" in t else 0
             rsum = float(np.nansum(ring)) if ring is not None else np.nan
             rn = int(ring.notna().sum()) if ring is not None else 0
             rvals = ring.dropna().to_numpy() if ring is not None else np.array([])

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._tests import STATS_COLUMNS, _row
+from ._tests import MIN_UNITS_PER_GROUP, STATS_COLUMNS, _row
 
 
 def mixed_model_ring_igg(
@@ -43,9 +43,13 @@ def mixed_model_ring_igg(
     Returns
     -------
     pandas.DataFrame
-        One row per non-reference group, columns :data:`STATS_COLUMNS`: ``statistic`` is the
-        Wald z, ``estimate`` the log-ratio coefficient with its 95 % CI, ``effect_size`` the
-        ratio of geometric means ``exp(coef)``.
+        One row per non-reference group (that group vs the reference), columns
+        :data:`STATS_COLUMNS`, in the group order of :func:`compare_groups`: of the two
+        groups, ``group_a`` is the first in sorted order; ``estimate`` is the log ratio
+        a - b with its 95 % CI, ``statistic`` its Wald z, ``effect_size`` the ratio of
+        geometric means a / b.
+        With fewer than 3 units in either group ``p`` is NaN (a random-intercept model
+        cannot estimate the between-unit variance from so few units; the note says so).
     """
     from statsmodels.regression.mixed_linear_model import MixedLM
 
@@ -61,8 +65,8 @@ def mixed_model_ring_igg(
     n_units = t.groupby(group)[unit_col].nunique()
     n_neur = t.groupby(group).size()
     if not others or t[unit_col].nunique() < 3:
-        return pd.DataFrame([_row(readout=value, unit=unit, test=test, group_a="",
-                                  group_b=reference or "", note="too few groups or units to fit")],
+        return pd.DataFrame([_row(readout=value, unit=unit, test=test, group_a=reference or "",
+                                  group_b="", note="too few groups or units to fit")],
                             columns=STATS_COLUMNS)
     y = np.log(t[value].to_numpy())
     x = np.column_stack([np.ones(len(t))] + [(t[group] == g).to_numpy(float) for g in others])
@@ -77,22 +81,29 @@ def mixed_model_ring_igg(
         params, bse = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)
         pvals = np.asarray(fit.pvalues)[: len(params)]
     except (np.linalg.LinAlgError, ValueError) as exc:
-        return pd.DataFrame([_row(readout=value, unit=unit, test=test, group_a="",
-                                  group_b=reference, note=f"fit failed: {exc}")],
+        return pd.DataFrame([_row(readout=value, unit=unit, test=test, group_a=reference,
+                                  group_b="", note=f"fit failed: {exc}")],
                             columns=STATS_COLUMNS)
     rows = []
     for i, g in enumerate(others, start=1):
-        coef, se = float(params[i]), float(bse[i])
+        # the coefficient is g - reference; rows read a - b with a first in sorted order
+        a, b = sorted([g, reference])
+        est, se = (1.0 if a == g else -1.0) * float(params[i]), float(bse[i])
+        n_a, n_b = int(n_units.get(a, 0)), int(n_units.get(b, 0))
+        p = float(pvals[i])
+        notes = [f"n are units; neurons: {int(n_neur.get(a, 0))} vs {int(n_neur.get(b, 0))}"]
+        if min(n_a, n_b) < MIN_UNITS_PER_GROUP:
+            p = np.nan
+            notes.append(f"fewer than {MIN_UNITS_PER_GROUP} units in a group: no p-value")
+        if note:
+            notes.append(note)
         rows.append(_row(
-            readout=value, unit=unit, test=test, group_a=g, group_b=reference,
-            n_a=int(n_units.get(g, 0)), n_b=int(n_units.get(reference, 0)),
-            statistic=coef / se if se > 0 else np.nan, p=float(pvals[i]),
-            p_adjusted=float(pvals[i]), effect_size=float(np.exp(coef)),
-            effect_size_name="ratio of geometric means a / b", estimate=coef,
-            estimate_name="log ratio a - b", ci_low=coef - 1.959964 * se,
-            ci_high=coef + 1.959964 * se,
-            note=(f"n are units; neurons: {int(n_neur.get(g, 0))} vs "
-                  f"{int(n_neur.get(reference, 0))}" + (f"; {note}" if note else ""))))
+            readout=value, unit=unit, test=test, group_a=a, group_b=b,
+            n_a=n_a, n_b=n_b, statistic=est / se if se > 0 else np.nan, p=p,
+            p_adjusted=p, effect_size=float(np.exp(est)),
+            effect_size_name="ratio of geometric means a / b", estimate=est,
+            estimate_name="log ratio a - b", ci_low=est - 1.959964 * se,
+            ci_high=est + 1.959964 * se, note="; ".join(notes)))
     if len(rows) > 1:
         from ._tests import holm
         adj = holm([r["p"] for r in rows])

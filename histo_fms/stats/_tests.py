@@ -12,6 +12,8 @@ STATS_COLUMNS = ["readout", "unit", "test", "group_a", "group_b", "n_a", "n_b", 
                  "p", "p_adjusted", "effect_size", "effect_size_name", "estimate",
                  "estimate_name", "ci_low", "ci_high", "note"]
 _MAX_PERMUTATIONS = 20_000
+#: Fewer units than this in a group: every test says so (and the mixed model gives no p).
+MIN_UNITS_PER_GROUP = 3
 
 
 def holm(pvalues: np.ndarray) -> np.ndarray:
@@ -223,15 +225,18 @@ def compare_groups(
                          effect_size=float(h) / (n - 1) if n > 1 else np.nan,
                          effect_size_name="epsilon_squared",
                          note="n_a is the total number of units; "
-                              + ", ".join(f"n_{g}={samples[g].size}" for g in groups)))
+                              + ", ".join(f"n_{g}={samples[g].size}" for g in groups)
+                              + ("; fewer than 3 units in a group: p is approximate"
+                                 if min(samples[g].size for g in groups) < MIN_UNITS_PER_GROUP
+                                 else "")))
     mw = [mann_whitney(samples[a], samples[b]) for a, b in pairs]
     padj = holm([m["p"] for m in mw]) if len(pairs) > 1 else [m["p"] for m in mw]
     for (a, b), m, pa in zip(pairs, mw, padj, strict=True):
         notes = [f"{m['method']} p"]
         if len(pairs) > 1:
             notes.append(f"Holm-adjusted over {len(pairs)} pairwise tests")
-        if min(samples[a].size, samples[b].size) < 3:
-            notes.append("fewer than 3 units in a group: p cannot be small")
+        if min(samples[a].size, samples[b].size) < MIN_UNITS_PER_GROUP:
+            notes.append(f"fewer than {MIN_UNITS_PER_GROUP} units in a group: p cannot be small")
         rows.append(_row(readout=readout, unit=unit, test="Mann-Whitney U", group_a=a, group_b=b,
                          n_a=samples[a].size, n_b=samples[b].size, statistic=m["statistic"],
                          p=m["p"], p_adjusted=float(pa), effect_size=m["cliffs_delta"],

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from histo_fms.review import ReviewSession
+from histo_fms.schema import check_pixel_size, parse_bool
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -57,27 +58,32 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
     Returns
     -------
     list of LayerDataTuple
-        ``(dask array, kwargs, "image")`` per channel; one RGB layer for a bright-field
-        RGB image.
+        ``(dask array, kwargs, "image")`` per channel (one RGB layer for a bright-field
+        RGB image). An image without a pixel size
+        (none in the file, none given) is shown in pixels (``units = "pixel"``,
+        ``pixel_size_um`` None in the metadata), never in an assumed µm scale.
     """
     from histo_fms.io import read_image
 
     img = read_image(path, pixel_size_um=pixel_size_um, **(read_kwargs or {}))
-    px = float(img.pixel_size_um or pixel_size_um or 1.0)
+    px: float | None = None
+    if img.pixel_size_um is not None:
+        px = check_pixel_size(img.pixel_size_um, what=f"{img.path}: pixel size")
+    scale, units = ((px, px), UNITS) if px is not None else ((1.0, 1.0), ("pixel", "pixel"))
     out: list[LayerData] = []
     if img.metadata.get("rgb"):
         # a bright-field scan is shown as the RGB image it is, not three grey layers
         import dask.array as da
 
         return [(da.moveaxis(img.data[:3], 0, -1), {
-            "name": "RGB", "scale": (px, px), "units": UNITS, "axis_labels": AXES,
+            "name": "RGB", "scale": scale, "units": units, "axis_labels": AXES,
             "rgb": True,
             "metadata": {"histo_fms": {"channel": "RGB", "pixel_size_um": px,
                                        "path": str(img.path)}},
         }, "image")]
     for i, name in enumerate(img.channel_names):
         out.append((img.data[i], {
-            "name": str(name), "scale": (px, px), "units": UNITS, "axis_labels": AXES,
+            "name": str(name), "scale": scale, "units": units, "axis_labels": AXES,
             "colormap": _cmap(str(name), i), "blending": "additive",
             "metadata": {"histo_fms": {"channel": str(name), "pixel_size_um": px,
                                        "path": str(img.path)}},
@@ -214,7 +220,7 @@ def crossings_layer_data(session: ReviewSession) -> LayerData:
     pts = c[["y_um", "x_um"]].to_numpy(float) if len(c) else np.zeros((0, 2))
     feats = pd.DataFrame({
         "source": c["source"].astype(str).to_numpy() if len(c) else np.zeros(0, str),
-        "excluded": c["excluded"].astype(bool).to_numpy() if len(c) else np.zeros(0, bool)})
+        "excluded": parse_bool(c["excluded"]).to_numpy() if len(c) else np.zeros(0, bool)})
     colours = ["yellow" if s == "reviewer" else ("gray" if e else "lime")
                for s, e in zip(feats["source"], feats["excluded"], strict=True)]
     return (pts, {"name": CROSSINGS, "size": 4.0, "face_color": colours or "lime",
