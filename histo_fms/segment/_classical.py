@@ -8,8 +8,8 @@ from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
 from ._background import local_background, smooth_for_stats
-from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
-from ._objects import disc_opening, shape_measures, split_pieces_keep_largest
+from ._local import distance_float32, gaussian_radius, sparse_crops
+from ._objects import close_objects, disc_opening, shape_measures, split_pieces_keep_largest
 from ._quantiles import label_quantiles, quantised_quantiles
 
 
@@ -221,8 +221,11 @@ def segment_classical(
     open_um: float | None = None,
     sheath_threshold: float = 0.5,
     max_size_factor: float = 1.2,
-    min_solidity: float = 0.8,
+    min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
+    min_roundness: float = 0.8,
+    nucleus_gap_um: float = 3.0,
+    nucleus_gap_fraction: float = 0.3,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
     sgc_spread: float | None = None,
@@ -291,6 +294,17 @@ def segment_classical(
         Objects with a smaller area / convex-hull area are rejected.
     min_axis_ratio : float
         Objects with a smaller minor / major axis ratio are rejected.
+    min_roundness : float
+        Objects of which a disc opening of radius a fifth of their own equivalent
+        diameter leaves a smaller fraction are rejected (branching fibres, ragged
+        tissue pieces).
+    nucleus_gap_um : float
+        Each object's holes (nuclei) are filled, also where they open to the
+        outside through a gap narrower than this (a disc closing of each object on
+        its own, so neighbours are not joined).
+    nucleus_gap_fraction : float
+        ... or narrower than this fraction of the object's equivalent diameter (an
+        eccentric nucleus scales with its soma).
     exclude : ndarray of bool, optional
         Pixels to ignore (e.g. lipofuscin); they are inpainted from their surroundings.
     spread : float, optional
@@ -325,6 +339,8 @@ def segment_classical(
                     split_h_um=split_h_um, merge_ratio=merge_ratio, open_um=open_um,
                     sheath_threshold=sheath_threshold, max_size_factor=max_size_factor,
                     min_solidity=min_solidity, min_axis_ratio=min_axis_ratio,
+                    min_roundness=min_roundness,
+                    nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
                     exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread)[0]
 
 
@@ -343,8 +359,11 @@ def _segment(
     open_um: float | None = None,
     sheath_threshold: float = 0.5,
     max_size_factor: float = 1.2,
-    min_solidity: float = 0.8,
+    min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
+    min_roundness: float = 0.8,
+    nucleus_gap_um: float = 3.0,
+    nucleus_gap_fraction: float = 0.3,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
     sgc: np.ndarray | None = None,
@@ -423,15 +442,12 @@ def _segment(
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
         labels = split_pieces_keep_largest(np.where(keep, labels, 0))
-        filled = fill_small_holes(labels > 0, max_area_px)
-        holes = filled & (labels == 0)
-        if holes.any():
-            iy, ix = nearest_feature(labels == 0)
-            labels[holes] = labels[iy[holes], ix[holes]]
+        labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
+                               relative=nucleus_gap_fraction / 2)
 
     # reject what cannot be a soma, renumber 1..n in raster order of first pixels
-    area, ratio, solid = shape_measures(labels)
+    area, ratio, solid, rnd = shape_measures(labels)
     bad = ((area < min_area_px) | (area > max_size_factor**2 * max_area_px)
-           | (ratio < min_axis_ratio) | (solid < min_solidity))
+           | (ratio < min_axis_ratio) | (solid < min_solidity) | (rnd < min_roundness))
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels)), mask
