@@ -9,7 +9,13 @@ from skimage.segmentation import watershed
 
 from ._background import local_background, smooth_for_stats
 from ._local import distance_float32, gaussian_radius, sparse_crops
-from ._objects import close_objects, disc_opening, shape_measures, split_pieces_keep_largest
+from ._objects import (
+    close_objects,
+    disc_closing,
+    disc_opening,
+    shape_measures,
+    split_pieces_keep_largest,
+)
 from ._quantiles import label_quantiles, quantised_quantiles
 
 
@@ -172,6 +178,70 @@ def _watershed_clusters(height: np.ndarray, markers: np.ndarray, components: np.
     return labels
 
 
+def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: float,
+                    max_area_px: float, close_px: float, max_texture: float) -> np.ndarray:
+    """Regions enclosed by SGC sheath that look like (dim) somata.
+
+    The sheath mask is disc-closed (bridging gaps narrower than ``2 * close_px``); its
+    holes between ``min_area_px`` and ``max_area_px`` are soma candidates whatever
+    their neuron-marker brightness, kept when their neuron-channel texture (10th to
+    90th percentile range of ``contrast``) is below ``max_texture``: a soma's
+    cytoplasm is homogeneous, a pocket of interstitium between sheaths is full of
+    axon puncta.
+
+    Parameters
+    ----------
+    sheath : ndarray of bool
+        SGC-positive pixels.
+    contrast : ndarray of float
+        Neuron-channel local contrast.
+    min_area_px, max_area_px : float
+        Area range of a candidate.
+    close_px : float
+        Closing radius of the sheath mask (px).
+    max_texture : float
+        Largest contrast range within a candidate.
+
+    Returns
+    -------
+    ndarray of int32
+        Candidate regions (labelled 1..m; local: each depends only on the sheath
+        within the largest neuron's reach).
+    """
+    closed = disc_closing(sheath, close_px)
+    holes = fill_small_holes(closed, max_area_px) & ~closed
+    lab, n = ndi.label(holes)
+    if n == 0:
+        return lab.astype(np.int32)
+    size = np.bincount(lab.ravel(), minlength=n + 1)
+    lo = label_quantiles(contrast, lab, 0.1, n)
+    hi = label_quantiles(contrast, lab, 0.9, n)
+    ok = (size >= min_area_px) & (hi - lo < max_texture)
+    ok[0] = False
+    keep = np.zeros(n + 1, np.int32)
+    keep[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
+    return keep[lab]
+
+
+def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2
+                  ) -> np.ndarray:
+    """Add sheath-enclosed candidates that no object covers (ids after the last)."""
+    m = int(enclosed.max())
+    if m == 0:
+        return labels
+    size = np.bincount(enclosed.ravel(), minlength=m + 1)
+    covered = np.bincount(enclosed[labels > 0], minlength=m + 1)
+    new = (covered <= max_overlap * size)
+    new[0] = False
+    ids = np.zeros(m + 1, np.int32)
+    n0 = int(labels.max())
+    ids[new] = n0 + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
+    add = (ids[enclosed] > 0) & (labels == 0)
+    out = labels.copy()
+    out[add] = ids[enclosed][add]
+    return out
+
+
 def _contrast(img: np.ndarray, window: float, spread: float | None, raw: np.ndarray
               ) -> np.ndarray:
     """Local contrast ``(I - B) / max(N - B, 0.2 * spread)`` of a smoothed channel."""
@@ -224,6 +294,8 @@ def segment_classical(
     min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
     min_roundness: float = 0.8,
+    max_texture: float = 0.5,
+    sheath_gap_um: float = 2.0,
     nucleus_gap_um: float = 3.0,
     nucleus_gap_fraction: float = 0.3,
     exclude: np.ndarray | None = None,
@@ -298,6 +370,13 @@ def segment_classical(
         Objects of which a disc opening of radius a fifth of their own equivalent
         diameter leaves a smaller fraction are rejected (branching fibres, ragged
         tissue pieces).
+    max_texture : float
+        With an SGC channel, regions enclosed by sheath are somata even when dim in
+        the neuron channel, if their contrast range (10th-90th percentile) is below
+        this (homogeneous cytoplasm, not punctate interstitium); 0 disables.
+    sheath_gap_um : float
+        Gaps narrower than this in a sheath are bridged before looking for the
+        regions it encloses.
     nucleus_gap_um : float
         Each object's holes (nuclei) are filled, also where they open to the
         outside through a gap narrower than this (a disc closing of each object on
@@ -339,7 +418,8 @@ def segment_classical(
                     split_h_um=split_h_um, merge_ratio=merge_ratio, open_um=open_um,
                     sheath_threshold=sheath_threshold, max_size_factor=max_size_factor,
                     min_solidity=min_solidity, min_axis_ratio=min_axis_ratio,
-                    min_roundness=min_roundness,
+                    min_roundness=min_roundness, max_texture=max_texture,
+                    sheath_gap_um=sheath_gap_um,
                     nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
                     exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread)[0]
 
@@ -362,6 +442,8 @@ def _segment(
     min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
     min_roundness: float = 0.8,
+    max_texture: float = 0.5,
+    sheath_gap_um: float = 2.0,
     nucleus_gap_um: float = 3.0,
     nucleus_gap_fraction: float = 0.3,
     exclude: np.ndarray | None = None,
@@ -394,29 +476,36 @@ def _segment(
 
     contrast = _contrast(prepare(img), window, spread, image)
     mask = contrast > threshold
+    max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
+    min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
+    enclosed = None
     if sgc is not None:
         s = prepare(sgc)
         if float(s.max()) > float(s.min()):
             cs = _contrast(s, window, sgc_spread, sgc)
-            sheath = (cs > sheath_threshold) & (cs > contrast)
-            mask &= ~sheath
-            del sheath
+            sgc_pos = cs > sheath_threshold
+            mask &= ~(sgc_pos & (cs > contrast))
+            if max_texture > 0:
+                enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
+                                           max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
+                                           max_texture=max_texture)
+            del cs, sgc_pos
         del s
     it = max(1, int(round(0.5 / px)))
     mask = ndi.binary_opening(mask, iterations=it)
-    max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     mask = fill_small_holes(mask, max_area_px)
     mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
-    min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
     cc, ncc = ndi.label(mask)
-    if ncc == 0:
-        return labels, mask
     sizes = np.bincount(cc.ravel())
     big = sizes >= 0.5 * min_area_px
     big[0] = False
     cc = np.where(big[cc], cc, 0)
     mask = cc > 0
     if not mask.any():
+        if enclosed is not None and enclosed.any():
+            return _finish(_add_enclosed(labels, enclosed), min_area_px, max_area_px,
+                           max_size_factor, min_axis_ratio, min_solidity,
+                           min_roundness), mask | (enclosed > 0)
         return labels, mask
 
     # split touching neurons
@@ -445,9 +534,18 @@ def _segment(
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)
 
-    # reject what cannot be a soma, renumber 1..n in raster order of first pixels
+    if enclosed is not None:
+        labels = _add_enclosed(labels, enclosed)
+        mask = mask | (enclosed > 0)
+    return _finish(labels, min_area_px, max_area_px, max_size_factor, min_axis_ratio,
+                   min_solidity, min_roundness), mask
+
+
+def _finish(labels, min_area_px, max_area_px, max_size_factor, min_axis_ratio, min_solidity,
+            min_roundness):
+    """Reject what cannot be a soma, renumber 1..n in raster order of first pixels."""
     area, ratio, solid, rnd = shape_measures(labels)
     bad = ((area < min_area_px) | (area > max_size_factor**2 * max_area_px)
            | (ratio < min_axis_ratio) | (solid < min_solidity) | (rnd < min_roundness))
     bad[0] = True
-    return canonical_labels(np.where(bad[labels], 0, labels)), mask
+    return canonical_labels(np.where(bad[labels], 0, labels))
