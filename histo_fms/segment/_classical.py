@@ -8,7 +8,7 @@ from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
 from ._background import local_background, smooth_for_stats
-from ._local import distance_float32, gaussian_radius, sparse_crops
+from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
 from ._objects import (
     close_objects,
     disc_closing,
@@ -265,14 +265,14 @@ def opening_radius_px(min_diameter_um: float, pixel_size_um: float,
     pixel_size_um : float
         Pixel size in µm.
     open_um : float, optional
-        Explicit radius in µm (default: a quarter of ``min_diameter_um``, at least 1 µm).
+        Explicit radius in µm (default: 0.15 times ``min_diameter_um``, at least 1 µm).
 
     Returns
     -------
     float
         Radius in pixels.
     """
-    r_um = max(1.0, 0.25 * float(min_diameter_um)) if open_um is None else float(open_um)
+    r_um = max(1.0, 0.15 * float(min_diameter_um)) if open_um is None else float(open_um)
     return r_um / float(pixel_size_um)
 
 
@@ -294,10 +294,12 @@ def segment_classical(
     min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
     min_roundness: float = 0.8,
+    bare_solidity: float = 0.85,
+    bare_roundness: float = 0.9,
     max_texture: float = 0.5,
     sheath_gap_um: float = 2.0,
     nucleus_gap_um: float = 3.0,
-    nucleus_gap_fraction: float = 0.3,
+    nucleus_gap_fraction: float = 0.5,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
     sgc_spread: float | None = None,
@@ -315,7 +317,7 @@ def segment_classical(
       satellite-glial sheaths; sheath pixels brighter (in contrast) than the neuron
       channel are cut out of the foreground, so touching somata and the axon-rich
       interstitium around them fall apart along the sheath;
-    * a disc opening of radius ``open_um`` (a quarter of ``min_diameter_um``)
+    * a disc opening of radius ``open_um`` (0.15 times ``min_diameter_um``)
       removes axon puncta and fibre bundles thinner than half the smallest soma;
     * touching neurons are split by a watershed on the distance transform from
       h-maxima markers; neighbours without a neck are merged back;
@@ -355,7 +357,7 @@ def segment_classical(
         Watershed neighbours are merged again when the distance transform at their
         saddle is at least this fraction of the smaller peak (no real neck).
     open_um : float, optional
-        Radius (µm) of the disc opening; default a quarter of ``min_diameter_um``
+        Radius (µm) of the disc opening; default 0.15 times ``min_diameter_um``
         (at least 1 µm). 0 disables.
     sheath_threshold : float
         SGC local contrast above which a pixel can be sheath.
@@ -370,6 +372,10 @@ def segment_classical(
         Objects of which a disc opening of radius a fifth of their own equivalent
         diameter leaves a smaller fraction are rejected (branching fibres, ragged
         tissue pieces).
+    bare_solidity, bare_roundness : float
+        With an SGC channel, objects less than half wrapped in sheath (the 2 µm band
+        around them) must pass these stricter checks instead (a soma is wrapped in
+        satellite glia; a piece of fibre bundle is not and has a ragged outline).
     max_texture : float
         With an SGC channel, regions enclosed by sheath are somata even when dim in
         the neuron channel, if their contrast range (10th-90th percentile) is below
@@ -419,6 +425,7 @@ def segment_classical(
                     sheath_threshold=sheath_threshold, max_size_factor=max_size_factor,
                     min_solidity=min_solidity, min_axis_ratio=min_axis_ratio,
                     min_roundness=min_roundness, max_texture=max_texture,
+                    bare_solidity=bare_solidity, bare_roundness=bare_roundness,
                     sheath_gap_um=sheath_gap_um,
                     nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
                     exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread)[0]
@@ -442,10 +449,12 @@ def _segment(
     min_solidity: float = 0.7,
     min_axis_ratio: float = 0.3,
     min_roundness: float = 0.8,
+    bare_solidity: float = 0.85,
+    bare_roundness: float = 0.9,
     max_texture: float = 0.5,
     sheath_gap_um: float = 2.0,
     nucleus_gap_um: float = 3.0,
-    nucleus_gap_fraction: float = 0.3,
+    nucleus_gap_fraction: float = 0.5,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
     sgc: np.ndarray | None = None,
@@ -478,7 +487,11 @@ def _segment(
     mask = contrast > threshold
     max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
-    enclosed = None
+    enclosed = sgc_pos = None
+    checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
+              "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
+              "min_roundness": min_roundness, "bare_solidity": bare_solidity,
+              "bare_roundness": bare_roundness, "sheathed": 0.5}
     if sgc is not None:
         s = prepare(sgc)
         if float(s.max()) > float(s.min()):
@@ -489,7 +502,7 @@ def _segment(
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
                                            max_texture=max_texture)
-            del cs, sgc_pos
+            del cs
         del s
     it = max(1, int(round(0.5 / px)))
     mask = ndi.binary_opening(mask, iterations=it)
@@ -503,9 +516,8 @@ def _segment(
     mask = cc > 0
     if not mask.any():
         if enclosed is not None and enclosed.any():
-            return _finish(_add_enclosed(labels, enclosed), min_area_px, max_area_px,
-                           max_size_factor, min_axis_ratio, min_solidity,
-                           min_roundness), mask | (enclosed > 0)
+            return _finish(_add_enclosed(labels, enclosed), checks, sgc_pos,
+                           px), mask | (enclosed > 0)
         return labels, mask
 
     # split touching neurons
@@ -537,15 +549,55 @@ def _segment(
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
-    return _finish(labels, min_area_px, max_area_px, max_size_factor, min_axis_ratio,
-                   min_solidity, min_roundness), mask
+    return _finish(labels, checks, sgc_pos, px), mask
 
 
-def _finish(labels, min_area_px, max_area_px, max_size_factor, min_axis_ratio, min_solidity,
-            min_roundness):
-    """Reject what cannot be a soma, renumber 1..n in raster order of first pixels."""
+def sheath_coverage(labels: np.ndarray, sgc_pos: np.ndarray, width_px: float) -> np.ndarray:
+    """Fraction of the band just outside each object (``width_px`` wide) that is SGC-positive.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    sgc_pos : ndarray of bool
+        SGC-positive pixels.
+    width_px : float
+        Band width in pixels.
+
+    Returns
+    -------
+    ndarray, shape (n + 1,)
+        Coverage per label id (0 where an object has no band).
+    """
+    n = int(labels.max())
+    if n == 0:
+        return np.zeros(1)
+    iy, ix = nearest_feature(labels == 0)
+    d2 = (iy - np.arange(labels.shape[0])[:, None]) ** 2 + (ix - np.arange(labels.shape[1])) ** 2
+    band = (labels == 0) & (d2 <= width_px**2)
+    owner = labels[iy[band], ix[band]]
+    tot = np.bincount(owner, minlength=n + 1).astype(float)
+    pos = np.bincount(owner, weights=sgc_pos[band], minlength=n + 1)
+    return np.where(tot > 0, pos / np.maximum(tot, 1), 0.0)
+
+
+def _finish(labels, checks, sgc_pos, px):
+    """Reject what cannot be a soma, renumber 1..n in raster order of first pixels.
+
+    Objects wrapped in SGC sheath (at least ``sheathed`` of their surrounding band)
+    pass with the looser ``min_solidity`` / ``min_roundness``; bare objects must be
+    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``).
+    """
+    c = checks
     area, ratio, solid, rnd = shape_measures(labels)
-    bad = ((area < min_area_px) | (area > max_size_factor**2 * max_area_px)
-           | (ratio < min_axis_ratio) | (solid < min_solidity) | (rnd < min_roundness))
+    n = area.size - 1
+    if sgc_pos is not None and n:
+        wrapped = sheath_coverage(labels, sgc_pos, 2.0 / px) >= c["sheathed"]
+    else:
+        wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
+    min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
+    min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
+    bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
+           | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))

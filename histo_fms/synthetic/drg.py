@@ -210,8 +210,8 @@ def make_drg_section(
     read_noise: float = 3.0,
     packing: float = 0.5,
     axon_density: float = 1.0,
-    nerve_root: bool = True,
-    outside_fraction: float = 0.12,
+    nerve_root: bool = False,
+    outside_fraction: float = 0.0,
     nucleus_contrast: tuple[float, float] = (0.15, 1.0),
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
@@ -328,7 +328,7 @@ def make_drg_section(
 
     # --- neuron placement (random sequential packing) ----------------------------------
     cys, cxs, rs, ts = [], [], [], []
-    area_target = float(packing) * float(tissue.mean()) * hu * wu
+    area_target = float(packing) * float((~outside & ~root_mask).mean()) * hu * wu
     area = 0.0
     for _ in range(4000):
         if area > area_target:
