@@ -108,13 +108,13 @@ def _pooled_f1(evals):
 
 def test_real_tissue_like_phantom_segmented_with_sgc():
     from histo_fms.drg import measure_neurons
-    from histo_fms.synthetic.drg import evaluate_drg, make_drg_section
+    from histo_fms.synthetic.drg import REAL_TISSUE, evaluate_drg, make_drg_section
 
     evals = []
     for seed in (0, 1):
-        # axon puncta and fibre bundles between densely packed somata, nerve root,
-        # slide with debris, dark and pale nuclei (the phantom's defaults)
-        ph = make_drg_section((384, 384), 0.5, seed=seed)
+        # axon puncta and fibre bundles between the somata, dark and pale nuclei, a
+        # nerve root and empty slide with debris
+        ph = make_drg_section((384, 384), 0.5, seed=seed, **REAL_TISSUE)
         lab = segment_neurons(ph.channel("NeuN"), pixel_size_um=0.5,
                               channels={"sgc": ph.channel("GS")})
         table = measure_neurons(lab, pixel_size_um=0.5)

@@ -21,7 +21,13 @@ from scipy import ndimage as ndi
 
 from ._imaging import acquire, vignetting
 
-__all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc"]
+__all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc",
+           "REAL_TISSUE"]
+
+#: options of :func:`make_drg_section` that make a phantom look like real DRG tissue
+#: (neurofilament-like neuron channel, nerve root, slide with debris, dark/pale nuclei)
+REAL_TISSUE: dict = {"axon_density": 1.0, "nerve_root": True, "outside_fraction": 0.12,
+                     "nucleus_contrast": (0.15, 1.0)}
 
 CHANNEL_NAMES = ["NeuN", "GS", "IgG", "DAPI"]
 
@@ -209,12 +215,20 @@ def make_drg_section(
     dark_level: float = 100.0,
     read_noise: float = 3.0,
     packing: float = 0.5,
-    axon_density: float = 1.0,
+    axon_density: float = 0.0,
     nerve_root: bool = False,
     outside_fraction: float = 0.0,
-    nucleus_contrast: tuple[float, float] = (0.15, 1.0),
+    nucleus_contrast: tuple[float, float] = (0.8, 0.8),
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
+
+    The defaults give the project's original phantom (same images for a seed as
+    before the tissue-realism options existed). ``**REAL_TISSUE`` (see
+    :data:`REAL_TISSUE`) makes it look like real tissue: axon puncta and fibre bundles
+    between the somata, a nerve root, empty slide with debris beyond the capsule, and
+    dark to pale nuclei. The realism options never change which neurons a seed places
+    in the tissue, only the stain around them (and no neuron lies in a root or on the
+    slide).
 
     Parameters
     ----------
@@ -253,7 +267,7 @@ def make_drg_section(
     axon_density : float
         Density of axon puncta and fibre bundles in the neuron channel between the
         somata (1: the interstitium is bright almost everywhere, as with
-        neurofilament; 0: a smooth dim interstitium).
+        neurofilament; 0: a smooth dim interstitium, the default).
     nerve_root : bool
         Add a nerve root (parallel axon bundles, no somata) along one edge.
     outside_fraction : float
@@ -261,7 +275,7 @@ def make_drg_section(
         beyond the tissue edge, with debris; 0: tissue everywhere.
     nucleus_contrast : tuple of float
         Range of the neuron-marker level in a neuron's nucleus relative to its
-        cytoplasm, drawn per neuron (low: dark nucleus; near 1: pale).
+        cytoplasm, drawn per neuron (low: dark nucleus; near 1: pale; default 0.8).
 
     Returns
     -------
