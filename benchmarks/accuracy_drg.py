@@ -7,6 +7,7 @@ ring-IgG AUC (true positive vs negative neurons), and the error of % IgG-positiv
 
     python benchmarks/accuracy_drg.py --seeds 12 --controls 6
     python benchmarks/accuracy_drg.py --pixel-size 0.35 --shape 1096 --no-sgc
+    python benchmarks/accuracy_drg.py --real-tissue   # axon field, nerve root, slide, nuclei
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 from histo_fms.drg import calibrate_threshold, call_igg, measure_drg
-from histo_fms.synthetic.drg import evaluate_drg, make_drg_section
+from histo_fms.synthetic.drg import REAL_TISSUE, evaluate_drg, make_drg_section
 
 
 def measure(ph, use_sgc=True):
@@ -36,21 +37,25 @@ def main(argv=None):
     ap.add_argument("--pixel-size", type=float, default=0.5, help="µm per pixel")
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--no-sgc", action="store_true", help="neuron + IgG channels only")
+    ap.add_argument("--real-tissue", action="store_true",
+                    help="phantoms with synthetic.drg.REAL_TISSUE (axons, root, slide, nuclei)")
     args = ap.parse_args(argv)
+    extra = REAL_TISSUE if args.real_tissue else {}
     shape = (args.shape, args.shape)
     use_sgc = not args.no_sgc
 
     t0 = time.perf_counter()
     ctrl = []
     for s in range(args.first_seed + 500, args.first_seed + 500 + args.controls):
-        t = measure(make_drg_section(shape, args.pixel_size, seed=s, control=True), use_sgc)
+        t = measure(make_drg_section(shape, args.pixel_size, seed=s, control=True, **extra),
+                    use_sgc)
         ctrl.append(t.loc[~t["touches_border"], "ring_igg"].to_numpy())
     ctrl = np.concatenate(ctrl)
     thr = calibrate_threshold(ctrl, 99.0)
 
     rows = []
     for s in range(args.first_seed, args.first_seed + args.seeds):
-        ph = make_drg_section(shape, args.pixel_size, seed=s)
+        ph = make_drg_section(shape, args.pixel_size, seed=s, **extra)
         tic = time.perf_counter()
         table = call_igg(measure(ph, use_sgc), thr)
         dt = time.perf_counter() - tic

@@ -95,3 +95,94 @@ def test_pixel_size_scales_min_diameter():
     assert segment_neurons(img, pixel_size_um=0.5).max() == 0
     # at 1.0 µm/px it is 16 µm across
     assert segment_neurons(img, pixel_size_um=1.0).max() == 1
+
+
+# --- real-tissue behaviour -----------------------------------------------------------------
+
+def _pooled_f1(evals):
+    tp = sum(e["tp"] for e in evals)
+    fp = sum(e["fp"] for e in evals)
+    fn = sum(e["fn"] for e in evals)
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def test_real_tissue_like_phantom_segmented_with_sgc():
+    from histo_fms.drg import measure_neurons
+    from histo_fms.synthetic.drg import REAL_TISSUE, evaluate_drg, make_drg_section
+
+    evals = []
+    for seed in (0, 1):
+        # axon puncta and fibre bundles between the somata, dark and pale nuclei, a
+        # nerve root and empty slide with debris
+        ph = make_drg_section((384, 384), 0.5, seed=seed, **REAL_TISSUE)
+        lab = segment_neurons(ph.channel("NeuN"), pixel_size_um=0.5,
+                              channels={"sgc": ph.channel("GS")})
+        table = measure_neurons(lab, pixel_size_um=0.5)
+        evals.append(evaluate_drg(ph, table))
+        assert table["diameter_um"].max() <= 1.2 * 60
+    assert _pooled_f1(evals) > 0.7
+
+
+def test_tissue_sized_component_is_not_a_neuron():
+    rng = np.random.default_rng(4)
+    shape = (300, 300)  # 1 µm/px
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    # a bright, neck-free tissue region 200 x 120 µm, and two somata apart from it
+    tissue = ((yy - 90) / 60.0) ** 2 + ((xx - 150) / 100.0) ** 2 < 1
+    img = np.full(shape, 100.0)
+    img[tissue] = 1500.0
+    img[_disc(shape, 240, 70, 12)] = 1600.0
+    img[_disc(shape, 240, 220, 15)] = 1600.0
+    img = rng.poisson(img).astype(np.float32)
+    lab = segment_neurons(img, pixel_size_um=1.0)
+    assert lab.max() == 2
+    assert not lab[tissue].any()
+    assert lab[240, 70] > 0 and lab[240, 220] > 0
+
+
+def test_sgc_sheath_splits_touching_neurons():
+    rng = np.random.default_rng(5)
+    shape = (160, 200)  # 0.5 µm/px
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    # two somata pressed together into one neck-free ellipse (40 x 24 µm), an SGC
+    # sheath around both and between them
+    cell = ((yy - 80) / 24.0) ** 2 + ((xx - 100) / 40.0) ** 2 < 1
+    ring = (((yy - 80) / 28.0) ** 2 + ((xx - 100) / 44.0) ** 2 < 1) & ~cell
+    wall = cell & (np.abs(xx - 100) < 2)
+    neuron = np.where(cell, 1500.0, 150.0)
+    neuron[wall] = 900.0
+    sgc = np.full(shape, 100.0)
+    sgc[ring | wall] = 1200.0
+    neuron = rng.poisson(neuron).astype(np.float32)
+    sgc = rng.poisson(sgc).astype(np.float32)
+    alone = segment_neurons(neuron, pixel_size_um=0.5)
+    assert alone.max() == 1  # no neck: one object without the SGC channel
+    both = segment_neurons(neuron, pixel_size_um=0.5, channels={"sgc": sgc})
+    assert both.max() == 2
+    assert both[80, 75] > 0 and both[80, 125] > 0 and both[80, 75] != both[80, 125]
+
+
+def test_eccentric_dark_nucleus_stays_in_its_soma():
+    rng = np.random.default_rng(6)
+    shape = (160, 160)  # 0.5 µm/px: a 36 µm soma whose dark nucleus reaches its edge
+    img = np.full(shape, 150.0)
+    soma = _disc(shape, 80, 80, 36)
+    nucleus = _disc(shape, 80, 104, 13)
+    img[soma] = 1500.0
+    img[nucleus] = 200.0
+    lab = segment_neurons(rng.poisson(img).astype(np.float32), pixel_size_um=0.5)
+    assert lab.max() == 1
+    assert lab[80, 104] == 1  # the nucleus is part of the soma
+    assert (lab == 1).sum() == pytest.approx(soma.sum(), rel=0.15)
+
+
+def test_fibre_bundles_are_not_neurons():
+    rng = np.random.default_rng(7)
+    shape = (200, 200)  # 0.5 µm/px
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    img = np.full(shape, 150.0)
+    img[np.abs(yy - 0.5 * xx - 30) < 4] = 1200.0  # 4 µm thick fibre bundle
+    img[np.abs(xx - 150) < 10] = 1200.0  # 10 µm wide bundle across the image
+    img[_disc(shape, 150, 50, 20)] = 1500.0
+    lab = segment_neurons(rng.poisson(img).astype(np.float32), pixel_size_um=0.5)
+    assert lab.max() == 1 and lab[150, 50] == 1

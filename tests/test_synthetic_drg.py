@@ -1,7 +1,8 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from histo_fms.synthetic.drg import make_drg_section, roc_auc
+from histo_fms.synthetic.drg import REAL_TISSUE, make_drg_section, roc_auc
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,33 @@ def test_roc_auc():
     assert roc_auc([2, 3], [0, 1]) == 1.0
     assert roc_auc([1], [1]) == 0.5
     assert np.isnan(roc_auc([], [1]))
+
+
+def test_axon_field_fills_interstitium_without_changing_truth():
+    bare = make_drg_section((256, 256), 0.5, seed=4)
+    real = make_drg_section((256, 256), 0.5, seed=4, axon_density=1.0,
+                            nucleus_contrast=(0.15, 1.0))
+    np.testing.assert_array_equal(bare.labels, real.labels)  # same neurons
+    pd.testing.assert_frame_equal(bare.truth, real.truth)
+    between = (real.labels == 0) & (real.sheaths == 0)
+    soma = real.labels > 0
+    neun_b = bare.channel("NeuN").astype(float) - bare.dark_level
+    neun_r = real.channel("NeuN").astype(float) - real.dark_level
+    level = np.median(neun_r[soma])
+    # puncta and fibre bundles: the interstitium is bright in many places
+    assert np.percentile(neun_r[between], 90) > 0.3 * level
+    assert np.percentile(neun_b[between], 90) < 0.15 * level
+
+
+def test_nerve_root_and_slide_with_debris():
+    ph = make_drg_section((384, 384), 0.5, seed=8, **{**REAL_TISSUE, "outside_fraction": 0.2})
+    ref = make_drg_section((384, 384), 0.5, seed=8)
+    assert len(ph.truth) < len(ref.truth)  # no somata in the root or on the slide
+    neun = ph.channel("NeuN").astype(float) - ph.dark_level
+    bands = [neun[:20], neun[-20:], neun[:, :20], neun[:, -20:]]
+    labs = [ph.labels[:20], ph.labels[-20:], ph.labels[:, :20], ph.labels[:, -20:]]
+    level = np.median(neun[ph.labels > 0])
+    slide = int(np.argmin([np.median(b) for b in bands]))
+    assert np.median(bands[slide]) < 0.02 * level  # empty slide ...
+    assert bands[slide].max() > 0.2 * level  # ... with bright debris
+    assert not labs[slide].any()

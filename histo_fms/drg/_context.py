@@ -26,6 +26,7 @@ from ..segment._background import (
     local_background_radius,
     smooth_for_stats,
 )
+from ..segment._classical import opening_radius_px
 from ..segment._quantiles import quantised_quantiles
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
 from ._params import DrgParams, _smooth_sigma_px
@@ -56,6 +57,8 @@ class DrgContext:
     neuron_spread : float
         99.5th minus 50th percentile of the smoothed neuron channel (floor of the
         segmentation's contrast scale).
+    sgc_spread : float
+        The same for the SGC channel (floor of the sheath contrast scale; 0 without one).
 
     Notes
     -----
@@ -69,6 +72,7 @@ class DrgContext:
     maxima: dict[str, float] = field(default_factory=dict)
     lipofuscin_thresholds: dict[str, float] = field(default_factory=dict)
     neuron_spread: float = 0.0
+    sgc_spread: float = 0.0
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -162,7 +166,7 @@ def compute_context(
     if unknown:
         raise ValueError(f"unknown channel roles: {sorted(unknown)}")
     dark, med, mx = {}, {}, {}
-    spread = 0.0
+    spread = sgc_spread = 0.0
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
         if g.size == 0:
@@ -175,6 +179,8 @@ def compute_context(
                                                                dark_level=known)
         if role == "neuron":
             spread = vals[0.995] - vals[0.5]
+        if role == "sgc":
+            sgc_spread = vals[0.995] - vals[0.5]
     thresholds = {}
     lroles = lipofuscin_roles(channels, p) if lipofuscin else []
     if lroles and min(np.shape(channels[lroles[0]])) >= 3:
@@ -187,7 +193,8 @@ def compute_context(
                                          spots=False)
             thresholds[role] = quantised_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
-                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
+                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
+                      sgc_spread=float(sgc_spread))
 
 
 def _gauss_radius(sigma: float) -> int:
@@ -311,6 +318,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     r += _gauss_radius(float(opts.get("smooth_um", 0.7)) / px)
     r += local_background_radius(2 * float(opts.get("max_diameter_um", p.max_diameter_um)) / px)
     r += 2 * max(1, int(round(0.5 / px))) + 1
+    # disc opening (fibres, puncta) after the hole filling
+    rad = opening_radius_px(float(opts.get("min_diameter_um", p.min_diameter_um)), px,
+                            opts.get("open_um"))
+    r += 2 * int(np.ceil(rad)) + 2
     return r
 
 

@@ -518,6 +518,9 @@ def measure_drg(
         if p.segmentation_backend == "classical":
             opts["exclude"] = lipo
             opts["spread"] = context.neuron_spread
+            if "sgc" in roles:  # the SGC sheath separates touching somata
+                opts["sgc"] = roles["sgc"]
+                opts["sgc_spread"] = context.sgc_spread
         opts.update(p.segmentation_options)
         if p.segmentation_backend == "classical":
             labels, foreground = _segment_classical(neuron, pixel_size_um=px, **opts)

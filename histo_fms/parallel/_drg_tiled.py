@@ -226,6 +226,7 @@ def compute_context_tiled(
         dark[r], med[r], mx[r] = stats_from_quantiles(quant[r], maxima[r],
                                                       dark_level=given.get(r, p.dark_level))
     spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
+    sgc_spread = quant["sgc"][0.995] - quant["sgc"][0.5] if "sgc" in roles else 0.0
 
     # read 2: lipofuscin thresholds on the flat-fielded channels (need read 1)
     thresholds: dict[str, float] = {}
@@ -248,7 +249,8 @@ def compute_context_tiled(
                                  client, scheduler)
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
-                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
+                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
+                      sgc_spread=float(sgc_spread))
 
 
 # ------------------------------------------------------------------------ label store

@@ -1,4 +1,4 @@
-"""Classical (scikit-image) neuron segmentation: background ratio, h-maxima, watershed."""
+"""Classical neuron segmentation: local contrast, SGC-sheath cuts, watershed, shape checks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from skimage.segmentation import watershed
 
 from ._background import local_background, smooth_for_stats
 from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
+from ._objects import (
+    close_objects,
+    disc_closing,
+    disc_opening,
+    shape_measures,
+    split_pieces_keep_largest,
+)
 from ._quantiles import label_quantiles, quantised_quantiles
 
 
@@ -171,6 +178,104 @@ def _watershed_clusters(height: np.ndarray, markers: np.ndarray, components: np.
     return labels
 
 
+def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: float,
+                    max_area_px: float, close_px: float, max_texture: float) -> np.ndarray:
+    """Regions enclosed by SGC sheath that look like (dim) somata.
+
+    The sheath mask is disc-closed (bridging gaps narrower than ``2 * close_px``); its
+    holes between ``min_area_px`` and ``max_area_px`` are soma candidates whatever
+    their neuron-marker brightness, kept when their neuron-channel texture (10th to
+    90th percentile range of ``contrast``) is below ``max_texture``: a soma's
+    cytoplasm is homogeneous, a pocket of interstitium between sheaths is full of
+    axon puncta.
+
+    Parameters
+    ----------
+    sheath : ndarray of bool
+        SGC-positive pixels.
+    contrast : ndarray of float
+        Neuron-channel local contrast.
+    min_area_px, max_area_px : float
+        Area range of a candidate.
+    close_px : float
+        Closing radius of the sheath mask (px).
+    max_texture : float
+        Largest contrast range within a candidate.
+
+    Returns
+    -------
+    ndarray of int32
+        Candidate regions (labelled 1..m; local: each depends only on the sheath
+        within the largest neuron's reach).
+    """
+    closed = disc_closing(sheath, close_px)
+    holes = fill_small_holes(closed, max_area_px) & ~closed
+    lab, n = ndi.label(holes)
+    if n == 0:
+        return lab.astype(np.int32)
+    size = np.bincount(lab.ravel(), minlength=n + 1)
+    lo = label_quantiles(contrast, lab, 0.1, n)
+    hi = label_quantiles(contrast, lab, 0.9, n)
+    ok = (size >= min_area_px) & (hi - lo < max_texture)
+    ok[0] = False
+    keep = np.zeros(n + 1, np.int32)
+    keep[ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
+    return keep[lab]
+
+
+def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2
+                  ) -> np.ndarray:
+    """Add sheath-enclosed candidates that no object covers (ids after the last)."""
+    m = int(enclosed.max())
+    if m == 0:
+        return labels
+    size = np.bincount(enclosed.ravel(), minlength=m + 1)
+    covered = np.bincount(enclosed[labels > 0], minlength=m + 1)
+    new = (covered <= max_overlap * size)
+    new[0] = False
+    ids = np.zeros(m + 1, np.int32)
+    n0 = int(labels.max())
+    ids[new] = n0 + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
+    add = (ids[enclosed] > 0) & (labels == 0)
+    out = labels.copy()
+    out[add] = ids[enclosed][add]
+    return out
+
+
+def _contrast(img: np.ndarray, window: float, spread: float | None, raw: np.ndarray
+              ) -> np.ndarray:
+    """Local contrast ``(I - B) / max(N - B, 0.2 * spread)`` of a smoothed channel."""
+    low, high = local_background(img, window_px=window, percentile=(20.0, 90.0))
+    if spread is None:
+        g = smooth_for_stats(raw)
+        lo, hi = quantised_quantiles(g, [0.5, 0.995])
+        spread = hi - lo
+    scale = np.maximum(high - low, np.float32(max(0.2 * spread, 1e-6)))
+    return (img - low) / scale
+
+
+def opening_radius_px(min_diameter_um: float, pixel_size_um: float,
+                      open_um: float | None = None) -> float:
+    """Radius (px) of the disc opening that removes fibres and puncta.
+
+    Parameters
+    ----------
+    min_diameter_um : float
+        Smallest neuron diameter.
+    pixel_size_um : float
+        Pixel size in µm.
+    open_um : float, optional
+        Explicit radius in µm (default: 0.15 times ``min_diameter_um``, at least 1 µm).
+
+    Returns
+    -------
+    float
+        Radius in pixels.
+    """
+    r_um = max(1.0, 0.15 * float(min_diameter_um)) if open_um is None else float(open_um)
+    return r_um / float(pixel_size_um)
+
+
 def segment_classical(
     image: np.ndarray,
     *,
@@ -180,21 +285,51 @@ def segment_classical(
     smooth_um: float = 0.7,
     threshold: float = 0.08,
     edge_fraction: float = 0.4,
+    edge_quantile: float = 0.9,
     split_h_um: float = 1.0,
     merge_ratio: float = 0.9,
+    open_um: float | None = None,
+    sheath_threshold: float = 0.5,
+    max_size_factor: float = 1.2,
+    min_solidity: float = 0.7,
+    min_axis_ratio: float = 0.3,
+    min_roundness: float = 0.8,
+    bare_solidity: float = 0.85,
+    bare_roundness: float = 0.9,
+    max_texture: float = 0.5,
+    sheath_gap_um: float = 2.0,
+    nucleus_gap_um: float = 3.0,
+    nucleus_gap_fraction: float = 0.5,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
+    sgc_spread: float | None = None,
+    channels: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Segment neuron somata with a local-contrast threshold and a watershed split.
+    """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
     The neuron channel is turned into local contrast ``(I - B) / (N - B)`` with ``B``
     a running low percentile (tissue background) and ``N`` a running high percentile
     (typical neuron level), both over a window of twice ``max_diameter_um``: the
     camera offset and vignetting cancel, and dim neurons are found with the same
-    threshold as bright ones. Touching neurons are split by a watershed on the
-    distance transform from h-maxima markers; neighbours without a neck are merged
-    back. Each object's outline is then refined at ``edge_fraction`` of its own
-    contrast, so bright and dim neurons get outlines at the same place on their edge.
+    threshold as bright ones. What is not a soma is then taken away step by step:
+
+    * with an SGC channel (``channels["sgc"]``), its own local contrast marks the
+      satellite-glial sheaths; sheath pixels brighter (in contrast) than the neuron
+      channel are cut out of the foreground, so touching somata and the axon-rich
+      interstitium around them fall apart along the sheath;
+    * a disc opening of radius ``open_um`` (0.15 times ``min_diameter_um``)
+      removes axon puncta and fibre bundles thinner than half the smallest soma;
+    * touching neurons are split by a watershed on the distance transform from
+      h-maxima markers; neighbours without a neck are merged back;
+    * each object's outline is refined at ``edge_fraction`` of its own bright
+      level (``edge_quantile`` of its contrast), which also strips dimmer tissue a
+      soma was fused with; only its largest piece is kept;
+    * objects that cannot be somata are rejected: equivalent diameter above
+      ``max_size_factor * max_diameter_um`` (a tissue-sized component), axis ratio
+      below ``min_axis_ratio`` (fibres), solidity below ``min_solidity`` (ragged
+      interstitium), or diameter below ``min_diameter_um``.
+
+    All sizes are in µm, so the result does not depend on the pixel size.
 
     Parameters
     ----------
@@ -213,18 +348,59 @@ def segment_classical(
         background to the typical neuron level).
     edge_fraction : float
         Outline refinement: a pixel stays in its object when its contrast is above
-        ``edge_fraction`` times the object's median contrast.
+        ``edge_fraction`` times the object's ``edge_quantile`` contrast.
+    edge_quantile : float
+        Quantile (0-1) of an object's contrast taken as its own level.
     split_h_um : float
         Minimum depth (µm of distance transform) of a saddle separating two neurons.
     merge_ratio : float
         Watershed neighbours are merged again when the distance transform at their
         saddle is at least this fraction of the smaller peak (no real neck).
+    open_um : float, optional
+        Radius (µm) of the disc opening; default 0.15 times ``min_diameter_um``
+        (at least 1 µm). 0 disables.
+    sheath_threshold : float
+        SGC local contrast above which a pixel can be sheath.
+    max_size_factor : float
+        Objects with an equivalent diameter above this multiple of
+        ``max_diameter_um`` are rejected.
+    min_solidity : float
+        Objects with a smaller area / convex-hull area are rejected.
+    min_axis_ratio : float
+        Objects with a smaller minor / major axis ratio are rejected.
+    min_roundness : float
+        Objects of which a disc opening of radius a fifth of their own equivalent
+        diameter leaves a smaller fraction are rejected (branching fibres, ragged
+        tissue pieces).
+    bare_solidity, bare_roundness : float
+        With an SGC channel, objects less than half wrapped in sheath (the 2 µm band
+        around them) must pass these stricter checks instead (a soma is wrapped in
+        satellite glia; a piece of fibre bundle is not and has a ragged outline).
+    max_texture : float
+        With an SGC channel, regions enclosed by sheath are somata even when dim in
+        the neuron channel, if their contrast range (10th-90th percentile) is below
+        this (homogeneous cytoplasm, not punctate interstitium); 0 disables.
+    sheath_gap_um : float
+        Gaps narrower than this in a sheath are bridged before looking for the
+        regions it encloses.
+    nucleus_gap_um : float
+        Each object's holes (nuclei) are filled, also where they open to the
+        outside through a gap narrower than this (a disc closing of each object on
+        its own, so neighbours are not joined).
+    nucleus_gap_fraction : float
+        ... or narrower than this fraction of the object's equivalent diameter (an
+        eccentric nucleus scales with its soma).
     exclude : ndarray of bool, optional
         Pixels to ignore (e.g. lipofuscin); they are inpainted from their surroundings.
     spread : float, optional
         Image-wide 99.5th minus 50th percentile of the (smoothed) neuron channel:
         0.2 of it is the lowest contrast scale. Computed from ``image`` when None;
         pass the whole section's value (:class:`histo_fms.drg.DrgContext`) for tiles.
+    sgc_spread : float, optional
+        The same for the SGC channel (:attr:`histo_fms.drg.DrgContext.sgc_spread`).
+    channels : dict, optional
+        Other channels by role; ``"sgc"`` (same shape as ``image``) enables the
+        sheath cuts. Other roles are ignored.
 
     Returns
     -------
@@ -233,17 +409,26 @@ def segment_classical(
 
     Notes
     -----
-    Given ``spread``, every step is local: background maps are block grids anchored at
-    pixel (0, 0), holes are filled up to the largest neuron's area, and watershed,
-    merging and outline refinement act within clusters of touching objects. A tile
-    whose origin is a multiple of the block size therefore segments the same objects
-    as the whole image wherever their cluster lies far enough from the tile edges
-    (see :func:`histo_fms.drg.required_margin_px`).
+    Given ``spread`` (and ``sgc_spread``), every step is local: background maps are
+    block grids anchored at pixel (0, 0), holes are filled up to the largest
+    neuron's area, and watershed, merging, outline refinement and shape checks act
+    within clusters of touching objects. A tile whose origin is a multiple of the
+    block size therefore segments the same objects as the whole image wherever their
+    cluster lies far enough from the tile edges (see
+    :func:`histo_fms.drg.required_margin_px`).
     """
+    sgc = None if not channels else channels.get("sgc")
     return _segment(image, pixel_size_um=pixel_size_um, min_diameter_um=min_diameter_um,
                     max_diameter_um=max_diameter_um, smooth_um=smooth_um, threshold=threshold,
-                    edge_fraction=edge_fraction, split_h_um=split_h_um,
-                    merge_ratio=merge_ratio, exclude=exclude, spread=spread)[0]
+                    edge_fraction=edge_fraction, edge_quantile=edge_quantile,
+                    split_h_um=split_h_um, merge_ratio=merge_ratio, open_um=open_um,
+                    sheath_threshold=sheath_threshold, max_size_factor=max_size_factor,
+                    min_solidity=min_solidity, min_axis_ratio=min_axis_ratio,
+                    min_roundness=min_roundness, max_texture=max_texture,
+                    bare_solidity=bare_solidity, bare_roundness=bare_roundness,
+                    sheath_gap_um=sheath_gap_um,
+                    nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
+                    exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread)[0]
 
 
 def _segment(
@@ -255,46 +440,84 @@ def _segment(
     smooth_um: float = 0.7,
     threshold: float = 0.08,
     edge_fraction: float = 0.4,
+    edge_quantile: float = 0.9,
     split_h_um: float = 1.0,
     merge_ratio: float = 0.9,
+    open_um: float | None = None,
+    sheath_threshold: float = 0.5,
+    max_size_factor: float = 1.2,
+    min_solidity: float = 0.7,
+    min_axis_ratio: float = 0.3,
+    min_roundness: float = 0.8,
+    bare_solidity: float = 0.85,
+    bare_roundness: float = 0.9,
+    max_texture: float = 0.5,
+    sheath_gap_um: float = 2.0,
+    nucleus_gap_um: float = 3.0,
+    nucleus_gap_fraction: float = 0.5,
     exclude: np.ndarray | None = None,
     spread: float | None = None,
+    sgc: np.ndarray | None = None,
+    sgc_spread: float | None = None,
+    channels: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
+    if sgc is None and channels:
+        sgc = channels.get("sgc")
     img = np.asarray(image, dtype=np.float32)
     px = float(pixel_size_um)
     labels = np.zeros(img.shape, np.int32)
     empty = np.zeros(img.shape, bool)
     if img.size == 0 or min(img.shape) < 3 or float(img.max()) <= float(img.min()):
         return labels, empty
-    if exclude is not None and exclude.any() and not exclude.all():
-        img = _inpaint(img, exclude, max(1.0, 2.0 / px))
-    if smooth_um > 0:
-        img = ndi.gaussian_filter(img, smooth_um / px)
+    if sgc is not None and np.shape(sgc) != img.shape:
+        raise ValueError(f"sgc channel has shape {np.shape(sgc)}, not the image's {img.shape}")
+    inpaint = exclude is not None and exclude.any() and not exclude.all()
     window = 2 * max_diameter_um / px
-    low, high = local_background(img, window_px=window, percentile=(20.0, 90.0))
-    if spread is None:
-        g = smooth_for_stats(image)
-        lo, hi = quantised_quantiles(g, [0.5, 0.995])
-        spread = hi - lo
-    scale = np.maximum(high - low, np.float32(max(0.2 * spread, 1e-6)))
-    contrast = (img - low) / scale
-    del img, low, high, scale
+
+    def prepare(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float32)
+        if inpaint:
+            a = _inpaint(a, exclude, max(1.0, 2.0 / px))
+        if smooth_um > 0:
+            a = ndi.gaussian_filter(a, smooth_um / px)
+        return a
+
+    contrast = _contrast(prepare(img), window, spread, image)
     mask = contrast > threshold
+    max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
+    min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
+    enclosed = sgc_pos = None
+    checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
+              "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
+              "min_roundness": min_roundness, "bare_solidity": bare_solidity,
+              "bare_roundness": bare_roundness, "sheathed": 0.5}
+    if sgc is not None:
+        s = prepare(sgc)
+        if float(s.max()) > float(s.min()):
+            cs = _contrast(s, window, sgc_spread, sgc)
+            sgc_pos = cs > sheath_threshold
+            mask &= ~(sgc_pos & (cs > contrast))
+            if max_texture > 0:
+                enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
+                                           max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
+                                           max_texture=max_texture)
+            del cs
+        del s
     it = max(1, int(round(0.5 / px)))
     mask = ndi.binary_opening(mask, iterations=it)
-    max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     mask = fill_small_holes(mask, max_area_px)
-    min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
+    mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
     cc, ncc = ndi.label(mask)
-    if ncc == 0:
-        return labels, mask
     sizes = np.bincount(cc.ravel())
     big = sizes >= 0.5 * min_area_px
     big[0] = False
     cc = np.where(big[cc], cc, 0)
     mask = cc > 0
     if not mask.any():
+        if enclosed is not None and enclosed.any():
+            return _finish(_add_enclosed(labels, enclosed), checks, sgc_pos,
+                           px), mask | (enclosed > 0)
         return labels, mask
 
     # split touching neurons
@@ -311,23 +534,70 @@ def _segment(
     labels = _merge_shallow(labels, q / 20.0, merge_ratio, h=split_h_um - 1e-9)
     del q, markers, cc
 
-    # per-object outline refinement at a fraction of its own contrast
+    # per-object outline refinement at a fraction of its own bright level
     n = int(labels.max())
     if n and edge_fraction > 0:
-        med = label_quantiles(contrast, labels, 0.5, n)
-        thr = np.maximum(edge_fraction * med, threshold)
+        level = label_quantiles(contrast, labels, edge_quantile, n)
+        thr = np.maximum(edge_fraction * level, threshold)
         thr[0] = np.inf
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
-        labels = np.where(keep, labels, 0)
-        filled = fill_small_holes(labels > 0, max_area_px)
-        holes = filled & (labels == 0)
-        if holes.any():
-            iy, ix = nearest_feature(labels == 0)
-            labels[holes] = labels[iy[holes], ix[holes]]
+        labels = split_pieces_keep_largest(np.where(keep, labels, 0))
+        labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
+                               relative=nucleus_gap_fraction / 2)
 
-    # drop small objects, renumber 1..n in raster order of first pixels
-    sizes = np.bincount(labels.ravel())
-    small = sizes < min_area_px
-    small[0] = True
-    return canonical_labels(np.where(small[labels], 0, labels)), mask
+    if enclosed is not None:
+        labels = _add_enclosed(labels, enclosed)
+        mask = mask | (enclosed > 0)
+    return _finish(labels, checks, sgc_pos, px), mask
+
+
+def sheath_coverage(labels: np.ndarray, sgc_pos: np.ndarray, width_px: float) -> np.ndarray:
+    """Fraction of the band just outside each object (``width_px`` wide) that is SGC-positive.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    sgc_pos : ndarray of bool
+        SGC-positive pixels.
+    width_px : float
+        Band width in pixels.
+
+    Returns
+    -------
+    ndarray, shape (n + 1,)
+        Coverage per label id (0 where an object has no band).
+    """
+    n = int(labels.max())
+    if n == 0:
+        return np.zeros(1)
+    iy, ix = nearest_feature(labels == 0)
+    d2 = (iy - np.arange(labels.shape[0])[:, None]) ** 2 + (ix - np.arange(labels.shape[1])) ** 2
+    band = (labels == 0) & (d2 <= width_px**2)
+    owner = labels[iy[band], ix[band]]
+    tot = np.bincount(owner, minlength=n + 1).astype(float)
+    pos = np.bincount(owner, weights=sgc_pos[band], minlength=n + 1)
+    return np.where(tot > 0, pos / np.maximum(tot, 1), 0.0)
+
+
+def _finish(labels, checks, sgc_pos, px):
+    """Reject what cannot be a soma, renumber 1..n in raster order of first pixels.
+
+    Objects wrapped in SGC sheath (at least ``sheathed`` of their surrounding band)
+    pass with the looser ``min_solidity`` / ``min_roundness``; bare objects must be
+    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``).
+    """
+    c = checks
+    area, ratio, solid, rnd = shape_measures(labels)
+    n = area.size - 1
+    if sgc_pos is not None and n:
+        wrapped = sheath_coverage(labels, sgc_pos, 2.0 / px) >= c["sheathed"]
+    else:
+        wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
+    min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
+    min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
+    bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
+           | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
+    bad[0] = True
+    return canonical_labels(np.where(bad[labels], 0, labels))

@@ -2,10 +2,13 @@
 
 The phantom models a 10-20 µm cryosection imaged in four channels
 (``NeuN``, ``GS``, ``IgG``, ``DAPI``) with the confounders the DRG pipeline must
-survive: touching and dim neurons, partial neurons cut by the border, SGC sheaths
-of varying thickness, patchy IgG on positive rings, IgG in blood vessels and in a
-connective-tissue capsule, lipofuscin granules bright in every channel, vignetting,
-and Poisson + read noise.
+survive: densely packed, touching and dim neurons, partial neurons cut by the border,
+dark or pale nuclei, SGC sheaths of varying thickness, a neuron channel that is bright
+almost everywhere in the ganglion (punctate axons and fibre bundles between the somata,
+as neurofilament / beta-III-tubulin / PGP9.5 stain), a nerve root of parallel axons at
+one edge, a connective-tissue capsule, empty slide with debris beyond the tissue edge,
+patchy IgG on positive rings, IgG in blood vessels and in the capsule, lipofuscin
+granules bright in every channel, vignetting, and Poisson + read noise.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from scipy import ndimage as ndi
 
 from ._imaging import acquire, vignetting
 
-__all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc"]
+__all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc",
+           "REAL_TISSUE"]
+
+#: options of :func:`make_drg_section` that make a phantom look like real DRG tissue
+#: (neurofilament-like neuron channel, nerve root, slide with debris, dark/pale nuclei)
+REAL_TISSUE: dict = {"axon_density": 1.0, "nerve_root": True, "outside_fraction": 0.12,
+                     "nucleus_contrast": (0.15, 1.0)}
 
 CHANNEL_NAMES = ["NeuN", "GS", "IgG", "DAPI"]
 
@@ -102,6 +111,83 @@ def _angular_noise(rng, n_harm=5, amp=1.0):
     return f
 
 
+def _axon_field(rng, shape, px, where, root, density) -> np.ndarray:
+    """Neuron-marker signal of axons: puncta and fibre bundles (units of neuron level).
+
+    Puncta (cross-cut axons, ~1 µm) and bundles of a few parallel fibres (1 µm thick,
+    at 30-60 % of the soma level) fill the interstitium ``where``; in the nerve root
+    ``root`` the fibres are dense and run parallel to its edge.
+    """
+    h, w = shape
+    hu, wu = h * px, w * px
+    imp = np.zeros((h, w), np.float32)
+
+    def splat(ys, xs, amp):
+        iy = np.clip(np.round(ys / px).astype(int), 0, h - 1)
+        ix = np.clip(np.round(xs / px).astype(int), 0, w - 1)
+        np.add.at(imp, (iy, ix), amp)
+
+    sig = 0.5 / px  # fibre / punctum blur (px)
+    step = 0.5 * px  # µm between the points of a fibre (half a pixel)
+    line = step / px / (np.sqrt(2 * np.pi) * sig)  # point weight for a line of peak 1
+    # puncta
+    n_p = rng.poisson(0.12 * density * hu * wu)
+    splat(rng.uniform(0, hu, n_p), rng.uniform(0, wu, n_p),
+          rng.uniform(0.3, 1.0, n_p).astype(np.float32))
+    # fibre bundles: gently curving paths of 2-8 parallel fibres
+    main = rng.uniform(0, np.pi)
+    n_b = rng.poisson(density * hu * wu / 1500.0)
+    for _ in range(n_b):
+        y, x = rng.uniform(0, hu), rng.uniform(0, wu)
+        ang = main + rng.normal(0, 0.5)
+        length = rng.uniform(30, 150)
+        k = int(length / step)
+        turn = np.cumsum(rng.normal(0, 0.02, k))
+        ys = y + np.cumsum(np.sin(ang + turn)) * step
+        xs = x + np.cumsum(np.cos(ang + turn)) * step
+        amp = rng.uniform(0.3, 0.6) * line
+        for j in range(int(rng.integers(2, 9))):
+            off = (j - 3) * rng.uniform(1.2, 2.0)
+            splat(ys - off * np.cos(ang), xs + off * np.sin(ang),
+                  np.full(k, amp * rng.uniform(0.7, 1.3), np.float32))
+    # nerve root: dense parallel fibres along its length
+    if root.any():
+        ry, rx = np.nonzero(root)
+        vertical = np.ptp(ry) > np.ptp(rx)
+        long_ = hu if vertical else wu
+        across = np.arange(ry.min() * px if not vertical else rx.min() * px,
+                           (ry.max() if not vertical else rx.max()) * px + 1, 1.5)
+        t = np.arange(0, long_, step)
+        for c in across:
+            wav = c + 1.5 * np.sin(2 * np.pi * t / rng.uniform(60, 200) + rng.uniform(0, 6.3))
+            ys, xs = (t, wav) if vertical else (wav, t)
+            splat(ys, xs, np.full(t.size, rng.uniform(0.3, 0.7) * line, np.float32))
+    field = ndi.gaussian_filter(imp, sig) * np.float32(2 * np.pi * sig * sig)
+    field = np.minimum(field, 1.2) * (where | root)
+    return (_NEUN_NEURON * field).astype(np.float32)
+
+
+def _debris(rng, shape, px, where) -> np.ndarray:
+    """Irregular debris particles (0-1.5) on the slide ``where``: fragments, 2-25 µm."""
+    h, w = shape
+    area = float(where.sum()) * px * px
+    imp = np.zeros((h, w), np.float32)
+    ys, xs = np.nonzero(where)
+    for _ in range(rng.poisson(area / 2500.0)):
+        j = int(rng.integers(ys.size))
+        cy, cx = ys[j] * px, xs[j] * px
+        size = rng.uniform(2, 25)
+        nb = int(rng.integers(3, 30))
+        by = cy + rng.normal(0, size / 3, nb)
+        bx = cx + rng.normal(0, size / 3, nb)
+        iy = np.clip((by / px).astype(int), 0, h - 1)
+        ix = np.clip((bx / px).astype(int), 0, w - 1)
+        np.add.at(imp, (iy, ix), rng.uniform(0.3, 1.5, nb).astype(np.float32))
+    sig = 0.8 / px
+    out = ndi.gaussian_filter(imp, sig) * np.float32(2 * np.pi * sig * sig)
+    return np.minimum(out, 1.5) * where
+
+
 def _draw_diameter(rng) -> float:
     u = rng.uniform()
     if u < 0.45:
@@ -128,8 +214,21 @@ def make_drg_section(
     photons_per_unit: float = 40.0,
     dark_level: float = 100.0,
     read_noise: float = 3.0,
+    packing: float = 0.5,
+    axon_density: float = 0.0,
+    nerve_root: bool = False,
+    outside_fraction: float = 0.0,
+    nucleus_contrast: tuple[float, float] = (0.8, 0.8),
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
+
+    The defaults give the project's original phantom (same images for a seed as
+    before the tissue-realism options existed). ``**REAL_TISSUE`` (see
+    :data:`REAL_TISSUE`) makes it look like real tissue: axon puncta and fibre bundles
+    between the somata, a nerve root, empty slide with debris beyond the capsule, and
+    dark to pale nuclei. The realism options never change which neurons a seed places
+    in the tissue, only the stain around them (and no neuron lies in a root or on the
+    slide).
 
     Parameters
     ----------
@@ -163,6 +262,20 @@ def make_drg_section(
         Camera offset in counts.
     read_noise : float
         Read-noise standard deviation in counts.
+    packing : float
+        Target fraction of the tissue area covered by somata.
+    axon_density : float
+        Density of axon puncta and fibre bundles in the neuron channel between the
+        somata (1: the interstitium is bright almost everywhere, as with
+        neurofilament; 0: a smooth dim interstitium, the default).
+    nerve_root : bool
+        Add a nerve root (parallel axon bundles, no somata) along one edge.
+    outside_fraction : float
+        About this fraction of the field (at the capsule's edge) is empty slide
+        beyond the tissue edge, with debris; 0: tissue everywhere.
+    nucleus_contrast : tuple of float
+        Range of the neuron-marker level in a neuron's nucleus relative to its
+        cytoplasm, drawn per neuron (low: dark nucleus; near 1: pale; default 0.8).
 
     Returns
     -------
@@ -175,16 +288,36 @@ def make_drg_section(
     hu, wu = h * px, w * px
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) * px  # µm
 
-    # --- capsule along one edge -------------------------------------------------------
+    # --- slide beyond the tissue edge, capsule along it, nerve root -----------------------
+    # (a second random stream for the tissue-realism features keeps the draws of the rest)
+    rt = np.random.default_rng([int(seed), 7])
     capsule_mask = np.zeros((h, w), bool)
+    outside = np.zeros((h, w), bool)
+    root_mask = np.zeros((h, w), bool)
+    edges = [(yy, xx, wu), (hu - px - yy, xx, wu), (xx, yy, hu), (wu - px - xx, yy, hu)]
+    edge = int(rng.integers(4)) if capsule else int(rt.integers(4))
+    coord, along, length = edges[edge]
+    span = hu if edge < 2 else wu
+    out_depth = np.zeros((h, w), np.float32)
+    if outside_fraction > 0:
+        d0 = outside_fraction * span
+        out_depth = d0 * (1 + 0.35 * np.sin(2 * np.pi * along / length * rt.uniform(0.5, 1.5)
+                                            + rt.uniform(0, 6.3)))
+        outside = coord < out_depth
     if capsule:
-        edge = rng.integers(4)
         depth = rng.uniform(12, 30)
-        coord, along, length = [(yy, xx, wu), (hu - px - yy, xx, wu), (xx, yy, hu),
-                                (wu - px - xx, yy, hu)][edge]
         wave = depth * (1 + 0.3 * np.sin(2 * np.pi * along / length * rng.uniform(1, 3)
                                          + rng.uniform(0, 6.3)))
-        capsule_mask = coord < wave
+        capsule_mask = (coord < out_depth + wave) & ~outside
+    if nerve_root:
+        # along a perpendicular edge: a band of parallel axons entering the ganglion
+        redge = int(rt.choice([2, 3] if edge < 2 else [0, 1]))
+        rc, ralong, rlen = edges[redge]
+        rdepth = rt.uniform(0.12, 0.2) * (wu if redge >= 2 else hu)
+        rwave = rdepth * (1 + 0.2 * np.sin(2 * np.pi * ralong / rlen * rt.uniform(0.5, 1.5)
+                                           + rt.uniform(0, 6.3)))
+        root_mask = (rc < rwave) & ~outside & ~capsule_mask
+    tissue = ~outside & ~capsule_mask & ~root_mask
 
     # --- blood vessels (circles and tubes) ----------------------------------------------
     vessel_mask = np.zeros((h, w), bool)
@@ -209,7 +342,7 @@ def make_drg_section(
 
     # --- neuron placement (random sequential packing) ----------------------------------
     cys, cxs, rs, ts = [], [], [], []
-    area_target = 0.5 * hu * wu
+    area_target = float(packing) * float((~outside & ~root_mask).mean()) * hu * wu
     area = 0.0
     for _ in range(4000):
         if area > area_target:
@@ -220,7 +353,7 @@ def make_drg_section(
         cx = rng.uniform(-0.4 * d, wu + 0.4 * d)
         t = rng.uniform(1.0, 5.0)  # sheath thickness (µm), mean
         iy, ix = int(np.clip(cy / px, 0, h - 1)), int(np.clip(cx / px, 0, w - 1))
-        if capsule_mask[iy, ix]:
+        if not tissue[iy, ix]:
             continue
         if len(obstacle):
             dv = np.hypot(obstacle[:, 0] - cy, obstacle[:, 1] - cx)
@@ -303,10 +436,10 @@ def make_drg_section(
             sgc_nuc[y0:y1, x0:x1] += np.where((u / 3.0) ** 2 + (v / 1.4) ** 2 < 1, 40.0, 0.0)
         shapes.append((y0, y1, x0, x1, cy, cx, a, b, phi, wob))
 
-    lab[capsule_mask | vessel_mask] = 0
+    lab[~tissue | vessel_mask] = 0
     sheath[lab > 0] = 0
-    sheath[capsule_mask | vessel_mask] = 0
-    sgc_nuc *= (lab == 0) & ~capsule_mask & ~vessel_mask
+    sheath[~tissue | vessel_mask] = 0
+    sgc_nuc *= (lab == 0) & tissue & ~vessel_mask
     nuc_dapi *= lab > 0
 
     # relabel visible neurons 1..n
@@ -338,7 +471,11 @@ def make_drg_section(
     neun = _NEUN_TISSUE * tex_lo * (1 + 0.1 * grain)
     nucleus_in = nuc_dapi > 0
     nlev = lvl_full[lab] * _NEUN_NEURON * (1 + 0.12 * grain)
-    nlev = np.where(nucleus_in, 0.8 * nlev, nlev)
+    nuc_f = np.concatenate([[1.0], rt.uniform(*nucleus_contrast, n)]).astype(np.float32)
+    nlev = np.where(nucleus_in, nuc_f[lab] * nlev, nlev)
+    if axon_density > 0:
+        neun = neun + _axon_field(rt, (h, w), px, tissue & ~vessel_mask, root_mask,
+                                  axon_density)
     neun = np.where(neuron_mask, nlev, neun)
     neun[capsule_mask] = 1.5
 
@@ -435,6 +572,14 @@ def make_drg_section(
     gs = np.where(lipo, _GS_SHEATH * lipo_amp, gs)
     igg = np.where(lipo, _IGG_TISSUE * 6 * lipo_amp, igg)
     dapi = np.where(lipo, 40.0 * lipo_amp, dapi)
+
+    # --- empty slide beyond the tissue edge, with debris ----------------------------------
+    if outside.any():
+        deb = _debris(rt, (h, w), px, outside)
+        neun = np.where(outside, 0.2 + _NEUN_NEURON * deb, neun)
+        gs = np.where(outside, 0.2 + 0.5 * _GS_SHEATH * deb, gs)
+        igg = np.where(outside, 0.5 + 2.0 * _IGG_TISSUE * deb, igg)
+        dapi = np.where(outside, 0.1 + 20.0 * deb, dapi)
 
     # --- acquisition ---------------------------------------------------------------------------
     illum = (
