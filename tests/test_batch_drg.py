@@ -63,7 +63,8 @@ def test_outputs_follow_the_contract(batch):
         assert set(np.unique(lab["neurons"])) - {0} == set(t["neuron_id"])
     s = pd.read_csv(out / "drg_summary.csv")
     assert list(s["image"]) == ["blank.ome.tif"] + [f"sec{i}.ome.tif" for i in range(4)]
-    for col in ["n_neurons", "pct_igg_positive", "subject", "animal", "group", "control"]:
+    for col in ["n_neurons", "pct_igg_positive", "pct_ci_low", "pct_ci_high", "subject",
+                "animal", "group", "control"]:
         assert col in s.columns
     blank = s[s["image"] == "blank.ome.tif"].iloc[0]
     assert blank["n_neurons"] == 0

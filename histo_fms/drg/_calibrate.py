@@ -13,6 +13,8 @@ MIN_CONTROL_RINGS = 100
 MIN_CONTROL_SECTIONS = 2
 #: more than this fraction of control rings above the unbound population: "bimodal"
 BIMODAL_FRACTION = 0.10
+#: the bootstrap resamples control sections (not only rings) from this many on
+MIN_SECTIONS_BOOTSTRAP = 3
 
 
 def calibrate_threshold(control_ring_igg, percentile: float = 99.0) -> float:
@@ -180,7 +182,8 @@ def calibrate(
     control_ring_igg : array_like
         ``ring_igg`` of control rings (border neurons usually excluded); NaNs ignored.
     sections : array_like, optional
-        Section (image) of each value: the bootstrap resamples sections, then rings.
+        Section (image) of each value: the bootstrap resamples sections (from three
+        on), then rings within each.
     method : {"robust", "percentile"}
         Calibration method.
     false_positive_rate : float
@@ -246,7 +249,10 @@ def calibrate(
         groups = [v[sec == k] for k in np.unique(sec)]
         out = []
         for _ in range(int(n_bootstrap)):
-            pick = rng.integers(0, len(groups), len(groups)) if len(groups) > 1 else [0]
+            # sections are resampled only when there are enough of them to say how
+            # much sections differ; with one or two, rings within each section
+            pick = (rng.integers(0, len(groups), len(groups))
+                    if len(groups) >= MIN_SECTIONS_BOOTSTRAP else range(len(groups)))
             x = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in
                                 (groups[i] for i in pick)])
             out.append(fit(x)[0])
@@ -281,7 +287,9 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     den = 1 + z * z / n
     c = (ph + z * z / (2 * n)) / den
     h = z * np.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, c - h)), float(min(1.0, c + h))
+    lo = 0.0 if k <= 0 else max(0.0, c - h)
+    hi = 1.0 if k >= n else min(1.0, c + h)
+    return float(lo), float(hi)
 
 
 def percent_interval(ring_igg, threshold: float, bootstrap=(), confidence: float = 0.95
