@@ -111,44 +111,69 @@ class Calibration:
                 "warnings": list(self.warnings)}
 
 
-def unbound_population(log_values, *, iterations: int = 3, z_cut: float = 3.0
+def _mode(v: np.ndarray) -> float:
+    """Mode of a Gaussian kernel density estimate (Silverman bandwidth)."""
+    if v.size < 3:
+        return float(np.median(v))
+    q25, q50, q75 = np.quantile(v, [0.25, 0.5, 0.75])
+    spread = min(float(np.std(v)), float(q75 - q25) / 1.349)
+    if not spread > 0:
+        return float(q50)
+    bw = 0.9 * spread * v.size ** -0.2
+    grid = np.linspace(v.min(), v.max(), 512)
+    dens = np.zeros(grid.size)
+    for chunk in np.array_split(v, max(1, v.size // 2000)):
+        dens += np.exp(-0.5 * ((grid[:, None] - chunk[None, :]) / bw) ** 2).sum(axis=1)
+    return float(grid[int(np.argmax(dens))])
+
+
+def unbound_population(log_values, *, iterations: int = 10, clip: float = 2.5
                        ) -> tuple[float, float, float]:
     """Robust centre and spread of the unbound (negative) population of log ring IgG.
 
-    The spread comes from the lower half of the distribution only (median minus lower
-    quartile), which bound rings (always on the high side) cannot inflate; the share
-    of values above ``centre + z_cut * spread`` beyond the normal tail is taken as the
-    bound fraction ``pi``, and centre and spread are re-estimated as the quantiles
-    ``(1 - pi) / 2`` and ``(1 - pi) / 4`` of all values (the unbound population's
-    median and lower quartile when a fraction ``pi`` lies above it).
+    A normal fit by iterative clipping: starting from the mode (the dominant, unbound
+    population) and the MAD around it, values
+    more than ``clip`` spreads from the centre are set aside (bound rings above;
+    objects without a sheath, such as mis-segmented tissue, below) and centre and
+    spread are re-estimated from the rest (the spread corrected for the clipping).
+    The share of values above ``centre + clip * spread`` beyond the normal tail is
+    the bound fraction.
 
     Parameters
     ----------
     log_values : array_like
         ``log(ring_igg)`` of control rings (finite).
     iterations : int
-        Re-estimation rounds.
-    z_cut : float
-        Values more than this many spreads above the centre count as bound.
+        Clipping rounds (stops early when stable).
+    clip : float
+        Clipping distance in spreads.
 
     Returns
     -------
     centre, spread, bound_fraction : float
     """
-    v = np.sort(np.asarray(log_values, float))
+    v = np.asarray(log_values, float).ravel()
     if v.size == 0:
         raise ValueError("no control values")
-    pi = 0.0
-    tail = float(norm.sf(z_cut))
-    q50, q25 = 0.5, 0.25
+    mu = _mode(v)
+    sd = float(np.median(np.abs(v - mu)) / norm.ppf(0.75))
+    if not sd > 0:
+        sd = float(np.std(v)) or 1e-6
+    # variance of a normal truncated to +-clip, relative to the untruncated one
+    shrink = float(np.sqrt(1 - 2 * clip * norm.pdf(clip) / (2 * norm.cdf(clip) - 1)))
     for _ in range(max(1, iterations)):
-        mu = float(np.quantile(v, q50))
-        sd = float((mu - np.quantile(v, q25)) / norm.ppf(0.75))
-        if not sd > 0:
-            sd = float(np.std(v)) or 1e-6
-        above = float(np.mean(v > mu + z_cut * sd))
-        pi = float(np.clip((above - tail) / (1 - tail), 0.0, 0.5))
-        q50, q25 = (1 - pi) / 2, (1 - pi) / 4
+        keep = np.abs(v - mu) <= clip * sd
+        if keep.sum() < 3:
+            break
+        mu_new = float(np.mean(v[keep]))
+        sd_new = float(np.std(v[keep]) / shrink) or sd
+        done = abs(mu_new - mu) < 1e-6 * (1 + abs(mu)) and abs(sd_new - sd) < 1e-6 * sd
+        mu, sd = mu_new, sd_new
+        if done:
+            break
+    above = float(np.mean(v > mu + clip * sd))
+    tail = float(norm.sf(clip))
+    pi = float(np.clip((above - tail) / (1 - tail), 0.0, 1.0))
     return mu, sd, pi
 
 
@@ -172,7 +197,7 @@ def calibrate(
 
     ``"robust"`` (default): the unbound population of control rings is estimated
     robustly on the log scale (:func:`unbound_population`; a few percent of control
-    rings truly bound by control IgG do not move it) and the threshold is set at its
+    rings truly bound by control IgG, or objects without a sheath, do not move it) and the threshold is set at its
     ``1 - false_positive_rate`` normal quantile: ``exp(centre + z * spread)``.
     ``"percentile"``: the ``percentile`` of the control values
     (:func:`calibrate_threshold`), which bound control rings pull up.
