@@ -2,9 +2,10 @@
 
 Calibrates the IgG threshold on control-IgG phantoms (the pipeline's default robust
 calibration at a 1 % false-positive rate, or ``--calibration percentile``: the 99th
-percentile of non-border rings), measures a set of test phantoms and prints markdown tables: per-section and
-overall neuron detection (precision, recall, F1 by one-to-one centroid matching),
-ring-IgG AUC (true positive vs negative neurons), and the error of % IgG-positive.
+percentile of non-border rings), measures a set of test phantoms and prints markdown
+tables: per-section and overall neuron detection (precision, recall, F1 by one-to-one
+centroid matching), ring-IgG AUC (true positive vs negative neurons), and the error of
+% IgG-positive.
 
     python benchmarks/accuracy_drg.py --seeds 12 --controls 6
     python benchmarks/accuracy_drg.py --pixel-size 0.35 --shape 1096 --no-sgc

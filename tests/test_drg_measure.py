@@ -182,3 +182,34 @@ def test_dark_levels_and_lipofuscin_can_be_given(control, control_result):
     np.testing.assert_allclose(r2.table["ring_igg"], control_result.table["ring_igg"], atol=0.05)
     with pytest.raises(ValueError):
         _run(control, dark_levels={"bogus": 1.0})
+
+
+def test_ring_igg_ranks_rings_by_their_igg_with_bright_neurons():
+    """Neurons with their own (cytoplasmic) IgG and thin or thick sheaths: ring_igg must
+    rank rings by the IgG on them. The annulus mean with a plain background (the former
+    measurement) is diluted by thin sheaths and lit by the neuron's glow."""
+    from scipy.stats import spearmanr
+
+    new, old = [], []
+    for seed in (61, 62, 63, 64):
+        ph = make_drg_section((448, 448), PX, seed=seed, positive_fraction=0.5,
+                              neuron_igg_range=(1.0, 4.0))
+        truth = ph.truth.set_index("neuron_id")
+        for params, out in ((DrgParams(), new),
+                            (DrgParams(sheath_fraction=0, glow_correction=False), old)):
+            t = _run(ph, labels=ph.labels, params=params).table.set_index("neuron_id")
+            t = t[~t["touches_border"]]
+            out.append(spearmanr(t["ring_igg"], truth.loc[t.index, "ring_igg_true"]).statistic)
+    assert np.mean(new) >= 0.85
+    assert np.mean(new) >= np.mean(old) + 0.04
+    assert min(new) >= 0.8
+
+
+def test_phantom_control_bound_fraction_and_neuron_igg():
+    ph = make_drg_section((320, 320), PX, seed=31, control=True, control_bound_fraction=0.3)
+    base = make_drg_section((320, 320), PX, seed=31, control=True)
+    assert 0 < ph.truth["igg_positive"].mean() < 0.6 and not base.truth["igg_positive"].any()
+    np.testing.assert_array_equal(ph.labels, base.labels)
+    lit = make_drg_section((320, 320), PX, seed=31, neuron_igg_range=(3.0, 4.0))
+    inside = lit.labels > 0
+    assert lit.channel("IgG")[inside].mean() > 2 * base.channel("IgG")[inside].mean()

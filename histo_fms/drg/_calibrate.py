@@ -197,8 +197,9 @@ def calibrate(
 
     ``"robust"`` (default): the unbound population of control rings is estimated
     robustly on the log scale (:func:`unbound_population`; a few percent of control
-    rings truly bound by control IgG, or objects without a sheath, do not move it) and the threshold is set at its
-    ``1 - false_positive_rate`` normal quantile: ``exp(centre + z * spread)``.
+    rings truly bound by control IgG, or objects without a sheath, do not move it)
+    and the threshold is set at its ``1 - false_positive_rate`` normal quantile:
+    ``exp(centre + z * spread)``.
     ``"percentile"``: the ``percentile`` of the control values
     (:func:`calibrate_threshold`), which bound control rings pull up.
 

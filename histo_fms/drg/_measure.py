@@ -278,12 +278,9 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     n, sy, syy = s(f), s(f, y), s(f, y * y)
     ry = s(rf, y)
     sig = p.glow_sigma_um if isinstance(p.glow_sigma_um, tuple) else (p.glow_sigma_um,)
-    best = np.full(nmax + 1, np.inf)
-    exc = np.asarray(fallback, float).copy()
-    okany = np.zeros(nmax + 1, bool)
+    fits = []
     for sigma in sig:
-        # one candidate blur (point-spread function) at a time; each neuron keeps the
-        # one that fits its pixels best (a local choice: tiles equal the whole image)
+        # one candidate blur (point-spread function) at a time
         g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel().astype(np.float64)
         sg, sgg, sgy = s(f, g), s(f, g * g), s(f, g * y)
         det = n * sgg - sg * sg
@@ -293,10 +290,13 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
             b = np.where(ok, (sy - c * sg) / np.maximum(n, 1), 0.0)
             rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
             e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
-        better = ok & (rss < best)
-        best = np.where(better, rss, best)
-        exc = np.where(better, e, exc)
-        okany |= ok
+        fits.append((ok, rss, e))
+    # the blur that fits the image's neurons best (summed over the neurons every
+    # candidate fits)
+    both = np.logical_and.reduce([ok for ok, _, _ in fits])
+    total = [float(np.sum(rss[both])) for _, rss, _ in fits]
+    ok, _, e = fits[int(np.argmin(total))]
+    exc = np.where(ok, e, np.asarray(fallback, float))
     return exc
 
 

@@ -110,7 +110,7 @@ class DrgParams:
     restrict_ring_to_sgc: bool = False
     sheath_fraction: float = 0.5
     glow_correction: bool = True
-    glow_sigma_um: float | tuple[float, ...] = 0.5
+    glow_sigma_um: float | tuple[float, ...] = 0.35
     glow_depth_um: float = 3.0
     igg_coverage_factor: float = 1.5
     sgc_coverage_factor: float = 2.0
