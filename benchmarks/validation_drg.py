@@ -110,7 +110,7 @@ def measure_on_truth(data: Path, out: Path) -> None:
     """Measure rings on the true neuron labels (isolates ring IgG from segmentation)."""
     import tifffile
 
-    from histo_fms.drg import calibrate_threshold, call_igg, measure_drg
+    from histo_fms.drg import calibrate, call_igg, measure_drg, percent_interval
     rows, tables = [], {}
     sheet = pd.read_csv(data / "samples.csv")
     for img_path in sorted(data.glob("*.ome.tif")):
@@ -122,18 +122,25 @@ def measure_on_truth(data: Path, out: Path) -> None:
         res = measure_drg(ch["NeuN"], ch["hIgG"], pixel_size_um=truth["px_um"],
                           sgc=ch["GS"], nuclei=ch["DAPI"], labels=labels)
         tables[stem] = res.table
-    ctrl = [tables[Path(i).name[: -len(".ome.tif")]] for i, c in
+    ctrl = [Path(i).name[: -len(".ome.tif")] for i, c in
             zip(sheet["image"], sheet["control"], strict=True) if str(c).lower() == "true"]
-    vals = np.concatenate([c.loc[~c["touches_border"], "ring_igg"].to_numpy() for c in ctrl])
-    thr = calibrate_threshold(vals)
+    vals = [tables[s].loc[~tables[s]["touches_border"], "ring_igg"].to_numpy() for s in ctrl]
+    cal = calibrate(np.concatenate(vals),
+                    sections=np.concatenate([[s] * v.size for s, v in zip(ctrl, vals,
+                                                                           strict=True)]))
+    thr = cal.threshold
+    print(f"threshold {thr:.3f} (robust; {cal.n_rings} rings, {cal.n_sections} sections, "
+          f"bound fraction {cal.bound_fraction:.3f}, estimated FPR {cal.estimated_fpr:.3f})")
     for stem, tab in tables.items():
         d = out / stem
         d.mkdir(parents=True, exist_ok=True)
-        call_igg(tab, thr).to_csv(d / "neurons.csv", index=False)
         called = call_igg(tab, thr)
+        called.to_csv(d / "neurons.csv", index=False)
         inner = called[~called["touches_border"]]
+        lo, hi = percent_interval(inner["ring_igg"].to_numpy(float), thr, cal.bootstrap)
         rows.append({"image": f"{stem}.ome.tif",
-                     "pct_igg_positive": 100 * inner["igg_positive"].mean()})
+                     "pct_igg_positive": 100 * inner["igg_positive"].mean(),
+                     "pct_ci_low": lo, "pct_ci_high": hi})
     pd.DataFrame(rows).to_csv(out / "drg_summary.csv", index=False)
 
 

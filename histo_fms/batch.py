@@ -27,6 +27,8 @@ from . import __version__, schema
 from .config import PipelineConfig
 from .io import (
     InputError,
+    batch_column,
+    check_calibration_batches,
     image_stem,
     is_image_file,
     match_sample,
@@ -464,6 +466,9 @@ def run_pipeline(
     _remove_stale_temporaries(out)
     files = collect_inputs(inputs)
     sheet = read_sample_sheet(samples) if samples is not None else None
+    if cfg.pipeline == "drg":
+        check_calibration_batches(sheet, samples, cfg.calibration.thresholds,
+                                  cfg.calibration.threshold)
     params = cfg.params()
     if cfg.pipeline == "drg" and params.segmentation_backend == "cellpose":
         from .segment._cellpose import preflight
@@ -482,10 +487,11 @@ def run_pipeline(
             if img not in listed and Path(img).name not in listed:
                 warnings.append(f"sample sheet lists {img} but it is not among the inputs")
 
-    threshold = source = None
+    threshold = source = calibration = None
     summary_path: Path | None = None
     if cfg.pipeline == "drg":
-        threshold, source, summary_path = _finish_drg(cfg, out, outcomes, rows_meta, warnings)
+        threshold, source, summary_path, calibration = _finish_drg(
+            cfg, out, outcomes, rows_meta, warnings, batch_column(sheet))
     else:
         summary_path = _finish_skin(out, outcomes, rows_meta)
 
@@ -498,7 +504,8 @@ def run_pipeline(
         "config": cfg.resolved(),
         "config_hash": cfg.measurement_hash(),
         "samples": str(samples) if samples is not None else None,
-        "threshold": {"ring_igg": threshold, "source": source} if cfg.pipeline == "drg" else None,
+        "threshold": ({"ring_igg": threshold, "source": source, "calibration": calibration}
+                      if cfg.pipeline == "drg" else None),
         "warnings": warnings,
         "files": [
             {"image": o.path.name, "path": str(o.path), "sha256": o.sha256, "status": o.status,
@@ -584,61 +591,123 @@ def _meta_cols(meta: dict | None) -> dict:
     return base
 
 
+def _control_values(cfg: PipelineConfig, tables: dict, stems: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Finite ``ring_igg`` of the control sections' (inner) neurons, with their section."""
+    vals, secs = [], []
+    for s in stems:
+        t = tables[s]
+        if cfg.summary.exclude_border and len(t):
+            t = t[~t["touches_border"]]
+        v = t["ring_igg"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        vals.append(v)
+        secs.append(np.full(v.size, s, dtype=object))
+    if not vals:
+        return np.zeros(0), np.zeros(0, dtype=object)
+    return np.concatenate(vals), np.concatenate(secs)
+
+
+def _calibrate_batch(cfg: PipelineConfig, tables: dict, controls: list[str], batch: str,
+                     warnings: list[str]) -> tuple[float | None, str | None, dict | None,
+                                                   np.ndarray]:
+    """Threshold of one staining batch: (threshold, source, run.json record, bootstrap)."""
+    from .drg import calibrate
+
+    c = cfg.calibration
+    where = f"batch {batch!r}: " if batch else ""
+    if c.threshold is not None:
+        return (float(c.threshold), "explicit (calibration.threshold)",
+                {"method": "explicit", "threshold": float(c.threshold)}, np.zeros(0))
+    if batch and batch in {str(k) for k in c.thresholds}:
+        thr = float({str(k): v for k, v in c.thresholds.items()}[batch])
+        return (thr, f"explicit (calibration.thresholds[{batch}])",
+                {"method": "explicit", "threshold": thr}, np.zeros(0))
+    if not controls:
+        warnings.append(f"{where}no threshold: give calibration.threshold or mark control-IgG "
+                        "sections (control=true) in the sample sheet; igg_positive left empty")
+        return None, None, None, np.zeros(0)
+    vals, secs = _control_values(cfg, tables, controls)
+    if not vals.size:
+        warnings.append(f"{where}control sections have no measurable rings; no threshold")
+        return None, None, None, np.zeros(0)
+    cal = calibrate(vals, sections=secs, method=c.method,
+                    false_positive_rate=c.false_positive_rate, percentile=c.percentile,
+                    n_bootstrap=c.bootstrap)
+    warnings.extend(where + w for w in cal.warnings)
+    rule = (f"robust, false-positive rate {c.false_positive_rate:g} on unbound rings"
+            if c.method == "robust" else f"percentile {c.percentile:g}")
+    source = (f"{where}control sections ({len(controls)}: {', '.join(controls)}; "
+              f"{vals.size} rings; {rule})")
+    rec = {**cal.as_dict(), "control_sections": list(controls)}
+    return cal.threshold, source, rec, cal.bootstrap
+
+
 def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
-                rows_meta: dict, warnings: list[str]) -> tuple[float | None, str | None, Path]:
-    from .drg import calibrate_threshold, call_igg, summarize_section
+                rows_meta: dict, warnings: list[str], batch_col: str | None = None
+                ) -> tuple[float | None, str | None, Path, dict]:
+    """Calibrate per staining batch, call every neuron and write ``drg_summary.csv``.
+
+    Returns the threshold and its source (of the only batch; None with several), the
+    summary's path and the calibration record of each batch (for ``run.json``).
+    """
+    from .drg import call_igg, percent_interval, summarize_section
 
     ok = [o for o in outcomes if o.status != "failed"]
     tables = {o.stem: schema.read_table(out / o.stem / "neurons.csv", "neurons")
               for o in ok}
-    threshold: float | None = None
-    source: str | None = None
-    if cfg.calibration.threshold is not None:
-        threshold = float(cfg.calibration.threshold)
-        source = "explicit (calibration.threshold)"
-    else:
-        controls = [o.stem for o in ok if _meta_cols(rows_meta[o.stem])["control"]]
-        if controls:
-            vals = []
-            for s in controls:
-                t = tables[s]
-                if cfg.summary.exclude_border and len(t):
-                    t = t[~t["touches_border"]]
-                vals.append(t["ring_igg"].to_numpy(float))
-            pooled = np.concatenate(vals) if vals else np.array([])
-            pooled = pooled[np.isfinite(pooled)]
-            if pooled.size:
-                threshold = float(calibrate_threshold(pooled, cfg.calibration.percentile))
-                source = (f"control sections ({len(controls)}: {', '.join(controls)}; "
-                          f"{pooled.size} rings; percentile {cfg.calibration.percentile:g})")
-            else:
-                warnings.append("control sections have no measurable rings; no threshold")
-        else:
-            warnings.append("no threshold: give calibration.threshold or mark control-IgG "
-                            "sections (control=true) in the sample sheet; igg_positive left empty")
+
+    def batch_of(stem: str) -> str:
+        meta = rows_meta.get(stem) or {}
+        return str(meta.get(batch_col, "") or "") if batch_col else ""
+
+    batches: dict[str, list[str]] = {}
+    for o in ok:
+        batches.setdefault(batch_of(o.stem), []).append(o.stem)
+    per_batch: dict[str, tuple] = {}
+    for b, stems in batches.items():
+        controls = [s for s in stems if _meta_cols(rows_meta[s])["control"]]
+        per_batch[b] = _calibrate_batch(cfg, tables, controls, b, warnings)
     rows = []
     for o in outcomes:
         meta = _meta_cols(rows_meta.get(o.stem))
         if o.status == "failed":
             continue
+        threshold, _, rec, boot = per_batch[batch_of(o.stem)]
         t = tables[o.stem]
         if threshold is not None:
             t = call_igg(t.drop(columns=["igg_positive"], errors="ignore"), threshold)
         schema.write_table(t, out / o.stem / "neurons.csv", "neurons")
         s = summarize_section(t if threshold is not None else t.drop(
             columns=["igg_positive"], errors="ignore"), exclude_border=cfg.summary.exclude_border)
+        lo = hi = np.nan
         if threshold is None:
             s["n_igg_positive"] = np.nan
             s["pct_igg_positive"] = np.nan
-        rows.append({"image": o.path.name, **s, "threshold": threshold,
+        else:
+            inner = t[~t["touches_border"]] if cfg.summary.exclude_border and len(t) else t
+            lo, hi = percent_interval(inner["ring_igg"].to_numpy(float), threshold, boot)
+        rows.append({"image": o.path.name, **s, "pct_ci_low": lo, "pct_ci_high": hi,
+                     "threshold": threshold,
+                     "calibration": rec["method"] if rec else "",
                      "pixel_size_um": o.pixel_size_um, **meta})
-    cols = ["image", "n_neurons", "n_igg_positive", "pct_igg_positive", "median_ring_igg",
-            "threshold", "pixel_size_um", "subject", "animal", "group", "control"]
+    cols = ["image", "n_neurons", "n_igg_positive", "pct_igg_positive", "pct_ci_low",
+            "pct_ci_high", "median_ring_igg", "threshold", "calibration", "pixel_size_um",
+            "subject", "animal", "group", "control"]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=cols)
     df = df[[c for c in cols if c in df.columns] + [c for c in df.columns if c not in cols]]
-    return threshold, source, schema.write_table(df, out / "drg_summary.csv", "drg_summary")
+    calibration = {b: {**(v[2] or {"method": None, "threshold": None}), "source": v[1]}
+                   for b, v in per_batch.items()}
+    if len(per_batch) == 1:
+        threshold, source = next(iter(per_batch.values()))[:2]
+    else:
+        threshold, source = None, "per staining batch (" + "; ".join(
+            f"{b}: {v[0]:.3f}" if v[0] is not None else f"{b}: none"
+            for b, v in per_batch.items()) + ")"
+    return (threshold, source, schema.write_table(df, out / "drg_summary.csv", "drg_summary"),
+            calibration)
 
 
 def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Path:

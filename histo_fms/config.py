@@ -57,10 +57,20 @@ class ImageOptions(_Strict):
 class Calibration(_Strict):
     """How the IgG-positive threshold on ``ring_igg`` is chosen."""
 
+    method: Literal["robust", "percentile"] = Field(
+        "robust", description="robust: unbound control population at a stated false-positive "
+        "rate; percentile: a percentile of all control rings")
+    false_positive_rate: float = Field(0.01, gt=0, lt=0.5, allow_inf_nan=False,
+                                       description="robust: false-positive rate on unbound rings")
     percentile: float = Field(99.0, gt=0, le=100, allow_inf_nan=False,
                               description="percentile of control rings")
     threshold: float | None = Field(None, gt=0, allow_inf_nan=False,
                                     description="explicit threshold (skips controls)")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="explicit threshold per staining batch (sample "
+        "sheet 'batch' or 'slide'), for batches without controls")
+    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for the threshold's "
+                           "uncertainty (confidence intervals)")
 
 
 class Summary(_Strict):

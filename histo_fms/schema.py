@@ -162,6 +162,24 @@ CROSSINGS = Table("crossings", "STEM/crossings.csv", "one row per counted fibre 
        required=False),
 ), needed=("y_um", "x_um"))
 
+# optional per-section columns of the summaries (also carried into the reviewed ones)
+_DRG_EXTRA = (
+    _c("pct_ci_low", "float", "%", "95 % interval of pct_igg_positive: Wilson on the calls, "
+       "widened by the threshold's bootstrap", required=False),
+    _c("pct_ci_high", "float", "%", "upper end of that interval", required=False),
+    _c("calibration", "str", "", "how the threshold was set: `robust`, `percentile` or "
+       "`explicit`", required=False),
+)
+_SKIN_EXTRA = (
+    _c("modality", "str", "", "`fluorescence` or `brightfield`", required=False),
+    _c("stain_source", "str", "", "bright-field: `estimated` (Macenko), `hdab`, `hed` or "
+       "`given`", required=False),
+    _c("stain_vectors", "str", "", "bright-field: JSON, the unit OD vector (R, G, B) of each "
+       "stain used", required=False),
+    _c("white_level", "str", "", "bright-field: JSON, the slide white level [R, G, B] used",
+       required=False),
+)
+
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (
     _c("image", "str", "", "input file name"),
     _c("n_neurons", "int", "", "neurons counted (border-touching left out)"),
@@ -170,7 +188,7 @@ DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section",
     _c("median_ring_igg", "float", "ratio", "median ring_igg of the counted neurons"),
     _c("threshold", "float", "ratio", "the ring_igg threshold used for the calls"),
     _c("pixel_size_um", "float", "µm", "pixel size used"),
-    *_SAMPLE, _CONTROL,
+    *_DRG_EXTRA, *_SAMPLE, _CONTROL,
 ), needed=("image",))
 
 SKIN_SUMMARY = Table("skin_summary", "skin_summary.csv", "one row per skin section", (
@@ -180,13 +198,7 @@ SKIN_SUMMARY = Table("skin_summary", "skin_summary.csv", "one row per skin secti
     _c("dej_length_mm", "float", "mm", "length of the dermal-epidermal junction"),
     _c("ienfd_per_mm", "float", "1/mm", "n_crossings / epidermis_length_mm"),
     _c("pixel_size_um", "float", "µm", "pixel size used"),
-    _c("modality", "str", "", "`fluorescence` or `brightfield`", required=False),
-    _c("stain_source", "str", "", "bright-field: `estimated` (Macenko), `hdab`, `hed` or "
-       "`given`", required=False),
-    _c("stain_vectors", "str", "", "bright-field: JSON, the unit OD vector (R, G, B) of each "
-       "stain used", required=False),
-    _c("white_level", "str", "", "bright-field: JSON, the slide white level [R, G, B] used",
-       required=False),
+    *_SKIN_EXTRA,
     *_SAMPLE,
 ), needed=("image",))
 
@@ -223,7 +235,8 @@ DRG_SUMMARY_REVIEWED = Table(
     (*_REVIEWED_HEAD, *_pairs(_DRG_MAIN), *_DELTA,
      *(_c(f"delta_{n}", "float", u, f"reviewed - automatic {n}") for n, _, u in _DRG_MAIN[1:]),
      _c("threshold", "float", "ratio", "the run's threshold", required=False),
-     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_SAMPLE, _CONTROL),
+     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_DRG_EXTRA,
+     *_SAMPLE, _CONTROL),
     needed=("image",))
 
 SKIN_SUMMARY_REVIEWED = Table(
@@ -231,7 +244,8 @@ SKIN_SUMMARY_REVIEWED = Table(
     "one row per skin section, automatic vs reviewed (written by the review)",
     (*_REVIEWED_HEAD, *_pairs(_SKIN_MAIN), *_DELTA,
      *(_c(f"delta_{n}", "float", u, f"reviewed - automatic {n}") for n, _, u in _SKIN_MAIN[1:]),
-     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_SAMPLE),
+     _c("pixel_size_um", "float", "µm", "pixel size used", required=False), *_SKIN_EXTRA,
+     *_SAMPLE),
     needed=("image",))
 
 _UNIT_HEAD = (

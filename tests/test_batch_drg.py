@@ -63,7 +63,8 @@ def test_outputs_follow_the_contract(batch):
         assert set(np.unique(lab["neurons"])) - {0} == set(t["neuron_id"])
     s = pd.read_csv(out / "drg_summary.csv")
     assert list(s["image"]) == ["blank.ome.tif"] + [f"sec{i}.ome.tif" for i in range(4)]
-    for col in ["n_neurons", "pct_igg_positive", "subject", "animal", "group", "control"]:
+    for col in ["n_neurons", "pct_igg_positive", "pct_ci_low", "pct_ci_high", "subject",
+                "animal", "group", "control"]:
         assert col in s.columns
     blank = s[s["image"] == "blank.ome.tif"].iloc[0]
     assert blank["n_neurons"] == 0
@@ -94,7 +95,12 @@ def test_threshold_calibrated_on_controls_and_recorded(batch):
     assert "control sections" in run["threshold"]["source"]
     ctrl = pd.concat([pd.read_csv(out / f"sec{i}" / "neurons.csv") for i in (2, 3)])
     ctrl = ctrl[~ctrl["touches_border"]]
-    assert thr == pytest.approx(np.percentile(ctrl["ring_igg"], 99), rel=1e-4)
+    from histo_fms.drg import calibrate
+
+    cal = calibrate(ctrl["ring_igg"], n_bootstrap=0)
+    assert thr == pytest.approx(cal.threshold, rel=1e-4)
+    assert run["threshold"]["calibration"][""]["method"] == "robust"
+    assert run["threshold"]["calibration"][""]["n_control_sections"] == 2
     t = pd.read_csv(out / "sec0" / "neurons.csv")
     assert (t["igg_positive"] == (t["ring_igg"] > thr)).all()
     # provenance
@@ -123,7 +129,8 @@ def test_resume_skips_finished_files_and_is_byte_identical(batch):
           "--no-resume"])
     run2 = json.loads((out2 / "run.json").read_text())
     assert {f["status"] for f in run2["files"]} == {"ok"}
-    assert run2["threshold"] == {"ring_igg": 1.5, "source": "explicit (calibration.threshold)"}
+    assert run2["threshold"]["ring_igg"] == 1.5
+    assert run2["threshold"]["source"] == "explicit (calibration.threshold)"
     a = pd.read_csv(out / "sec0" / "neurons.csv").drop(columns="igg_positive")
     b = pd.read_csv(out2 / "sec0" / "neurons.csv").drop(columns="igg_positive")
     pd.testing.assert_frame_equal(a, b)

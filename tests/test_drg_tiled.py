@@ -107,7 +107,7 @@ def test_context_uses_quantised_quantiles_everywhere(channels):
     ctx = compute_context(channels, pixel_size_um=PX, params=p)
     for role, img in channels.items():
         g = smooth_for_stats(img)
-        dark, med, hi = quantised_quantiles(g, [0.005, 0.5, 0.995])
+        dark, med, hi = quantised_quantiles(g, [0.001, 0.5, 0.995])
         assert ctx.dark_levels[role] == dark == estimate_dark_level(img)
         assert float(quantise(np.float32(dark))) == dark  # a quantised value
         assert ctx.medians[role] == med - dark

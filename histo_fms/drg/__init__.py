@@ -10,7 +10,15 @@ on control sections, then :func:`call_igg` and :func:`summarize_section`.
 """
 
 from ..segment._background import estimate_dark_level
-from ._calibrate import calibrate_threshold, call_igg, summarize_section
+from ._calibrate import (
+    Calibration,
+    calibrate,
+    calibrate_threshold,
+    call_igg,
+    percent_interval,
+    summarize_section,
+    wilson_interval,
+)
 from ._context import DrgContext, compute_context, required_margin_px
 from ._lipofuscin import detect_lipofuscin
 from ._measure import (
@@ -39,7 +47,11 @@ __all__ = [
     "detect_lipofuscin",
     "estimate_dark_level",
     "size_class",
+    "Calibration",
+    "calibrate",
     "calibrate_threshold",
+    "percent_interval",
+    "wilson_interval",
     "call_igg",
     "summarize_section",
 ]

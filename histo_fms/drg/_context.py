@@ -34,7 +34,7 @@ from ._params import DrgParams, _smooth_sigma_px
 ROLES = ("neuron", "igg", "sgc", "nuclei")
 
 #: quantiles (0-1) of the smoothed channel taken by the context
-DARK_QUANTILE = 0.005
+DARK_QUANTILE = 0.001
 SPREAD_QUANTILES = (0.5, 0.995)
 
 

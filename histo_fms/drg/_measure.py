@@ -227,6 +227,75 @@ def _contact_zone(labels: np.ndarray, rings: np.ndarray, guard_px: float) -> np.
     return (rings > 0) & ((mx != rings) | (mn != rings))
 
 
+def _sheath_mask(s_s: np.ndarray, sbg: np.ndarray, ring_geom: np.ndarray, excl: np.ndarray,
+                 nmax: int, fraction: float) -> np.ndarray:
+    """Ring pixels whose SGC-marker excess is at least ``fraction`` of the ring's peak.
+
+    The peak is the 95th percentile of the SGC excess over the neuron's ring (its
+    local SGC background subtracted); a ring without any SGC excess keeps all pixels.
+    """
+    ok_bg = np.where(np.isfinite(sbg), sbg, 0.0)
+    ring_ok = np.where(excl, 0, ring_geom)
+    peak = label_quantiles(s_s, ring_ok, 0.95, nmax) - ok_bg
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    cut = ok_bg + fraction * np.maximum(peak, 0.0)
+    keep = (peak <= 0)[ring_geom] | (s_s >= cut[ring_geom])
+    return (ring_geom > 0) & keep
+
+
+def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, excl, nmax, *,
+                           px: float, p: DrgParams, fallback: np.ndarray) -> np.ndarray:
+    """Ring IgG above the local background, less the blurred glow of the neuron's own IgG.
+
+    Neurons carry cytoplasmic IgG unrelated to the SGC sheath, and the optics blur it
+    across the outline onto the ring. Per neuron, IgG is fitted as ``b + c * G`` on
+    the pixels around the ring that are not measured (the soma's outer
+    ``glow_depth_um``, unmeasured ring pixels and the background band), where ``G``
+    is the neuron mask blurred by ``glow_sigma_um`` (several sigmas: one term each,
+    so that an unknown point-spread function is fitted); the excess is the ring
+    pixels' mean of ``IgG - b - c * G``. Where the fit is undetermined, ``fallback``
+    is kept.
+    """
+    inside = labels > 0
+    depth = ndi.distance_transform_edt(inside) if inside.any() else np.zeros(labels.shape)
+    soma = np.where(inside & (depth <= p.glow_depth_um / px) & ~excl, labels, 0)
+    del depth
+    ring_other = np.where((ring_geom > 0) & (ring_meas == 0) & ~excl, ring_geom, 0)
+    fit = soma + ring_other + np.where(valid_bg & (ring_geom == 0), bands, 0)
+    f = fit.ravel()
+    y = img.ravel().astype(np.float64)
+    rf = ring_meas.ravel()
+    nr = np.bincount(rf, minlength=nmax + 1).astype(float)
+
+    def s(idx, w=None):
+        return np.bincount(idx, weights=w, minlength=nmax + 1)
+
+    n, sy, syy = s(f), s(f, y), s(f, y * y)
+    ry = s(rf, y)
+    sig = p.glow_sigma_um if isinstance(p.glow_sigma_um, tuple) else (p.glow_sigma_um,)
+    fits = []
+    for sigma in sig:
+        # one candidate blur (point-spread function) at a time
+        g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel().astype(np.float64)
+        sg, sgg, sgy = s(f, g), s(f, g * g), s(f, g * y)
+        det = n * sgg - sg * sg
+        ok = (det > 1e-3 * np.maximum(n, 1) ** 2) & (n >= 10) & (nr > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.where(ok, (n * sgy - sg * sy) / np.where(ok, det, 1.0), 0.0)
+            b = np.where(ok, (sy - c * sg) / np.maximum(n, 1), 0.0)
+            rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
+            e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
+        fits.append((ok, rss, e))
+    # the blur that fits the image's neurons best (summed over the neurons every
+    # candidate fits)
+    both = np.logical_and.reduce([ok for ok, _, _ in fits])
+    total = [float(np.sum(rss[both])) for _, rss, _ in fits]
+    ok, _, e = fits[int(np.argmin(total))]
+    exc = np.where(ok, e, np.asarray(fallback, float))
+    return exc
+
+
+
 def measure_rings(
     labels: np.ndarray,
     igg: np.ndarray,
@@ -306,10 +375,17 @@ def measure_rings(
     # background = ordinary tissue: not empty slide, not IgG-bright structures (vessels,
     # capsule), judged against a smooth large-scale reference (a running percentile of
     # the free pixels only) so vignetting is allowed
+    lo, hi = p.background_tissue_range
+    if free.any():
+        # empty slide (holes, the section's edge) is no tissue background and must not
+        # drag the reference down: judged against the section's typical level first
+        typical = (float(tissue_levels[0]) if tissue_levels[0] is not None
+                   else float(np.median(img_s[free])))
+        with np.errstate(invalid="ignore"):
+            free = free & (img_s > lo * typical)
     if free.any():
         ref = local_background(img_s, window_px=p.background_reference_um / px, percentile=30.0,
                                mask=~free)
-        lo, hi = p.background_tissue_range
         with np.errstate(invalid="ignore"):
             valid_bg = free & (img_s > lo * ref) & (img_s < hi * ref)
             bright = ((img_s >= hi * ref) & (labels == 0)).astype(np.uint8)
@@ -336,6 +412,7 @@ def measure_rings(
 
     sgc_cov = np.full(nmax + 1, np.nan)
     ring_meas = ring_geom
+    sheath = None
     if sgc is not None:
         if sgc.shape != labels.shape:
             raise ValueError("sgc shape differs from labels shape")
@@ -368,10 +445,12 @@ def measure_rings(
             vessel = ndi.binary_dilation(vessel, iterations=grow) if vessel.any() else vessel
             excl = excl | ((ring_geom > 0) & vessel)
             del vessel, s_neg
+        if p.sheath_fraction > 0:
+            sheath = _sheath_mask(s_s, sbg, ring_geom, excl, nmax, p.sheath_fraction)
         del s_s
         if p.restrict_ring_to_sgc:
             ring_meas = np.where(sgc_pos, ring_geom, 0)
-    del bands, ref, valid_bg
+    del ref
     if rings is not None:
         ring_meas = np.asarray(rings)
         if p.restrict_ring_to_sgc and sgc is not None:
@@ -380,13 +459,23 @@ def measure_rings(
     if p.ring_guard_um > 0:
         ring_meas = np.where(_contact_zone(labels, ring_geom, p.ring_guard_um / px), 0, ring_meas)
 
+    if sheath is not None:
+        # the sheath proper: SGC-bright part of each ring (thin sheaths are not diluted
+        # by the tissue that fills the rest of the fixed-width annulus)
+        ring_meas = np.where(sheath, ring_meas, 0)
+    ring_meas = ring_meas.astype(np.int32, copy=False)
     rf = ring_meas.ravel()
     n_ring = np.bincount(rf, minlength=nmax + 1).astype(float)
     s_ring = np.bincount(rf, weights=img.ravel(), minlength=nmax + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ring_mean = np.where(n_ring > 0, s_ring / np.maximum(n_ring, 1), np.nan)
         ring_median = label_quantiles(img, ring_meas, 0.5, nmax)
-        ring_igg = np.where(bg > 0, ring_mean / np.where(bg > 0, bg, 1.0), np.nan)
+    excess = ring_mean - bg
+    if p.glow_correction:
+        excess = _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg,
+                                        excl, nmax, px=px, p=p, fallback=excess)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ring_igg = np.where(bg > 0, (bg + excess) / np.where(bg > 0, bg, 1.0), np.nan)
     covered = img_s > p.igg_coverage_factor * np.nan_to_num(bg, nan=np.inf)[ring_geom]
     igg_cov = _perimeter_coverage(labels, (ring_meas > 0), covered, nearest, nmax)
     table = pd.DataFrame({

@@ -54,6 +54,22 @@ class DrgParams:
     restrict_ring_to_sgc : bool
         Measure only the ring pixels that are SGC-marker positive (needs an SGC
         channel).
+    sheath_fraction : float
+        With an SGC channel: measure IgG on the sheath proper, the ring pixels whose
+        SGC-marker excess over its local background is at least this fraction of the
+        ring's peak (95th percentile) excess, so that a thin sheath is not diluted by
+        the tissue in the rest of the ``ring_width_um`` annulus. 0 measures the whole
+        annulus.
+    glow_correction : bool
+        Subtract from the ring the blurred glow of the neuron's own (cytoplasmic) IgG,
+        fitted per neuron on the soma's outer ``glow_depth_um`` and the background
+        band (see :func:`histo_fms.drg.measure_rings`).
+    glow_sigma_um : float or tuple of float
+        Spread (Gaussian sigma) of that glow, the optical blur across the outline; with
+        several values each neuron uses the one that fits its pixels best (the blur is
+        not known in advance).
+    glow_depth_um : float
+        Depth of the soma rim used to fit the glow.
     igg_coverage_factor : float
         A ring pixel counts as IgG-covered when above this multiple of its local
         background.
@@ -92,6 +108,10 @@ class DrgParams:
     exclude_sgc_negative_bright: bool = True
     ring_guard_um: float = 1.0
     restrict_ring_to_sgc: bool = False
+    sheath_fraction: float = 0.5
+    glow_correction: bool = True
+    glow_sigma_um: float | tuple[float, ...] = 0.35
+    glow_depth_um: float = 3.0
     igg_coverage_factor: float = 1.5
     sgc_coverage_factor: float = 2.0
     dark_level: float | None = None
@@ -119,6 +139,15 @@ class DrgParams:
                 raise ValueError(f"{name} must be positive")
         if not 0 <= self.min_diameter_um < self.max_diameter_um:
             raise ValueError("need 0 <= min_diameter_um < max_diameter_um")
+        if not 0 <= self.sheath_fraction < 1:
+            raise ValueError("sheath_fraction must be in [0, 1)")
+        sig = self.glow_sigma_um
+        sig = tuple(float(x) for x in sig) if isinstance(sig, (list, tuple)) else float(sig)
+        object.__setattr__(self, "glow_sigma_um", sig)
+        if not all(x > 0 for x in (sig if isinstance(sig, tuple) else (sig,))) or sig == ():
+            raise ValueError("glow_sigma_um must be positive")
+        if not self.glow_depth_um > 0:
+            raise ValueError("glow_depth_um must be positive")
         if not 0 <= self.background_percentile <= 100:
             raise ValueError("background_percentile must be in [0, 100]")
         if not 0 < self.lipofuscin_quantile < 1:

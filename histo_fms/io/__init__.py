@@ -11,7 +11,7 @@ from ._image import ImageData
 from ._ometiff_write import write_ome_tiff
 from ._omezarr import read_omezarr, write_omezarr
 from ._read import image_stem, is_image_file, read_image, require_pixel_size
-from ._samples import match_sample, read_sample_sheet
+from ._samples import batch_column, check_calibration_batches, match_sample, read_sample_sheet
 from ._tiff import read_tiff
 from ._write import (
     atomic_path,
@@ -39,6 +39,8 @@ __all__ = [
     "read_polylines",
     "read_sample_sheet",
     "match_sample",
+    "batch_column",
+    "check_calibration_batches",
     "read_tiff",
     "require_pixel_size",
     "resolve_channels",

@@ -41,7 +41,8 @@ def resolve_channels(
     ------
     InputError
         A required role is unmapped, a role is unknown, a name matches no channel
-        (the message lists the file's channels) or an index is out of range.
+        (the message lists the file's channels), an index is out of range or one
+        channel is given for two roles.
     """
     required, optional = list(required), list(optional)
     known = set(required) | set(optional)
@@ -78,4 +79,10 @@ def resolve_channels(
                 f"{len(channel_names)} channel(s) [{have}]",
             )
         out[role] = idx
+    seen: dict[int, str] = {}
+    for role, idx in out.items():
+        if idx in seen:
+            raise InputError(path, f"channel {idx}:{channel_names[idx]} is given for two roles "
+                                   f"({seen[idx]} and {role}); each role needs its own channel")
+        seen[idx] = role
     return out

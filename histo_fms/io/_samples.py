@@ -14,8 +14,9 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     """Read and validate a sample sheet CSV.
 
     Columns: ``image`` (file name, required), and any of ``subject``, ``animal``,
-    ``group``, ``control`` (true for control-IgG sections) plus free extra columns,
-    which are carried into the summaries.
+    ``group``, ``control`` (true for control-IgG sections), ``batch`` (staining batch;
+    ``slide`` is used when there is no ``batch``: each batch is calibrated on its own
+    controls) plus free extra columns, which are carried into the summaries.
 
     Parameters
     ----------
@@ -66,7 +67,57 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     for col in ("subject", "animal", "group"):
         if col not in df.columns:
             df[col] = ""
+    for col in ("batch", "slide"):
+        if col in df.columns:
+            df[col] = df[col].str.strip()
     return df.reset_index(drop=True)
+
+
+def batch_column(sheet: pd.DataFrame | None) -> str | None:
+    """Return the staining-batch column of a sample sheet: ``batch``, ``slide`` or None."""
+    if sheet is None:
+        return None
+    for col in ("batch", "slide"):
+        if col in sheet.columns:
+            return col
+    return None
+
+
+def check_calibration_batches(sheet: pd.DataFrame | None, path: str | Path,
+                              thresholds: dict | None = None,
+                              threshold: float | None = None) -> None:
+    """Check that every staining batch of a sample sheet can be calibrated.
+
+    A batch (``batch`` or ``slide`` column) needs control sections (``control``
+    true) unless an explicit threshold is given for it (``thresholds[batch]``) or for
+    all (``threshold``).
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame or None
+        From :func:`read_sample_sheet` (None: nothing to check).
+    path : str or Path
+        The sheet, for the message.
+    thresholds : dict, optional
+        Explicit thresholds by batch.
+    threshold : float, optional
+        One explicit threshold for all batches.
+
+    Raises
+    ------
+    InputError
+        A batch without controls and without a threshold (one line, naming it).
+    """
+    col = batch_column(sheet)
+    if col is None or threshold is not None:
+        return
+    given = {str(k) for k in (thresholds or {})}
+    has_ctrl = sheet.groupby(col)["control"].any()
+    missing = [str(b) for b, ok in has_ctrl.items() if not ok and str(b) not in given]
+    if missing:
+        raise InputError(path, f"{col} {', '.join(repr(b) for b in missing)} has no control "
+                               f"sections (control=true); add some or give "
+                               f"calibration.thresholds: {{{missing[0]}: value}}")
 
 
 def match_sample(sheet: pd.DataFrame | None, path: str | Path, stem: str) -> dict | None:

@@ -219,6 +219,8 @@ def make_drg_section(
     nerve_root: bool = False,
     outside_fraction: float = 0.0,
     nucleus_contrast: tuple[float, float] = (0.8, 0.8),
+    neuron_igg_range: tuple[float, float] | None = None,
+    control_bound_fraction: float = 0.0,
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
 
@@ -276,6 +278,13 @@ def make_drg_section(
     nucleus_contrast : tuple of float
         Range of the neuron-marker level in a neuron's nucleus relative to its
         cytoplasm, drawn per neuron (low: dark nucleus; near 1: pale; default 0.8).
+    neuron_igg_range : tuple of float, optional
+        Cytoplasmic IgG of each neuron, uniform in this range of multiples of the
+        tissue IgG and unrelated to its ring (the optics blur it onto the ring); by
+        default neurons are dark for IgG.
+    control_bound_fraction : float
+        Control sections: fraction of neurons whose ring control IgG truly binds (as
+        with real control IgG), marked ``igg_positive`` in the truth.
 
     Returns
     -------
@@ -459,6 +468,10 @@ def make_drg_section(
     level = np.where(dim, rng.uniform(0.2, 0.33, n), rng.uniform(0.8, 1.2, n))
     pos_frac = 0.0 if control else positive_fraction
     positive = rng.uniform(size=n) < pos_frac
+    # the IgG options draw from their own stream: the default section is unchanged
+    rng_igg = np.random.default_rng([int(seed), 12])
+    if control and control_bound_fraction > 0:
+        positive = rng_igg.uniform(size=n) < control_bound_fraction
     target = rng.uniform(*ring_igg_range, n)
 
     # --- channel densities ----------------------------------------------------------------
@@ -489,7 +502,11 @@ def make_drg_section(
 
     igg_bg = _IGG_TISSUE * _smooth_field((h, w), rng, 60 / px, 0.85, 1.15) * (1 + 0.05 * grain)
     igg = igg_bg.copy()
-    igg[neuron_mask] = _IGG_NEURON
+    if neuron_igg_range is None:
+        igg[neuron_mask] = _IGG_NEURON
+    else:
+        cyto = np.concatenate([[0.0], rng_igg.uniform(*neuron_igg_range, n)])
+        igg[neuron_mask] = (_IGG_TISSUE * cyto[lab]).astype(np.float32)[neuron_mask]
     neg_level = np.concatenate([[1.0], rng.uniform(0.92, 1.08, n)]).astype(np.float32)
     ring_true = np.ones(n)
     ring_sig = np.zeros((h, w), np.float32)
