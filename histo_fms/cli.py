@@ -211,6 +211,44 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _children() -> set[int]:
+    try:
+        import psutil
+
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except Exception:  # noqa: BLE001 - psutil missing or a process vanished
+        return set()
+
+
+def _reap_children(before: set[int], timeout: float = 5.0) -> None:
+    """End and reap the processes started since ``before`` was taken.
+
+    Dask workers, nannies and multiprocessing's resource tracker: ``histo-fms run``
+    leaves nothing behind in its process group.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+        if stop is not None:
+            stop()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with dask.distributed
+        return
+    kids = [k for k in psutil.Process().children(recursive=True) if k.pid not in before]
+    for k in kids:
+        with contextlib.suppress(psutil.Error):
+            k.terminate()
+    _, alive = psutil.wait_procs(kids, timeout=timeout)
+    for k in alive:
+        with contextlib.suppress(psutil.Error):
+            k.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -300,7 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = _build_parser().parse_args(argv)
     try:
         if a.command == "run":
-            return _cmd_run(a, argv)
+            before = _children()
+            try:
+                return _cmd_run(a, argv)
+            finally:
+                _reap_children(before)
         if a.command == "figures":
             return _cmd_figures(a)
         if a.command == "export":
