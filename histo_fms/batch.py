@@ -588,6 +588,8 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
     journal is written, as this run leaves it (the next run rolls it forward).
     """
     every = outcomes + earlier
+    if earlier:  # the folder's sections in name order, whichever run measured them
+        every = sorted(every, key=lambda o: o.stem)
     rows_meta = {o.stem: match_sample(sheet, o.path, o.stem) for o in every}
     for o in earlier:  # not in this run's sheet: keep what its earlier run recorded
         if rows_meta[o.stem] is None and o.details.get("sample"):
