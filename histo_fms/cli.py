@@ -263,6 +263,20 @@ def _is_results_folder(path: Path) -> bool:
                                  ("run.json", "drg_summary.csv", "skin_summary.csv"))
 
 
+def _finish_interrupted_commit(results: Path) -> None:
+    """Roll forward the calling commit of a run that was killed mid-way (if no run is live)."""
+    from ._outfolder import FolderBusy, FolderLock
+    from .io._write import JOURNAL, recover_commit
+
+    if not (results / JOURNAL).is_file():
+        return
+    try:
+        with FolderLock(results):
+            recover_commit(results)
+    except FolderBusy:  # a live run is finishing it
+        pass
+
+
 def _cmd_figures(a: argparse.Namespace) -> int:
     from .figures import make_figures
 
@@ -270,6 +284,7 @@ def _cmd_figures(a: argparse.Namespace) -> int:
     if not _is_results_folder(res):
         raise InputError(res, "not a histo-fms results folder (no run.json, drg_summary.csv "
                               "or skin_summary.csv)")
+    _finish_interrupted_commit(res)
     rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
                        include_controls=a.include_controls, mixed_model=not a.no_mixed_model)
     if not rep.figures and rep.stats_path is None:
@@ -286,6 +301,8 @@ def _cmd_figures(a: argparse.Namespace) -> int:
 def _cmd_export(a: argparse.Namespace) -> int:
     from .export import export_results
 
+    if Path(a.results).is_dir():
+        _finish_interrupted_commit(Path(a.results))
     written = export_results(a.results, a.to, a.dest, reviewed=not a.automatic)
     if not written:
         raise InputError(Path(a.results), "no analysed image to export (every image failed "
