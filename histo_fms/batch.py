@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import platform
 import sys
 import time
@@ -201,6 +202,49 @@ def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
     return {role: np.asarray(img.data[i].compute()) for role, i in idx.items()}
 
 
+def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """Channels by role (bright-field RGB images are colour-deconvolved first).
+
+    Returns the channels and the extra per-file summary columns (modality and, for
+    bright-field, the stain vectors used).
+    """
+    rgb = bool(img.metadata.get("rgb"))
+    if cfg.brightfield is None:
+        named = {str(v).upper() for v in cfg.channels.values()}
+        if rgb and not named & {"R", "G", "B"}:
+            raise InputError(img.path, "an RGB bright-field image, but the config is for "
+                                       "fluorescence channels: use a bright-field config "
+                                       "(pipelines/skin_ienfd_brightfield.yaml), or name "
+                                       "the roles' channels R, G, B")
+        return _load_channels(img, cfg), {"modality": "fluorescence"}
+    if not rgb:
+        raise InputError(img.path, f"not an RGB bright-field image ({len(img.channel_names)} "
+                                   f"channel(s): {', '.join(map(str, img.channel_names))}), "
+                                   "but the config is for bright-field: use a fluorescence "
+                                   "config")
+    from .stain import deconvolve
+
+    bf = cfg.brightfield
+    ny, nx = img.shape_yx
+    if ny < 2 or nx < 2:
+        raise InputError(img.path, f"image is too small ({ny} x {nx} px)")
+    rgb_arr = np.moveaxis(np.asarray(img.data[:3].compute()), 0, -1)
+    try:
+        sep = deconvolve(rgb_arr, stains=bf.stains, white=bf.white_level,
+                         reference=bf.reference)
+    except ValueError as exc:
+        raise InputError(img.path, f"colour deconvolution failed: {exc}") from exc
+    chromogen = "dab" if "dab" in sep.names else sep.names[1]
+    channels = {"fibre": sep.plane(chromogen) * np.float32(bf.od_scale),
+                "nuclei": sep.plane("haematoxylin") * np.float32(bf.od_scale)}
+    prov = sep.provenance()
+    img.metadata["brightfield"] = prov
+    extra = {"modality": "brightfield", "stain_source": prov["stain_source"],
+             "stain_vectors": json.dumps(prov["stain_vectors"], separators=(",", ":")),
+             "white_level": json.dumps(prov["white_level"])}
+    return channels, extra
+
+
 def _stamp_ok(outdir: Path, sha: str, cfg_hash: str, outputs: Sequence[str]) -> dict | None:
     """Return the section's status when it can be resumed, else None.
 
@@ -303,9 +347,10 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
             summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
         else:
-            channels = _load_channels(img, cfg)
+            channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
+            summary.update(extra)
         if cfg.pipeline == "drg":
             summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
         outcome.summary = summary

@@ -82,6 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="plot control-IgG sections as their own group")
     g.add_argument("--no-mixed-model", action="store_true",
                    help="skip the neuron-level mixed model")
+    g.add_argument("--allow-stale", action="store_true",
+                   help="use reviews edited after their last recompute (default: refuse)")
 
     e = sub.add_parser("export", help="export results to QuPath GeoJSON or OME-Zarr")
     e.add_argument("results", help="a `histo-fms run` output folder")
@@ -286,7 +288,8 @@ def _cmd_figures(a: argparse.Namespace) -> int:
                               "or skin_summary.csv)")
     _finish_interrupted_commit(res)
     rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
-                       include_controls=a.include_controls, mixed_model=not a.no_mixed_model)
+                       include_controls=a.include_controls, mixed_model=not a.no_mixed_model,
+                       allow_stale=a.allow_stale)
     if not rep.figures and rep.stats_path is None:
         raise InputError(res, "no analysed image to plot (the summary tables are empty)")
     for name, files in rep.figures.items():

@@ -65,6 +65,41 @@ class ParallelOptions(_Strict):
     exact_tiles: bool = True
 
 
+class BrightfieldOptions(_Strict):
+    """Bright-field RGB input (IHC with a chromogen): colour deconvolution into roles.
+
+    The RGB image is turned into optical density against the slide's white level and
+    separated into stains; the chromogen becomes the ``fibre`` role and the
+    counterstain the ``nuclei`` role of the skin pipeline.
+    """
+
+    stains: Literal["estimate", "hdab", "hed"] | list[list[float]] = Field(
+        "estimate", description="'estimate' (Macenko, per image), a named matrix, or 2-3 "
+                                "OD vectors [R, G, B] (counterstain, chromogen[, residual])")
+    reference: Literal["hdab", "hed"] = Field(
+        "hdab", description="named stains the estimate is matched to")
+    white_level: list[float] | None = Field(
+        None, description="slide white level [R, G, B]; null = brightest tissue-free area")
+    od_scale: float = Field(1000.0, gt=0, description="stain maps in OD x this")
+
+    @field_validator("white_level")
+    @classmethod
+    def _three_positive(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 3 or not all(x > 0 for x in v)):
+            raise ValueError("white_level must be three positive numbers [R, G, B]")
+        return v
+
+    @field_validator("stains")
+    @classmethod
+    def _vectors(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            if len(v) not in (2, 3) or not all(len(r) == 3 for r in v):
+                raise ValueError("stains: give 2 or 3 vectors of 3 numbers [R, G, B]")
+            if any(x < 0 for r in v[:2] for x in r):
+                raise ValueError("stains: optical-density vectors are non-negative")
+        return v
+
+
 class PipelineConfig(_Strict):
     """A whole pipeline configuration, as in ``pipelines/*.yaml``."""
 
@@ -77,11 +112,19 @@ class PipelineConfig(_Strict):
     calibration: Calibration = Field(default_factory=Calibration)
     summary: Summary = Field(default_factory=Summary)
     parallel: ParallelOptions = Field(default_factory=ParallelOptions)
+    brightfield: BrightfieldOptions | None = None
 
     @field_validator("channels")
     @classmethod
     def _no_blank(cls, v: dict[str, str | int]) -> dict[str, str | int]:
         return {k: val for k, val in v.items() if val is not None and val != ""}
+
+    @field_validator("brightfield")
+    @classmethod
+    def _brightfield_skin(cls, v: BrightfieldOptions | None, info: Any) -> Any:
+        if v is not None and info.data.get("pipeline") != "skin":
+            raise ValueError("bright-field input is supported by the skin pipeline only")
+        return v
 
     def roles(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Return the (required, optional) channel roles of this pipeline."""

@@ -104,6 +104,23 @@ def _load_summary(results: Path, kind: str, samples: pd.DataFrame | None
     return auto, rev
 
 
+def _check_not_stale(results: Path, allow_stale: bool) -> None:
+    """Refuse reviewed summaries whose images were edited after their last recompute."""
+    for kind in ("drg", "skin"):
+        rev = _read_csv(results / f"{kind}_summary_reviewed.csv")
+        if rev is None or "stale" not in rev or allow_stale:
+            continue
+        stale = rev.loc[rev["stale"].astype(str).str.lower() == "true", "image"]
+        if len(stale):
+            from histo_fms.io import InputError
+
+            raise InputError(
+                results / f"{kind}_summary_reviewed.csv",
+                f"reviews edited after their last recompute (stale): "
+                f"{', '.join(map(str, stale))}; recompute them in the review widget "
+                "(or pass --allow-stale)")
+
+
 def make_figures(
     results_dir: str | Path,
     samples: str | Path | pd.DataFrame | None = None,
@@ -114,6 +131,7 @@ def make_figures(
     images: Sequence[str] | None = None,
     include_controls: bool = False,
     mixed_model: bool = True,
+    allow_stale: bool = False,
 ) -> FiguresReport:
     """Make the paper figures, ``stats.csv`` and ``report.html`` of one results folder.
 
@@ -143,6 +161,10 @@ def make_figures(
         Show control-IgG sections as their own group in plots and tests.
     mixed_model : bool
         Also fit the neuron-level mixed model of log ring IgG.
+    allow_stale : bool
+        Use reviews edited after their last recompute (``stale`` in
+        ``*_summary_reviewed.csv``) with their last recomputed values. By default such
+        a folder is refused: recompute the reviews first.
 
     Returns
     -------
@@ -161,6 +183,7 @@ def make_figures(
     formats = [f.strip().lower().lstrip(".") for f in formats if f.strip()]
     if not formats:
         raise ValueError("no figure format given")
+    _check_not_stale(results, allow_stale)
     rep = FiguresReport()
     stats_parts: list[pd.DataFrame] = []
     run = json.loads((results / "run.json").read_text()) if (results / "run.json").is_file() \

@@ -8,12 +8,14 @@ from ._bioio import read_bioio
 from ._errors import InputError
 from ._image import ImageData
 from ._omezarr import read_omezarr
+from ._photo import read_photo
 from ._tiff import read_tiff
 
-TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8")
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".svs", ".ndpi")
 BIOIO_SUFFIXES = (".czi", ".nd2", ".lif")
 ZARR_SUFFIXES = (".zarr",)
-IMAGE_SUFFIXES = TIFF_SUFFIXES + BIOIO_SUFFIXES + ZARR_SUFFIXES
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = TIFF_SUFFIXES + BIOIO_SUFFIXES + ZARR_SUFFIXES + PHOTO_SUFFIXES
 
 
 def image_stem(path: str | Path) -> str:
@@ -66,7 +68,9 @@ def read_image(
     Parameters
     ----------
     path : str or Path
-        OME-TIFF / TIFF file, OME-Zarr image folder, or CZI / ND2 / LIF file.
+        OME-TIFF / TIFF (incl. SVS and NDPI slide scans), OME-Zarr image folder, CZI /
+        ND2 / LIF file, or a JPEG / PNG photograph (RGB files are read as channels
+        ``R, G, B`` with ``metadata["rgb"]`` set).
     series : int
         Series / scene index.
     level : int
@@ -100,6 +104,8 @@ def read_image(
         if not path.exists():
             raise InputError(path, "file not found")
         img = read_omezarr(path, level=level, z=z)
+    elif name.endswith(PHOTO_SUFFIXES) and reader == "auto":
+        img = read_photo(path)
     elif name.endswith(BIOIO_SUFFIXES) or reader == "bioio":
         img = read_bioio(path, series=series, z=z)
     else:

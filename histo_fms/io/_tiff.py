@@ -110,6 +110,36 @@ def _imagej_pixel_size(tf: tifffile.TiffFile) -> float | None:
     return float(den) / float(num) * factor
 
 
+_MPP = re.compile(r"\bMPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
+
+
+def _slide_scanner_pixel_size(tf: tifffile.TiffFile) -> float | None:
+    """Pixel size of whole-slide scans: the SVS ``MPP`` field, NDPI resolution tags."""
+    page = tf.pages[0]
+    desc = str(getattr(page, "description", "") or "")
+    m = _MPP.search(desc)
+    if m:
+        return float(m.group(1))
+    if getattr(tf, "is_ndpi", False):
+        res, unit = page.tags.get("XResolution"), page.tags.get("ResolutionUnit")
+        if res is not None and unit is not None and int(unit.value) == 3:  # centimetre
+            num, den = res.value
+            if num:
+                return 1e4 * float(den) / float(num)
+    return None
+
+
+def _is_rgb(level: tifffile.TiffPageSeries) -> bool:
+    """Whether a series holds RGB(A) samples (a bright-field scan or photograph)."""
+    page = level.pages[0] if level.pages else None
+    axes = level.axes.upper()
+    if page is None or "S" not in axes:
+        return False
+    n = level.shape[axes.index("S")]
+    # PHOTOMETRIC.RGB, or YCBCR (JPEG-compressed scans, decoded to RGB)
+    return n in (3, 4) and int(getattr(page, "photometric", 0)) in (2, 6)
+
+
 def _imagej_names(tf: tifffile.TiffFile, n: int) -> list[str]:
     ij = tf.imagej_metadata or {}
     labels = ij.get("Labels") or ij.get("labels")
@@ -172,6 +202,9 @@ def read_tiff(
                 pixel_size, names = _ome_pixel_size_and_names(tf.ome_metadata, series)
             if pixel_size is None and tf.is_imagej:
                 pixel_size = _imagej_pixel_size(tf)
+            if pixel_size is None:
+                pixel_size = _slide_scanner_pixel_size(tf)
+            rgb = _is_rgb(lv)
             is_imagej = tf.is_imagej
             _check_complete(path, lv)
     except InputError:
@@ -187,6 +220,10 @@ def read_tiff(
         _TiffLevel(path, series, level, shape, dtype), chunks=_chunks(axes, shape), name=False
     )
     arr, info = _to_cyx(path, arr, axes, z)
+    if rgb:
+        arr = arr[:3]  # drop an alpha sample
+        info["rgb"] = True
+        names = ["R", "G", "B"]
     if not names or len(names) != arr.shape[0] or not all(names):
         if is_imagej and not names:
             names = []

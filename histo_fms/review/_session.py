@@ -183,6 +183,7 @@ class ReviewSession:
         """Autosave the changed parts atomically, then append the audit record."""
         self.check_fresh()
         self.n_edits += 1
+        was_fresh = not self.needs_recompute
         self.needs_recompute = True
         self.dir.mkdir(parents=True, exist_ok=True)
         if labels:
@@ -195,6 +196,9 @@ class ReviewSession:
         if polylines:
             write_polylines(self.polylines, self.dir / "polylines.json")
         write_json(self._state(), self.dir / OVERRIDES)
+        if was_fresh and (self.dir / SUMMARY).is_file():
+            # the reviewed summary on disk no longer matches the edits: mark it stale
+            write_reviewed_summary(self.results_dir, self.kind)
         return self.audit.append({
             "seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
             "image": self.stem, "case": self.blind_code, "kind": kind,
@@ -1102,10 +1106,21 @@ def _summary_row(results_dir: Path, kind: str, image: str) -> dict | None:
     return None if row.empty else row.iloc[0].to_dict()
 
 
+def _needs_recompute(review_dir: Path) -> bool:
+    """Whether a review folder has edits made after its last recompute."""
+    p = review_dir / OVERRIDES
+    if not p.is_file():
+        return False
+    return bool(json.loads(p.read_text(encoding="utf-8")).get("needs_recompute", False))
+
+
 def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
     """Write ``OUT/{kind}_summary_reviewed.csv``: every image, automatic vs reviewed.
 
-    Images not reviewed yet keep their automatic values (``reviewed`` is False).
+    Images not reviewed yet keep their automatic values (``reviewed`` is False). An
+    image edited after its last recompute is marked ``stale`` (its reviewed values are
+    those of the last recompute); :func:`histo_fms.figures.make_figures` refuses stale
+    reviews unless told otherwise.
 
     Parameters
     ----------
@@ -1133,6 +1148,7 @@ def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
         sp = results_dir / stem / REVIEWED / SUMMARY
         rev = json.loads(sp.read_text(encoding="utf-8")) if sp.is_file() else None
         out = {"image": row["image"], "reviewed": rev is not None,
+               "stale": rev is not None and _needs_recompute(sp.parent),
                "reviewer": rev.get("reviewer") if rev else "",
                "reviewed_at": rev.get("reviewed_at") if rev else ""}
         for k in main:

@@ -128,3 +128,77 @@ def test_blindness_check_catches_a_leak(make_napari_viewer, batch_master):
     w.open_session(batch_master, "drgimg_m2_hc", "AB")
     texts = _screen_texts(viewer, w)
     assert any("drgimg_m2_hc" in t for t in texts)
+
+
+def _pick(viewer, w, nid):
+    """Pick a neuron as napari's picker does (sets the layer's selected label)."""
+    viewer.layers["neurons"].selected_label = nid
+    return w.review.neuron_spin.value()
+
+
+def test_queue_selection_does_not_carry_over_and_neuron_1_is_pickable(
+        make_napari_viewer, batch_master, tmp_path):
+    results = tmp_path / "carry"
+    shutil.copytree(batch_master, results)
+    viewer = make_napari_viewer()
+    w = QueueWidget(viewer)
+    w.start(results, "AB", seed=5)
+    s1 = w.review.session
+    ids = sorted(int(i) for i in s1.neuron_ids())
+    nid = max(ids)
+    assert _pick(viewer, w, nid) == nid
+    w.next_btn.click()
+    # case 2: nothing is selected; the first case's neuron and text are gone
+    assert w.review.neuron_spin.value() == 0
+    assert w.review.info_label.text() == ""
+    assert viewer.layers["neurons"].selected_label == 0
+    # picking neuron 1 selects neuron 1 (napari's default selected label was 1: no event)
+    assert _pick(viewer, w, 1) == 1
+    s2 = w.review.session
+    assert (s2.neurons == 1).any()
+    w.review.delete_btn.click()
+    assert w.review.error_label.text() == ""
+    log = [e for e in s2.history() if e["kind"] == "delete"]
+    assert [e["params"]["neuron_id"] for e in log] == [1]
+
+
+def test_closing_a_case_recomputes_and_later_edits_mark_the_summary_stale(
+        make_napari_viewer, batch_master, tmp_path):
+    results = tmp_path / "stale"
+    shutil.copytree(batch_master, results)
+    viewer = make_napari_viewer()
+    w = QueueWidget(viewer)
+    w.start(results, "AB", seed=5)
+    s = w.review.session
+    nid = int(s.table.loc[~s.table["touches_border"], "neuron_id"].iloc[0])
+    _pick(viewer, w, nid)
+    w.review.flip_btn.click()
+    w.next_btn.click()  # no explicit Recompute: closing the case recomputes it
+    summ = pd.read_csv(results / "drg_summary_reviewed.csv").set_index("image")
+    row = summ.loc[f"{s.stem}.ome.tif"]
+    assert bool(row["reviewed"]) and not bool(row["stale"])
+    assert row["n_igg_positive"] == row["n_igg_positive_auto"] + (
+        -1 if s.auto_call(nid) else 1)
+    # an edit after the recompute marks that image's reviewed row stale on disk
+    s.flip_call(nid)
+    summ = pd.read_csv(results / "drg_summary_reviewed.csv").set_index("image")
+    assert bool(summ.loc[f"{s.stem}.ome.tif", "stale"])
+    assert not summ.drop(index=f"{s.stem}.ome.tif")["stale"].astype(bool).any()
+
+
+def test_figures_refuse_a_stale_review(batch_master, tmp_path):
+    from histo_fms.cli import main
+    from histo_fms.review import ReviewSession
+
+    results = tmp_path / "figs"
+    shutil.copytree(batch_master, results)
+    stem = sorted(DRG_IMAGES)[0]
+    s = ReviewSession.open(results, stem, "AB")
+    nid = int(s.table.loc[~s.table["touches_border"], "neuron_id"].iloc[0])
+    s.flip_call(nid)
+    s.recompute()
+    assert main(["figures", str(results), "--format", "png", "--no-mixed-model"]) == 0
+    s.flip_call(nid)  # edited after the recompute: the reviewed numbers are stale
+    assert main(["figures", str(results), "--format", "png", "--no-mixed-model"]) == 2
+    assert main(["figures", str(results), "--format", "png", "--no-mixed-model",
+                 "--allow-stale"]) == 0

@@ -108,3 +108,18 @@ def test_skin_sample_and_real_skin_results(make_napari_viewer, tmp_path):
     extent = viewer.layers["PGP9.5"].extent.world
     assert extent[1][1] == pytest.approx(799 * 0.5, abs=0.5)
     assert viewer.layers["DEJ"].data[0][:, 1].max() <= extent[1][1] + 1
+
+
+def test_brightfield_rgb_scan_opens_as_one_rgb_layer(tmp_path):
+    import tifffile
+    from histo_fms.synthetic.brightfield import make_brightfield_skin_section
+
+    ph = make_brightfield_skin_section((200, 500), 0.5, seed=1)
+    p = tmp_path / "scan.svs"
+    tifffile.imwrite(p, ph.rgb, photometric="rgb", tile=(128, 128),
+                     description="Aperio Image Library |MPP = 0.5")
+    layers = get_image_reader(str(p))(str(p))
+    assert len(layers) == 1
+    data, kw, kind = layers[0]
+    assert kind == "image" and kw["rgb"] is True and kw["scale"] == (0.5, 0.5)
+    np.testing.assert_array_equal(np.asarray(data), ph.rgb)

@@ -57,13 +57,24 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
     Returns
     -------
     list of LayerDataTuple
-        ``(dask array, kwargs, "image")`` per channel.
+        ``(dask array, kwargs, "image")`` per channel; one RGB layer for a bright-field
+        RGB image.
     """
     from histo_fms.io import read_image
 
     img = read_image(path, pixel_size_um=pixel_size_um, **(read_kwargs or {}))
     px = float(img.pixel_size_um or pixel_size_um or 1.0)
     out: list[LayerData] = []
+    if img.metadata.get("rgb"):
+        # a bright-field scan is shown as the RGB image it is, not three grey layers
+        import dask.array as da
+
+        return [(da.moveaxis(img.data[:3], 0, -1), {
+            "name": "RGB", "scale": (px, px), "units": UNITS, "axis_labels": AXES,
+            "rgb": True,
+            "metadata": {"histo_fms": {"channel": "RGB", "pixel_size_um": px,
+                                       "path": str(img.path)}},
+        }, "image")]
     for i, name in enumerate(img.channel_names):
         out.append((img.data[i], {
             "name": str(name), "scale": (px, px), "units": UNITS, "axis_labels": AXES,

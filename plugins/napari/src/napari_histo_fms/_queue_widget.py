@@ -171,9 +171,13 @@ class QueueWidget(QWidget):
         self._update_buttons()
 
     def complete_case(self) -> None:
-        """Mark the current case done and open the next."""
+        """Recompute the case's reviewed tables if edited, mark it done, open the next."""
         if self.queue is None or self.case is None:
             raise RuntimeError("no case open")
+        session = self.review.session
+        if session is not None and session.needs_recompute:
+            # a closed case's reviewed numbers are never stale
+            session.recompute()
         self.queue.complete(self.case.code)
         self.open_next()
 

@@ -308,6 +308,11 @@ class ReviewWidget(QWidget):
         """
         self.session = session
         self.last_summary = None
+        # nothing selected in a new case: the previous case's id must never carry over
+        self.neuron_spin.blockSignals(True)
+        self.neuron_spin.setValue(0)
+        self.neuron_spin.blockSignals(False)
+        self.info_label.setText("")
         self.title_label.setText(title)
         self.result_label.setText("")
         self.error_label.setText("")
@@ -336,6 +341,9 @@ class ReviewWidget(QWidget):
             for data, kw, kind in layers:
                 old = self._layer(kw["name"])
                 new = Layer.create(data, kw, kind)
+                if kw["name"] == NEURONS:
+                    # napari starts at label 1, so picking neuron 1 would emit no event
+                    new.selected_label = 0
                 if old is not None:
                     i = self.viewer.layers.index(old)
                     self.viewer.layers.remove(old)

@@ -1,0 +1,321 @@
+"""Beer-Lambert optical density, stain-vector estimation (Macenko) and separation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from skimage.color import rgb_from_hdx, rgb_from_hed, separate_stains
+
+#: Named stain matrices (rows: optical-density vectors of the stains, R, G, B) and the
+#: stain each row is, from :mod:`skimage.color` (Ruifrok & Johnston 2001).
+NAMED_STAINS: dict[str, tuple[np.ndarray, tuple[str, str, str]]] = {
+    "hdab": (np.asarray(rgb_from_hdx, float), ("haematoxylin", "dab", "residual")),
+    "hed": (np.asarray(rgb_from_hed, float), ("haematoxylin", "eosin", "dab")),
+}
+
+_LOG_ADJUST = -np.log(1e-6)  # separate_stains divides natural-log OD by this
+
+
+@dataclass
+class StainSeparation:
+    """The stain maps of one bright-field image and how they were obtained.
+
+    Attributes
+    ----------
+    concentrations : ndarray of float32, shape (Y, X, 3)
+        Stain amounts in optical-density units (natural log), one plane per stain.
+    names : tuple of str
+        The stain of each plane (e.g. ``("haematoxylin", "dab", "residual")``).
+    vectors : ndarray, shape (3, 3)
+        The unit optical-density vector (R, G, B) of each stain.
+    white : ndarray, shape (3,)
+        The slide's white level (counts) used for the optical density.
+    source : str
+        ``"estimated"``, a named matrix (``"hdab"``, ``"hed"``) or ``"given"``.
+    notes : list of str
+        What was assumed (e.g. no tissue-free area to estimate the white level from).
+    """
+
+    concentrations: np.ndarray
+    names: tuple[str, ...]
+    vectors: np.ndarray
+    white: np.ndarray
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def plane(self, name: str) -> np.ndarray:
+        """Return the concentration map of the stain called ``name``."""
+        try:
+            return self.concentrations[..., self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"no stain {name!r}; stains: {list(self.names)}") from None
+
+    def provenance(self) -> dict:
+        """Return the vectors, white level and source as plain JSON-able values."""
+        return {"stain_source": self.source,
+                "stain_vectors": {n: [round(float(v), 4) for v in vec]
+                                  for n, vec in zip(self.names, self.vectors, strict=True)},
+                "white_level": [round(float(w), 2) for w in self.white],
+                "notes": list(self.notes)}
+
+
+def _full_scale(rgb: np.ndarray) -> float:
+    return float(np.iinfo(rgb.dtype).max) if np.issubdtype(rgb.dtype, np.integer) else 1.0
+
+
+def estimate_white_level(rgb: np.ndarray, *, quantile: float = 0.995,
+                         min_fraction: float = 0.6) -> tuple[np.ndarray, str | None]:
+    """Estimate the slide's white level (incident light) from its brightest area.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (Y, X, 3)
+        Bright-field RGB image (any numeric dtype).
+    quantile : float
+        Pixels at least this bright (mean of R, G, B, as a quantile of the image) are the
+        tissue-free glass; the white level is their per-channel median.
+    min_fraction : float
+        When even those pixels are darker than this fraction of the dtype's full scale
+        (no glass in view), the full scale is used and a note says so.
+
+    Returns
+    -------
+    white : ndarray, shape (3,)
+        White level per channel (counts).
+    note : str or None
+        Why the full scale was used instead, if it was.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (Y, X, 3), got shape {rgb.shape}")
+    full = _full_scale(rgb)
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 4e6)))
+    sub = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
+    bright = sub.mean(axis=1)
+    thr = np.quantile(bright, quantile)
+    white = np.median(sub[bright >= thr], axis=0)
+    if float(white.min()) < min_fraction * full:
+        return np.full(3, full), (f"no tissue-free area found (brightest {white.round(1)} "
+                                  f"< {min_fraction:.0%} of full scale): white = {full:g}")
+    return white.astype(float), None
+
+
+def optical_density(rgb: np.ndarray, white: Sequence[float] | np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Return the Beer-Lambert optical density ``-ln(I / I0)`` of an RGB image.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (Y, X, 3)
+        Bright-field image (counts).
+    white : sequence of 3 floats, optional
+        White level ``I0`` per channel (default :func:`estimate_white_level`).
+
+    Returns
+    -------
+    ndarray of float32, shape (Y, X, 3)
+        Optical density, >= 0 (pixels brighter than white are clipped to 0).
+    """
+    rgb = np.asarray(rgb)
+    if white is None:
+        white, _ = estimate_white_level(rgb)
+    w = np.asarray(white, np.float32).reshape(1, 1, 3)
+    i = np.maximum(rgb.astype(np.float32), 1.0)
+    return np.maximum(-np.log(np.minimum(i / w, 1.0)), 0.0).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    if not n > 0:
+        raise ValueError("a stain vector has zero length")
+    return v / n
+
+
+def vector_angle_deg(a: Sequence[float], b: Sequence[float]) -> float:
+    """Return the angle between two optical-density vectors in degrees."""
+    a, b = _unit(np.asarray(a, float)), _unit(np.asarray(b, float))
+    return float(np.degrees(np.arccos(np.clip(abs(a @ b), -1.0, 1.0))))
+
+
+def stain_matrix(vectors: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Complete two or three stain OD vectors into a 3 x 3 matrix of unit rows.
+
+    Parameters
+    ----------
+    vectors : array_like, shape (2, 3) or (3, 3)
+        Optical-density vectors (R, G, B) of the stains; with two, the third row is
+        their normalised cross product (the residual).
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Unit rows; invertible.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, negative or zero vectors, or vectors that are (nearly) parallel.
+    """
+    v = np.asarray(vectors, float)
+    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] not in (2, 3):
+        raise ValueError(f"stain vectors must be 2 or 3 rows of (R, G, B), got shape {v.shape}")
+    if v.shape[0] == 2:
+        if (v < 0).any():
+            raise ValueError("optical-density stain vectors must be non-negative")
+        third = np.cross(v[0], v[1])
+        if third.sum() < 0:
+            third = -third
+        v = np.vstack([v, third])
+    rows = np.array([_unit(r) for r in v])
+    if abs(np.linalg.det(rows)) < 1e-3:
+        raise ValueError("stain vectors are (nearly) parallel: cannot separate the stains")
+    return rows
+
+
+def estimate_stain_vectors(
+    od: np.ndarray,
+    *,
+    reference: str = "hdab",
+    beta: float = 0.15,
+    alpha: float = 1.0,
+    max_pixels: int = 200_000,
+) -> np.ndarray:
+    """Estimate the two stains' OD vectors of an image by Macenko's method.
+
+    The optical densities of stained pixels (norm above ``beta``) are projected onto the
+    plane of their two largest principal directions; the stain vectors are the
+    directions at the ``alpha`` and ``100 - alpha`` percentiles of the angle in that
+    plane (Macenko et al., ISBI 2009). Which vector is which stain is decided by the
+    smaller angle to the ``reference`` matrix's first two rows.
+
+    Parameters
+    ----------
+    od : ndarray, shape (Y, X, 3)
+        Optical density (:func:`optical_density`).
+    reference : {"hdab", "hed"}
+        Named matrix whose first two stains are estimated (``"hdab"``: haematoxylin
+        and DAB).
+    beta : float
+        Minimum OD norm of a pixel used (transparent pixels carry no colour).
+    alpha : float
+        Percentile (0-50) of the extreme angles (robust to outliers).
+    max_pixels : int
+        Pixels sampled (on a regular grid) for the estimate.
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Unit OD vectors: the two estimated stains in the reference's order, then the
+        residual (their cross product).
+
+    Raises
+    ------
+    ValueError
+        Too few stained pixels to estimate from.
+    """
+    if reference not in NAMED_STAINS:
+        raise ValueError(f"unknown reference stains {reference!r}; known: {sorted(NAMED_STAINS)}")
+    ref = NAMED_STAINS[reference][0][:2]
+    if reference == "hed":
+        ref = NAMED_STAINS[reference][0][[0, 2]]
+    x = np.asarray(od, np.float32).reshape(-1, 3)
+    step = max(1, x.shape[0] // max_pixels)
+    x = x[::step]
+    x = x[np.linalg.norm(x, axis=1) > beta]
+    if x.shape[0] < 100:
+        raise ValueError(f"too few stained pixels ({x.shape[0]}) to estimate stain vectors")
+    cov = np.cov(x.T.astype(np.float64))
+    _, vecs = np.linalg.eigh(cov)
+    plane = vecs[:, [2, 1]]  # largest two
+    if plane[:, 0].sum() < 0:
+        plane[:, 0] = -plane[:, 0]
+    if plane[:, 1].sum() < 0:
+        plane[:, 1] = -plane[:, 1]
+    t = x @ plane
+    phi = np.arctan2(t[:, 1], t[:, 0])
+    lo, hi = np.percentile(phi, [alpha, 100 - alpha])
+    v1 = plane @ np.array([np.cos(lo), np.sin(lo)])
+    v2 = plane @ np.array([np.cos(hi), np.sin(hi)])
+    v1 = _unit(np.abs(v1) if v1.sum() < 0 else v1)
+    v2 = _unit(np.abs(v2) if v2.sum() < 0 else v2)
+    v1, v2 = np.maximum(v1, 0), np.maximum(v2, 0)
+    keep = (vector_angle_deg(v1, ref[0]) + vector_angle_deg(v2, ref[1])
+            <= vector_angle_deg(v2, ref[0]) + vector_angle_deg(v1, ref[1]))
+    pair = np.vstack([v1, v2] if keep else [v2, v1])
+    return stain_matrix(pair)
+
+
+def deconvolve(
+    rgb: np.ndarray,
+    *,
+    stains: str | Sequence[Sequence[float]] | np.ndarray = "estimate",
+    white: Sequence[float] | np.ndarray | None = None,
+    reference: str = "hdab",
+    names: Sequence[str] | None = None,
+) -> StainSeparation:
+    """Separate a bright-field RGB image into stain concentration maps.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (Y, X, 3)
+        Bright-field image (uint8 / uint16 counts or floats in [0, 1]).
+    stains : {"estimate", "hdab", "hed"} or array_like, shape (2, 3) or (3, 3)
+        Stain vectors: estimated per image (Macenko, with ``reference`` deciding which
+        is which), a named matrix, or given OD vectors (R, G, B).
+    white : sequence of 3 floats, optional
+        The slide's white level; default estimated from the brightest tissue-free area.
+    reference : {"hdab", "hed"}
+        Stains estimated (``"estimate"``) and their names.
+    names : sequence of str, optional
+        Names of given vectors (default haematoxylin, dab, residual).
+
+    Returns
+    -------
+    StainSeparation
+        Concentrations (OD units), stain names, the vectors and white level used.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> sep = deconvolve(data.immunohistochemistry(), stains="hdab")
+    >>> sep.names
+    ('haematoxylin', 'dab', 'residual')
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (Y, X, 3), got shape {rgb.shape}")
+    notes: list[str] = []
+    if white is None:
+        w, note = estimate_white_level(rgb)
+        if note:
+            notes.append(note)
+    else:
+        w = np.asarray(white, float).reshape(3)
+        if not (w > 0).all():
+            raise ValueError(f"white level must be positive, got {w.tolist()}")
+    if isinstance(stains, str):
+        if stains == "estimate":
+            m = estimate_stain_vectors(optical_density(rgb, w), reference=reference)
+            nm = NAMED_STAINS[reference][1]
+            nm = (nm[0], nm[1], "residual") if reference == "hdab" else (nm[0], nm[2],
+                                                                         "residual")
+            source = "estimated"
+        elif stains in NAMED_STAINS:
+            m, nm = stain_matrix(NAMED_STAINS[stains][0]), NAMED_STAINS[stains][1]
+            source = stains
+        else:
+            raise ValueError(f"unknown stains {stains!r}: 'estimate', "
+                             f"{', '.join(map(repr, NAMED_STAINS))} or OD vectors")
+    else:
+        m = stain_matrix(stains)
+        nm = tuple(names) if names is not None else ("haematoxylin", "dab", "residual")
+        if len(nm) != 3:
+            raise ValueError("names must name 3 stains (the third is the residual)")
+        source = "given"
+    norm = np.clip(rgb.astype(np.float32) / w.astype(np.float32).reshape(1, 1, 3), 1e-6, 1.0)
+    conc = separate_stains(norm, np.linalg.inv(m), channel_axis=-1)
+    conc = (conc * _LOG_ADJUST).astype(np.float32)
+    return StainSeparation(concentrations=conc, names=tuple(nm), vectors=m, white=w,
+                           source=source, notes=notes)
