@@ -24,9 +24,20 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, schema
-from .config import PipelineConfig
+from ._outfolder import (
+    FolderConflict,
+    FolderLock,
+    check_output_folder,
+    config_conflict,
+    damaged_output,
+    file_record,
+    output_records,
+    read_status,
+)
+from .config import ConfigError, PipelineConfig
 from .io import (
     InputError,
+    OutputError,
     batch_column,
     check_calibration_batches,
     image_stem,
@@ -34,14 +45,19 @@ from .io import (
     match_sample,
     read_image,
     read_sample_sheet,
+    recover_folder,
     require_pixel_size,
     resolve_channels,
+    transaction,
     write_json,
     write_labels_zarr,
     write_polylines,
 )
+from .io._errors import is_write_error
 
 STATUS_FILE = "status.json"
+#: Status of a section measured by an earlier run into the folder, not among the inputs.
+EARLIER = "earlier"
 
 
 @dataclass
@@ -50,7 +66,7 @@ class FileOutcome:
 
     path: Path
     stem: str
-    status: str  # "ok", "resumed" or "failed"
+    status: str  # "ok", "resumed", "failed" or "earlier" (EARLIER)
     sha256: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -58,6 +74,8 @@ class FileOutcome:
     pixel_size_um: float | None = None
     summary: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+    #: the output folder could not be written: the batch stops
+    write_error: bool = False
 
 
 @dataclass
@@ -71,6 +89,8 @@ class RunReport:
     threshold: float | None = None
     threshold_source: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: completed sections of earlier runs into the folder, summarised with this run's
+    earlier: list[FileOutcome] = field(default_factory=list)
 
     @property
     def failed(self) -> list[FileOutcome]:
@@ -223,31 +243,52 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
 
 
 def _stamp_ok(outdir: Path, sha: str, cfg_hash: str, outputs: Sequence[str]) -> dict | None:
-    import json
+    """Return the section's status when it can be resumed, else None.
 
-    stamp = outdir / STATUS_FILE
-    if not stamp.is_file():
+    Resumable: same input and measurement config, and every output still matches the
+    size and SHA-256 recorded for it.
+    """
+    st = read_status(outdir)
+    if st is None or st.get("sha256") != sha or st.get("config_hash") != cfg_hash:
         return None
-    try:
-        st = json.loads(stamp.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if st.get("sha256") != sha or st.get("config_hash") != cfg_hash:
-        return None
-    if not all((outdir / o).exists() for o in outputs):
+    if damaged_output(outdir, st, outputs) is not None:
         return None
     return st
 
 
-def _remove_stale_temporaries(outdir: Path) -> None:
-    """Remove temporaries a killed run left (``.NAME.*.tmp``, ``.NAME.old-PID``)."""
-    import shutil
+def _check_finite(channels: dict[str, np.ndarray], path: Path) -> None:
+    for role, arr in channels.items():
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise InputError(path, f"image contains NaN/inf values (channel {role!r})")
 
-    if not outdir.is_dir():
+
+def check_tiling(cfg: PipelineConfig) -> None:
+    """Refuse ``parallel:`` tile margins that cannot work, before anything is computed.
+
+    Parameters
+    ----------
+    cfg : PipelineConfig
+        The configuration.
+
+    Raises
+    ------
+    ConfigError
+        ``overlap_um: 0`` with ``exact_tiles: true`` (no context to segment a tile
+        exactly), or with ``exact_tiles: false`` an overlap smaller than the largest
+        neuron (``drg.max_diameter_um``), which would cut neurons at tile seams.
+    """
+    par = cfg.parallel
+    if cfg.pipeline != "drg" or par.overlap_um is None:
         return
-    for p in outdir.iterdir():
-        if p.name.startswith(".") and (p.name.endswith(".tmp") or ".old-" in p.name):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    if par.exact_tiles and par.overlap_um <= 0:
+        raise ConfigError("parallel.overlap_um: 0 cannot work with exact_tiles: true (each "
+                          "tile needs context around its core); leave overlap_um out or give "
+                          "a positive value")
+    dmax = float(cfg.params().max_diameter_um)
+    if not par.exact_tiles and par.overlap_um < dmax:
+        raise ConfigError(f"parallel.overlap_um: {par.overlap_um:g} µm is less than the largest "
+                          f"neuron (drg.max_diameter_um = {dmax:g} µm), so neurons at tile "
+                          f"seams would be cut; give at least {dmax:g} or use exact_tiles: true")
 
 
 def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True,
@@ -292,7 +333,9 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             outcome.summary = st.get("summary", {})
             outcome.pixel_size_um = st.get("pixel_size_um")
             return outcome
-        _remove_stale_temporaries(outdir)
+        recover_folder(outdir)
+        # from here until the new status.json, the section is not complete
+        (outdir / STATUS_FILE).unlink(missing_ok=True)
         img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
                          pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
         px = require_pixel_size(img)
@@ -302,18 +345,28 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
         else:
             channels, extra = _load_inputs(img, cfg)
+            _check_finite(channels, path)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
         if cfg.pipeline == "drg":
             summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
         outcome.summary = summary
-        write_json({"image": path.name, "sha256": outcome.sha256, "config_hash": cfg_hash,
-                    "pipeline": cfg.pipeline, "pixel_size_um": px, "outputs": list(outputs),
-                    "summary": summary, "finished": _now(), "reader": img.metadata},
+        write_json({"image": path.name, "path": str(path), "sha256": outcome.sha256,
+                    "config_hash": cfg_hash, "measurement": cfg.measurement_config(),
+                    "pipeline": cfg.pipeline, "pixel_size_um": px,
+                    "outputs": output_records(outdir, outputs), "summary": summary,
+                    "finished": _now(), "reader": img.metadata},
                    outdir / STATUS_FILE)
         outcome.status = "ok"
     except InputError as exc:
         outcome.error = str(exc)
+    except OSError as exc:
+        if not is_write_error(exc, out):
+            outcome.error = f"{path.name}: cannot read or write: {exc}"
+        else:
+            outcome.write_error = True
+            outcome.error = (str(exc) if isinstance(exc, OutputError)
+                             else f"{outdir}: cannot write ({exc.strerror or exc})")
     except MemoryError:
         hint = ("use smaller tiles (parallel.tile_size_um) or fewer workers"
                 if cfg.pipeline == "drg"
@@ -383,6 +436,9 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
                            path=img.path)
     channels = {role: img.data[i] for role, i in idx.items()}
     params = cfg.params()
+    for role, ch in channels.items():
+        if np.dtype(ch.dtype).kind in "fc" and not bool(da_isfinite_all(ch)):
+            raise InputError(img.path, f"image contains NaN/inf values (channel {role!r})")
     margin = None
     if cfg.parallel.overlap_um is not None:
         margin = int(round(cfg.parallel.overlap_um / px))
@@ -396,6 +452,13 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
     return {"n_neurons_detected": int(len(table))}
+
+
+def da_isfinite_all(arr: Any) -> bool:
+    """Tell whether a lazy (dask) channel holds only finite values (one pass over it)."""
+    import dask.array as da
+
+    return bool(da.isfinite(arr).all().compute())
 
 
 def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: Path,
@@ -433,6 +496,7 @@ def run_pipeline(
     progress: Callable[[int, int, FileOutcome], None] | None = None,
     argv: Sequence[str] | None = None,
     say: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> RunReport:
     """Run a pipeline over files and write every output of the output contract.
 
@@ -453,33 +517,118 @@ def run_pipeline(
     argv : sequence of str, optional
         The command line, for provenance.
     say : callable, optional
-        Where to print one-line notices (the dask dashboard link).
+        Where to print one-line notices (the dask dashboard link, a stale lock).
+    overwrite : bool
+        Run even if the folder holds results of a different measurement config
+        (its sections among the inputs are measured again; the others are left out
+        of the summary).
 
     Returns
     -------
     RunReport
         Per-file outcomes, the threshold used and where the summaries are.
+
+    Raises
+    ------
+    OutputError
+        The output folder is a file or not writable (checked before computing), a write
+        failed mid-batch (what was complete is kept), or another live run holds the
+        folder (:class:`histo_fms._outfolder.FolderBusy`).
+    FolderConflict
+        The folder holds results of a different measurement config and not
+        ``overwrite``.
+
+    Notes
+    -----
+    One rule for a folder: its summary, ``run.json`` and every section's calls always
+    cover every completed section in it (those of earlier runs with the same
+    measurement config included, listed with status ``"earlier"``), called with this
+    run's threshold, and are written as one commit.
     """
     started = _now()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    out = check_output_folder(out)
     files = collect_inputs(inputs)
     sheet = read_sample_sheet(samples) if samples is not None else None
     if cfg.pipeline == "drg":
         check_calibration_batches(sheet, samples, cfg.calibration.thresholds,
                                   cfg.calibration.threshold)
     params = cfg.params()
+    check_tiling(cfg)
     if cfg.pipeline == "drg" and params.segmentation_backend == "cellpose":
         from .segment._cellpose import preflight
 
         preflight(params.segmentation_options)
-    warnings: list[str] = []
-    outcomes = _process_all(files, cfg, out, resume=resume, progress=progress, say=say)
+    with FolderLock(out, say=say):
+        for d in [out, *sorted(p for p in out.iterdir()
+                               if p.is_dir() and not p.name.startswith("."))]:
+            recover_folder(d)
+        if not overwrite:
+            conflict = config_conflict(out, cfg.measurement_hash(), cfg.measurement_config())
+            if conflict is not None:
+                raise FolderConflict(f"{out}: {conflict}")
+        warnings: list[str] = []
+        outcomes = _process_all(files, cfg, out, resume=resume, progress=progress, say=say)
+        earlier = _earlier_sections(out, cfg, outcomes, warnings)
+        report = _finish(cfg, out, outcomes, earlier, sheet, warnings, started=started,
+                         samples=samples, argv=argv)
+    return report
 
-    rows_meta = {o.stem: match_sample(sheet, o.path, o.stem) for o in outcomes}
+
+def _earlier_sections(out: Path, cfg: PipelineConfig, outcomes: list[FileOutcome],
+                      warnings: list[str]) -> list[FileOutcome]:
+    """Completed sections of the folder that are not among this run's inputs.
+
+    Only sections measured with this run's measurement config whose outputs still match
+    their recorded hashes count; the others are named in ``warnings``.
+    """
+    current = {o.stem for o in outcomes}
+    cfg_hash = cfg.measurement_hash()
+    found: list[FileOutcome] = []
+    other_config: list[str] = []
+    for d in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if d.name in current:
+            continue
+        st = read_status(d)
+        if st is None:
+            continue
+        if st.get("config_hash") != cfg_hash or st.get("pipeline") != cfg.pipeline:
+            other_config.append(d.name)
+            continue
+        bad = damaged_output(d, st, OUTPUTS[cfg.pipeline])
+        if bad is not None:
+            warnings.append(f"{d.name}: measured by an earlier run but {bad}; left out of the "
+                            f"summary (re-run with its image to measure it again)")
+            continue
+        path = Path(st.get("path") or st.get("image") or d.name)
+        found.append(FileOutcome(path=path, stem=d.name, status=EARLIER,
+                                 sha256=st.get("sha256"), pixel_size_um=st.get("pixel_size_um"),
+                                 summary=st.get("summary", {}),
+                                 details={"sample": st.get("sample")}))
+    if other_config:
+        warnings.append(f"{len(other_config)} section(s) measured with another config are left "
+                        f"out of the summary: {', '.join(other_config)}")
+    return found
+
+
+def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
+            earlier: list[FileOutcome], sheet: pd.DataFrame | None, warnings: list[str], *,
+            started: str, samples: str | Path | None, argv: Sequence[str] | None) -> RunReport:
+    """Call, summarise and record every completed section of the folder as one commit.
+
+    Every section's ``neurons.csv`` and ``status.json``, the summary table and
+    ``run.json`` are staged and renamed into place together (:func:`histo_fms.io.
+    transaction`): a run killed here leaves the folder as it was, or, once the commit
+    journal is written, as this run leaves it (the next run rolls it forward).
+    """
+    every = outcomes + earlier
+    if earlier:  # the folder's sections in name order, whichever run measured them
+        every = sorted(every, key=lambda o: o.stem)
+    rows_meta = {o.stem: match_sample(sheet, o.path, o.stem) for o in every}
+    for o in earlier:  # not in this run's sheet: keep what its earlier run recorded
+        if rows_meta[o.stem] is None and o.details.get("sample"):
+            rows_meta[o.stem] = o.details["sample"]
     if sheet is not None:
-        listed = {o.path.name for o in outcomes} | {o.stem for o in outcomes}
+        listed = {o.path.name for o in every} | {o.stem for o in every}
         for o in outcomes:
             if rows_meta[o.stem] is None:
                 warnings.append(f"{o.path.name}: not in the sample sheet")
@@ -489,35 +638,53 @@ def run_pipeline(
 
     threshold = source = calibration = None
     summary_path: Path | None = None
-    if cfg.pipeline == "drg":
-        threshold, source, summary_path, calibration = _finish_drg(
-            cfg, out, outcomes, rows_meta, warnings, batch_column(sheet))
-    else:
-        summary_path = _finish_skin(out, outcomes, rows_meta)
-
-    run = {
-        "histo_fms_version": __version__,
-        "command": list(argv) if argv is not None else sys.argv,
-        "started": started,
-        "finished": _now(),
-        "versions": versions(),
-        "config": cfg.resolved(),
-        "config_hash": cfg.measurement_hash(),
-        "samples": str(samples) if samples is not None else None,
-        "threshold": ({"ring_igg": threshold, "source": source, "calibration": calibration}
-                      if cfg.pipeline == "drg" else None),
-        "warnings": warnings,
-        "files": [
-            {"image": o.path.name, "path": str(o.path), "sha256": o.sha256, "status": o.status,
-             "error": o.error, "seconds": o.seconds, "pixel_size_um": o.pixel_size_um,
-             **({"traceback": o.traceback} if o.traceback else {})}
-            for o in outcomes
-        ],
-        "failed": [o.error for o in outcomes if o.status == "failed"],
-    }
-    run_json = write_json(run, out / "run.json")
+    with transaction(out) as tx:
+        if cfg.pipeline == "drg":
+            threshold, source, summary_path, calibration = _finish_drg(
+                cfg, out, every, rows_meta, warnings, batch_column(sheet))
+        else:
+            summary_path = _finish_skin(out, every, rows_meta)
+        called = _now()
+        for o in every:
+            if o.status == "failed":
+                continue
+            d = out / o.stem
+            st = read_status(d) or {}
+            rec = dict(st.get("outputs") or {})
+            for name in OUTPUTS[cfg.pipeline]:
+                if tx.current(d / name) != d / name:  # rewritten by the calling step
+                    rec[name] = file_record(tx.current(d / name))
+            st["outputs"] = rec
+            st["sample"] = rows_meta.get(o.stem)
+            if cfg.pipeline == "drg":
+                st["calls"] = {"threshold": threshold, "source": source, "called": called}
+            write_json(st, d / STATUS_FILE)
+        run = {
+            "histo_fms_version": __version__,
+            "command": list(argv) if argv is not None else sys.argv,
+            "started": started,
+            "finished": _now(),
+            "versions": versions(),
+            "config": cfg.resolved(),
+            "config_hash": cfg.measurement_hash(),
+            "samples": str(samples) if samples is not None else None,
+            "threshold": ({"ring_igg": threshold, "source": source,
+                           "calibration": calibration}
+                          if cfg.pipeline == "drg" else None),
+            "warnings": warnings,
+            "files": [
+                {"image": o.path.name, "path": str(o.path), "sha256": o.sha256,
+                 "status": o.status, "error": o.error, "seconds": o.seconds,
+                 "pixel_size_um": o.pixel_size_um,
+                 **({"traceback": o.traceback} if o.traceback else {})}
+                for o in every
+            ],
+            "failed": [o.error for o in outcomes if o.status == "failed"],
+        }
+        run_json = write_json(run, out / "run.json")
     return RunReport(out=out, outcomes=outcomes, summary_path=summary_path, run_json=run_json,
-                     threshold=threshold, threshold_source=source, warnings=warnings)
+                     threshold=threshold, threshold_source=source, warnings=warnings,
+                     earlier=earlier)
 
 
 def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: bool,
@@ -543,12 +710,14 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
                         say(f"  {_name}: tiles {done}/{total}")
             results[i] = process_file(files[i], cfg, out, resume=resume, client=client,
                                       tile_progress=tp)
+            _stop_on_write_error(results, files, out)
             if progress is not None:
                 progress(len(results), len(files), results[i])
         small = [i for i in range(len(files)) if i not in large]
         if client is None:
             for i in small:
                 results[i] = process_file(files[i], cfg, out, resume=resume)
+                _stop_on_write_error(results, files, out)
                 if progress is not None:
                     progress(len(results), len(files), results[i])
         else:
@@ -566,9 +735,23 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
                                              status="failed",
                                              error=f"{files[i].name}: worker failed: "
                                                    f"{type(exc).__name__}: {exc}")
+                if results[i].write_error:
+                    client.cancel(list(futs))
+                _stop_on_write_error(results, files, out)
                 if progress is not None:
                     progress(len(results), len(files), results[i])
     return [results[i] for i in range(len(files))]
+
+
+def _stop_on_write_error(results: dict[int, FileOutcome], files: list[Path], out: Path) -> None:
+    """Stop the batch when the output folder cannot take a write (disk full, ...)."""
+    bad = next((o for o in results.values() if o.write_error), None)
+    if bad is None:
+        return
+    n_done = sum(o.status in ("ok", "resumed") for o in results.values())
+    raise OutputError(out, f"{bad.error.removeprefix(str(out) + '/')}; batch stopped, "
+                           f"{n_done} of {len(files)} image(s) completed and kept; free space "
+                           f"(or fix permissions) and re-run the same command to resume")
 
 
 def _is_large(path: Path, cfg: PipelineConfig) -> bool:

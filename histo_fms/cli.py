@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as _dt
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__
+from ._outfolder import FolderConflict, check_output_folder
 from .batch import FileOutcome, run_pipeline
 from .config import ConfigError, load_config
-from .io import InputError
+from .io import InputError, OutputError
+
+#: Exit status: some files failed (the others are complete).
+EXIT_FAILED = 1
+#: Exit status: usage, configuration or input error (nothing computed).
+EXIT_USAGE = 2
+#: Exit status: the output folder cannot be used or written (nothing lost).
+EXIT_OUTPUT = 3
+#: Exit status: interrupted (Ctrl-C); re-running resumes.
+EXIT_INTERRUPTED = 130
+LOG_FILE = "run.log"
 
 
 def _parse_channel(spec: str) -> tuple[str, str | int]:
@@ -42,6 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="DRG: explicit ring_igg threshold instead of control calibration")
     r.add_argument("--no-resume", action="store_true",
                    help="recompute files whose outputs are already complete")
+    r.add_argument("--overwrite", action="store_true",
+                   help="run even if the output folder holds results of a different "
+                   "measurement config (its sections among the inputs are re-measured)")
     r.add_argument("--workers", type=int, metavar="N",
                    help="local dask cluster: worker processes (default: one per core)")
     r.add_argument("--threads-per-worker", type=int, metavar="N", help="threads per worker")
@@ -102,6 +121,50 @@ def _progress(i: int, n: int, o: FileOutcome) -> None:
     print(f"[{i}/{n}] {o.path.name}: {msg}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _log_to(path: Path) -> Iterator[TextIO]:
+    """Send library messages (tifffile, dask, warnings, worker output) to ``path``.
+
+    Yields the stream for one-line console messages. When this process's stderr is the
+    terminal's (not captured, e.g. by pytest), file descriptor 2 itself is pointed at
+    the log so that worker processes and C libraries write there too.
+    """
+    log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
+    log.write(f"--- histo-fms {' '.join(sys.argv[1:])} (pid {os.getpid()}, "
+              f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')})\n")
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    saved_fd = None
+    old_stderr = sys.stderr
+    try:
+        real = sys.stderr is sys.__stderr__ and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        real = False
+    console: TextIO = sys.stderr
+    if real:
+        sys.stderr.flush()
+        saved_fd = os.dup(2)
+        console = os.fdopen(os.dup(2), "w", encoding=getattr(old_stderr, "encoding", None),
+                            buffering=1)
+        os.dup2(log.fileno(), 2)
+        sys.stderr = console
+    try:
+        yield console
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        if saved_fd is not None:
+            console.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sys.stderr = old_stderr
+            console.close()
+        log.close()
+
+
 def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
     overrides: dict = {}
     if a.channel:
@@ -115,10 +178,14 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
     if par:
         overrides["parallel"] = par
     cfg = load_config(a.config, overrides=overrides)
-    rep = run_pipeline(cfg, a.inputs, a.out, samples=a.samples, resume=not a.no_resume,
-                       progress=None if a.quiet else _progress, argv=["histo-fms", *argv],
-                       say=None if a.quiet else (lambda m: print(m, file=sys.stderr)))
-    out = Path(a.out)
+    out = check_output_folder(a.out)
+    with _log_to(out / LOG_FILE):
+        rep = run_pipeline(cfg, a.inputs, out, samples=a.samples, resume=not a.no_resume,
+                           progress=None if a.quiet else _progress, argv=["histo-fms", *argv],
+                           say=_say if not a.quiet else _note_only, overwrite=a.overwrite)
+        for o in rep.failed:
+            if o.traceback:
+                logging.getLogger("histo_fms").error("%s\n%s", o.error, o.traceback)
     n_ok = len(rep.outcomes) - len(rep.failed)
     for w in rep.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -130,6 +197,9 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
     else:
         per = "crossings.csv"
     print(f"{n_ok} of {len(rep.outcomes)} image(s) analysed.")
+    if rep.earlier:
+        print(f"{len(rep.earlier)} section(s) from earlier runs into {out} re-called and "
+              f"summarised with them.")
     if rep.summary_path is not None:
         print(f"Summary table:     {rep.summary_path}")
     print(f"Per-image results: {out}/<image>/{per}, labels.zarr")
@@ -138,7 +208,110 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"{len(rep.failed)} file(s) failed:", file=sys.stderr)
         for o in rep.failed:
             print(f"  {o.error}", file=sys.stderr)
-        return 1
+        print(f"  (details: {out / LOG_FILE})", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _children() -> set[int]:
+    try:
+        import psutil
+
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except Exception:  # noqa: BLE001 - psutil missing or a process vanished
+        return set()
+
+
+def _reap_children(before: set[int], timeout: float = 5.0) -> None:
+    """End and reap the processes started since ``before`` was taken.
+
+    Dask workers, nannies and multiprocessing's resource tracker: ``histo-fms run``
+    leaves nothing behind in its process group.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+        if stop is not None:
+            stop()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with dask.distributed
+        return
+    kids = [k for k in psutil.Process().children(recursive=True) if k.pid not in before]
+    for k in kids:
+        with contextlib.suppress(psutil.Error):
+            k.terminate()
+    _, alive = psutil.wait_procs(kids, timeout=timeout)
+    for k in alive:
+        with contextlib.suppress(psutil.Error):
+            k.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _note_only(msg: str) -> None:
+    if msg.startswith("note:"):
+        _say(msg)
+
+
+def _is_results_folder(path: Path) -> bool:
+    return path.is_dir() and any((path / n).is_file() for n in
+                                 ("run.json", "drg_summary.csv", "skin_summary.csv"))
+
+
+def _finish_interrupted_commit(results: Path) -> None:
+    """Roll forward the calling commit of a run that was killed mid-way (if no run is live)."""
+    from ._outfolder import FolderBusy, FolderLock
+    from .io._write import JOURNAL, recover_commit
+
+    if not (results / JOURNAL).is_file():
+        return
+    try:
+        with FolderLock(results):
+            recover_commit(results)
+    except FolderBusy:  # a live run is finishing it
+        pass
+
+
+def _cmd_figures(a: argparse.Namespace) -> int:
+    from .figures import make_figures
+
+    res = Path(a.results)
+    if not _is_results_folder(res):
+        raise InputError(res, "not a histo-fms results folder (no run.json, drg_summary.csv "
+                              "or skin_summary.csv)")
+    _finish_interrupted_commit(res)
+    rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
+                       include_controls=a.include_controls, mixed_model=not a.no_mixed_model,
+                       allow_stale=a.allow_stale)
+    if not rep.figures and rep.stats_path is None:
+        raise InputError(res, "no analysed image to plot (the summary tables are empty)")
+    for name, files in rep.figures.items():
+        print(f"{name}: {', '.join(str(f) for f in files)}")
+    print(f"Statistics: {rep.stats_path}")
+    print(f"Report:     {rep.report_path}")
+    for n in rep.notes:
+        print(f"note: {n}", file=sys.stderr)
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_results
+
+    if Path(a.results).is_dir():
+        _finish_interrupted_commit(Path(a.results))
+    written = export_results(a.results, a.to, a.dest, reviewed=not a.automatic)
+    if not written:
+        raise InputError(Path(a.results), "no analysed image to export (every image failed "
+                                          "or has no labels)")
+    for p in written:
+        print(p)
     return 0
 
 
@@ -176,33 +349,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 success, 1 some files failed, 2 usage or configuration error.
+        Exit status: 0 success, 1 some files failed, 2 usage, configuration or input
+        error (also: the output folder holds another measurement config), 3 the output
+        folder cannot be used (a file, not writable, disk full, another live run holds
+        it), 130 interrupted.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     a = _build_parser().parse_args(argv)
     try:
         if a.command == "run":
-            return _cmd_run(a, argv)
+            before = _children()
+            try:
+                return _cmd_run(a, argv)
+            finally:
+                _reap_children(before)
         if a.command == "figures":
-            from .figures import make_figures
-
-            rep = make_figures(a.results, a.samples, a.out, a.format, a.unit, images=a.images,
-                               include_controls=a.include_controls,
-                               mixed_model=not a.no_mixed_model,
-                               allow_stale=a.allow_stale)
-            for name, files in rep.figures.items():
-                print(f"{name}: {', '.join(str(f) for f in files)}")
-            print(f"Statistics: {rep.stats_path}")
-            print(f"Report:     {rep.report_path}")
-            for n in rep.notes:
-                print(f"note: {n}", file=sys.stderr)
-            return 0
+            return _cmd_figures(a)
         if a.command == "export":
-            from .export import export_results
-
-            for p in export_results(a.results, a.to, a.dest, reviewed=not a.automatic):
-                print(p)
-            return 0
+            return _cmd_export(a)
         if a.command == "train":
             return _cmd_train(a)
         if a.command == "cellpose-fetch":
@@ -212,12 +376,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if a.command == "sample-data":
             return _cmd_sample_data(a)
-    except (ConfigError, InputError, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        print("histo-fms: interrupted; re-run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OutputError as exc:
+        print(f"histo-fms: error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except (ConfigError, InputError, FolderConflict, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and not getattr(exc, "user_facing", False):
             raise
         print(f"histo-fms: error: {exc}", file=sys.stderr)
-        return 2
-    return 2
+        return EXIT_USAGE
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -210,16 +210,47 @@ class PipelineConfig(_Strict):
         out[self.pipeline] = json.loads(json.dumps(dataclasses.asdict(params), default=str))
         return out
 
+    def measurement_config(self) -> dict[str, Any]:
+        """Return the part of the resolved config that changes per-file measurements.
+
+        Calibration and summary options are left out (changing them re-calls and
+        re-summarises without re-measuring), and so are the ``parallel:`` options that
+        only change speed; the tiling options that change DRG results
+        (``tile_size_um``, ``overlap_um``, ``exact_tiles``) are kept.
+        """
+        return measurement_view(self.resolved())
+
     def measurement_hash(self) -> str:
         """Return a hash of everything that changes per-file measurements.
 
-        Calibration and summary options are excluded: changing them re-calls and
-        re-summarises without re-measuring.
+        See :meth:`measurement_config`.
         """
-        r = self.resolved()
-        for k in ("calibration", "summary", "parallel"):
-            r.pop(k, None)
-        return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.measurement_config(), sort_keys=True)
+                              .encode()).hexdigest()[:16]
+
+
+#: ``parallel:`` options that change DRG measurements (the tiling), not only speed.
+RESULT_PARALLEL_KEYS = ("tile_size_um", "overlap_um", "exact_tiles")
+
+
+def measurement_view(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the measurement part of a resolved config (as in ``run.json``'s ``config``).
+
+    Parameters
+    ----------
+    resolved : mapping
+        :meth:`PipelineConfig.resolved` output.
+
+    Returns
+    -------
+    dict
+        The config without calibration, summary and speed-only parallel options.
+    """
+    r = {k: v for k, v in resolved.items() if k not in ("calibration", "summary", "parallel")}
+    par = resolved.get("parallel") or {}
+    if r.get("pipeline") == "drg":
+        r["parallel"] = {k: par.get(k) for k in RESULT_PARALLEL_KEYS}
+    return r
 
 
 def _typed(tp: Any, name: str) -> Any:

@@ -136,13 +136,21 @@ def test_resume_skips_finished_files_and_is_byte_identical(batch):
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_config_change_recomputes(batch, tmp_path):
+def test_config_change_refused_then_recomputes_with_overwrite(batch, tmp_path, capsys):
     d, imgs, out, rc, cfg, sheet = batch
     cfg2 = tmp_path / "wide.yaml"
     cfg2.write_text(CONFIG + "drg: {ring_width_um: 3.0}\n")
     o = tmp_path / "o"
-    main(["run", str(cfg), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"])
-    main(["run", str(cfg2), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"])
+    assert main(["run", str(cfg), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"]) == 0
+    before = (o / "run.json").read_bytes()
+    capsys.readouterr()
+    # another measurement config into the same folder: refused, saying what differs
+    assert main(["run", str(cfg2), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "drg.ring_width_um: 4.0 -> 3.0" in err and "--overwrite" in err
+    assert (o / "run.json").read_bytes() == before
+    assert main(["run", str(cfg2), str(imgs / "sec1.ome.tif"), "--out", str(o), "-q",
+                 "--overwrite"]) == 0
     run = json.loads((o / "run.json").read_text())
     assert run["files"][0]["status"] == "ok"
     assert run["config"]["drg"]["ring_width_um"] == 3.0

@@ -6,7 +6,7 @@ Everything that touches files lives here; the analysis packages (:mod:`histo_fms
 
 from ._bioio import read_bioio
 from ._channels import resolve_channels
-from ._errors import InputError
+from ._errors import InputError, OutputError
 from ._image import ImageData
 from ._ometiff_write import write_ome_tiff
 from ._omezarr import read_omezarr, write_omezarr
@@ -18,6 +18,9 @@ from ._write import (
     read_labels_scale,
     read_labels_zarr,
     read_polylines,
+    recover_folder,
+    restore_backups,
+    transaction,
     write_json,
     write_labels_zarr,
     write_polylines,
@@ -27,6 +30,7 @@ from ._write import (
 __all__ = [
     "ImageData",
     "InputError",
+    "OutputError",
     "atomic_path",
     "image_stem",
     "is_image_file",
@@ -42,6 +46,9 @@ __all__ = [
     "batch_column",
     "check_calibration_batches",
     "read_tiff",
+    "recover_folder",
+    "restore_backups",
+    "transaction",
     "require_pixel_size",
     "resolve_channels",
     "write_json",

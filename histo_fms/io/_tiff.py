@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -190,6 +191,8 @@ def read_tiff(
             if series >= len(tf.series):
                 raise InputError(path, f"series {series} requested but file has {len(tf.series)}")
             s = tf.series[series]
+            _check_tags(path, tf, [tf.pages[0], *(s.levels[level].pages
+                                                   if level < len(s.levels) else [])])
             if level >= len(s.levels):
                 raise InputError(path, f"pyramid level {level} requested, file has {len(s.levels)}")
             lv = s.levels[level]
@@ -234,6 +237,53 @@ def read_tiff(
     info.update(series=series, level=level, original_axes=axes, original_shape=shape)
     return ImageData(path=path, data=arr, channel_names=names, pixel_size_um=pixel_size,
                      metadata=info)
+
+
+#: bytes per value of each TIFF field type
+_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+               13: 4, 16: 8, 17: 8, 18: 8}
+_TAG_NAMES = {270: "the ImageDescription tag (OME-XML metadata)", 273: "the strip offsets",
+              279: "the strip byte counts", 324: "the tile offsets",
+              325: "the tile byte counts"}
+
+
+def _check_tags(path: Path, tf: tifffile.TiffFile, pages: list) -> None:
+    """Fail on tag values that run past the end of the file (a cut-off download).
+
+    tifffile drops such a tag with a logged error, so a file whose OME-XML tail is cut
+    off would otherwise look like a file without a pixel size.
+    """
+    size = path.stat().st_size
+    bo = tf.byteorder
+    big = tf.is_bigtiff
+    head, entry, inline = (bo + "Q", bo + "HHQQ", 8) if big else (bo + "H", bo + "HHII", 4)
+    esize = struct.calcsize(entry)
+    seen: set[int] = set()
+    fh = tf.filehandle
+    for pg in pages:
+        off = getattr(pg, "offset", None)
+        if off is None or off in seen:
+            continue
+        seen.add(off)
+        fh.seek(off)
+        raw = fh.read(struct.calcsize(head))
+        if len(raw) < struct.calcsize(head):
+            raise InputError(path, f"truncated TIFF: an image directory lies past the end of "
+                                   f"the file ({size} bytes)")
+        n = struct.unpack(head, raw)[0]
+        if n > 4096:
+            continue
+        raw = fh.read(n * esize)
+        if len(raw) < n * esize:
+            raise InputError(path, f"truncated TIFF: an image directory runs past the end of "
+                                   f"the file ({size} bytes)")
+        for i in range(n):
+            code, typ, count, value = struct.unpack(entry, raw[i * esize:(i + 1) * esize])
+            nbytes = count * _TYPE_BYTES.get(typ, 1)
+            if nbytes > inline and value + nbytes > size:
+                what = _TAG_NAMES.get(code, f"TIFF tag {code}")
+                raise InputError(path, f"truncated TIFF: {what} runs past the end of the file "
+                                       f"({size} bytes); the file was cut off, copy it again")
 
 
 def _check_complete(path: Path, level: tifffile.TiffPageSeries) -> None:

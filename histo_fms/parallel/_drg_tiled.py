@@ -494,8 +494,16 @@ def measure_drg_tiled(
         store = str(tmp)
         pending = [(t, margin) for t in tile_grid(shape, tile_px, margin)]
         total, done = len(pending), 0
+        # a retried tile's margin doubles (at least one block), so after this many rounds
+        # every tile spans the whole image, which is never checked: the loop is bounded
+        max_rounds = 2 + int(np.ceil(np.log2(max(2, max(shape) / a))))
+        rounds = 0
         say("tiles", 0, total)
         while pending:
+            rounds += 1
+            if rounds > max_rounds:  # pragma: no cover - defensive
+                raise RuntimeError(f"tiles still need a larger margin after {max_rounds} "
+                                   f"rounds")
             tasks = []
             for t, m in pending:
                 y0, y1, x0, x1 = t.core
@@ -516,7 +524,7 @@ def measure_drg_tiled(
                     done += 1
                 else:
                     t = res["tile"]
-                    pending.append((t, 2 * margins[t.index]))
+                    pending.append((t, max(2 * margins[t.index], a)))
             say("tiles", done, total)
 
         table = (pd.concat(tables, ignore_index=True) if tables

@@ -16,6 +16,7 @@ from ..io import (
     read_labels_scale,
     read_labels_zarr,
     read_polylines,
+    restore_backups,
     write_json,
     write_labels_zarr,
     write_polylines,
@@ -119,6 +120,7 @@ class ReviewSession:
                    blind_code=blind_code)
 
     def _load(self) -> None:
+        restore_backups(self.dir)  # an interrupted save left the only copy as a backup
         auto_lab = self.auto_dir / "labels.zarr"
         rev_lab = self.dir / "labels.zarr"
         self.auto_labels = read_labels_zarr(auto_lab) if auto_lab.exists() else {}
