@@ -305,6 +305,22 @@ def replay_review(results_dir: str | Path, stem: str) -> _Replayed:
     return out
 
 
+def _touched_ids(pixels: dict, before: dict, after: dict) -> set[int]:
+    """Neuron ids an edit changed: pixel values, calls and exclusions."""
+    ids: set[int] = set()
+    if "neurons" in pixels:
+        _, old, new = pixels["neurons"]
+        ids |= {int(i) for i in np.unique(np.concatenate([old, new])) if i > 0}
+    cb, ca = before.get("calls"), after.get("calls")
+    if cb is not None or ca is not None:
+        cb, ca = cb or {}, ca or {}
+        ids |= {int(k) for k in set(cb) | set(ca) if cb.get(k) != ca.get(k)}
+    eb, ea = before.get("excluded"), after.get("excluded")
+    if eb is not None or ea is not None:
+        ids |= {int(i) for i in set(eb or []) ^ set(ea or [])}
+    return ids
+
+
 class HistoryMixin:
     """Undo / redo, per-object restore and a bounding-box index for :class:`ReviewSession`.
 
@@ -324,6 +340,8 @@ class HistoryMixin:
         self._box_cache: dict[int, list[int]] | None = None
         self._auto_box_cache: dict[int, list[int]] | None = None
         self._last_box: tuple[slice, slice] | None = None
+        self._last_px: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_edit_ids: set[int] = set()
         self._snap = small_state(self)
 
     # ------------------------------------------------------------ bounding boxes
@@ -421,6 +439,7 @@ class HistoryMixin:
         ys, xs = np.divmod(idx, w)
         self._last_box = (slice(int(ys.min()), int(ys.max()) + 1),
                           slice(int(xs.min()), int(xs.max()) + 1))
+        self._last_px = (idx, new)
         return {"neurons": (idx, old, new)}
 
     def _record_edit(self, seq: int, kind: str) -> dict:
@@ -428,8 +447,10 @@ class HistoryMixin:
         pixels = self._take_pending() if "neurons" in self.labels else {}
         if not pixels:
             self._last_box = None
+            self._last_px = None
         now = small_state(self)
         before, after = state_diff(self._snap, now)
+        self.last_edit_ids = _touched_ids(pixels, before, after)
         self._snap = now
         self._history.save_edit(seq, kind, pixels, before, after)
         return {"edit": int(seq), "direction": "do",
@@ -446,6 +467,11 @@ class HistoryMixin:
     def can_redo(self) -> bool:
         """Whether there is an undone edit to redo."""
         return bool(self._history.redo_stack)
+
+    @property
+    def last_edit_pixels(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Flat indices and current values of the pixels the last edit/undo/redo wrote."""
+        return self._last_px
 
     @property
     def last_edit_box(self) -> tuple[slice, slice] | None:
@@ -473,9 +499,12 @@ class HistoryMixin:
             self._update_boxes(np.asarray(idx, np.int64), new if undo else old,
                                old if undo else new)
             self._last_box = boxes.get("neurons")
+            self._last_px = (np.asarray(idx, np.int64), np.asarray(old if undo else new))
         else:
             self._last_box = None
+            self._last_px = None
         state = meta["before"] if undo else meta["after"]
+        self.last_edit_ids = _touched_ids(pixels, meta["before"], meta["after"])
         apply_state(self, state)
         stack.pop()
         (self._history.redo_stack if undo else self._history.undo_stack).append(seq)
