@@ -376,6 +376,11 @@ class ReviewWidget(QWidget):
         with_image : bool
             Also add the image channels.
         """
+        need = "neurons" if session.kind == "drg" else None
+        if need is not None and need not in session.labels:
+            where = "this case's result" if self.blind else str(session.auto_dir)
+            raise ReviewError(f"{where}/labels.zarr is missing or has no '{need}' labels; "
+                              "rerun this image to review it")
         self.session = session
         self.last_summary = None
         # nothing selected in a new case: the previous case's id must never carry over
