@@ -57,6 +57,63 @@ SHORTCUTS = [("Delete", "delete the selected neuron"), ("C", "flip its IgG call"
              ("Control-Z", "undo"), ("Control-Shift-Z", "redo")]
 
 
+#: Reserved label values (never in the data) holding one entry per colour class first in
+#: the colour map, so napari's label -> texture index mapping stays the same when a
+#: neuron changes colour and an edit recolours only its own pixels.
+_RESERVED = {k: -1 - i for i, k in enumerate(COLOURS)}
+
+
+def stable_colours(cols: dict) -> dict:
+    """Return a label colour dict with every colour class first (reserved labels)."""
+    out = {None: cols.get(None, (0, 0, 0, 0)), 0: cols.get(0, (0, 0, 0, 0))}
+    out.update({v: COLOURS[k] for k, v in _RESERVED.items()})
+    out.update({k: v for k, v in cols.items() if k not in (None, 0)})
+    return out
+
+
+def recolour(layer, colours: dict, boxes: list) -> bool:
+    """Change some labels' colours, re-texturing only their pixels.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        A layer whose colour map came from :func:`stable_colours`.
+    colours : dict of int to RGBA
+        New colours (of the colour classes in :data:`COLOURS`).
+    boxes : list of (slice, slice)
+        Where those labels are.
+
+    Returns
+    -------
+    bool
+        False when the partial update is not possible (then the colour map is reset).
+    """
+    cm = layer.colormap
+    try:
+        known = {tuple(np.round(v, 6)) for v in COLOURS.values()}
+        if not all(tuple(np.round(c, 6)) in known for c in colours.values()):
+            raise ValueError("new colour class")
+        for k, c in colours.items():
+            cm.color_dict[int(k)] = np.asarray(c, np.float32)
+        cm._clear_cache()
+        for k in [k for k, c in colours.items() if c is None]:
+            cm.color_dict.pop(int(k), None)
+        view = layer._slice.image.view
+        raw = layer._slice.image.raw
+        for sl in boxes:
+            if sl is None:
+                continue
+            view[sl] = cm._data_to_texture(np.ascontiguousarray(raw[sl]))
+            layer._accumulate_updated_slice(sl)
+        layer._partial_labels_refresh()
+        return True
+    except Exception:  # noqa: BLE001 - napari internals changed: full colour map reset
+        d = dict(cm.color_dict)
+        d.update({int(k): c for k, c in colours.items()})
+        layer.colormap = stable_colours(d)
+        return False
+
+
 def _hex(rgba) -> str:
     return "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgba[:3])
 
@@ -440,6 +497,8 @@ class ReviewWidget(QWidget):
         try:
             for data, kw, kind in layers:
                 old = self._layer(kw["name"])
+                if kw["name"] == NEURONS and isinstance(kw.get("colormap"), dict):
+                    kw = {**kw, "colormap": stable_colours(kw["colormap"])}
                 new = Layer.create(data, kw, kind)
                 if kw["name"] == NEURONS:
                     # napari starts at label 1, so picking neuron 1 would emit no event
@@ -517,7 +576,7 @@ class ReviewWidget(QWidget):
                     return
                 lab.data = s.labels["neurons"].copy()  # the layer never aliases the model
                 self.table.reload()
-                lab.colormap = neuron_colours(s, self.table.model.df)
+                lab.colormap = stable_colours(neuron_colours(s, self.table.model.df))
                 lab.features = neuron_features(s, self.table.model.df)
                 lab.refresh()
                 if "rings" in s.labels and self._layer("rings") is not None:
@@ -553,19 +612,23 @@ class ReviewWidget(QWidget):
                 lab._reset_history()  # undo goes through the model only
             self.table.update_ids(ids)
             rows = self.table.model
-            cm = dict(lab.colormap.color_dict)
             border_out = bool(((s.run.get("config") or {}).get("summary") or {}).get(
                 "exclude_border", True))
             feats = lab.features
+            new_cols, boxes = {}, []
             for nid in ids:
                 k = rows.row_of.get(int(nid))
-                alive = k is not None and rows.value(k, "status") != "deleted"
-                if not alive:
-                    cm.pop(int(nid), None)
+                obj = s._obj(int(nid))
+                if k is None or obj is None:
                     continue
-                cm[int(nid)] = neuron_colour(rows.value(k, "call"), bool(rows.value(k, "excluded")),
-                                             bool(rows.value(k, "touches_border")) and border_out)
-            lab.colormap = cm
+                c = neuron_colour(rows.value(k, "call"), bool(rows.value(k, "excluded")),
+                                  bool(rows.value(k, "touches_border")) and border_out)
+                old = lab.colormap.color_dict.get(int(nid))
+                if old is None or not np.allclose(old, c):
+                    new_cols[int(nid)] = c
+                    boxes.append(obj[0])
+            if new_cols:
+                recolour(lab, new_cols, boxes)
             if ids:
                 keep = feats.loc[~feats["index"].isin(list(ids))]
                 live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
@@ -905,7 +968,8 @@ class ReviewWidget(QWidget):
         cur = int(self.neuron_spin.value())
         if cur > 0 and cur != nid and (not self._visits or self._visits[-1] != cur):
             self._visits.append(cur)
-        self.viewer.camera.center = (float(yx_um[0]), float(yx_um[1]))
+        cam = getattr(getattr(self.viewer, "scene", None), "camera", None) or self.viewer.camera
+        cam.center = (float(yx_um[0]), float(yx_um[1]))
         if zoom:
             d = 30.0
             if k is not None:
@@ -918,7 +982,7 @@ class ReviewWidget(QWidget):
                 px = float(min(size)) if min(size) > 0 else 600.0
             except Exception:  # noqa: BLE001 - headless / no canvas yet
                 px = 600.0
-            self.viewer.camera.zoom = px / (6.0 * d)
+            cam.zoom = px / (6.0 * d)
         self.neuron_spin.setValue(nid)
         lab = self._layer(NEURONS)
         if lab is not None:
