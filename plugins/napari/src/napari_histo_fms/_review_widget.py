@@ -63,8 +63,28 @@ SHORTCUTS = [("Delete", "delete the selected neuron"), ("C", "flip its IgG call"
 _RESERVED = {k: -1 - i for i, k in enumerate(COLOURS)}
 
 
+def _reserved_ok(cols: dict) -> bool:
+    """Whether napari can map the reserved (negative) labels.
+
+    Without numba napari maps labels through an array of twice the largest label
+    (with negative labels), limited to 2**16 entries.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is not None:
+        return True
+    top = max((abs(int(k)) for k in cols if k is not None), default=0)
+    return 2 * top < 2**16 - 2 * len(_RESERVED)
+
+
 def stable_colours(cols: dict) -> dict:
-    """Return a label colour dict with every colour class first (reserved labels)."""
+    """Return a label colour dict with every colour class first (reserved labels).
+
+    Without numba and with more than ~32,000 label values the reserved labels are
+    left out (napari could not map them): colour changes then redraw the layer.
+    """
+    if not _reserved_ok(cols):
+        return dict(cols)
     out = {None: cols.get(None, (0, 0, 0, 0)), 0: cols.get(0, (0, 0, 0, 0))}
     out.update({v: COLOURS[k] for k, v in _RESERVED.items()})
     out.update({k: v for k, v in cols.items() if k not in (None, 0)})
@@ -90,6 +110,8 @@ def recolour(layer, colours: dict, boxes: list) -> bool:
     """
     cm = layer.colormap
     try:
+        if any(v not in cm.color_dict for v in _RESERVED.values()):
+            raise ValueError("no reserved colour labels")
         known = {tuple(np.round(v, 6)) for v in COLOURS.values()}
         if not all(tuple(np.round(c, 6)) in known for c in colours.values()):
             raise ValueError("new colour class")
