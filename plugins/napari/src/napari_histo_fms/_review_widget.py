@@ -503,7 +503,7 @@ class ReviewWidget(QWidget):
         if self._table_docked or win is None:
             return
         try:
-            win.add_dock_widget(self.table, name="histo-fms objects", area="right")
+            win.add_dock_widget(self.table, name="histo-fms objects", area="bottom")
             self._table_docked = True
         except Exception:  # noqa: BLE001 - a viewer without a Qt window: no dock
             pass
