@@ -284,3 +284,45 @@ class ReviewQueue:
             row["completed_at"] = done["time"] if done else ""
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def previous_case(self, code: str | None) -> Case | None:
+        """Return the case before ``code`` in queue order (the last case when None)."""
+        cases = self.cases()
+        if not cases:
+            return None
+        if code is None:
+            done = [c for c in cases if c.done]
+            return done[-1] if done else None
+        codes = [c.code for c in cases]
+        i = codes.index(code) if code in codes else len(codes)
+        return cases[i - 1] if i > 0 else None
+
+
+    def reopen(self, code: str) -> Case:
+        """Reopen a completed case to revisit it (it must be completed again)."""
+        self._stem(code)
+        if self._st["done"].pop(code, None) is not None:
+            self._log("reopened", code)
+        return self.case(code)
+
+
+    def key_table(self) -> pd.DataFrame:
+        """Return the key with automatic vs reviewed numbers per case (after unblinding).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :meth:`ReviewQueue.key` plus ``n_auto, n_reviewed, delta`` and the main
+            measure automatic / reviewed (``pct_igg_positive`` for DRG, ``ienfd_per_mm``
+            for skin) from ``OUT/{kind}_summary_reviewed.csv``.
+        """
+        from ._session import write_reviewed_summary
+
+        key = self.key()
+        path = write_reviewed_summary(self.results_dir, self.kind)
+        rev = pd.read_csv(path)
+        main = "pct_igg_positive" if self.kind == "drg" else "ienfd_per_mm"
+        cols = [c for c in ("n_auto", "n_reviewed", "delta", f"{main}_auto", main, "stale")
+                if c in rev.columns]
+        out = key.merge(rev[["image", *cols]], on="image", how="left")
+        return out.rename(columns={main: f"{main}_reviewed"})

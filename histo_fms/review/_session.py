@@ -24,6 +24,7 @@ from ..io import (
 )
 from ._audit import AuditLog, to_jsonable, utc_now
 from ._geometry import points_in_regions, polyline_length_um
+from ._history import HistoryMixin, small_state
 from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
 
 REVIEWED = "reviewed"
@@ -38,7 +39,7 @@ class ReviewError(ValueError):
     """An edit that cannot be applied (unknown neuron, wrong pipeline, ...)."""
 
 
-class ReviewSession:
+class ReviewSession(HistoryMixin):
     """Review of one image's results: edits, autosaved, audited, and recomputed.
 
     Open with :meth:`ReviewSession.open`. Every edit method changes the in-memory
@@ -159,6 +160,7 @@ class ReviewSession:
             rcr = self.dir / "crossings.csv"
             self.crossings = (_read_crossings(rcr, None) if rcr.is_file()
                               else self.auto_crossings.copy())
+        self._init_history()
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
@@ -177,20 +179,30 @@ class ReviewSession:
         }
 
     def _commit(self, kind: str, params: dict, before: Any, after: Any, *,
-                labels: bool = False, crossings: bool = False, polylines: bool = False
-                ) -> dict:
-        """Autosave the changed parts atomically, then append the audit record."""
-        self.check_fresh()
+                labels: bool = False, crossings: bool = False, polylines: bool = False,
+                record: bool = True, diff: dict | None = None) -> dict:
+        """Autosave the changed parts atomically, then append the audit record.
+
+        The edit's exact diff is stored first (``reviewed/history``), so an edit
+        interrupted while saving can still be undone.
+        """
+        try:
+            self.check_fresh()
+        except ReviewError:
+            self._pending_px = []
+            raise
         self.n_edits += 1
         was_fresh = not self.needs_recompute
         self.needs_recompute = True
         self.dir.mkdir(parents=True, exist_ok=True)
-        if labels:
-            self.labels_edited = True
-            write_labels_zarr(self.labels, self.dir / "labels.zarr",
-                              pixel_size_um=self.pixel_size_um)
         if crossings:
             self._flag_excluded_crossings()
+        if record:
+            diff = self._record_edit(self.n_edits, kind)
+        if labels:
+            self.labels_edited = True
+            self._save_labels()
+        if crossings:
             write_table(_ordered(self.crossings), self.dir / "crossings.csv")
         if polylines:
             write_polylines(self.polylines, self.dir / "polylines.json")
@@ -198,11 +210,31 @@ class ReviewSession:
         if was_fresh and (self.dir / SUMMARY).is_file():
             # the reviewed summary on disk no longer matches the edits: mark it stale
             write_reviewed_summary(self.results_dir, self.kind)
-        return self.audit.append({
-            "seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
-            "image": self.stem, "case": self.blind_code, "kind": kind,
-            "params": params, "before": before, "after": after,
-        })
+        rec = {"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
+               "image": self.stem, "case": self.blind_code, "kind": kind,
+               "params": params, "before": before, "after": after}
+        if diff is not None:
+            rec["diff"] = diff
+        return self.audit.append(rec)
+
+    def _save_labels(self) -> None:
+        """Save the labels: only the chunks of the last edited region when possible."""
+        path = self.dir / "labels.zarr"
+        box = self._last_box
+        if box is not None and path.exists():
+            import zarr
+
+            try:
+                root = zarr.open_group(str(path), mode="r+")
+                ds = root["labels/neurons/0"]
+                ok = (tuple(ds.shape) == self.neurons.shape
+                      and set(root.attrs.get("labels", [])) == set(self.labels))
+            except (KeyError, OSError, ValueError):
+                ok = False
+            if ok:
+                ds[box] = self.neurons[box]
+                return
+        write_labels_zarr(self.labels, path, pixel_size_um=self.pixel_size_um)
 
     def check_fresh(self) -> None:
         """Refuse to save over edits this session has not seen.
@@ -255,12 +287,11 @@ class ReviewSession:
         ndarray of int
             Sorted ids (0 excluded).
         """
-        ids = np.unique(self.neurons)
-        return ids[ids > 0]
+        return np.array(sorted(self._boxes()), dtype=np.int64)
 
     def _check_id(self, neuron_id: int) -> int:
         nid = int(neuron_id)
-        if nid <= 0 or not (self.neurons == nid).any():
+        if self._obj(nid) is None:
             raise ReviewError(f"no neuron {nid} in the current labels")
         return nid
 
@@ -326,7 +357,8 @@ class ReviewSession:
                       "ring_igg_coverage"):
                 if c in r:
                     info[c] = to_jsonable(r[c])
-        area_px = int((self.neurons == nid).sum())
+        obj = self._obj(nid)
+        area_px = int(obj[1].sum()) if obj is not None else 0
         area = area_px * self.pixel_size_um ** 2
         stale = row.empty or abs(info.get("area_um2", area) - area) > 1e-6 * max(area, 1)
         if stale:
@@ -340,7 +372,7 @@ class ReviewSession:
 
     # ------------------------------------------------------------------ DRG edits
     def _new_id(self) -> int:
-        used = [int(self.neurons.max()) if self.neurons.size else 0]
+        used = [max(self._boxes(), default=0)]
         if len(self.auto_table):
             used.append(int(self.auto_table["neuron_id"].max()))
         return max(used) + 1
@@ -379,7 +411,7 @@ class ReviewSession:
         nid = self._check_id(neuron_id)
         before = self.neuron_info(nid)
         self._ensure_writable()
-        self.labels["neurons"][self.labels["neurons"] == nid] = 0
+        self._write_px(*self._obj(nid), 0)
         dropped = self._drop_overrides([nid])
         return self._commit("delete", {"neuron_id": nid}, before,
                             {"deleted": True, "dropped_overrides": dropped}, labels=True)
@@ -402,20 +434,29 @@ class ReviewSession:
             raise ReviewError("merge needs at least two different neurons")
         before = [self.neuron_info(i) for i in ids]
         self._ensure_writable()
-        lab = self.labels["neurons"]
         keep = ids[0]
-        lab[np.isin(lab, ids)] = keep
+        for i in ids[1:]:
+            self._write_px(*self._obj(i), keep)
         dropped = self._drop_overrides(ids)
         return self._commit("merge", {"ids": ids}, before,
                             {"neuron_id": keep, "area_um2": self._area(keep),
                              "dropped_overrides": dropped}, labels=True)
 
     def _area(self, nid: int) -> float:
-        return float((self.labels["neurons"] == nid).sum() * self.pixel_size_um ** 2)
+        obj = self._obj(nid)
+        return float((obj[1].sum() if obj is not None else 0) * self.pixel_size_um ** 2)
 
     def split_neuron(self, neuron_id: int, seeds_um: Sequence[Sequence[float]] | None = None,
-                     *, line_um: Sequence[Sequence[float]] | None = None) -> dict:
-        """Split a neuron by seed points (watershed on its distance map) or a cut line.
+                     *, line_um: Sequence[Sequence[float]] | None = None,
+                     min_area_um2: float | None = None) -> dict:
+        """Split a neuron by seed points or by a cut line.
+
+        Seeds: a watershed on the neuron's distance map (which splits touching neurons
+        at their neck); when that leaves a part below the minimum neuron area (a round
+        neuron has one distance maximum), the neuron is divided between the seeds by
+        distance instead. Pieces below ``min_area_um2`` (slivers, disconnected
+        fragments) are given to the neighbouring part they touch most, so a split never
+        adds a tiny object to the counted neurons.
 
         Parameters
         ----------
@@ -425,41 +466,57 @@ class ReviewSession:
             Two or more seed points in µm inside the neuron; each becomes one part.
         line_um : sequence of (y, x), optional
             A polyline in µm cutting the neuron; the connected pieces become parts.
+        min_area_um2 : float, optional
+            Smallest part kept; default the area of a circle of the run's
+            ``min_diameter_um``.
 
         Returns
         -------
         dict
-            The audit record (``after["ids"]``: the parts; the largest-overlap part keeps
-            the original id).
+            The audit record (``after["ids"]``: the parts; the largest part keeps the
+            original id).
         """
         nid = self._check_id(neuron_id)
         if (seeds_um is None) == (line_um is None):
             raise ReviewError("split needs either seed points or a cut line")
-        lab = self.neurons
-        mask = lab == nid
+        (sy, sx), _ = self._obj(nid)
+        # work in the neuron's box (plus a margin for the cut line): no whole-image scans
+        h, w = self.neurons.shape
+        sl = (slice(max(sy.start - 2, 0), min(sy.stop + 2, h)),
+              slice(max(sx.start - 2, 0), min(sx.stop + 2, w)))
+        mask = np.asarray(self.neurons[sl]) == nid
+        off = np.array([sl[0].start, sl[1].start])
         px = self.pixel_size_um
+        min_px = (self._min_part_area_um2() if min_area_um2 is None
+                  else float(min_area_um2)) / px ** 2
         if seeds_um is not None:
             from skimage.segmentation import watershed
 
             seeds = np.round(np.asarray(seeds_um, float).reshape(-1, 2) / px).astype(int)
             if len(seeds) < 2:
                 raise ReviewError("split needs at least two seed points")
-            markers = np.zeros(lab.shape, np.int32)
+            markers = np.zeros(mask.shape, np.int32)
             for k, (y, x) in enumerate(seeds, start=1):
-                if not (0 <= y < lab.shape[0] and 0 <= x < lab.shape[1]) or not mask[y, x]:
+                ly, lx = y - off[0], x - off[1]
+                if not (0 <= ly < mask.shape[0] and 0 <= lx < mask.shape[1]) or not mask[ly, lx]:
                     raise ReviewError(f"seed {k} ({y * px:.1f}, {x * px:.1f}) µm is not "
                                       f"inside neuron {nid}")
-                markers[y, x] = k
+                markers[ly, lx] = k
             dist = ndi.distance_transform_edt(mask)
             parts = watershed(-dist, markers, mask=mask)
+            sizes = np.bincount(parts.ravel(), minlength=len(seeds) + 1)[1:]
+            if sizes.min() < min_px:
+                # one distance maximum (a round neuron): divide between the seeds
+                to_seed = ndi.distance_transform_edt(markers == 0)
+                parts = watershed(to_seed, markers, mask=mask)
         else:
             from skimage.draw import line as draw_line
 
-            pts = np.round(np.asarray(line_um, float).reshape(-1, 2) / px).astype(int)
-            cut = np.zeros(lab.shape, bool)
+            pts = np.round(np.asarray(line_um, float).reshape(-1, 2) / px).astype(int) - off
+            cut = np.zeros(mask.shape, bool)
             for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:], strict=False):
                 rr, cc = draw_line(y0, x0, y1, x1)
-                ok = (rr >= 0) & (rr < lab.shape[0]) & (cc >= 0) & (cc < lab.shape[1])
+                ok = (rr >= 0) & (rr < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
                 cut[rr[ok], cc[ok]] = True
             cut = ndi.binary_dilation(cut)  # no 8-connected leak through a 1-px line
             parts, n = ndi.label(mask & ~cut)
@@ -468,21 +525,22 @@ class ReviewSession:
             # give the cut pixels back to the nearest part
             _, (iy, ix) = ndi.distance_transform_edt(parts == 0, return_indices=True)
             parts = np.where(mask, parts[iy, ix], 0)
+        parts = _absorb_small_parts(parts, min_px)
         part_ids = [int(p) for p in np.unique(parts) if p > 0]
         if len(part_ids) < 2:
-            raise ReviewError(f"split left neuron {nid} in one piece")
+            raise ReviewError(f"split left neuron {nid} in one piece (every other part "
+                              f"was below {min_px * px ** 2:.0f} µm²)")
         before = self.neuron_info(nid)
         sizes = {p: int((parts == p).sum()) for p in part_ids}
         keep_part = max(part_ids, key=lambda p: sizes[p])
         self._ensure_writable()
-        lab = self.labels["neurons"]
         new_ids = []
         nxt = self._new_id()
         for p in part_ids:
             if p == keep_part:
                 new_ids.append(nid)
                 continue
-            lab[parts == p] = nxt
+            self._write_px(sl, parts == p, nxt)
             new_ids.append(nxt)
             nxt += 1
         dropped = self._drop_overrides([nid])
@@ -494,6 +552,16 @@ class ReviewSession:
         return self._commit("split", params, before,
                             {"ids": new_ids, "areas_um2": [self._area(i) for i in new_ids],
                              "dropped_overrides": dropped}, labels=True)
+
+    def _min_part_area_um2(self) -> float:
+        """Area (µm²) of a circle of the run's minimum neuron diameter."""
+        try:
+            d = float(self._drg_config().params().min_diameter_um)
+        except Exception:  # noqa: BLE001 - incomplete provenance: the library default
+            from ..drg import DrgParams
+
+            d = float(DrgParams().min_diameter_um)
+        return float(np.pi * (d / 2) ** 2)
 
     def paint(self, mask: np.ndarray, neuron_id: int | None = None) -> dict:
         """Paint a region with a neuron label (a new neuron when ``neuron_id`` is None).
@@ -519,9 +587,9 @@ class ReviewSession:
         if nid <= 0:
             raise ReviewError("use erase() to paint background")
         self._ensure_writable()
-        lab = self.labels["neurons"]
-        touched = _id_counts(lab[mask])
-        lab[mask] = nid
+        sl = _box_slices(mask)
+        touched = _id_counts(self.labels["neurons"][sl][mask[sl]])
+        self._write_px(sl, mask[sl], nid)
         return self._commit("paint", {"neuron_id": nid, "n_pixels": int(mask.sum()),
                                       "bbox": _bbox(mask)},
                             {"pixels_by_id": touched}, {"neuron_id": nid,
@@ -544,11 +612,13 @@ class ReviewSession:
         mask = np.asarray(mask, bool)
         if mask.shape != self.neurons.shape:
             raise ReviewError(f"mask shape {mask.shape} differs from labels {self.neurons.shape}")
+        if not mask.any():
+            raise ReviewError("empty mask")
         self._ensure_writable()
-        lab = self.labels["neurons"]
-        touched = _id_counts(lab[mask])
-        lab[mask] = 0
-        gone = [i for i in touched if not (lab == i).any()]
+        sl = _box_slices(mask)
+        touched = _id_counts(self.labels["neurons"][sl][mask[sl]])
+        self._write_px(sl, mask[sl], 0)
+        gone = [i for i in touched if i > 0 and self._obj(i) is None]
         dropped = self._drop_overrides(gone)
         return self._commit("erase", {"n_pixels": int(mask.sum()), "bbox": _bbox(mask)},
                             {"pixels_by_id": touched},
@@ -576,8 +646,11 @@ class ReviewSession:
             return None
         before = _id_counts(old[changed])
         after = _id_counts(new[changed])
-        gone = [i for i in before if not (new == i).any()]
+        idx = np.flatnonzero(changed)
+        old_v = old.reshape(-1)[idx]
         self.labels["neurons"] = new.copy()
+        self._note_px(idx, old_v, new.reshape(-1)[idx])
+        gone = [i for i in before if i > 0 and self._obj(i) is None]
         dropped = self._drop_overrides(gone)
         return self._commit("paint_layer", {"n_pixels": int(changed.sum()),
                                             "bbox": _bbox(changed)},
@@ -841,6 +914,7 @@ class ReviewSession:
                         "run_histo_fms_version": self.run.get("histo_fms_version")})
         write_json(summary, self.dir / SUMMARY)
         self.needs_recompute = False
+        self._snap = small_state(self)  # a skin recount may change the crossings
         write_json(self._state(), self.dir / OVERRIDES)
         write_reviewed_summary(self.results_dir, self.kind)
         self.audit.append({"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
@@ -1055,9 +1129,59 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     return schema.conform(df, "crossings")
 
 
+def _absorb_small_parts(parts: np.ndarray, min_px: float) -> np.ndarray:
+    """Give pieces below ``min_px`` pixels (and disconnected fragments) to a neighbour.
+
+    Each part keeps only its largest connected piece; every other piece, and every part
+    smaller than ``min_px``, joins the part it shares the longest border with.
+    """
+    pieces = np.zeros(parts.shape, np.int64)
+    owners = [0]
+    for p in np.unique(parts):
+        if p <= 0:
+            continue
+        lab, k = ndi.label(parts == p)
+        pieces[lab > 0] = lab[lab > 0] + len(owners) - 1
+        owners += [int(p)] * k
+    n = len(owners) - 1
+    owner = np.asarray(owners, np.int64)
+    size = np.bincount(pieces.ravel(), minlength=n + 1)
+    # the largest piece of each part keeps it; the rest are fragments
+    keep = np.zeros(n + 1, bool)
+    for p in np.unique(owner[1:]):
+        ks = np.flatnonzero(owner == p)
+        ks = ks[ks > 0]
+        keep[ks[np.argmax(size[ks])]] = size[ks].max() >= min_px
+    for _ in range(n):
+        small = [k for k in range(1, n + 1) if not keep[k] and size[k] > 0]
+        if not small:
+            break
+        k = min(small, key=lambda i: size[i])
+        m = pieces == k
+        ring = ndi.binary_dilation(m) & ~m & (pieces > 0)
+        if not ring.any():
+            break  # an isolated piece: it stays as it is
+        nb = np.bincount(pieces[ring], minlength=n + 1)
+        j = int(nb.argmax())
+        pieces[m] = j
+        size[j] += size[k]
+        size[k] = 0
+        keep[j] = keep[j] or size[j] >= min_px
+    out = np.zeros_like(parts)
+    for k in range(1, n + 1):
+        if size[k]:
+            out[pieces == k] = owner[k]
+    return out
+
 def _id_counts(values: np.ndarray) -> dict[int, int]:
     ids, cnt = np.unique(np.asarray(values), return_counts=True)
     return {int(i): int(c) for i, c in zip(ids, cnt, strict=True)}
+
+
+def _box_slices(mask: np.ndarray) -> tuple[slice, slice]:
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    return slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
 
 
 def _bbox(mask: np.ndarray) -> list[int]:

@@ -91,7 +91,7 @@ def test_blinded_queue_hides_names_until_unblinded(make_napari_viewer, batch_mas
 
     # resume in a new widget (as after a restart): same case
     w2 = QueueWidget(viewer)
-    w2.start(results, "AB", seed=5)
+    w2.start(results, "AB", seed=5, clear_layers=True)  # the user's consent (asked in the GUI)
     assert w2.case_label.text() == "case 2 of 3"
     assert len(viewer.layers) <= n_layers * 2
     w2.next_btn.click()
@@ -103,7 +103,13 @@ def test_blinded_queue_hides_names_until_unblinded(make_napari_viewer, batch_mas
 
     # unblinding is explicit and recorded; then names appear
     w2.unblind_btn.click()
-    key = w2.key_view.toPlainText()
+    kv = w2.key_view
+    key = " ".join(kv.item(i, j).text() for i in range(kv.rowCount())
+                   for j in range(kv.columnCount()))
+    # the key is a table with automatic vs reviewed numbers per case
+    kt = w2.key_table.set_index("stem")
+    assert {"n_auto", "n_reviewed", "pct_igg_positive_auto",
+            "pct_igg_positive_reviewed"} <= set(kt.columns)
     for stem in DRG_IMAGES:
         assert stem in key
     assert "FMS-IgG" in key and "HC-IgG" in key
@@ -202,3 +208,27 @@ def test_figures_refuse_a_stale_review(batch_master, tmp_path):
     assert main(["figures", str(results), "--format", "png", "--no-mixed-model"]) == 2
     assert main(["figures", str(results), "--format", "png", "--no-mixed-model",
                  "--allow-stale"]) == 0
+
+
+def test_queue_previous_case_and_user_layers_kept_without_consent(
+        make_napari_viewer, batch_master, tmp_path):
+    results = tmp_path / "prev"
+    shutil.copytree(batch_master, results)
+    viewer = make_napari_viewer()
+    mine = viewer.add_points(np.zeros((1, 2)), name="my annotations")
+    w = QueueWidget(viewer)
+    w._guard(w.start, results, "AB", seed=5, clear_layers=False)
+    assert "my annotations" in viewer.layers and w.queue is None
+    assert "empty viewer" in w.error_label.text()
+    viewer.layers.remove(mine)
+    w.start(results, "AB", seed=5)
+    assert not w.prev_btn.isEnabled()  # first case
+    first = w.review.session.stem
+    w.next_btn.click()
+    assert w.prev_btn.isEnabled()
+    w.prev_btn.click()
+    assert w.review.session.stem == first
+    assert w.case_label.text() == "case 1 of 3 (revisited)"
+    assert w.queue.progress[0] == 0  # reopened: it must be completed again
+    _assert_blind(viewer, w, results)
+    assert [e["event"] for e in w.queue.log].count("reopened") == 1

@@ -24,11 +24,12 @@ COLOURS = {
     "negative": (0.0, 114 / 255, 178 / 255, 1.0),
     "unknown": (0.85, 0.85, 0.85, 1.0),
     "excluded": (0.35, 0.35, 0.35, 1.0),
+    "border": (0.75, 0.6, 0.85, 1.0),
 }
 CHANNEL_COLOURMAPS = {
     "neun": "gray", "tubb3": "gray", "pgp9.5": "green", "pgp": "green", "gs": "green",
-    "fabp7": "green", "igg": "magenta", "dapi": "blue", "hoechst": "blue", "col4": "cyan",
-    "collagen iv": "cyan",
+    "fabp7": "green", "igg": "magenta", "dapi": "blue", "hoechst": "blue", "col4": "magenta",
+    "collagen iv": "magenta", "coliv": "magenta",
 }
 #: Layer names the plugin creates and owns.
 NEURONS, RINGS, CROSSINGS, DEJ, SURFACE = "neurons", "rings", "crossings", "DEJ", "surface"
@@ -91,31 +92,48 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
     return out
 
 
-def neuron_colours(session: ReviewSession) -> dict:
+def neuron_colours(session: ReviewSession, table: pd.DataFrame | None = None) -> dict:
     """Return a direct label colour map: IgG call (orange/blue), grey unknown or excluded.
+
+    Neurons touching the image border are drawn lilac when the run's summary leaves
+    them out (``summary.exclude_border``).
 
     Parameters
     ----------
     session : ReviewSession
         A DRG session.
+    table : pandas.DataFrame, optional
+        The object table (:func:`histo_fms.review._triage.object_table`), if built.
 
     Returns
     -------
     dict
         Label value -> RGBA (``None`` and 0 transparent).
     """
+    from histo_fms.review._triage import object_table
+
+    t = object_table(session, with_deleted=False) if table is None else table
+    t = t.loc[t["status"] != "deleted"]
+    border_out = bool(((session.run.get("config") or {}).get("summary") or {}).get(
+        "exclude_border", True))
     cols: dict = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0)}
-    for nid in session.neuron_ids():
-        nid = int(nid)
-        if nid in session.excluded:
-            cols[nid] = COLOURS["excluded"]
-            continue
-        call = session.call(nid)
-        cols[nid] = COLOURS["unknown" if call is None else ("positive" if call else "negative")]
+    for nid, call, exc, border in zip(t["neuron_id"], t["call"], t["excluded"],
+                                      t["touches_border"], strict=True):
+        cols[int(nid)] = neuron_colour(call, bool(exc), bool(border) and border_out)
     return cols
 
 
-def neuron_features(session: ReviewSession) -> pd.DataFrame:
+def neuron_colour(call: str, excluded: bool, border: bool) -> tuple:
+    """Return the colour of one neuron (``call`` as in the object table)."""
+    if excluded:
+        return COLOURS["excluded"]
+    if border:
+        return COLOURS["border"]
+    return COLOURS[{"IgG+": "positive", "IgG−": "negative"}.get(call, "unknown")]
+
+
+def neuron_features(session: ReviewSession, table: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
     """Return per-label numbers for napari's status bar (``index`` = label value).
 
     Parameters
@@ -128,21 +146,16 @@ def neuron_features(session: ReviewSession) -> pd.DataFrame:
     pandas.DataFrame
         ``index, area_um2, diameter_um, ring_igg, igg_positive, excluded``.
     """
-    rows = []
-    t = session.table.set_index("neuron_id") if len(session.table) else None
-    for nid in session.neuron_ids():
-        nid = int(nid)
-        r = {"index": nid, "area_um2": np.nan, "diameter_um": np.nan, "ring_igg": np.nan}
-        if t is not None and nid in t.index:
-            for c in ("area_um2", "diameter_um", "ring_igg"):
-                if c in t.columns:
-                    r[c] = round(float(t.loc[nid, c]), 3)
-        call = session.call(nid)
-        r["igg_positive"] = "" if call is None else ("yes" if call else "no")
-        r["excluded"] = nid in session.excluded
-        rows.append(r)
-    cols = ["index", "area_um2", "diameter_um", "ring_igg", "igg_positive", "excluded"]
-    return pd.DataFrame(rows, columns=cols)
+    from histo_fms.review._triage import object_table
+
+    t = object_table(session, with_deleted=False) if table is None else table
+    t = t.loc[t["status"] != "deleted"]
+    out = pd.DataFrame({"index": t["neuron_id"].astype(np.int64).to_numpy()})
+    for c in ("area_um2", "diameter_um", "ring_igg"):
+        out[c] = pd.to_numeric(t[c], errors="coerce").round(3).to_numpy()
+    out["igg_positive"] = t["call"].map({"IgG+": "yes", "IgG−": "no"}).fillna("").to_numpy()
+    out["excluded"] = t["excluded"].astype(bool).to_numpy()
+    return out
 
 
 def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> list[LayerData]:
@@ -179,9 +192,12 @@ def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> li
                 pass
     common = {"scale": (px, px), "units": UNITS, "axis_labels": AXES}
     if session.kind == "drg":
+        from histo_fms.review._triage import object_table
+
+        table = object_table(session, with_deleted=False)
         out.append((session.labels["neurons"].copy(), {
-            **common, "name": NEURONS, "colormap": neuron_colours(session),
-            "features": neuron_features(session), "opacity": 0.5}, "labels"))
+            **common, "name": NEURONS, "colormap": neuron_colours(session, table),
+            "features": neuron_features(session, table), "opacity": 0.5}, "labels"))
         if "rings" in session.labels:
             out.append((session.labels["rings"], {**common, "name": RINGS, "opacity": 0.35,
                                                   "visible": False}, "labels"))
@@ -223,6 +239,11 @@ def crossings_layer_data(session: ReviewSession) -> LayerData:
         "excluded": parse_bool(c["excluded"]).to_numpy() if len(c) else np.zeros(0, bool)})
     colours = ["yellow" if s == "reviewer" else ("gray" if e else "lime")
                for s, e in zip(feats["source"], feats["excluded"], strict=True)]
-    return (pts, {"name": CROSSINGS, "size": 4.0, "face_color": colours or "lime",
+    # visible in the overview: about 1/150 of the image's extent, at least 4 µm
+    ext = max([float(np.ptp(pts[:, k])) for k in (0, 1)] + [0.0]) if len(pts) else 0.0
+    lab = next(iter(session.labels.values()), None)
+    if lab is not None:
+        ext = max(ext, max(lab.shape) * session.pixel_size_um)
+    return (pts, {"name": CROSSINGS, "size": max(4.0, ext / 150.0), "face_color": colours or "lime",
                   "border_color": "black", "features": feats, "units": UNITS,
                   "axis_labels": AXES}, "points")

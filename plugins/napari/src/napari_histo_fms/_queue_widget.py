@@ -11,10 +11,12 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -74,13 +76,16 @@ class QueueWidget(QWidget):
         self.unblind_btn = QPushButton("Unblind")
         self.unblind_btn.setToolTip("reveal file names and groups (recorded in the queue log)")
         self.unblind_btn.clicked.connect(lambda: self._guard(self.unblind))
+        self.prev_btn = QPushButton("Previous case")
+        self.prev_btn.setToolTip("revisit the case before (it must be completed again)")
+        self.prev_btn.clicked.connect(lambda: self._guard(self.previous_case))
+        row.addWidget(self.prev_btn)
         row.addWidget(self.next_btn)
         row.addWidget(self.unblind_btn)
         lay.addLayout(row)
         self.review = ReviewWidget(napari_viewer, blind=True)
         lay.addWidget(self.review)
-        self.key_view = QPlainTextEdit()
-        self.key_view.setReadOnly(True)
+        self.key_view = QTableWidget()
         self.key_view.setVisible(False)
         lay.addWidget(self.key_view)
         self.error_label = QLabel("")
@@ -104,6 +109,9 @@ class QueueWidget(QWidget):
     def _update_buttons(self) -> None:
         q = self.queue
         self.next_btn.setEnabled(q is not None and self.case is not None)
+        self.prev_btn.setEnabled(q is not None and not q.unblinded
+                                 and q.previous_case(self.case.code if self.case else None)
+                                 is not None)
         self.unblind_btn.setEnabled(q is not None and q.finished and not q.unblinded)
         if q is not None:
             done, total = q.progress
@@ -112,7 +120,7 @@ class QueueWidget(QWidget):
             self.progress.setFormat(f"{done} of {total} reviewed")
 
     def start(self, results_dir: str | None = None, reviewer: str | None = None,
-              seed: int | None = None) -> None:
+              seed: int | None = None, *, clear_layers: bool | None = None) -> None:
         """Start a new queue or resume this reviewer's, and open the next case.
 
         Parameters
@@ -123,6 +131,9 @@ class QueueWidget(QWidget):
             Reviewer (default: the reviewer field).
         seed : int, optional
             Order seed (default: the seed field; ignored when resuming with another).
+        clear_layers : bool, optional
+            The queue starts blinded on an empty viewer; layers already open (their
+            names may unblind) are removed. None: ask first when there are any.
         """
         if results_dir is not None:
             self.results_edit.setText(str(results_dir))
@@ -132,7 +143,17 @@ class QueueWidget(QWidget):
             self.seed_spin.setValue(int(seed))
         rd, rv = self.results_edit.text(), self.reviewer_edit.text()
         # blinded from the start: layers opened before could carry file names
-        self.viewer.layers.clear()
+        if len(self.viewer.layers):
+            if clear_layers is None:
+                ans = QMessageBox.question(
+                    self, "Blinded review", f"Close the {len(self.viewer.layers)} open "
+                    "layer(s)? Their names could reveal the images. (No: the queue does "
+                    "not start.)")
+                clear_layers = ans == QMessageBox.Yes
+            if not clear_layers:
+                raise RuntimeError("the queue needs an empty viewer (open layers could "
+                                   "unblind); close them or allow the queue to")
+            self.viewer.layers.clear()
         self._layers = []
         try:
             self.queue = ReviewQueue(rd, rv, self.seed_spin.value())
@@ -144,8 +165,10 @@ class QueueWidget(QWidget):
         self.open_next()
 
     def _clear_layers(self) -> None:
+        from ._review_widget import CUT, DELETED, SEEDS
+
         for layer in list(self.viewer.layers):
-            if layer in self._layers:
+            if layer in self._layers or layer.name in (SEEDS, CUT, DELETED):
                 self.viewer.layers.remove(layer)
         self._layers = []
 
@@ -168,6 +191,27 @@ class QueueWidget(QWidget):
             self._layers = [layer for layer in self.viewer.layers if layer not in before]
             self.case_label.setText(self.case.label)
             self.viewer.title = f"histo-fms review: {self.case.label}"
+        self._update_buttons()
+
+    def previous_case(self) -> None:
+        """Revisit the case before the current one (it is reopened: complete it again)."""
+        q = self.queue
+        if q is None:
+            raise RuntimeError("no queue")
+        prev = q.previous_case(self.case.code if self.case else None)
+        if prev is None:
+            raise RuntimeError("this is the first case")
+        session = self.review.session
+        if session is not None and session.needs_recompute:
+            session.recompute()
+        q.reopen(prev.code)
+        self._clear_layers()
+        self.case = q.case(prev.code)
+        before = set(self.viewer.layers)
+        self.review.set_session(q.open_case(prev.code), title=self.case.label)
+        self._layers = [layer for layer in self.viewer.layers if layer not in before]
+        self.case_label.setText(self.case.label + " (revisited)")
+        self.viewer.title = f"histo-fms review: {self.case.label}"
         self._update_buttons()
 
     def complete_case(self) -> None:
@@ -193,7 +237,17 @@ class QueueWidget(QWidget):
             raise RuntimeError("no queue")
         key = self.queue.unblind()
         txt = key.to_string(index=False)
-        self.key_view.setPlainText(txt)
+        table = self.queue.key_table()
+        self.key_table = table
+        self.key_view.setRowCount(len(table))
+        self.key_view.setColumnCount(len(table.columns))
+        self.key_view.setHorizontalHeaderLabels([str(c) for c in table.columns])
+        for i, row in enumerate(table.itertuples(index=False)):
+            for j, v in enumerate(row):
+                if isinstance(v, float):
+                    v = "" if v != v else f"{v:.4g}"
+                self.key_view.setItem(i, j, QTableWidgetItem(str(v)))
+        self.key_view.resizeColumnsToContents()
         self.key_view.setVisible(True)
         self._update_buttons()
         return txt

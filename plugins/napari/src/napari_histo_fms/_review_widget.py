@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from histo_fms.review import ReviewError, ReviewSession, result_stems
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
@@ -30,12 +31,14 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import (
+    COLOURS,
     CROSSINGS,
     DEJ,
     EXCLUDED,
     NEURONS,
     SURFACE,
     crossings_layer_data,
+    neuron_colour,
     neuron_colours,
     neuron_features,
     session_layer_data,
@@ -45,6 +48,104 @@ if TYPE_CHECKING:
     import napari
 
 SEEDS = "split seeds"
+CUT = "split line"
+DELETED = "deleted"
+#: Keyboard shortcuts (bound on the plugin's layers; shown in the widget).
+SHORTCUTS = [("Delete", "delete the selected neuron"), ("C", "flip its IgG call"),
+             ("Shift-X", "exclude / include it"), ("T", "next neuron near the threshold"),
+             ("N", "next unreviewed neuron"), ("Shift-N", "previous neuron"),
+             ("Control-Z", "undo"), ("Control-Shift-Z", "redo")]
+
+
+#: Reserved label values (never in the data) holding one entry per colour class first in
+#: the colour map, so napari's label -> texture index mapping stays the same when a
+#: neuron changes colour and an edit recolours only its own pixels.
+_RESERVED = {k: -1 - i for i, k in enumerate(COLOURS)}
+
+
+def _reserved_ok(cols: dict) -> bool:
+    """Whether napari can map the reserved (negative) labels.
+
+    Without numba napari maps labels through an array of twice the largest label
+    (with negative labels), limited to 2**16 entries.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is not None:
+        return True
+    top = max((abs(int(k)) for k in cols if k is not None), default=0)
+    return 2 * top < 2**16 - 2 * len(_RESERVED)
+
+
+def stable_colours(cols: dict) -> dict:
+    """Return a label colour dict with every colour class first (reserved labels).
+
+    Without numba and with more than ~32,000 label values the reserved labels are
+    left out (napari could not map them): colour changes then redraw the layer.
+    """
+    if not _reserved_ok(cols):
+        return dict(cols)
+    out = {None: cols.get(None, (0, 0, 0, 0)), 0: cols.get(0, (0, 0, 0, 0))}
+    out.update({v: COLOURS[k] for k, v in _RESERVED.items()})
+    out.update({k: v for k, v in cols.items() if k not in (None, 0)})
+    return out
+
+
+def recolour(layer, colours: dict, boxes: list) -> bool:
+    """Change some labels' colours, re-texturing only their pixels.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        A layer whose colour map came from :func:`stable_colours`.
+    colours : dict of int to RGBA
+        New colours (of the colour classes in :data:`COLOURS`).
+    boxes : list of (slice, slice)
+        Where those labels are.
+
+    Returns
+    -------
+    bool
+        False when the partial update is not possible (then the colour map is reset).
+    """
+    cm = layer.colormap
+    try:
+        if any(v not in cm.color_dict for v in _RESERVED.values()):
+            raise ValueError("no reserved colour labels")
+        known = {tuple(np.round(v, 6)) for v in COLOURS.values()}
+        if not all(tuple(np.round(c, 6)) in known for c in colours.values()):
+            raise ValueError("new colour class")
+        for k, c in colours.items():
+            cm.color_dict[int(k)] = np.asarray(c, np.float32)
+        cm._clear_cache()
+        for k in [k for k, c in colours.items() if c is None]:
+            cm.color_dict.pop(int(k), None)
+        view = layer._slice.image.view
+        raw = layer._slice.image.raw
+        for sl in boxes:
+            if sl is None:
+                continue
+            view[sl] = cm._data_to_texture(np.ascontiguousarray(raw[sl]))
+            layer._accumulate_updated_slice(sl)
+        layer._partial_labels_refresh()
+        return True
+    except Exception:  # noqa: BLE001 - napari internals changed: full colour map reset
+        d = dict(cm.color_dict)
+        d.update({int(k): c for k, c in colours.items()})
+        layer.colormap = stable_colours(d)
+        return False
+
+
+def _hex(rgba) -> str:
+    return "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgba[:3])
+
+
+def legend_html() -> str:
+    """Return the neuron colour legend as HTML (coloured squares)."""
+    items = [("positive", "IgG+"), ("negative", "IgG−"), ("unknown", "no call"),
+             ("excluded", "excluded"), ("border", "touches border (not counted)")]
+    return " ".join(f"<span style='color:{_hex(COLOURS[k])}'>■</span> {t}" for k, t in items) + (
+        " · <b>×</b> deleted")
 
 
 def _fmt(v: Any, nd: int = 1) -> str:
@@ -201,6 +302,37 @@ class ReviewWidget(QWidget):
         r3.addWidget(self.seeds_btn)
         r3.addWidget(self.split_btn)
         g.addRow(r3)
+        r3b = QHBoxLayout()
+        self.cut_btn = QPushButton("Draw split line")
+        self.cut_btn.setToolTip("draw a path across the neuron in the 'split line' layer")
+        self.cut_btn.clicked.connect(self._cut_layer)
+        self.split_line_btn = QPushButton("Split along line")
+        self.split_line_btn.clicked.connect(lambda: self._guard(self.split_line))
+        r3b.addWidget(self.cut_btn)
+        r3b.addWidget(self.split_line_btn)
+        g.addRow(r3b)
+        r3c = QHBoxLayout()
+        self.restore_btn = QPushButton("Restore automatic")
+        self.restore_btn.setToolTip("give the selected neuron back its automatic pixels and call")
+        self.restore_btn.clicked.connect(lambda: self._guard(self.restore_automatic))
+        self.go_btn = QPushButton("Go to id")
+        self.go_btn.clicked.connect(lambda: self._guard(self.go_to, self.neuron_spin.value()))
+        r3c.addWidget(self.restore_btn)
+        r3c.addWidget(self.go_btn)
+        g.addRow(r3c)
+        r3d = QHBoxLayout()
+        self.next_thr_btn = QPushButton("Next near threshold")
+        self.next_thr_btn.clicked.connect(lambda: self._guard(self.next_neuron, "threshold"))
+        self.next_unrev_btn = QPushButton("Next unreviewed")
+        self.next_unrev_btn.clicked.connect(lambda: self._guard(self.next_neuron, "unreviewed"))
+        self.prev_btn = QPushButton("Previous")
+        self.prev_btn.clicked.connect(lambda: self._guard(self.previous_neuron))
+        for b in (self.next_thr_btn, self.next_unrev_btn, self.prev_btn):
+            r3d.addWidget(b)
+        g.addRow(r3d)
+        self.legend_label = QLabel(legend_html())
+        self.legend_label.setWordWrap(True)
+        g.addRow(self.legend_label)
         self.autosave_paint = QCheckBox("autosave every edit made in the layers")
         self.autosave_paint.setChecked(True)
         self.apply_paint_btn = QPushButton("Save painting")
@@ -231,9 +363,21 @@ class ReviewWidget(QWidget):
         s.addRow(self.region_btn)
         lay.addWidget(self.skin_box)
 
+        r5 = QHBoxLayout()
+        self.undo_btn = QPushButton("Undo")
+        self.undo_btn.clicked.connect(lambda: self._guard(self.undo))
+        self.redo_btn = QPushButton("Redo")
+        self.redo_btn.clicked.connect(lambda: self._guard(self.redo))
+        r5.addWidget(self.undo_btn)
+        r5.addWidget(self.redo_btn)
+        lay.addLayout(r5)
         self.recompute_btn = QPushButton("Recompute")
         self.recompute_btn.clicked.connect(lambda: self._guard(self.recompute, block=False))
         lay.addWidget(self.recompute_btn)
+        self.shortcuts_label = QLabel("shortcuts: " + " · ".join(
+            f"<b>{k}</b> {v}" for k, v in SHORTCUTS))
+        self.shortcuts_label.setWordWrap(True)
+        lay.addWidget(self.shortcuts_label)
         self.result_label = QLabel("")
         self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay.addWidget(self.result_label)
@@ -249,6 +393,11 @@ class ReviewWidget(QWidget):
         self.error_label.setWordWrap(True)
         lay.addWidget(self.error_label)
         lay.addStretch(1)
+        from ._table_widget import ObjectTableWidget
+
+        self.table = ObjectTableWidget(self)
+        self._table_docked = False
+        self._visits: list[int] = []
         self._set_kind(None)
         self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
 
@@ -306,6 +455,11 @@ class ReviewWidget(QWidget):
         with_image : bool
             Also add the image channels.
         """
+        need = "neurons" if session.kind == "drg" else None
+        if need is not None and need not in session.labels:
+            where = "this case's result" if self.blind else str(session.auto_dir)
+            raise ReviewError(f"{where}/labels.zarr is missing or has no '{need}' labels; "
+                              "rerun this image to review it")
         self.session = session
         self.last_summary = None
         # nothing selected in a new case: the previous case's id must never carry over
@@ -316,18 +470,43 @@ class ReviewWidget(QWidget):
         self.title_label.setText(title)
         self.result_label.setText("")
         self.error_label.setText("")
+        self._visits = []
         self._set_kind(session.kind)
         layers = session_layer_data(session, with_image=with_image)
         if self.blind:
             for _, kw, _ in layers:
                 kw.pop("metadata", None)
         self._replace_layers(layers)
+        self._colours = None
+        if session.kind == "drg":
+            self.table.reload()
+            self._show_table()
+            self._update_deleted_layer()
+            lab = self._layer(NEURONS)
+            if lab is not None:  # the neurons layer active: its shortcuts work at once
+                self.viewer.layers.selection.active = lab
         self._refresh_log()
 
     def _set_kind(self, kind: str | None) -> None:
         self.drg_box.setVisible(kind == "drg")
         self.skin_box.setVisible(kind == "skin")
         self.recompute_btn.setEnabled(kind is not None)
+        self._update_undo_buttons()
+
+    def _update_undo_buttons(self) -> None:
+        s = self.session
+        self.undo_btn.setEnabled(s is not None and s.can_undo)
+        self.redo_btn.setEnabled(s is not None and s.can_redo)
+
+    def _show_table(self) -> None:
+        win = getattr(self.viewer, "window", None)
+        if self._table_docked or win is None:
+            return
+        try:
+            win.add_dock_widget(self.table, name="histo-fms objects", area="bottom")
+            self._table_docked = True
+        except Exception:  # noqa: BLE001 - a viewer without a Qt window: no dock
+            pass
 
     # ------------------------------------------------------------------ layers
     def _layer(self, name: str):
@@ -340,6 +519,8 @@ class ReviewWidget(QWidget):
         try:
             for data, kw, kind in layers:
                 old = self._layer(kw["name"])
+                if kw["name"] == NEURONS and isinstance(kw.get("colormap"), dict):
+                    kw = {**kw, "colormap": stable_colours(kw["colormap"])}
                 new = Layer.create(data, kw, kind)
                 if kw["name"] == NEURONS:
                     # napari starts at label 1, so picking neuron 1 would emit no event
@@ -361,6 +542,25 @@ class ReviewWidget(QWidget):
             layer.events.paint.connect(self._on_paint)
         elif layer.name in (CROSSINGS, DEJ, SURFACE, EXCLUDED):
             layer.events.data.connect(self._on_layer_data)
+        if layer.name in (NEURONS, CROSSINGS, DEJ, SURFACE, EXCLUDED):
+            self._bind_keys(layer)
+
+    def _bind_keys(self, layer) -> None:
+        """Shortcuts on the layer; Ctrl+Z / Ctrl+Shift+Z undo and redo in the model.
+
+        The layer's own paint history is replaced: undoing in napari alone would leave
+        the screen and the saved review disagreeing.
+        """
+        acts = {"Control-Z": lambda: self.undo(), "Control-Shift-Z": lambda: self.redo()}
+        if layer.name == NEURONS:
+            acts.update({"Delete": lambda: self.delete_neuron(),
+                         "Backspace": lambda: self.delete_neuron(),
+                         "C": lambda: self.flip_call(), "Shift-X": lambda: self.toggle_excluded(),
+                         "T": lambda: self.next_neuron("threshold"),
+                         "N": lambda: self.next_neuron("unreviewed"),
+                         "Shift-N": lambda: self.previous_neuron()})
+        for key, fn in acts.items():
+            layer.bind_key(key, lambda _layer, f=fn: self._guard(f), overwrite=True)
 
     def _on_layer_data(self, event) -> None:
         if self._syncing or not self.autosave_paint.isChecked() or self.session is None:
@@ -397,16 +597,91 @@ class ReviewWidget(QWidget):
                     self._replace_layers(session_layer_data(s, with_image=False))
                     return
                 lab.data = s.labels["neurons"].copy()  # the layer never aliases the model
-                lab.colormap = neuron_colours(s)
-                lab.features = neuron_features(s)
+                self.table.reload()
+                lab.colormap = stable_colours(neuron_colours(s, self.table.model.df))
+                lab.features = neuron_features(s, self.table.model.df)
                 lab.refresh()
                 if "rings" in s.labels and self._layer("rings") is not None:
                     self._layer("rings").data = s.labels["rings"]
+                self._update_deleted_layer()
             else:
                 self._update_crossings_layer()
         finally:
             self._syncing = False
         self._refresh_log()
+
+    def _after_edit(self) -> None:
+        """Show an edit: only its pixels, its neurons' colours and table rows change."""
+        s = self.session
+        self._update_undo_buttons()
+        if s is None or s.kind != "drg":
+            self.refresh_layers()
+            return
+        lab = self._layer(NEURONS)
+        if lab is None:
+            self.refresh_layers()
+            return
+        ids = set(s.last_edit_ids)
+        self._syncing = True
+        try:
+            px = s.last_edit_pixels
+            if px is not None and px[0].size:
+                w = s.neurons.shape[1]
+                ys, xs = np.divmod(px[0], w)
+                cur = np.asarray(lab.data)[ys, xs]
+                if not np.array_equal(cur, px[1]):
+                    lab.data_setitem((ys, xs), px[1])
+                lab._reset_history()  # undo goes through the model only
+            self.table.update_ids(ids)
+            rows = self.table.model
+            border_out = bool(((s.run.get("config") or {}).get("summary") or {}).get(
+                "exclude_border", True))
+            feats = lab.features
+            new_cols, boxes = {}, []
+            for nid in ids:
+                k = rows.row_of.get(int(nid))
+                obj = s._obj(int(nid))
+                if k is None or obj is None:
+                    continue
+                c = neuron_colour(rows.value(k, "call"), bool(rows.value(k, "excluded")),
+                                  bool(rows.value(k, "touches_border")) and border_out)
+                old = lab.colormap.color_dict.get(int(nid))
+                if old is None or not np.allclose(old, c):
+                    new_cols[int(nid)] = c
+                    boxes.append(obj[0])
+            if new_cols:
+                recolour(lab, new_cols, boxes)
+            if ids:
+                keep = feats.loc[~feats["index"].isin(list(ids))]
+                live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
+                                   & (rows.df["status"] != "deleted")]
+                lab.features = pd.concat([keep, neuron_features(s, live)], ignore_index=True)
+            self._update_deleted_layer()
+        finally:
+            self._syncing = False
+        self._refresh_log()
+
+    def _update_deleted_layer(self) -> None:
+        """Mark deleted automatic neurons with an × (a points layer)."""
+        s = self.session
+        if s is None or s.kind != "drg":
+            return
+        df = self.table.model.df
+        gone = df.loc[df["status"] == "deleted", ["y_um", "x_um"]].to_numpy(float)
+        gone = gone[np.isfinite(gone).all(axis=1)] if len(gone) else np.zeros((0, 2))
+        layer = self._layer(DELETED)
+        if layer is None:
+            if not len(gone):
+                return
+            layer = self.viewer.add_points(gone, name=DELETED, symbol="x", size=8.0,
+                                           face_color="red", border_color="red",
+                                           units=("um", "um"))
+            self._bind_keys(layer)
+            lab = self._layer(NEURONS)
+            if lab is not None:  # keep the neurons layer active (its shortcuts)
+                self.viewer.layers.selection.active = lab
+        else:
+            layer.data = gone
 
     def _update_crossings_layer(self) -> None:
         data, kw, kind = crossings_layer_data(self.session)
@@ -430,6 +705,7 @@ class ReviewWidget(QWidget):
             lines.append(f"{e.get('time', '')[11:19]} {e.get('reviewer', '')}: "
                          f"{e.get('kind')} {what}".rstrip())
         self.log_view.setPlainText("\n".join(lines))
+        self._update_undo_buttons()
         state = "unsaved recompute" if self.session.needs_recompute else "up to date"
         self.error_label.setText("")
         self.info_label.setToolTip(f"{self.session.n_edits} edits, tables {state}")
@@ -470,7 +746,7 @@ class ReviewWidget(QWidget):
             The audit record.
         """
         rec = self._need("drg").delete_neuron(self._selected(neuron_id))
-        self.refresh_layers()
+        self._after_edit()
         return rec
 
     def flip_call(self, neuron_id: int | None = None) -> dict:
@@ -488,7 +764,7 @@ class ReviewWidget(QWidget):
         """
         nid = self._selected(neuron_id)
         rec = self._need("drg").flip_call(nid)
-        self.refresh_layers()
+        self._after_edit()
         self._show_neuron(nid)
         return rec
 
@@ -508,7 +784,7 @@ class ReviewWidget(QWidget):
         s = self._need("drg")
         nid = self._selected(neuron_id)
         rec = s.set_excluded(nid, nid not in s.excluded)
-        self.refresh_layers()
+        self._after_edit()
         self._show_neuron(nid)
         return rec
 
@@ -527,10 +803,14 @@ class ReviewWidget(QWidget):
         """
         if ids is None:
             txt = self.merge_edit.text().replace(";", ",").replace(" ", ",")
+            bad = [t for t in txt.split(",") if t.strip() and not t.strip().isdigit()]
+            if bad:
+                raise ReviewError(f"merge: {bad[0]!r} is not a neuron id; type whole numbers "
+                                  "separated by commas, e.g. 4, 7")
             ids = [int(t) for t in txt.split(",") if t.strip()]
         rec = self._need("drg").merge_neurons(ids)
         self.merge_edit.clear()
-        self.refresh_layers()
+        self._after_edit()
         return rec
 
     def _seeds_layer(self):
@@ -571,8 +851,214 @@ class ReviewWidget(QWidget):
         rec = s.split_neuron(self._selected(neuron_id), seeds_um)
         if layer is not None:
             layer.data = np.zeros((0, 2))
-        self.refresh_layers()
+        self._after_edit()
         return rec
+
+    def _cut_layer(self):
+        layer = self._layer(CUT)
+        if layer is None:
+            layer = self.viewer.add_shapes(name=CUT, shape_type="path", edge_color="yellow",
+                                           edge_width=1.0, units=("um", "um"))
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_path"
+        return layer
+
+    def split_line(self, neuron_id: int | None = None, line_um: Any = None) -> dict:
+        """Split a neuron along a cut line (µm; default the last path of 'split line').
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label; default the selected one, else the one the line crosses most.
+        line_um : array_like, optional
+            Vertices (y, x) in µm.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        s = self._need("drg")
+        layer = self._layer(CUT)
+        if line_um is None:
+            if layer is None or not len(layer.data):
+                raise ReviewError("draw a split line across the neuron first")
+            line_um = np.asarray(layer.data[-1], float)
+        line_um = np.asarray(line_um, float).reshape(-1, 2)
+        if neuron_id is None and self.neuron_spin.value() <= 0:
+            # the neuron the line crosses most
+            from skimage.draw import line as draw_line
+
+            p = np.round(line_um / s.pixel_size_um).astype(int)
+            vals = []
+            for (y0, x0), (y1, x1) in zip(p[:-1], p[1:], strict=False):
+                rr, cc = draw_line(y0, x0, y1, x1)
+                ok = ((rr >= 0) & (rr < s.neurons.shape[0]) & (cc >= 0)
+                      & (cc < s.neurons.shape[1]))
+                vals.append(s.neurons[rr[ok], cc[ok]])
+            v = np.concatenate(vals) if vals else np.zeros(0, int)
+            v = v[v > 0]
+            neuron_id = int(np.bincount(v).argmax()) if v.size else 0
+        rec = s.split_neuron(self._selected(neuron_id), line_um=line_um)
+        if layer is not None:
+            layer.data = []
+        self._after_edit()
+        return rec
+
+    def restore_automatic(self, neuron_id: int | None = None) -> dict:
+        """Give the selected (or given) neuron back its automatic pixels and call.
+
+        Parameters
+        ----------
+        neuron_id : int, optional
+            Neuron label.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need("drg").restore_automatic(self._selected(neuron_id))
+        self._after_edit()
+        return rec
+
+    def undo(self) -> dict:
+        """Undo the last edit in the model (saved and audited); the layers follow.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need().undo()
+        self._after_undo()
+        return rec
+
+    def redo(self) -> dict:
+        """Redo the last undone edit in the model; the layers follow.
+
+        Returns
+        -------
+        dict
+            The audit record.
+        """
+        rec = self._need().redo()
+        self._after_undo()
+        return rec
+
+    def _after_undo(self) -> None:
+        s = self.session
+        if s.kind == "drg":
+            self._after_edit()
+            self._show_neuron()
+        else:
+            self._syncing = True
+            try:
+                self._replace_layers([d for d in session_layer_data(s, with_image=False)
+                                      if d[1]["name"] in (CROSSINGS, DEJ, SURFACE, EXCLUDED)])
+            finally:
+                self._syncing = False
+            self._update_undo_buttons()
+            self._refresh_log()
+
+    # ------------------------------------------------------------------ triage
+    def go_to(self, neuron_id: int, yx_um: Any = None, *, zoom: bool = True) -> None:
+        """Select a neuron, centre the view on it and zoom in.
+
+        Parameters
+        ----------
+        neuron_id : int
+            Neuron label.
+        yx_um : (y, x), optional
+            Its position in µm (default: from the object table).
+        zoom : bool
+            Zoom so the neuron fills about a fifth of the view.
+        """
+        s = self._need("drg")
+        nid = int(neuron_id)
+        m = self.table.model
+        k = m.row_of.get(nid)
+        if yx_um is None and k is not None:
+            yx_um = (m.value(k, "y_um"), m.value(k, "x_um"))
+        if yx_um is None or not np.isfinite(np.asarray(yx_um, float)).all():
+            obj = s._obj(nid)
+            if obj is None:
+                raise ReviewError(f"no neuron {nid}")
+            ys, xs = np.nonzero(obj[1])
+            yx_um = ((ys.mean() + obj[0][0].start) * s.pixel_size_um,
+                     (xs.mean() + obj[0][1].start) * s.pixel_size_um)
+        cur = int(self.neuron_spin.value())
+        if cur > 0 and cur != nid and (not self._visits or self._visits[-1] != cur):
+            self._visits.append(cur)
+        cam = getattr(getattr(self.viewer, "scene", None), "camera", None) or self.viewer.camera
+        cam.center = (float(yx_um[0]), float(yx_um[1]))
+        if zoom:
+            d = 30.0
+            if k is not None:
+                try:
+                    d = max(float(m.value(k, "diameter_um")), 5.0)
+                except (TypeError, ValueError):
+                    pass
+            try:
+                size = self.viewer.window._qt_viewer.canvas.size
+                px = float(min(size)) if min(size) > 0 else 600.0
+            except Exception:  # noqa: BLE001 - headless / no canvas yet
+                px = 600.0
+            cam.zoom = px / (6.0 * d)
+        self.neuron_spin.setValue(nid)
+        lab = self._layer(NEURONS)
+        if lab is not None:
+            self._syncing = True
+            try:
+                lab.selected_label = nid if s._obj(nid) is not None else 0
+            finally:
+                self._syncing = False
+        self.table.select_id(nid)
+        self._show_neuron(nid)
+
+    def next_neuron(self, by: str = "threshold") -> int | None:
+        """Mark the shown neuron reviewed and go to the next one.
+
+        Parameters
+        ----------
+        by : {"threshold", "unreviewed"}
+            Closest to the threshold (log ring IgG) first, or the next unreviewed id.
+
+        Returns
+        -------
+        int or None
+            The neuron now shown (None when all are reviewed).
+        """
+        from histo_fms.review._triage import mark_reviewed
+        from histo_fms.review._triage import next_neuron as pick
+
+        s = self._need("drg")
+        cur = int(self.neuron_spin.value())
+        if cur > 0:
+            mark_reviewed(s, [cur])
+            self.table.update_ids([cur])
+        nid = pick(s, self.table.model.df, by=by, current=cur)
+        if nid is None:
+            self.info_label.setText("every neuron is reviewed")
+            return None
+        self.go_to(nid)
+        return nid
+
+    def previous_neuron(self) -> int | None:
+        """Go back to the neuron shown before.
+
+        Returns
+        -------
+        int or None
+            The neuron now shown.
+        """
+        if not self._visits:
+            raise ReviewError("no previous neuron")
+        nid = self._visits.pop()
+        self.go_to(nid)
+        if self._visits and self._visits[-1] == nid:
+            self._visits.pop()
+        return nid
 
     def apply_painting(self) -> dict | None:
         """Save hand painting in the neurons layer as one edit.
@@ -587,7 +1073,7 @@ class ReviewWidget(QWidget):
         if lab is None:
             raise ReviewError("the neurons layer is gone; reopen the image")
         rec = s.set_labels(np.asarray(lab.data))
-        self.refresh_layers()
+        self._after_edit()
         return rec
 
     def _on_paint(self, event=None) -> None:
@@ -599,7 +1085,9 @@ class ReviewWidget(QWidget):
     def _on_selected_label(self, event=None) -> None:
         lab = self._layer(NEURONS)
         if lab is not None and not self._syncing:
-            self.neuron_spin.setValue(int(lab.selected_label))
+            nid = int(lab.selected_label)
+            self.neuron_spin.setValue(nid)
+            self.table.select_id(nid)
 
     def _show_neuron(self, nid: int | None = None) -> None:
         s = self.session

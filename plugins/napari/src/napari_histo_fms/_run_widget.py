@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import napari
 
 NONE = "(none)"
+CHOOSE = "(choose a channel)"
 
 
 def run_files(cfg, files: list[Path], out: Path, cancelled=lambda: False):
@@ -129,7 +130,7 @@ class RunWidget(QWidget):
         lay.addLayout(form2)
         row = QHBoxLayout()
         self.run_btn = QPushButton("Run")
-        self.run_btn.clicked.connect(lambda: self.run())
+        self.run_btn.clicked.connect(self._run_clicked)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancel)
@@ -209,7 +210,8 @@ class RunWidget(QWidget):
         req, opt = ROLES.get(pipeline, ((), ()))
         for role in req + opt:
             cb = QComboBox()
-            cb.addItems(([] if role in req else [NONE]) + self.channel_names)
+            # a required role is never filled with an unrelated first channel
+            cb.addItems(([CHOOSE] if role in req else [NONE]) + self.channel_names)
             want = str((defaults or {}).get(role, ""))
             guess = [n for n in self.channel_names if n.lower() == want.lower()]
             if guess:
@@ -240,7 +242,27 @@ class RunWidget(QWidget):
             Role -> channel name (optional roles left out when ``(none)``).
         """
         return {r: cb.currentText() for r, cb in self.role_combos.items()
-                if cb.currentText() and cb.currentText() != NONE}
+                if cb.currentText() and cb.currentText() not in (NONE, CHOOSE)}
+
+    def check_roles(self) -> None:
+        """Refuse a run whose required roles have no channel of the image.
+
+        Raises
+        ------
+        ValueError
+            One line naming the role (and the image's channels).
+        """
+        req, _ = ROLES.get(self.pipeline_combo.currentText(), ((), ()))
+        chosen = self.roles()
+        for role in req:
+            ch = chosen.get(role)
+            if not ch:
+                names = ", ".join(self.channel_names) or "none read"
+                raise ValueError(f"required role '{role}' has no channel in this image "
+                                 f"(channels: {names}); choose one or use another config")
+            if self.channel_names and ch not in self.channel_names:
+                raise ValueError(f"required role '{role}': channel {ch!r} is not in the image "
+                                 f"(channels: {', '.join(self.channel_names)})")
 
     def config(self) -> Any:
         """Build the validated config from the widget.
@@ -272,10 +294,11 @@ class RunWidget(QWidget):
         RunReport or worker
             The report when ``block``, else the started worker.
         """
-        cfg = self.config()
         files = self.files()
         if not files:
             raise ValueError("choose an image first")
+        self.check_roles()
+        cfg = self.config()
         out = Path(self.out_edit.text() or (files[0].parent / "histo-fms-results"))
         self.out_edit.setText(str(out))
         self._cancel = False
@@ -303,6 +326,12 @@ class RunWidget(QWidget):
         self.worker = worker
         worker.start()
         return worker
+
+    def _run_clicked(self) -> None:
+        try:
+            self.run()
+        except (ValueError, OSError) as exc:  # config / role problems: one line
+            self.status_label.setText(str(exc).splitlines()[0] if str(exc) else repr(exc))
 
     def cancel(self) -> None:
         """Stop after the file being processed (its outputs are kept and resumable)."""
@@ -332,7 +361,15 @@ class RunWidget(QWidget):
 
         done = [o for o in report.outcomes if o.status != "failed"]
         cancelled = " (cancelled)" if self._cancel else ""
-        self.status_label.setText(f"done{cancelled}: {len(done)} image(s) -> {report.out}")
+        msg = f"done{cancelled}: {len(done)} image(s) -> {report.out}"
+        pipeline = getattr(getattr(report, "config", None), "pipeline", None) or (
+            self.pipeline_combo.currentText())
+        if pipeline == "drg" and report.threshold is None:
+            msg += ("\nno IgG calls: no control section and no threshold (mark control "
+                    "sections in a sample sheet or set calibration.threshold)")
+        for wmsg in getattr(report, "warnings", []) or []:
+            msg += f"\nwarning: {wmsg}"
+        self.status_label.setText(msg)
         if done:
             s = ReviewSession.open(report.out, done[0].stem, "napari-viewer")
             have_image = any(getattr(layer, "metadata", {}).get("histo_fms", {}).get("path")

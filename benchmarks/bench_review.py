@@ -1,0 +1,143 @@
+"""Benchmark: open a large phantom DRG review in napari and apply 50 scripted edits.
+
+Builds a results folder by hand (disk-shaped neurons on a grid, a neurons table,
+``run.json``), opens it in the review widget of a headless napari viewer and applies
+50 edits through the widget (flip, exclude, delete, merge, split, undo, redo), timing
+each edit including Qt event processing. Run under a display, e.g.::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 4096
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 16384
+
+Prints open time and the per-edit median / max (ms) per edit kind and overall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed: int = 0) -> int:
+    """Write a phantom DRG result of ``size``² pixels; return the number of neurons."""
+    from histo_fms.io import write_json, write_labels_zarr, write_table
+
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((size, size), np.int32)
+    rows = []
+    nid = 0
+    half = spacing_px // 2
+    r = np.arange(-half, half)
+    yy, xx = np.meshgrid(r, r, indexing="ij")
+    for cy in range(half, size - half + 1, spacing_px):
+        for cx in range(half, size - half + 1, spacing_px):
+            rad = rng.uniform(20, 30)
+            disk = yy ** 2 + xx ** 2 <= rad ** 2
+            nid += 1
+            sub = lab[cy - half:cy + half, cx - half:cx + half]
+            sub[disk] = nid
+            area = float(disk.sum()) * px ** 2
+            ring = float(np.exp(rng.normal(0.4, 0.5)))
+            rows.append({"neuron_id": nid, "y_um": cy * px, "x_um": cx * px, "area_um2": area,
+                         "diameter_um": float(np.sqrt(4 * area / np.pi)),
+                         "size_class": "small" if area < 400 else "medium",
+                         "touches_border": cy == half or cx == half, "ring_igg": ring,
+                         "igg_positive": ring > 1.5})
+    d = root / "out" / "bench"
+    write_labels_zarr({"neurons": lab}, d / "labels.zarr", pixel_size_um=px, chunk=2048)
+    write_table(pd.DataFrame(rows), d / "neurons.csv")
+    write_json({"config": {"pipeline": "drg", "channels": {"neuron": "NeuN", "igg": "IgG"}},
+                "threshold": {"ring_igg": 1.5, "source": "benchmark"},
+                "files": [{"image": "bench.ome.tif", "path": str(root / "bench.ome.tif"),
+                           "sha256": "0", "status": "ok", "pixel_size_um": px}]},
+               root / "out" / "run.json")
+    return nid
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--edits", type=int, default=50)
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    a = ap.parse_args(argv)
+    import napari
+    from napari_histo_fms import ReviewWidget
+    from qtpy.QtWidgets import QApplication
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        n = build(root, a.size)
+        t_build = time.perf_counter() - t0
+        viewer = napari.Viewer(show=True)  # drawn: textures exist, as for a user
+        w = ReviewWidget(viewer)
+        viewer.window.add_dock_widget(w)
+        app = QApplication.instance()
+        app.processEvents()
+        t0 = time.perf_counter()
+        w.open_session(root / "out", "bench", "bench")
+        app.processEvents()
+        t_open = time.perf_counter() - t0
+        s = w.session
+        rng = np.random.default_rng(1)
+        interior = [int(i) for i in s.table.loc[~s.table["touches_border"], "neuron_id"]]
+        rng.shuffle(interior)
+        pool = iter(interior)
+        times: dict[str, list[float]] = {}
+        work: list[float] = []
+        draw: list[float] = []
+        plan = ["flip", "exclude", "delete", "merge", "split", "undo", "redo"]
+        for k in range(a.edits):
+            kind = plan[k % len(plan)]
+            nid = next(pool)
+            t0 = time.perf_counter()
+            if kind == "flip":
+                w.go_to(nid)
+                w.flip_call()
+            elif kind == "exclude":
+                w.go_to(nid)
+                w.toggle_excluded()
+            elif kind == "delete":
+                w.go_to(nid)
+                w.delete_neuron()
+            elif kind == "merge":
+                w.merge([nid, next(pool)])
+            elif kind == "split":
+                row = s.table.set_index("neuron_id").loc[nid]
+                y, x = row["y_um"], row["x_um"]
+                w.split(nid, [(y - 4.0, x), (y + 4.0, x)])
+            elif kind == "undo":
+                w.undo()
+            else:
+                w.redo()
+            t1 = time.perf_counter()
+            app.processEvents()  # draw (software OpenGL under Xvfb)
+            t2 = time.perf_counter()
+            times.setdefault(kind, []).append((t2 - t0) * 1000)
+            work.append((t1 - t0) * 1000)
+            draw.append((t2 - t1) * 1000)
+        allt = [v for vs in times.values() for v in vs]
+        res = {"size": a.size, "neurons": n, "cpus": os.cpu_count(),
+               "build_s": round(t_build, 2), "open_s": round(t_open, 2),
+               "edit_median_ms": round(float(np.median(allt)), 1),
+               "edit_max_ms": round(float(np.max(allt)), 1),
+               "widget_and_model_median_ms": round(float(np.median(work)), 1),
+               "widget_and_model_max_ms": round(float(np.max(work)), 1),
+               "draw_median_ms": round(float(np.median(draw)), 1),
+               "by_kind_median_ms": {k: round(float(np.median(v)), 1) for k, v in times.items()},
+               "by_kind_max_ms": {k: round(float(np.max(v)), 1) for k, v in times.items()}}
+        viewer.close()
+    print(json.dumps(res, indent=2))
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

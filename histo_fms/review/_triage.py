@@ -1,0 +1,279 @@
+"""The object table and triage of a DRG review (no Qt): rows, reviewed marks, order.
+
+The napari plugin's object table shows :func:`object_table`; after an edit it asks
+:func:`object_rows` for the touched neurons only. "Reviewed" marks (neurons the
+reviewer has looked at) are kept in ``OUT/STEM/reviewed/visited.json``; a neuron the
+reviewer edited counts as reviewed too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..io import write_json
+
+VISITED = "visited.json"
+#: Columns of the object table, in display order.
+OBJECT_COLUMNS = ["neuron_id", "call", "call_source", "ring_igg", "area_um2", "diameter_um",
+                  "size_class", "touches_border", "excluded", "reviewed", "status", "y_um",
+                  "x_um"]
+
+
+def reviewed_ids(session: Any) -> set[int]:
+    """Return the neurons marked reviewed (looked at, or edited).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+
+    Returns
+    -------
+    set of int
+    """
+    marks = getattr(session, "_visited", None)
+    if marks is None:
+        p = session.dir / VISITED
+        marks = set()
+        if p.is_file():
+            try:
+                marks = {int(i) for i in json.loads(p.read_text(encoding="utf-8"))["ids"]}
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"{p}: unreadable reviewed marks ({exc})") from exc
+        session._visited = marks
+    return marks | set(session.calls) | set(session.excluded)
+
+
+def mark_reviewed(session: Any, ids: Iterable[int]) -> None:
+    """Mark neurons as reviewed (saved atomically; not an edit of the results).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+    ids : iterable of int
+        Neuron labels.
+    """
+    reviewed_ids(session)
+    new = {int(i) for i in ids if int(i) > 0} - session._visited
+    if not new:
+        return
+    session._visited |= new
+    session.dir.mkdir(parents=True, exist_ok=True)
+    write_json({"ids": sorted(session._visited)}, session.dir / VISITED)
+
+
+def _threshold(session: Any) -> float | None:
+    thr = (session.run.get("threshold") or {}).get("ring_igg")
+    try:
+        thr = float(thr)
+    except (TypeError, ValueError):
+        return None
+    return thr if np.isfinite(thr) and thr > 0 else None
+
+
+def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
+    """Return the object-table rows of some neurons (current state).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+    ids : iterable of int
+        Neuron labels (current, or deleted automatic ones: ``status = "deleted"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`OBJECT_COLUMNS`, one row per id.
+    """
+    ids = [int(i) for i in ids if int(i) > 0]
+    t = session.table
+    t = t.set_index("neuron_id", drop=False) if len(t) else None
+    at = session.auto_table
+    at = at.set_index("neuron_id", drop=False) if len(at) else None
+    rev = reviewed_ids(session)
+    px = session.pixel_size_um
+    rows = []
+    for nid in ids:
+        obj = session._obj(nid)
+        src = t if t is not None and nid in t.index else (
+            at if at is not None and nid in at.index else None)
+        r: dict[str, Any] = {c: np.nan for c in OBJECT_COLUMNS}
+        r["neuron_id"] = nid
+        if src is not None:
+            s = src.loc[nid]
+            for c in ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
+                      "touches_border"):
+                if c in s.index:
+                    r[c] = s[c]
+        if obj is None:
+            r["status"] = "deleted"
+            r["call"] = ""
+        else:
+            sl, m = obj
+            area = float(m.sum()) * px ** 2
+            if src is None or abs(float(r["area_um2"]) - area) > 1e-6 * max(area, 1):
+                r["status"] = "edited"
+                r["area_um2"] = area
+                r["diameter_um"] = float(np.sqrt(4 * area / np.pi))
+                ys, xs = np.nonzero(m)
+                r["y_um"] = (ys.mean() + sl[0].start) * px
+                r["x_um"] = (xs.mean() + sl[1].start) * px
+            else:
+                r["status"] = ""
+            call = session.call(nid)
+            r["call"] = "?" if call is None else ("IgG+" if call else "IgG−")
+        r["call_source"] = "reviewer" if nid in session.calls else "threshold"
+        r["excluded"] = nid in session.excluded
+        r["touches_border"] = bool(r["touches_border"]) if not pd.isna(
+            r["touches_border"]) else False
+        r["reviewed"] = nid in rev
+        rows.append(r)
+    return _typed(pd.DataFrame(rows, columns=OBJECT_COLUMNS))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    for c in ("call", "call_source", "size_class", "status"):
+        df[c] = df[c].astype(object).where(df[c].notna(), "")
+    for c in ("ring_igg", "area_um2", "diameter_um", "y_um", "x_um"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    for c in ("touches_border", "excluded", "reviewed"):
+        df[c] = df[c].astype(bool)
+    df["neuron_id"] = df["neuron_id"].astype(np.int64)
+    return df
+
+
+def object_table(session: Any, *, with_deleted: bool = True) -> pd.DataFrame:
+    """Return the object table of a DRG review: every current neuron (and deleted ones).
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+    with_deleted : bool
+        Also list automatic neurons the reviewer deleted (``status = "deleted"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`OBJECT_COLUMNS`, sorted by ``neuron_id``.
+    """
+    lab = np.asarray(session.neurons)
+    counts = np.bincount(lab.ravel()) if lab.size else np.zeros(1, np.int64)
+    present = np.flatnonzero(counts)
+    present = present[present > 0]
+    ids = set(int(i) for i in present)
+    if with_deleted and len(session.auto_table):
+        ids |= {int(i) for i in session.auto_table["neuron_id"]}
+    ids = np.array(sorted(ids), np.int64)
+    # measured rows: the current table, else the automatic one
+    src = pd.concat([session.table, session.auto_table.loc[
+        ~session.auto_table["neuron_id"].isin(session.table["neuron_id"])]]
+        if len(session.table) else [session.auto_table], ignore_index=True)
+    src = src.drop_duplicates("neuron_id").set_index("neuron_id")
+    df = pd.DataFrame({"neuron_id": ids})
+    for c in ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
+              "touches_border"):
+        df[c] = src[c].reindex(ids).to_numpy() if c in src.columns else np.nan
+    area = np.where(ids < counts.size, counts[np.minimum(ids, counts.size - 1)], 0) * (
+        session.pixel_size_um ** 2)
+    measured = pd.to_numeric(df["area_um2"], errors="coerce").to_numpy(float)
+    alive = area > 0
+    same = alive & np.isfinite(measured) & (np.abs(measured - area) <= 1e-6 * np.maximum(area, 1))
+    rev = reviewed_ids(session)
+    df["status"] = np.where(alive, "", "deleted")
+    col = "igg_positive_auto" if "igg_positive_auto" in src.columns else "igg_positive"
+    auto_call = (src[col].reindex(ids) if col in src.columns
+                 else pd.Series([pd.NA] * len(ids), index=ids))
+    calls = []
+    for nid, a, c in zip(ids, alive, auto_call.to_numpy(object), strict=True):
+        c = session.calls.get(int(nid), None if pd.isna(c) else bool(c))
+        calls.append("" if not a else ("?" if c is None else ("IgG+" if c else "IgG−")))
+    df["call"] = calls
+    df["call_source"] = np.where(np.isin(ids, list(session.calls)), "reviewer", "threshold")
+    df["excluded"] = np.isin(ids, list(session.excluded))
+    df["touches_border"] = df["touches_border"].fillna(False).astype(bool)
+    df["reviewed"] = np.isin(ids, list(rev))
+    df = _typed(df[OBJECT_COLUMNS].copy())
+    redo = ids[alive & ~same]
+    if redo.size:  # edited neurons: measured from their pixels
+        rows = object_rows(session, redo).set_index("neuron_id")
+        df = df.set_index("neuron_id")
+        df.loc[rows.index, rows.columns] = rows
+        df = df.reset_index()[OBJECT_COLUMNS]
+    return df
+
+
+def threshold_distance(table: pd.DataFrame, threshold: float | None) -> np.ndarray:
+    """Return ``|log ring_igg - log threshold|`` per row (inf when unknown).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        With a ``ring_igg`` column.
+    threshold : float or None
+        The run's ring IgG threshold.
+
+    Returns
+    -------
+    ndarray of float
+    """
+    v = pd.to_numeric(table["ring_igg"], errors="coerce").to_numpy(float)
+    if threshold is None:
+        return np.full(len(v), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.abs(np.log(v) - np.log(float(threshold)))
+    return np.where(np.isfinite(d), d, np.inf)
+
+
+def next_neuron(session: Any, table: pd.DataFrame, *, by: str = "threshold",
+                current: int | None = None) -> int | None:
+    """Return the next neuron to look at.
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+    table : pandas.DataFrame
+        The object table (:func:`object_table`).
+    by : {"threshold", "unreviewed"}
+        ``"threshold"``: the unreviewed neuron whose ring IgG is closest to the
+        threshold (log scale); ``"unreviewed"``: the next unreviewed neuron by id
+        after ``current``.
+    current : int, optional
+        The neuron shown now (never returned).
+
+    Returns
+    -------
+    int or None
+        A neuron id, or None when every neuron is reviewed.
+    """
+    live = table.loc[table["status"] != "deleted"]
+    rev = reviewed_ids(session)
+    ids = live["neuron_id"].to_numpy(np.int64)
+    todo = ~np.isin(ids, list(rev | ({int(current)} if current else set())))
+    if not todo.any():
+        return None
+    if by == "threshold":
+        d = threshold_distance(live, _threshold(session))
+        d = np.where(todo, d, np.inf)
+        if np.isfinite(d).any():
+            return int(ids[int(np.argmin(d))])
+        by = "unreviewed"
+    if by != "unreviewed":
+        raise ValueError(f"unknown triage order {by!r}; use 'threshold' or 'unreviewed'")
+    cand = np.sort(ids[todo])
+    after = cand[cand > (current or 0)]
+    return int(after[0] if after.size else cand[0])
+
+
+def progress(session: Any, table: pd.DataFrame) -> tuple[int, int]:
+    """Return (reviewed, total) over the current neurons."""
+    live = table.loc[table["status"] != "deleted", "neuron_id"].to_numpy(np.int64)
+    return int(np.isin(live, list(reviewed_ids(session))).sum()), int(live.size)
