@@ -441,6 +441,10 @@ def run_pipeline(
         from .segment._cellpose import preflight
 
         preflight(params.segmentation_options)
+    if cfg.pipeline == "drg" and params.segmentation_backend == "pixel_classifier":
+        from .segment._pixel_classifier import preflight_model
+
+        preflight_model(params.segmentation_options, roles=["neuron", *cfg.channels])
     warnings: list[str] = []
     outcomes = _process_all(files, cfg, out, resume=resume, progress=progress, say=say)
 

@@ -304,6 +304,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     p = params
     px = float(pixel_size_um)
     opts = dict(p.segmentation_options)
+    if p.segmentation_backend == "pixel_classifier":
+        from ..segment._pixel_classifier import reach_px
+
+        return reach_px(opts, px, max_diameter_um=p.max_diameter_um)
     r = 0
     if p.reject_lipofuscin:
         _, lipo = context_margins_px(p, px)

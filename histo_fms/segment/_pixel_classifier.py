@@ -799,3 +799,31 @@ def annotations_from_labels(
                     ok = far[qy, qx]
                     out[qy[ok], qx[ok]] = BACKGROUND
     return out
+
+
+def preflight_model(options: Mapping[str, Any], *, roles: Sequence[str]) -> PixelClassifier:
+    """Check a run's ``segmentation_options`` before any file is processed.
+
+    Parameters
+    ----------
+    options : mapping
+        ``segmentation_options`` of the config (needs ``model``).
+    roles : sequence of str
+        Channel roles the config maps.
+
+    Returns
+    -------
+    PixelClassifier
+        The model.
+
+    Raises
+    ------
+    ModelError
+        No model given, or a model that cannot be used with these roles.
+    """
+    model = options.get("model")
+    if model is None:
+        raise ModelError("segmentation_options", "the pixel_classifier backend needs "
+                         "segmentation_options: {model: PATH} (a file written by "
+                         "`histo-fms train-pixels`)")
+    return _model_from(model, [r for r in roles if r in FEATURE_ROLES])
