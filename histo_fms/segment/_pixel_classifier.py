@@ -724,8 +724,8 @@ def annotations_from_labels(
 ) -> np.ndarray:
     """Sparse training annotations (scribbles) from a neuron label image.
 
-    For a random ``fraction`` of the neurons: a stroke through the interior (class 2,
-    the neuron eroded by a third of its radius) and, with ``sheath``, an arc of the
+    For a random ``fraction`` of the neurons: a stroke across the interior (class 2,
+    to within 1 µm of the outline) and, with ``sheath``, an arc of the
     band 0.5-2 µm outside its outline (class 3, where the SGC sheath lies); plus
     background strokes (class 1) at least 4 µm from every neuron. Useful to turn
     existing label images (reviewed results, reference masks) into annotations.
@@ -762,8 +762,7 @@ def annotations_from_labels(
         if sl is None or k not in chosen:
             continue
         m = lab[sl] == k
-        r_px = np.sqrt(m.sum() / np.pi)
-        core = ndi.distance_transform_edt(m) > r_px / 3
+        core = ndi.distance_transform_edt(m) * px > 1.0
         cy, cx = (np.mean(a) + o.start for a, o in zip(np.nonzero(m), sl, strict=True))
         theta = rng.uniform(0, np.pi)
         ly, lx = yy[sl] - cy, xx[sl] - cx
