@@ -726,8 +726,9 @@ def annotations_from_labels(
 
     For a random ``fraction`` of the neurons: a stroke across the interior (class 2,
     to within 1 µm of the outline) and, with ``sheath``, an arc of the
-    band 0.5-2 µm outside its outline (class 3, where the SGC sheath lies); plus
-    background strokes (class 1) at least 4 µm from every neuron. Useful to turn
+    band 0.5-2 µm outside its outline (class 3, where the SGC sheath lies; class 1
+    without ``sheath``); plus background strokes (class 1) at least 4 µm from every
+    neuron. Useful to turn
     existing label images (reviewed results, reference masks) into annotations.
 
     Parameters
@@ -739,7 +740,8 @@ def annotations_from_labels(
     fraction : float
         Fraction of neurons annotated.
     sheath : bool
-        Also annotate the sheath band (class 3).
+        Annotate the band outside the neurons as SGC sheath (class 3), else as
+        background (class 1).
     seed : int
         Random seed.
 
@@ -768,17 +770,16 @@ def annotations_from_labels(
         ly, lx = yy[sl] - cy, xx[sl] - cx
         stroke = np.abs(-np.sin(theta) * lx + np.cos(theta) * ly) <= width
         out[sl][core & stroke] = NEURON
-        if sheath:
-            pad = int(np.ceil(2.5 / px)) + 1
-            y0, x0 = max(0, sl[0].start - pad), max(0, sl[1].start - pad)
-            y1, x1 = min(lab.shape[0], sl[0].stop + pad), min(lab.shape[1], sl[1].stop + pad)
-            sub = (slice(y0, y1), slice(x0, x1))
-            d = ndi.distance_transform_edt(lab[sub] != k) * px
-            band = (d > 0.5) & (d <= 2.0) & (lab[sub] == 0)
-            ang = np.arctan2(yy[sub] - cy, xx[sub] - cx)
-            a0 = rng.uniform(-np.pi, np.pi)
-            arc = np.abs(np.angle(np.exp(1j * (ang - a0)))) < np.pi / 3
-            out[sub][band & arc] = SHEATH
+        pad = int(np.ceil(2.5 / px)) + 1
+        y0, x0 = max(0, sl[0].start - pad), max(0, sl[1].start - pad)
+        y1, x1 = min(lab.shape[0], sl[0].stop + pad), min(lab.shape[1], sl[1].stop + pad)
+        sub = (slice(y0, y1), slice(x0, x1))
+        d = ndi.distance_transform_edt(lab[sub] != k) * px
+        band = (d > 0.5) & (d <= 2.0) & (lab[sub] == 0)
+        ang = np.arctan2(yy[sub] - cy, xx[sub] - cx)
+        a0 = rng.uniform(-np.pi, np.pi)
+        arc = np.abs(np.angle(np.exp(1j * (ang - a0)))) < np.pi / 3
+        out[sub][band & arc] = SHEATH if sheath else BACKGROUND
     # background: short random strokes far from neurons
     far = dist_out > 4.0
     n_strokes = max(4, int(round(fraction * max(ids.size, 10))))
