@@ -102,8 +102,20 @@ def main(argv=None) -> int:
     t = pd.read_csv(work / "validation.csv")
     test = t[(t["image"] != train) & (t["image"] != "ALL")]
     m, nr, npred = test["n_matched"].sum(), test["n_reference"].sum(), test["n_predicted"].sum()
-    print(f"\nheld-out sections ({len(test)}): instance F1 {2 * m / (nr + npred):.3f} pooled, "
-          f"{test['f1'].min():.3f} worst; precision {m / npred:.3f}, recall {m / nr:.3f}")
+    print(f"\nheld-out sections ({len(test)}): instance F1 (IoU >= 0.5) "
+          f"{2 * m / (nr + npred):.3f} pooled, {test['f1'].min():.3f} worst; precision "
+          f"{m / npred:.3f}, recall {m / nr:.3f}; median IoU {test['median_iou'].median():.3f}")
+    det = []
+    for stem in stems:
+        if stem == train:
+            continue
+        f = out / stem / "neurons.csv"
+        table = pd.read_csv(f) if f.exists() else pd.DataFrame(columns=["y_um", "x_um"])
+        det.append(vd.score_section(json.loads((args.data / f"{stem}.truth.json").read_text()),
+                                    table))
+    tp, fp, fn = (sum(d[k] for d in det) for k in ("tp", "fp", "fn"))
+    print(f"held-out sections: centroid detection F1 {2 * tp / max(2 * tp + fp + fn, 1):.3f} "
+          f"pooled, {min(d['f1'] for d in det):.3f} worst")
     return 0
 
 

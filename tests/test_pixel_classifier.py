@@ -296,3 +296,31 @@ def test_cli_run_refuses_a_model_that_is_not_one(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.startswith("histo-fms: error: fake.npz: not a histo-fms pixel-classifier")
+
+
+def test_tiled_run_equals_untiled(trained, tmp_path):
+    import dask.array as da
+
+    from histo_fms.io import read_labels_zarr
+    from histo_fms.parallel import measure_drg_tiled
+
+    _, _, model = trained
+    path = model.save(tmp_path / "m.npz")
+    px = 1.0
+    ph = make_drg_section((384, 384), px, seed=14)
+    ch = _channels(ph, roles=("neuron", "sgc", "nuclei", "igg"))
+    p = DrgParams(segmentation_backend="pixel_classifier",
+                  segmentation_options={"model": str(path)})
+    whole = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch["sgc"],
+                        nuclei=ch["nuclei"], params=p)
+    assert whole.neurons.max() > 20
+    # tiles are real crops (margin below the conservative rule, above the backend's reach)
+    margin = 2 * segmentation_radius_px(p, px)
+    assert margin + 128 < 384
+    lazy = {k: da.from_array(v, chunks=128) for k, v in ch.items()}
+    table = measure_drg_tiled(lazy, pixel_size_um=px, params=p, tile_px=128,
+                              margin_px=margin, check_margin=False,
+                              labels_path=tmp_path / "labels.zarr", scheduler="synchronous")
+    np.testing.assert_array_equal(read_labels_zarr(tmp_path / "labels.zarr")["neurons"],
+                                  whole.neurons)
+    assert len(table) == len(whole.table)
