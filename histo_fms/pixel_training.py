@@ -53,7 +53,7 @@ class TrainedModel:
 
 def section_levels(channels: Mapping[str, np.ndarray], pixel_size_um: float,
                    cfg: PipelineConfig | None = None) -> dict[str, tuple[float, float]]:
-    """Per role (dark level, median) of a section, exactly as a run's context has them.
+    """Per role (dark level, 99.5th percentile above it), as a run's context has them.
 
     Parameters
     ----------
@@ -67,14 +67,14 @@ def section_levels(channels: Mapping[str, np.ndarray], pixel_size_um: float,
     Returns
     -------
     dict
-        Role -> (dark level, median).
+        Role -> (dark level, intensity scale).
     """
     from .drg import compute_context
 
     params = cfg.params() if cfg is not None and cfg.pipeline == "drg" else None
     ctx = compute_context(channels, pixel_size_um=pixel_size_um, params=params,
                           lipofuscin=False)
-    return {r: (float(ctx.dark_levels[r]), float(ctx.medians[r])) for r in channels}
+    return {r: (float(ctx.dark_levels[r]), float(ctx.highs[r])) for r in channels}
 
 
 def _resolve(img, mapping: Mapping[str, str | int], strict: set[str]) -> dict[str, int]:

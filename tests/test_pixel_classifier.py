@@ -324,3 +324,11 @@ def test_tiled_run_equals_untiled(trained, tmp_path):
     np.testing.assert_array_equal(read_labels_zarr(tmp_path / "labels.zarr")["neurons"],
                                   whole.neurons)
     assert len(table) == len(whole.table)
+
+
+def test_prediction_in_strips_equals_whole_image(trained, test_section):
+    _, _, model = trained
+    ch = _channels(test_section)
+    whole = predict_probabilities(model, ch, pixel_size_um=PX, strip_px=10**9)
+    strips = predict_probabilities(model, ch, pixel_size_um=PX, strip_px=300 * 384)
+    np.testing.assert_array_equal(strips, whole)

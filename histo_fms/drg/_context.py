@@ -56,6 +56,9 @@ class DrgContext:
     neuron_spread : float
         99.5th minus 50th percentile of the smoothed neuron channel (floor of the
         segmentation's contrast scale).
+    highs : dict
+        99.5th percentile of each smoothed channel above its dark level (the
+        pixel classifier's intensity scale).
 
     Notes
     -----
@@ -69,6 +72,7 @@ class DrgContext:
     maxima: dict[str, float] = field(default_factory=dict)
     lipofuscin_thresholds: dict[str, float] = field(default_factory=dict)
     neuron_spread: float = 0.0
+    highs: dict[str, float] = field(default_factory=dict)
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -161,18 +165,19 @@ def compute_context(
     unknown = set(channels) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown channel roles: {sorted(unknown)}")
-    dark, med, mx = {}, {}, {}
+    dark, med, mx, hi = {}, {}, {}, {}
     spread = 0.0
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
         if g.size == 0:
-            dark[role], med[role], mx[role] = 0.0, 0.0, 0.0
+            dark[role], med[role], mx[role], hi[role] = 0.0, 0.0, 0.0, 0.0
             continue
         qs = [DARK_QUANTILE, *SPREAD_QUANTILES]
         vals = dict(zip(qs, quantised_quantiles(g, qs), strict=True))
         known = given.get(role, p.dark_level)
         dark[role], med[role], mx[role] = stats_from_quantiles(vals, float(g.max()),
                                                                dark_level=known)
+        hi[role] = max(float(vals[0.995]) - dark[role], 0.0)
         if role == "neuron":
             spread = vals[0.995] - vals[0.5]
     thresholds = {}
@@ -187,7 +192,8 @@ def compute_context(
                                          spots=False)
             thresholds[role] = quantised_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
-                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread))
+                      lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
+                      highs=hi)
 
 
 def _gauss_radius(sigma: float) -> int:

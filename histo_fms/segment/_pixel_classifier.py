@@ -19,7 +19,7 @@ Select it in a DRG config::
       segmentation_backend: pixel_classifier
       segmentation_options: {model: models/drg.npz}
 
-Channels are normalised by their camera offset and median (the section's
+Channels are normalised by their camera offset and 99.5th percentile (the section's
 :class:`histo_fms.drg.DrgContext` in the pipeline, so tiles equal the whole image).
 """
 
@@ -133,7 +133,8 @@ class PixelClassifier:
                 "class_names": [CLASS_NAMES[c] for c in self.classes],
                 "features": {**asdict(self.features), "per_role": self.features.per_role},
                 "pixel_size_um": float(self.pixel_size_um),
-                "normalisation": "(x - dark level) / median, both of the smoothed channel",
+                "normalisation": "(x - dark level) / (99.5th percentile - dark level), of "
+                                 "the smoothed channel",
                 **self.info}
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -196,7 +197,7 @@ def load_pixel_classifier(path: str | os.PathLike, *, roles: Sequence[str] | Non
 
 
 def channel_levels(image: np.ndarray) -> tuple[float, float]:
-    """Camera offset and median of a channel, as :func:`histo_fms.drg.compute_context`.
+    """Camera offset and intensity scale of a channel, as :func:`histo_fms.drg.compute_context`.
 
     Parameters
     ----------
@@ -205,20 +206,21 @@ def channel_levels(image: np.ndarray) -> tuple[float, float]:
 
     Returns
     -------
-    dark, median : float
-        0.5th percentile of the smoothed channel, and its median above that.
+    dark, scale : float
+        0.5th percentile of the smoothed channel, and its 99.5th percentile above that
+        (``DrgContext.dark_levels`` and ``DrgContext.highs``).
     """
     g = smooth_for_stats(image)
     if g.size == 0:
         return 0.0, 0.0
-    dark, med = quantised_quantiles(g, [0.005, 0.5])
-    return float(dark), max(float(med) - float(dark), 0.0)
+    dark, high = quantised_quantiles(g, [0.005, 0.995])
+    return float(dark), max(float(high) - float(dark), 0.0)
 
 
 def _normalised(image: np.ndarray, level: tuple[float, float] | None) -> np.ndarray:
     img = np.asarray(image, np.float32)
-    dark, med = channel_levels(img) if level is None else (float(level[0]), float(level[1]))
-    scale = med if med > 0 else max(float(np.max(img)) - dark, 1.0) if img.size else 1.0
+    dark, high = channel_levels(img) if level is None else (float(level[0]), float(level[1]))
+    scale = high if high > 0 else max(float(np.max(img)) - dark, 1.0) if img.size else 1.0
     return (img - np.float32(dark)) / np.float32(scale)
 
 
@@ -244,7 +246,7 @@ def pixel_features(
     settings : FeatureSettings, optional
         Feature settings (default :class:`FeatureSettings`).
     levels : mapping, optional
-        Role -> (dark level, median) used to normalise the channel (default: from the
+        Role -> (dark level, intensity scale) used to normalise the channel (default: from the
         channel itself, :func:`channel_levels`).
     workers : int, optional
         Threads for :func:`skimage.feature.multiscale_basic_features`.
@@ -367,7 +369,7 @@ def train_pixel_classifier(
     settings : FeatureSettings, optional
         Feature settings.
     levels : sequence, optional
-        Per image, role -> (dark level, median) (default from each channel).
+        Per image, role -> (dark level, intensity scale) (default from each channel).
     n_estimators, max_depth, min_samples_leaf : int
         Forest settings (scikit-learn's ``RandomForestClassifier``).
     max_samples_per_class : int
@@ -419,9 +421,9 @@ def train_pixel_classifier(
     xs, ys = [], []
     totals = {c: counts[c] for c in classes}
     for i, (im, a) in enumerate(zip(images, anns, strict=True)):
-        lev = None if levels is None else levels[i]
-        f = pixel_features(im, pixel_size_um=pxs[i], roles=roles, settings=s, levels=lev,
-                           workers=n_jobs)
+        lev = levels[i] if levels is not None and levels[i] is not None else {
+            r: channel_levels(im[r]) for r in roles}
+        picked = {}
         for c in classes:
             idx = np.flatnonzero(a.ravel() == c)
             if idx.size == 0:
@@ -430,9 +432,15 @@ def train_pixel_classifier(
             take = int(np.ceil(max_samples_per_class * idx.size / totals[c]))
             if idx.size > take:
                 idx = np.sort(rng.choice(idx, take, replace=False))
-            xs.append(f.reshape(-1, f.shape[-1])[idx])
-            ys.append(np.full(idx.size, c, np.int64))
-        del f
+            picked[c] = idx
+        for y0, y1, f in feature_strips(im, pixel_size_um=pxs[i], roles=roles, settings=s,
+                                        levels=lev):
+            lo, hi = y0 * a.shape[1], y1 * a.shape[1]
+            for c, idx in picked.items():
+                sel = idx[(idx >= lo) & (idx < hi)]
+                if sel.size:
+                    xs.append(f.reshape(-1, f.shape[-1])[sel - lo])
+                    ys.append(np.full(sel.size, c, np.int64))
     x = np.concatenate(xs)
     y = np.concatenate(ys)
     rf = RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth,
@@ -463,9 +471,13 @@ def predict_probabilities(
     *,
     pixel_size_um: float,
     levels: Mapping[str, tuple[float, float]] | None = None,
-    chunk_px: int = 1 << 18,
+    strip_px: int = 1 << 20,
 ) -> np.ndarray:
     """Class probabilities of every pixel.
+
+    Features are computed and classified in horizontal strips padded by the
+    features' reach (the result is the same as for the whole image at once), so
+    memory stays near ``strip_px`` pixels of features whatever the image size.
 
     Parameters
     ----------
@@ -476,9 +488,9 @@ def predict_probabilities(
     pixel_size_um : float
         Pixel size of these channels in µm.
     levels : mapping, optional
-        Role -> (dark level, median), default from each channel.
-    chunk_px : int
-        Pixels predicted at a time.
+        Role -> (dark level, intensity scale), default from each whole channel.
+    strip_px : int
+        About how many pixels (padding included) of features are held at a time.
 
     Returns
     -------
@@ -486,14 +498,64 @@ def predict_probabilities(
         Probabilities in the order of ``model.classes``.
     """
     model.check_roles(list(channels))
-    f = pixel_features(channels, pixel_size_um=pixel_size_um, roles=model.roles,
-                       settings=model.features, levels=levels)
-    shape = f.shape[:2]
-    flat = f.reshape(-1, f.shape[-1])
-    out = np.empty((flat.shape[0], len(model.classes)), np.float32)
-    for i in range(0, flat.shape[0], chunk_px):
-        out[i:i + chunk_px] = model.forest.predict_proba(flat[i:i + chunk_px])
-    return out.reshape(*shape, len(model.classes))
+    chans = {r: np.asarray(channels[r]) for r in model.roles}
+    shape = chans["neuron"].shape
+    if levels is None:
+        levels = {r: channel_levels(a) for r, a in chans.items()}
+    ny, nx = shape
+    out = np.empty((ny, nx, len(model.classes)), np.float32)
+    for y0, y1, f in feature_strips(chans, pixel_size_um=pixel_size_um, roles=model.roles,
+                                    settings=model.features, levels=levels,
+                                    strip_px=strip_px):
+        out[y0:y1] = model.forest.predict_proba(
+            f.reshape(-1, f.shape[-1])).reshape(y1 - y0, nx, -1)
+    return out
+
+
+def feature_strips(
+    channels: Mapping[str, np.ndarray],
+    *,
+    pixel_size_um: float,
+    roles: Sequence[str],
+    settings: FeatureSettings,
+    levels: Mapping[str, tuple[float, float]],
+    strip_px: int = 1 << 20,
+):
+    """Yield ``(y0, y1, features)`` of horizontal strips, each computed with padding.
+
+    The padding is the Gaussian radius of the largest scale plus the gradients' reach,
+    so each strip's features equal those of :func:`pixel_features` on the whole image.
+
+    Parameters
+    ----------
+    channels : mapping of str to ndarray
+        Role -> 2-D channel.
+    pixel_size_um : float
+        Pixel size in µm.
+    roles : sequence of str
+        Roles, in feature order.
+    settings : FeatureSettings
+        Feature settings.
+    levels : mapping
+        Role -> (dark level, intensity scale) of the whole channels.
+    strip_px : int
+        About how many pixels (padding included) per strip.
+
+    Yields
+    ------
+    tuple
+        First and last-plus-one row, and features of shape (y1 - y0, X, n_features).
+    """
+    ny, nx = np.shape(channels[roles[0]])
+    pad = int(_TRUNCATE * settings.sigma_max_um / float(pixel_size_um) + 0.5) + 3
+    rows = max(2 * pad, int(strip_px) // max(nx, 1) - 2 * pad, 1)
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        a0, a1 = max(0, y0 - pad), min(ny, y1 + pad)
+        f = pixel_features({r: np.asarray(channels[r])[a0:a1] for r in roles},
+                           pixel_size_um=pixel_size_um, roles=roles, settings=settings,
+                           levels=levels)
+        yield y0, y1, f[y0 - a0:y1 - a0]
 
 
 def separate_instances(
@@ -645,7 +707,7 @@ def segment_pixel_classifier(
     channels : mapping of str to ndarray, optional
         Other channels by role (``sgc``, ``nuclei``); the model's roles must be present.
     levels : mapping, optional
-        Role -> (dark level, median) for normalisation (the pipeline passes the
+        Role -> (dark level, intensity scale) for normalisation (the pipeline passes the
         section's; default from each channel).
     min_diameter_um, max_diameter_um : float
         Accepted neuron diameters.
