@@ -332,3 +332,23 @@ def test_prediction_in_strips_equals_whole_image(trained, test_section):
     whole = predict_probabilities(model, ch, pixel_size_um=PX, strip_px=10**9)
     strips = predict_probabilities(model, ch, pixel_size_um=PX, strip_px=300 * 384)
     np.testing.assert_array_equal(strips, whole)
+
+
+def test_run_refuses_unknown_options_and_missing_roles(trained, tmp_path, capsys):
+    _, _, model = trained
+    path = model.save(tmp_path / "m.npz")
+    ph = make_drg_section((128, 128), PX, seed=23)
+    img = _write_section(ph, tmp_path / "sec.ome.tif")
+    for opts, chans, msg in [
+            (f"{{model: {path}, modle: x}}", "{neuron: NeuN, igg: IgG, sgc: GS, nuclei: DAPI}",
+             "segmentation_options: unknown option(s) ['modle']"),
+            (f"{{model: {path}}}", "{neuron: NeuN, igg: IgG, sgc: GS}",
+             "m.npz: model was trained on channel roles ['neuron', 'sgc', 'nuclei']; this "
+             "image lacks ['nuclei']")]:
+        cfg = tmp_path / "cfg.yaml"
+        cfg.write_text(f"pipeline: drg\nchannels: {chans}\ndrg: {{segmentation_backend: "
+                       f"pixel_classifier, segmentation_options: {opts}}}\n")
+        rc = main(["run", str(cfg), str(img), "--out", str(tmp_path / "out"), "--scheduler",
+                   "synchronous", "-q"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and msg in err and "\n" not in err

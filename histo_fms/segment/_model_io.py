@@ -300,6 +300,9 @@ def save_model(path: str | os.PathLike, forest: Forest, metadata: Mapping[str, A
     os.close(fd)
     try:
         np.savez_compressed(tmp, metadata=blob, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

@@ -692,7 +692,6 @@ def segment_pixel_classifier(
     max_diameter_um: float = 60.0,
     smooth_um: float = 0.5,
     seed_h_um: float | None = None,
-    **_ignored: Any,
 ) -> np.ndarray:
     """Segment neurons with a trained pixel classifier (the ``pixel_classifier`` backend).
 
@@ -713,8 +712,6 @@ def segment_pixel_classifier(
         Accepted neuron diameters.
     smooth_um, seed_h_um : float
         See :func:`separate_instances`.
-    **_ignored
-        Options of other backends (ignored).
 
     Returns
     -------
@@ -888,4 +885,12 @@ def preflight_model(options: Mapping[str, Any], *, roles: Sequence[str]) -> Pixe
         raise ModelError("segmentation_options", "the pixel_classifier backend needs "
                          "segmentation_options: {model: PATH} (a file written by "
                          "`histo-fms train-pixels`)")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ModelError("segmentation_options", f"unknown option(s) {unknown} of the "
+                         f"pixel_classifier backend; known: {list(OPTIONS)}")
     return _model_from(model, [r for r in roles if r in FEATURE_ROLES])
+
+
+#: ``segmentation_options`` of the backend
+OPTIONS = ("model", "smooth_um", "seed_h_um", "min_diameter_um", "max_diameter_um")
