@@ -348,6 +348,9 @@ def _write_tiff(a: np.ndarray, path: Path) -> None:
     os.close(fd)
     try:
         tifffile.imwrite(tmp, a)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
