@@ -558,6 +558,10 @@ def run_pipeline(
         from .segment._cellpose import preflight
 
         preflight(params.segmentation_options)
+    if cfg.pipeline == "drg" and params.segmentation_backend == "pixel_classifier":
+        from .segment._pixel_classifier import preflight_model
+
+        preflight_model(params.segmentation_options, roles=["neuron", *cfg.channels])
     with FolderLock(out, say=say):
         for d in [out, *sorted(p for p in out.iterdir()
                                if p.is_dir() and not p.name.startswith("."))]:

@@ -17,6 +17,7 @@ from ._outfolder import FolderConflict, check_output_folder
 from .batch import FileOutcome, run_pipeline
 from .config import ConfigError, load_config
 from .io import InputError, OutputError
+from .segment._model_io import ModelError
 
 #: Exit status: some files failed (the others are complete).
 EXIT_FAILED = 1
@@ -105,6 +106,35 @@ def _build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("cellpose-fetch",
                        help="download cellpose weights once (then copy to offline nodes)")
     f.add_argument("--model", default="cpsam")
+
+    tp = sub.add_parser("train-pixels",
+                        help="train the pixel-classifier segmentation backend from "
+                        "sparse annotations")
+    tp.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    tp.add_argument("--annotations", "-a", nargs="+", required=True, metavar="ANNOT",
+                    help="one uint8 TIFF per IMAGE (same Y x X): 0 unlabelled, "
+                    "1 background, 2 neuron, 3 SGC sheath (optional)")
+    tp.add_argument("--out", "-o", required=True, metavar="MODEL",
+                    help="model file to write (.npz)")
+    tp.add_argument("--config", help="DRG config for channel names and image options "
+                    "(default pipelines/drg_sgc_igg.yaml)")
+    tp.add_argument("--channel", "-c", action="append", type=_parse_channel, default=[],
+                    metavar="ROLE=NAME", help="map a channel role (neuron, sgc, nuclei) to "
+                    "a name or 0-based index (repeatable)")
+    tp.add_argument("--pixel-size", type=float, metavar="UM",
+                    help="pixel size in µm, overriding the files' metadata")
+    tp.add_argument("--trees", type=int, default=64, help="trees in the random forest")
+
+    v = sub.add_parser("validate",
+                       help="score a DRG run's neuron labels against reference annotations")
+    v.add_argument("results", help="a `histo-fms run` output folder")
+    v.add_argument("--reference", "-r", required=True, metavar="REFDIR",
+                   help="folder of reference label images or binary masks (TIFF/PNG) "
+                   "named by image stem: STEM.tif, STEM.labels.tif, STEM_mask.png, ...")
+    v.add_argument("--out", help="CSV file or folder (default RESULTS/validation.csv)")
+    v.add_argument("--reviewed", action="store_true",
+                   help="score reviewed labels (STEM/reviewed/) where they exist")
+    v.add_argument("--iou", type=float, default=0.5, help="IoU of a match (default 0.5)")
 
     s = sub.add_parser("sample-data", help="(re)generate the phantom images in sample_data/")
     s.add_argument("--out", default="sample_data", help="destination folder")
@@ -329,6 +359,49 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_pixels(a: argparse.Namespace) -> int:
+    from .pixel_training import train_pixels
+
+    res = train_pixels(a.images, a.annotations, a.out, config=a.config,
+                       channels=dict(a.channel) or None, pixel_size_um=a.pixel_size,
+                       n_estimators=a.trees)
+    m = res.model
+    print(f"model: {res.path}")
+    print(f"channel roles: {', '.join(m.roles)}; trained at {m.pixel_size_um:g} µm/px")
+    print("annotated pixels: " + ", ".join(f"{k} {v}" for k, v in res.pixel_counts.items()))
+    print(f"out-of-bag accuracy: {res.oob_accuracy:.3f}")
+    print("use it with: segmentation_backend: pixel_classifier, "
+          f"segmentation_options: {{model: {res.path}}}")
+    return 0
+
+
+def _fmt(x: object) -> str:
+    if isinstance(x, float):
+        return "nan" if x != x else f"{x:.3f}"
+    return str(x)
+
+
+def _cmd_validate(a: argparse.Namespace) -> int:
+    from .validation import validate_run
+
+    rep = validate_run(a.results, a.reference, out=a.out, reviewed=a.reviewed,
+                       iou_threshold=a.iou)
+    cols = ["image", "n_reference", "n_predicted", "n_matched", "precision", "recall", "f1",
+            "median_iou", "diameter_spearman", "diameter_bias_um"]
+    if len(rep.table):
+        rows = [cols] + [[_fmt(r[c]) for c in cols] for _, r in rep.table.iterrows()]
+        w = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+        for r in rows:
+            print("  ".join(x.rjust(w[i]) if i else x.ljust(w[i]) for i, x in enumerate(r)))
+    n = len(rep.table) - 1 if len(rep.table) else 0
+    print(f"{n} image(s) scored (instances matched at IoU >= {a.iou:g}); table: {rep.path}")
+    if rep.unscored:
+        print(f"{len(rep.unscored)} image(s) not scored:", file=sys.stderr)
+        for stem, why in rep.unscored:
+            print(f"  {stem}: {why}", file=sys.stderr)
+    return 0 if n > 0 else 1
+
+
 def _cmd_sample_data(a: argparse.Namespace) -> int:
     from .sample_data import make_sample_data
 
@@ -374,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(fetch_cellpose_weights(a.model))
             return 0
+        if a.command == "train-pixels":
+            return _cmd_train_pixels(a)
+        if a.command == "validate":
+            return _cmd_validate(a)
         if a.command == "sample-data":
             return _cmd_sample_data(a)
     except KeyboardInterrupt:
@@ -382,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as exc:
         print(f"histo-fms: error: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
-    except (ConfigError, InputError, FolderConflict, RuntimeError) as exc:
+    except (ConfigError, InputError, ModelError, FolderConflict, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and not getattr(exc, "user_facing", False):
             raise
         print(f"histo-fms: error: {exc}", file=sys.stderr)

@@ -59,6 +59,9 @@ class DrgContext:
         segmentation's contrast scale).
     sgc_spread : float
         The same for the SGC channel (floor of the sheath contrast scale; 0 without one).
+    highs : dict
+        99.5th percentile of each smoothed channel above its dark level (the
+        pixel classifier's intensity scale).
 
     Notes
     -----
@@ -73,6 +76,7 @@ class DrgContext:
     lipofuscin_thresholds: dict[str, float] = field(default_factory=dict)
     neuron_spread: float = 0.0
     sgc_spread: float = 0.0
+    highs: dict[str, float] = field(default_factory=dict)
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -165,18 +169,19 @@ def compute_context(
     unknown = set(channels) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown channel roles: {sorted(unknown)}")
-    dark, med, mx = {}, {}, {}
+    dark, med, mx, hi = {}, {}, {}, {}
     spread = sgc_spread = 0.0
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
         if g.size == 0:
-            dark[role], med[role], mx[role] = 0.0, 0.0, 0.0
+            dark[role], med[role], mx[role], hi[role] = 0.0, 0.0, 0.0, 0.0
             continue
         qs = [DARK_QUANTILE, *SPREAD_QUANTILES]
         vals = dict(zip(qs, quantised_quantiles(g, qs), strict=True))
         known = given.get(role, p.dark_level)
         dark[role], med[role], mx[role] = stats_from_quantiles(vals, float(g.max()),
                                                                dark_level=known)
+        hi[role] = max(float(vals[0.995]) - dark[role], 0.0)
         if role == "neuron":
             spread = vals[0.995] - vals[0.5]
         if role == "sgc":
@@ -194,7 +199,7 @@ def compute_context(
             thresholds[role] = quantised_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread))
+                      sgc_spread=float(sgc_spread), highs=hi)
 
 
 def _gauss_radius(sigma: float) -> int:
@@ -309,6 +314,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     p = params
     px = float(pixel_size_um)
     opts = dict(p.segmentation_options)
+    if p.segmentation_backend == "pixel_classifier":
+        from ..segment._pixel_classifier import reach_px
+
+        return reach_px(opts, px, max_diameter_um=p.max_diameter_um)
     r = 0
     if p.reject_lipofuscin:
         _, lipo = context_margins_px(p, px)

@@ -615,6 +615,11 @@ def measure_drg(
             labels, foreground = _segment_classical(neuron, pixel_size_um=px, **opts)
         else:
             others = {k: roles[k] for k in ("sgc", "nuclei") if k in roles}
+            if p.segmentation_backend == "pixel_classifier":
+                # normalise by the section's levels, so tiles equal the whole image
+                opts.setdefault("levels", {k: (dark[k], float(context.highs[k]))
+                                           for k in ("neuron", *others)
+                                           if k in context.highs})
             labels = canonical_labels(segment_neurons(neuron, pixel_size_um=px,
                                                       backend=p.segmentation_backend,
                                                       channels=others, **opts))

@@ -8,6 +8,7 @@ from ._bioio import read_bioio
 from ._channels import resolve_channels
 from ._errors import InputError, OutputError
 from ._image import ImageData
+from ._masks import find_reference, read_annotation, read_plane
 from ._ometiff_write import write_ome_tiff
 from ._omezarr import read_omezarr, write_omezarr
 from ._read import image_stem, is_image_file, read_image, require_pixel_size
@@ -32,11 +33,14 @@ __all__ = [
     "InputError",
     "OutputError",
     "atomic_path",
+    "find_reference",
     "image_stem",
     "is_image_file",
     "read_bioio",
     "read_image",
+    "read_annotation",
     "read_omezarr",
+    "read_plane",
     "write_omezarr",
     "read_labels_scale",
     "read_labels_zarr",

@@ -218,13 +218,14 @@ def compute_context_tiled(
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
     quant, maxima = _tiled_quantiles(stats_values, args, qs, client, scheduler)
-    dark, med, mx = {}, {}, {}
+    dark, med, mx, hi = {}, {}, {}, {}
     for r in roles:
         if min(shape) == 0:
-            dark[r], med[r], mx[r] = 0.0, 0.0, 0.0
+            dark[r], med[r], mx[r], hi[r] = 0.0, 0.0, 0.0, 0.0
             continue
         dark[r], med[r], mx[r] = stats_from_quantiles(quant[r], maxima[r],
                                                       dark_level=given.get(r, p.dark_level))
+        hi[r] = max(float(quant[r][0.995]) - dark[r], 0.0)
     spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
     sgc_spread = quant["sgc"][0.995] - quant["sgc"][0.5] if "sgc" in roles else 0.0
 
@@ -250,7 +251,7 @@ def compute_context_tiled(
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread))
+                      sgc_spread=float(sgc_spread), highs=hi)
 
 
 # ------------------------------------------------------------------------ label store

@@ -16,6 +16,7 @@ SegmentFunc = Callable[..., np.ndarray]
 _BACKENDS: dict[str, SegmentFunc | str] = {
     "classical": "histo_fms.segment._classical:segment_classical",
     "cellpose": "histo_fms.segment._cellpose:segment_cellpose",
+    "pixel_classifier": "histo_fms.segment._pixel_classifier:segment_pixel_classifier",
 }
 
 

@@ -20,7 +20,7 @@ def test_manifest_contributions():
     assert pm.name == "napari-histo-fms"
     c = pm.contributions
     assert {w.display_name for w in c.widgets} == {"Run pipeline", "Review results",
-                                                   "Blinded review queue"}
+                                                   "Blinded review queue", "Pixel classifier"}
     assert {s.key for s in c.sample_data} == {"drg", "skin"}
     assert len(c.readers) == 2
     for cmd in c.commands:  # every python_name resolves
