@@ -32,7 +32,7 @@ from .io import (
     read_image,
     read_sample_sheet,
     require_pixel_size,
-    resolve_channels,
+    resolve_channels_report,
     write_json,
     write_labels_zarr,
     write_polylines,
@@ -171,10 +171,22 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
+def _resolve_roles(img: Any, cfg: PipelineConfig) -> tuple[dict[str, int], dict]:
+    """Role -> channel index of one file, and the roles-used record for its summary.
+
+    An optional role whose named channel the file lacks is skipped for this file
+    (``roles_skipped``: ``role=name``, also noted in ``run.json``).
+    """
     req, opt = cfg.roles()
-    idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
-                           path=img.path)
+    idx, skipped = resolve_channels_report(img.channel_names, cfg.channels, required=req,
+                                           optional=opt, path=img.path)
+    used = {"roles_used": "+".join(r for r in (*req, *opt) if r in idx),
+            "roles_skipped": "+".join(f"{r}={n}" for r, n in skipped.items())}
+    return idx, used
+
+
+def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
+    idx, _ = _resolve_roles(img, cfg)
     ny, nx = img.shape_yx
     if ny < 2 or nx < 2:
         raise InputError(img.path, f"image is too small ({ny} x {nx} px)")
@@ -257,11 +269,13 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         px = require_pixel_size(img)
         outcome.pixel_size_um = px
         tile_px = tile_size_px(cfg, px)
+        _, roles_used = _resolve_roles(img, cfg)
         if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
             summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
         else:
             channels = _load_channels(img, cfg)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
+        summary.update(roles_used)
         if cfg.pipeline == "drg":
             summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
         outcome.summary = summary
@@ -336,9 +350,7 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
                    ) -> dict:
     from .parallel import measure_drg_tiled
 
-    req, opt = cfg.roles()
-    idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
-                           path=img.path)
+    idx, _ = _resolve_roles(img, cfg)
     channels = {role: img.data[i] for role, i in idx.items()}
     params = cfg.params()
     margin = None
@@ -454,6 +466,11 @@ def run_pipeline(
             if img not in listed and Path(img).name not in listed:
                 warnings.append(f"sample sheet lists {img} but it is not among the inputs")
 
+    for o in outcomes:
+        if o.status != "failed" and o.summary.get("roles_skipped"):
+            warnings.append(f"{o.path.name}: optional channel role(s) "
+                            f"{o.summary['roles_skipped']} not in the file; skipped "
+                            f"(roles used: {o.summary.get('roles_used', '')})")
     threshold = source = None
     summary_path: Path | None = None
     if cfg.pipeline == "drg":
@@ -475,6 +492,7 @@ def run_pipeline(
         "files": [
             {"image": o.path.name, "path": str(o.path), "sha256": o.sha256, "status": o.status,
              "error": o.error, "seconds": o.seconds, "pixel_size_um": o.pixel_size_um,
+             **{k: o.summary[k] for k in ("roles_used", "roles_skipped") if k in o.summary},
              **({"traceback": o.traceback} if o.traceback else {})}
             for o in outcomes
         ],
@@ -601,7 +619,7 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
             s["n_igg_positive"] = np.nan
             s["pct_igg_positive"] = np.nan
         rows.append({"image": o.path.name, **s, "threshold": threshold,
-                     "pixel_size_um": o.pixel_size_um, **meta})
+                     "pixel_size_um": o.pixel_size_um, **_roles_cols(o), **meta})
     cols = ["image", "n_neurons", "n_igg_positive", "pct_igg_positive", "median_ring_igg",
             "threshold", "pixel_size_um", "subject", "animal", "group", "control"]
     df = pd.DataFrame(rows)
@@ -609,6 +627,11 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         df = pd.DataFrame(columns=cols)
     df = df[[c for c in cols if c in df.columns] + [c for c in df.columns if c not in cols]]
     return threshold, source, write_table(df, out / "drg_summary.csv")
+
+
+def _roles_cols(o: FileOutcome) -> dict:
+    """Return the ``roles_used`` / ``roles_skipped`` summary columns of one file."""
+    return {k: o.summary.get(k, "") for k in ("roles_used", "roles_skipped")}
 
 
 def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Path:

@@ -5,7 +5,7 @@ Everything that touches files lives here; the analysis packages (:mod:`histo_fms
 """
 
 from ._bioio import read_bioio
-from ._channels import resolve_channels
+from ._channels import resolve_channels, resolve_channels_report
 from ._errors import InputError
 from ._image import ImageData
 from ._ometiff_write import write_ome_tiff
@@ -42,6 +42,7 @@ __all__ = [
     "read_tiff",
     "require_pixel_size",
     "resolve_channels",
+    "resolve_channels_report",
     "write_json",
     "write_labels_zarr",
     "write_ome_tiff",
