@@ -10,12 +10,13 @@ basement-membrane line by a marker-controlled watershed near the texture estimat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, filters, measure, morphology, segmentation
 
+from ._dej import mask_above, trace_dej
 from ._params import SkinParams
 
 
@@ -37,12 +38,21 @@ class Epidermis:
         The epidermal surface as a polyline, ``(y_um, x_um)``.
     pixel_size_um : float
         Pixel size in µm.
+    dej_source : str
+        Where the DEJ comes from: ``"collagen_iv"`` (membrane ridge), ``"nuclei"``
+        (lower edge of the nuclear-dense layer), ``"autofluorescence"`` (edge of the
+        fibre channel's epidermal brightness) or ``"reviewer"`` (drawn lines).
+    qc : dict
+        Plausibility figures of a traced DEJ (thickness percentiles, fraction of the
+        path at the slope bound, fraction supported by a membrane ridge).
     """
 
     mask: np.ndarray
     dej_um: np.ndarray
     surface_um: np.ndarray
     pixel_size_um: float
+    dej_source: str = "reviewer"
+    qc: dict = field(default_factory=dict)
 
     @property
     def surface_length_um(self) -> float:
@@ -253,9 +263,9 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
     if dermis.sum() < min_len_px * 5 / px:
         raise NoEpidermisError("no dermis beyond the dense band: cannot place the DEJ")
 
-    epi = epi0
-    if membrane is not None:
-        epi = _refine_with_membrane(epi0, tissue, np.asarray(membrane, np.float32), px, p)
+    trace = trace_dej(epi0, tissue, px=px, p=p, texture=tex_src,
+                      texture_is_nuclei=nuclei is not None, membrane=membrane)
+    epi = mask_above(trace, tissue) if trace is not None else epi0
     epi = epi & tissue
     epi = ndi.binary_fill_holes(epi)
     lab, n = ndi.label(epi)
@@ -268,8 +278,22 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
         raise NoEpidermisError("epidermal surface too short or not found")
     if dej_px is None:
         raise NoEpidermisError("no DEJ found (the epidermis does not face the dermis)")
+    qc = _quality(trace, px, p)
     return Epidermis(mask=epi, dej_um=dej_px * px, surface_um=surface_px * px,
-                     pixel_size_um=px)
+                     pixel_size_um=px, dej_source=trace.source if trace else "nuclei", qc=qc)
+
+
+def _quality(trace, px: float, p: SkinParams) -> dict:
+    """Plausibility figures of a traced DEJ (thickness, slope, membrane support)."""
+    if trace is None:
+        return {}
+    thick = (trace.rows - trace.surface_rows) * px
+    slope = np.abs(np.diff(trace.rows))
+    return {"epidermis_thickness_um": float(np.median(thick)),
+            "epidermis_thickness_min_um": float(np.percentile(thick, 5)),
+            "epidermis_thickness_max_um": float(np.percentile(thick, 95)),
+            "dej_at_slope_bound": float(np.mean(slope >= 0.95 * p.dej_max_slope)),
+            "membrane_support": trace.membrane_support}
 
 
 def _refine_with_membrane(epi0, tissue, membrane, px, p):
