@@ -383,7 +383,7 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
     write_polylines({"dej": res.dej_um, "surface": res.surface_um}, outdir / "polylines.json")
     write_table(res.crossings, outdir / "crossings.csv")
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-            for k, v in summarize(res).items()}
+            for k, v in summarize(res, params).items()}
 
 
 RUNNERS: dict[str, Callable[..., dict]] = {"drg": _run_drg, "skin": _run_skin}
@@ -644,7 +644,8 @@ def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Pat
         rows.append({"image": o.path.name, **o.summary, "pixel_size_um": o.pixel_size_um,
                      **meta})
     cols = ["image", "n_crossings", "epidermis_length_mm", "dej_length_mm", "ienfd_per_mm",
-            "pixel_size_um", "subject", "animal", "group"]
+            "dej_source", "dej_to_surface_ratio", "epidermis_thickness_um", "qc_flag",
+            "roles_used", "roles_skipped", "pixel_size_um", "subject", "animal", "group"]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=cols)

@@ -132,14 +132,19 @@ def nuclear_density(nuclei: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     return ndi.gaussian_filter(np.maximum(dog, 0), p.nucleus_diameter_um / 2 / px)
 
 
-def step_edge(tex: np.ndarray, half_px: int) -> np.ndarray:
-    """Return mean of ``tex`` over the ``half_px`` rows above minus over those below."""
+def step_edge(tex: np.ndarray, half_px: int, *, above_only: bool = False) -> np.ndarray:
+    """Return mean of ``tex`` over the ``half_px`` rows above minus over those below.
+
+    With ``above_only`` return the mean over the rows above alone.
+    """
     r = tex.shape[0]
     h = max(1, int(half_px))
     cs = np.concatenate([np.zeros((1, tex.shape[1])), np.cumsum(tex, 0, dtype=np.float64)])
     i = np.arange(r)
     a0, b1 = np.clip(i - h, 0, r), np.clip(i + 1 + h, 0, r)
     above = (cs[i] - cs[a0]) / np.maximum(i - a0, 1)[:, None]
+    if above_only:
+        return above.astype(np.float32)
     below = (cs[b1] - cs[i + 1]) / np.maximum(b1 - i - 1, 1)[:, None]
     return (above - below).astype(np.float32)
 
@@ -173,7 +178,8 @@ class DejTrace:
 
 def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
               texture: np.ndarray, texture_is_nuclei: bool,
-              membrane: np.ndarray | None = None) -> DejTrace | None:
+              membrane: np.ndarray | None = None,
+              autofluorescence: np.ndarray | None = None) -> DejTrace | None:
     """Trace the DEJ below a rough epidermal band as a minimal-cost path.
 
     Parameters
@@ -192,6 +198,11 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         ``texture`` is a nuclear stain (use nuclear density, not brightness).
     membrane : ndarray, optional
         Collagen IV: the DEJ follows its ridge.
+    autofluorescence : ndarray, optional
+        A channel whose diffuse background is brighter in the epidermis than in the
+        dermis (the fibre stain); thin bright structures (fibres) are removed by a grey
+        opening, and its edge refines the nuclear estimate within ``dej_search_um``
+        (weight ``dej_autofluorescence_weight``).
 
     Returns
     -------
@@ -235,6 +246,31 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     path = min_cost_path(cost[:, sub], lo, hi, max_step=max_step, step_cost=step_cost)
     source = "nuclei" if texture_is_nuclei else "autofluorescence"
     support = float("nan")
+    band_px = int(p.dej_search_um / px)
+    if autofluorescence is not None and texture_is_nuclei and p.dej_autofluorescence_weight > 0:
+        af = frame.to_canonical(np.asarray(autofluorescence, np.float32))[:, c0:c1]
+        w = max(3, int(round(2 * p.nucleus_diameter_um / px)) | 1)
+        af = ndi.grey_opening(af, size=(w, w))
+        af = ndi.gaussian_filter(af, p.dej_column_smoothing_um / px)
+        e_af = step_edge(af, int(round(p.dej_edge_window_um / px)))
+        rows_i = np.arange(nr)[:, None]
+        near = np.abs(rows_i - np.interp(xs, xs[sub], path)[None]) <= band_px
+        # only where nuclei lie above: not at the stratum corneum's lower edge
+        dense_above = step_edge(tex, int(round(p.dej_edge_window_um / px)), above_only=True)
+        e_af = np.where(dense_above >= 0.25 * _robust_scale(tex[b]), e_af, 0)
+        # weight by how clearly the step shows at the nuclear estimate, relative to the
+        # strongest steps nearby (no clear epidermal autofluorescence: little weight)
+        on_path = e_af[:, sub][path, np.arange(path.size)]
+        c = float(np.median(on_path))
+        spread = _robust_scale(np.abs(e_af[near & t]))
+        if c > 0:
+            wt = p.dej_autofluorescence_weight * min(1.0, c / spread)
+            edge = np.clip(edge, -1, 1) + wt * np.clip(e_af / c, -1, 1)
+        cost_a = -edge
+        cost_a[not_tissue] = 1.0
+        path = min_cost_path(cost_a[:, sub], np.maximum(lo, path - band_px),
+                             np.minimum(hi, path + band_px), max_step=max_step,
+                             step_cost=step_cost)
     if membrane is not None:
         ridge = membrane_ridge(frame.to_canonical(np.asarray(membrane))[:, c0:c1], px, p)
         rows_i = np.arange(nr)[:, None]
@@ -243,8 +279,8 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         rn = np.clip(ridge / scale, 0, 1)
         cost_m = -rn - p.dej_nuclear_weight * np.clip(edge, -1, 1)
         cost_m[not_tissue] = 1.0
-        lo_m = np.maximum(lo, path - int(p.dej_search_um / px))
-        hi_m = np.minimum(hi, path + int(p.dej_search_um / px))
+        lo_m = np.maximum(lo, path - band_px)
+        hi_m = np.minimum(hi, path + band_px)
         path_m = min_cost_path(cost_m[:, sub], lo_m, hi_m, max_step=max_step,
                                step_cost=step_cost)
         on = rn[:, sub][path_m, np.arange(path_m.size)]

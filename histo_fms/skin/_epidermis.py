@@ -264,7 +264,8 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
         raise NoEpidermisError("no dermis beyond the dense band: cannot place the DEJ")
 
     trace = trace_dej(epi0, tissue, px=px, p=p, texture=tex_src,
-                      texture_is_nuclei=nuclei is not None, membrane=membrane)
+                      texture_is_nuclei=nuclei is not None, membrane=membrane,
+                      autofluorescence=fibre)
     epi = mask_above(trace, tissue) if trace is not None else epi0
     epi = epi & tissue
     epi = ndi.binary_fill_holes(epi)

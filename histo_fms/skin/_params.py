@@ -74,6 +74,11 @@ class SkinParams:
     dej_nuclear_weight : float
         With collagen IV: weight of the nuclear edge beside the membrane ridge (bridges
         gaps in the membrane along the keratinocyte layer).
+    dej_autofluorescence_weight : float
+        Weight of the fibre channel's diffuse epidermal brightness edge beside the
+        nuclear edge (refines the DEJ near the nuclear estimate); 0 (default) disables
+        it: on the project phantoms it pulls the DEJ below fibres running just beneath
+        it, on the independent phantoms it helps (see README).
     min_epidermis_length_um : float
         Shortest epidermal surface accepted; less raises ``NoEpidermisError``.
     min_epidermis_thickness_um : float
@@ -110,6 +115,7 @@ class SkinParams:
     dej_max_slope: float = 3.0
     dej_step_cost: float = 0.05
     dej_nuclear_weight: float = 0.3
+    dej_autofluorescence_weight: float = 0.0
     min_epidermis_length_um: float = 50.0
     min_epidermis_thickness_um: float = 10.0
     min_epidermis_contrast: float = 1.5
