@@ -156,6 +156,23 @@ def membrane_ridge(membrane: np.ndarray, px: float, p: SkinParams) -> np.ndarray
     return filters.sato(img, sigmas=[sig], black_ridges=False, mode="reflect").astype(np.float32)
 
 
+def _background_level(img: np.ndarray, px: float, size_um: float) -> np.ndarray:
+    """Return the diffuse level of ``img`` without thin bright structures (fibres).
+
+    Block means to ~1 µm pixels, then a median over ``size_um``: a fibre covers
+    a small part of each window and is gone; shot noise is averaged, not floored as
+    by a grey opening.
+    """
+    k = max(1, int(round(1.0 / px)))
+    h, w = img.shape
+    hh, ww = -(-h // k) * k, -(-w // k) * k
+    pad = np.pad(img, ((0, hh - h), (0, ww - w)), mode="edge")
+    blocks = pad.reshape(hh // k, k, ww // k, k).mean(axis=(1, 3))
+    size = max(3, int(round(size_um * k * px)) | 1)
+    med = ndi.median_filter(blocks, size=size, mode="nearest")
+    return np.repeat(np.repeat(med, k, 0), k, 1)[:h, :w]
+
+
 def _robust_scale(vals: np.ndarray) -> float:
     vals = vals[np.isfinite(vals)]
     if not vals.size:
@@ -249,8 +266,7 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     band_px = int(p.dej_search_um / px)
     if autofluorescence is not None and texture_is_nuclei and p.dej_autofluorescence_weight > 0:
         af = frame.to_canonical(np.asarray(autofluorescence, np.float32))[:, c0:c1]
-        w = max(3, int(round(2 * p.nucleus_diameter_um / px)) | 1)
-        af = ndi.grey_opening(af, size=(w, w))
+        af = _background_level(af, px, p.nucleus_diameter_um)
         af = ndi.gaussian_filter(af, p.dej_column_smoothing_um / px)
         e_af = step_edge(af, int(round(p.dej_edge_window_um / px)))
         rows_i = np.arange(nr)[:, None]

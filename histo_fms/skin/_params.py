@@ -115,7 +115,7 @@ class SkinParams:
     dej_max_slope: float = 3.0
     dej_step_cost: float = 0.05
     dej_nuclear_weight: float = 0.3
-    dej_autofluorescence_weight: float = 0.0
+    dej_autofluorescence_weight: float = 1.0
     min_epidermis_length_um: float = 50.0
     min_epidermis_thickness_um: float = 10.0
     min_epidermis_contrast: float = 1.5
