@@ -328,7 +328,7 @@ def qc_flag(result: SkinResult, params: SkinParams | None = None) -> str:
     Flags (joined by ``;``): ``thin_epidermis`` / ``thick_epidermis`` (median
     surface-to-DEJ distance under ``min_epidermis_thickness_um`` or over 90 % of
     ``max_epidermis_thickness_um``), ``dej_length`` (DEJ shorter than 0.9 x or longer
-    than 3 x the surface), ``dej_jagged`` (over 10 % of the DEJ at the slope bound),
+    than 3 x the surface), ``dej_jagged`` (over 25 % of the DEJ at the slope bound),
     ``membrane_gaps`` (collagen IV DEJ with a ridge under less than half of it).
 
     Parameters
@@ -354,7 +354,7 @@ def qc_flag(result: SkinResult, params: SkinParams | None = None) -> str:
     ratio = _dej_ratio(result)
     if np.isfinite(ratio) and not 0.9 <= ratio <= 3.0:
         flags.append("dej_length")
-    if q.get("dej_at_slope_bound", 0.0) > 0.1:
+    if q.get("dej_at_slope_bound", 0.0) > 0.25:
         flags.append("dej_jagged")
     sup = q.get("membrane_support", float("nan"))
     if result.dej_source == "collagen_iv" and np.isfinite(sup) and sup < 0.5:

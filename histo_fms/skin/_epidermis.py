@@ -5,7 +5,8 @@ without nuclei, the autofluorescence texture of the fibre channel); it is the de
 band that faces the slide background on one side (the surface, through the stratum
 corneum) and the dermis on the other (the DEJ). Nothing assumes which side of the
 image the epidermis is on. With a collagen IV channel, the DEJ is moved onto the
-basement-membrane line by a marker-controlled watershed near the texture estimate.
+basement-membrane ridge (see :mod:`._dej`); without, it is the lower edge of the
+nuclear-dense layer, both as minimal-cost paths across the section.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, measure, morphology, segmentation
+from skimage import draw, filters, measure, morphology
 
 from ._dej import mask_above, trace_dej
 from ._params import SkinParams
@@ -295,22 +296,6 @@ def _quality(trace, px: float, p: SkinParams) -> dict:
             "epidermis_thickness_max_um": float(np.percentile(thick, 95)),
             "dej_at_slope_bound": float(np.mean(slope >= 0.95 * p.dej_max_slope)),
             "membrane_support": trace.membrane_support}
-
-
-def _refine_with_membrane(epi0, tissue, membrane, px, p):
-    """Move the DEJ onto the membrane line: watershed between epidermal and dermal markers."""
-    r = p.dej_search_um / px
-    elev = ndi.gaussian_filter(membrane, p.membrane_sigma_um / px)
-    markers = np.zeros(epi0.shape, np.int32)
-    core = _erode(epi0, r)
-    if core.sum() < 10:
-        core = _erode(epi0, r / 3)
-    markers[~tissue | core] = 1
-    markers[tissue & ~_dilate(epi0, r)] = 2
-    if not (markers == 2).any() or not (markers == 1).any():
-        return epi0
-    ws = segmentation.watershed(elev, markers)
-    return (ws == 1) & tissue
 
 
 def _boundaries(epi, background, p, px):
