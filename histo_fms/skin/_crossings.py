@@ -95,9 +95,7 @@ def count_crossings(
     treated separately. A connected piece qualifies when it reaches at least
     ``min_penetration_um`` into the epidermis; each of its stubs that reaches at
     least ``dermal_extent_um`` below the DEJ is one fibre crossing (stubs closer
-    than ``merge_distance_um`` merge), except that stubs joined less than
-    ``min_penetration_um`` inside the epidermis are one fibre weaving along the DEJ
-    unless more than one of them goes on into the dermis. Hence branches that split inside the
+    than ``merge_distance_um`` merge). Hence branches that split inside the
     epidermis count once, two fibres that touch inside the epidermis count twice,
     fragments wholly inside the epidermis do not count, and neither do fibres
     running along or beneath the DEJ without entering, nor dermal bundles. Pieces
@@ -130,7 +128,6 @@ def count_crossings(
     skel = morphology.skeletonize(fl > 0)
     near = skel & (depth > -p.crossing_band_um)
     lab, n = ndi.label(near, _EIGHT)
-    below_all = ndi.binary_dilation(skel & ~near, _EIGHT)  # centre lines deeper in the dermis
     rows = []
     if n:
         idx = np.arange(1, n + 1)
@@ -142,28 +139,15 @@ def count_crossings(
             sub = lab[sl] == i + 1
             dsub = depth[sl]
             # each dermal stub that enters this intraepidermal tree is one fibre: branches
-            # splitting inside the epidermis share a stub, fibres meeting there do not.
-            roots, nr = ndi.label(sub & (dsub <= 0), _EIGHT)
-            if nr == 0:
+            # splitting inside the epidermis share a stub, fibres meeting there do not
+            stubs, ns = ndi.label(sub & (dsub <= 0), _EIGHT)
+            if ns == 0:
                 continue
-            rids = np.arange(1, nr + 1)
-            rids = rids[ndi.minimum(dsub, roots, rids) <= -p.dermal_extent_um]
-            # a root continuing into the dermis (beyond the crossing band) is a fibre from
-            # the plexus; dips of one fibre weaving along the DEJ (joined to a root less
-            # than ``min_penetration_um`` inside) do not count again
-            below = below_all[sl]
-            goes_on = ndi.maximum(below, roots, rids).astype(bool) if rids.size else rids
-            shallow, _ = ndi.label(sub & (dsub < p.min_penetration_um), _EIGHT)
-            groups: dict[int, list[int]] = {}
-            for j, g in zip(rids, goes_on, strict=True):
-                groups.setdefault(int(shallow[roots == j].max()), []).append((int(j), bool(g)))
-            keep = []
-            for members in groups.values():
-                cont = [j for j, g in members if g]
-                keep += cont if cont else [members[0][0]]
+            sids = np.arange(1, ns + 1)
+            smin = ndi.minimum(dsub, stubs, sids)
             entries = []
-            for j in sorted(keep):
-                cand = np.where(roots == j, dsub, -np.inf)
+            for j in sids[smin <= -p.dermal_extent_um]:
+                cand = np.where(stubs == j, dsub, -np.inf)
                 yy, xx = np.unravel_index(np.argmax(cand), cand.shape)
                 y, x = int(yy + sl[0].start), int(xx + sl[1].start)
                 if all(np.hypot(y - a, x - b) * px > p.merge_distance_um for a, b in entries):
