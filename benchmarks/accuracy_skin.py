@@ -19,6 +19,10 @@ from histo_fms.stats._agreement import bland_altman, icc_a1
 from histo_fms.synthetic.skin import evaluate_skin, make_skin_section
 
 DENSITIES = [2, 5, 8, 12, 16, 20, 25, 30, 35, 40, 3, 10, 14, 18, 28, 38]
+#: ``--hard``: strong rete ridges, gaps in the collagen IV line, vessel walls close beneath
+#: the DEJ, a ragged basal layer of nuclei
+HARD = dict(rete_amplitude_um=20.0, membrane_gaps_per_mm=10.0, vessel_min_depth_um=12.0,
+            basal_dropout=0.3)
 
 
 def phantom_set(n: int = 12, shape=(400, 1600), seed0: int = 200, **extra):
@@ -88,14 +92,17 @@ def main(argv=None):
                     help="phantom fibre signal multiplier (lower = harder)")
     ap.add_argument("--photons", type=float, default=40.0,
                     help="photons per signal unit (lower = noisier)")
+    ap.add_argument("--hard", action="store_true",
+                    help="strong rete ridges, collagen IV gaps, near vessels, ragged basal row")
     a = ap.parse_args(argv)
     df = evaluate(a.n, tuple(a.shape), a.seed0, pixel_size_um=a.pixel_size,
-                  fibre_brightness=a.fibre_brightness, photons_per_unit=a.photons)
+                  fibre_brightness=a.fibre_brightness, photons_per_unit=a.photons,
+                  **(HARD if a.hard else {}))
     cols = ["seed", "density_per_mm", "with_membrane", "orientation", "n_true", "n_detected",
             "tp", "ienfd_true", "ienfd", "surface_length_rel_error", "dej_length_rel_error"]
     print(f"### Skin IENFD accuracy: {len(df)} phantoms {a.shape[0]}x{a.shape[1]} px at "
           f"{a.pixel_size} µm, fibre brightness x{a.fibre_brightness}, "
-          f"{a.photons} photons/unit\n")
+          f"{a.photons} photons/unit{', hard' if a.hard else ''}\n")
     print(_markdown(df[cols]))
     print("\n| figure | value |\n|---|---|")
     for k, v in figures(df).items():

@@ -47,7 +47,7 @@ from .io import (
     read_sample_sheet,
     recover_folder,
     require_pixel_size,
-    resolve_channels,
+    resolve_channels_report,
     transaction,
     write_json,
     write_labels_zarr,
@@ -189,22 +189,30 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
+def _resolve_roles(img: Any, cfg: PipelineConfig) -> tuple[dict[str, int], dict]:
+    """Role -> channel index of one file, and the roles-used record for its summary.
+
+    An optional role whose named channel the file lacks is skipped for this file
+    (``roles_skipped``: ``role=name``, also noted in ``run.json``).
+    """
     req, opt = cfg.roles()
-    idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
-                           path=img.path)
+    idx, skipped = resolve_channels_report(img.channel_names, cfg.channels, required=req,
+                                           optional=opt, path=img.path)
+    used = {"roles_used": "+".join(r for r in (*req, *opt) if r in idx),
+            "roles_skipped": "+".join(f"{r}={n}" for r, n in skipped.items())}
+    return idx, used
+
+
+def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
+    idx, _ = _resolve_roles(img, cfg)
     ny, nx = img.shape_yx
     if ny < 2 or nx < 2:
         raise InputError(img.path, f"image is too small ({ny} x {nx} px)")
     return {role: np.asarray(img.data[i].compute()) for role, i in idx.items()}
 
 
-def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], dict]:
-    """Channels by role (bright-field RGB images are colour-deconvolved first).
-
-    Returns the channels and the extra per-file summary columns (modality and, for
-    bright-field, the stain vectors used).
-    """
+def _check_modality(img: Any, cfg: PipelineConfig) -> None:
+    """One-line error for a bright-field config on fluorescence or the reverse."""
     rgb = bool(img.metadata.get("rgb"))
     if cfg.brightfield is None:
         named = {str(v).upper() for v in cfg.channels.values()}
@@ -213,12 +221,22 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
                                        "fluorescence channels: use a bright-field config "
                                        "(pipelines/skin_ienfd_brightfield.yaml), or name "
                                        "the roles' channels R, G, B")
-        return _load_channels(img, cfg), {"modality": "fluorescence"}
-    if not rgb:
+    elif not rgb:
         raise InputError(img.path, f"not an RGB bright-field image ({len(img.channel_names)} "
                                    f"channel(s): {', '.join(map(str, img.channel_names))}), "
                                    "but the config is for bright-field: use a fluorescence "
                                    "config")
+
+
+def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """Channels by role (bright-field RGB images are colour-deconvolved first).
+
+    Returns the channels and the extra per-file summary columns (modality and, for
+    bright-field, the stain vectors used).
+    """
+    _check_modality(img, cfg)
+    if cfg.brightfield is None:
+        return _load_channels(img, cfg), {"modality": "fluorescence"}
     from .stain import deconvolve
 
     bf = cfg.brightfield
@@ -341,6 +359,11 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         px = require_pixel_size(img)
         outcome.pixel_size_um = px
         tile_px = tile_size_px(cfg, px)
+        _check_modality(img, cfg)
+        if cfg.brightfield is not None:  # roles come from colour deconvolution
+            roles_used = {"roles_used": "fibre+nuclei", "roles_skipped": ""}
+        else:
+            _, roles_used = _resolve_roles(img, cfg)
         if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
             summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
         else:
@@ -348,6 +371,7 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             _check_finite(channels, path)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
+        summary.update(roles_used)
         if cfg.pipeline == "drg":
             summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
         outcome.summary = summary
@@ -431,9 +455,7 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
                    ) -> dict:
     from .parallel import measure_drg_tiled
 
-    req, opt = cfg.roles()
-    idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
-                           path=img.path)
+    idx, _ = _resolve_roles(img, cfg)
     channels = {role: img.data[i] for role, i in idx.items()}
     params = cfg.params()
     for role, ch in channels.items():
@@ -476,7 +498,7 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
     write_polylines({"dej": res.dej_um, "surface": res.surface_um}, outdir / "polylines.json")
     schema.write_table(res.crossings, outdir / "crossings.csv", "crossings")
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-            for k, v in summarize(res).items()}
+            for k, v in summarize(res, params).items()}
 
 
 RUNNERS: dict[str, Callable[..., dict]] = {"drg": _run_drg, "skin": _run_skin}
@@ -640,6 +662,11 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
             if img not in listed and Path(img).name not in listed:
                 warnings.append(f"sample sheet lists {img} but it is not among the inputs")
 
+    for o in outcomes:
+        if o.status != "failed" and o.summary.get("roles_skipped"):
+            warnings.append(f"{o.path.name}: optional channel role(s) "
+                            f"{o.summary['roles_skipped']} not in the file; skipped "
+                            f"(roles used: {o.summary.get('roles_used', '')})")
     threshold = source = calibration = None
     summary_path: Path | None = None
     with transaction(out) as tx:
@@ -680,6 +707,8 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 {"image": o.path.name, "path": str(o.path), "sha256": o.sha256,
                  "status": o.status, "error": o.error, "seconds": o.seconds,
                  "pixel_size_um": o.pixel_size_um,
+                 **{k: o.summary[k] for k in ("roles_used", "roles_skipped")
+                    if k in o.summary},
                  **({"traceback": o.traceback} if o.traceback else {})}
                 for o in every
             ],
@@ -877,7 +906,7 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         rows.append({"image": o.path.name, **s, "pct_ci_low": lo, "pct_ci_high": hi,
                      "threshold": threshold,
                      "calibration": rec["method"] if rec else "",
-                     "pixel_size_um": o.pixel_size_um, **meta})
+                     "pixel_size_um": o.pixel_size_um, **_roles_cols(o), **meta})
     cols = ["image", "n_neurons", "n_igg_positive", "pct_igg_positive", "pct_ci_low",
             "pct_ci_high", "median_ring_igg", "threshold", "calibration", "pixel_size_um",
             "subject", "animal", "group", "control"]
@@ -897,6 +926,11 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
             calibration)
 
 
+def _roles_cols(o: FileOutcome) -> dict:
+    """Return the ``roles_used`` / ``roles_skipped`` summary columns of one file."""
+    return {k: o.summary.get(k, "") for k in ("roles_used", "roles_skipped")}
+
+
 def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Path:
     rows = []
     for o in outcomes:
@@ -907,7 +941,8 @@ def _finish_skin(out: Path, outcomes: list[FileOutcome], rows_meta: dict) -> Pat
         rows.append({"image": o.path.name, **o.summary, "pixel_size_um": o.pixel_size_um,
                      **meta})
     cols = ["image", "n_crossings", "epidermis_length_mm", "dej_length_mm", "ienfd_per_mm",
-            "pixel_size_um", "subject", "animal", "group"]
+            "dej_source", "dej_to_surface_ratio", "epidermis_thickness_um", "qc_flag",
+            "roles_used", "roles_skipped", "pixel_size_um", "subject", "animal", "group"]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=cols)

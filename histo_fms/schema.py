@@ -162,8 +162,14 @@ CROSSINGS = Table("crossings", "STEM/crossings.csv", "one row per counted fibre 
        required=False),
 ), needed=("y_um", "x_um"))
 
+_ROLES = (
+    _c("roles_used", "str", "", "channel roles measured with (`+`-joined)", required=False),
+    _c("roles_skipped", "str", "", "optional roles skipped: the file lacks their channel "
+       "(`role=name`)", required=False),
+)
 # optional per-section columns of the summaries (also carried into the reviewed ones)
 _DRG_EXTRA = (
+    *_ROLES,
     _c("pct_ci_low", "float", "%", "95 % interval of pct_igg_positive: Wilson on the calls, "
        "widened by the threshold's bootstrap", required=False),
     _c("pct_ci_high", "float", "%", "upper end of that interval", required=False),
@@ -171,6 +177,13 @@ _DRG_EXTRA = (
        "`explicit`", required=False),
 )
 _SKIN_EXTRA = (
+    _c("dej_source", "str", "", "`collagen_iv`, `nuclei`, `autofluorescence` or `reviewer`",
+       required=False),
+    _c("dej_to_surface_ratio", "float", "ratio", "DEJ length / surface length",
+       required=False),
+    _c("epidermis_thickness_um", "float", "µm", "median epidermal thickness", required=False),
+    _c("qc_flag", "str", "", "implausible epidermis or DEJ (blank when none)", required=False),
+    *_ROLES,
     _c("modality", "str", "", "`fluorescence` or `brightfield`", required=False),
     _c("stain_source", "str", "", "bright-field: `estimated` (Macenko), `hdab`, `hed` or "
        "`given`", required=False),

@@ -71,3 +71,57 @@ def test_no_epidermis_is_a_one_line_per_file_error(run):
     assert files["dermis.ome.tif"]["status"] == "failed"
     assert err.startswith("dermis.ome.tif: no epidermis found") and "\n" not in err
     assert files["a.ome.tif"]["status"] == "ok"
+
+
+def test_mixed_batch_with_missing_optional_channels_runs_every_file(tmp_path):
+    """Default configs, files with and without the optional channels: every file runs."""
+    from pathlib import Path
+
+    from histo_fms.synthetic.drg import make_drg_section
+
+    root = Path(__file__).resolve().parents[1] / "pipelines"
+    imgs = tmp_path / "skin"
+    ph = make_skin_section((300, 500), 0.5, density_per_mm=20, seed=621)
+    keep = {"all": ph.channel_names, "nocol": ["PGP9.5", "DAPI"]}
+    for name, chans in keep.items():
+        idx = [ph.channel_names.index(c) for c in chans]
+        write_ome_tiff(np.ascontiguousarray(ph.image[idx]), imgs / f"{name}.ome.tif",
+                       channel_names=chans, pixel_size_um=0.5)
+    rc = main(["run", str(root / "skin_ienfd.yaml"), str(imgs), "--out", str(tmp_path / "o"),
+               "--scheduler", "synchronous", "-q"])
+    assert rc == 0
+    s = pd.read_csv(tmp_path / "o" / "skin_summary.csv").set_index("image")
+    assert s.loc["all.ome.tif", "roles_used"] == "fibre+membrane+nuclei"
+    assert s.loc["all.ome.tif", "dej_source"] == "collagen_iv"
+    assert s.loc["nocol.ome.tif", "roles_used"] == "fibre+nuclei"
+    assert s.loc["nocol.ome.tif", "roles_skipped"] == "membrane=ColIV"
+    assert s.loc["nocol.ome.tif", "dej_source"] == "nuclei"
+    assert {"dej_to_surface_ratio", "qc_flag"} <= set(s.columns)
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    files = {f["image"]: f for f in run["files"]}
+    assert files["nocol.ome.tif"]["roles_skipped"] == "membrane=ColIV"
+    assert any("nocol.ome.tif" in w and "membrane" in w for w in run["warnings"])
+    # the required role missing stays a one-line error
+    write_ome_tiff(np.ascontiguousarray(ph.image[[ph.channel_names.index("DAPI")]]),
+                   imgs / "nofibre.ome.tif", channel_names=["DAPI"], pixel_size_um=0.5)
+    rc = main(["run", str(root / "skin_ienfd.yaml"), str(imgs / "nofibre.ome.tif"), "--out",
+               str(tmp_path / "o2"), "--scheduler", "synchronous", "-q"])
+    assert rc == 1
+    run = json.loads((tmp_path / "o2" / "run.json").read_text())
+    assert "no channel named 'PGP9.5' (role fibre)" in run["failed"][0]
+
+    # DRG: without DAPI, and without the SGC marker and DAPI
+    dimgs = tmp_path / "drg"
+    d = make_drg_section((256, 256), 0.5, seed=622)
+    for name, chans in {"all": d.channel_names, "nonuc": ["NeuN", "GS", "IgG"],
+                        "bare": ["NeuN", "IgG"]}.items():
+        idx = [d.channel_names.index(c) for c in chans]
+        write_ome_tiff(np.ascontiguousarray(d.image[idx]), dimgs / f"{name}.ome.tif",
+                       channel_names=chans, pixel_size_um=0.5)
+    rc = main(["run", str(root / "drg_sgc_igg.yaml"), str(dimgs), "--out",
+               str(tmp_path / "d"), "--scheduler", "synchronous", "-q"])
+    assert rc == 0
+    s = pd.read_csv(tmp_path / "d" / "drg_summary.csv").set_index("image")
+    assert s.loc["all.ome.tif", "roles_used"] == "neuron+igg+sgc+nuclei"
+    assert s.loc["nonuc.ome.tif", "roles_used"] == "neuron+igg+sgc"
+    assert s.loc["bare.ome.tif", "roles_skipped"] == "sgc=GS+nuclei=DAPI"

@@ -5,7 +5,7 @@ Everything that touches files lives here; the analysis packages (:mod:`histo_fms
 """
 
 from ._bioio import read_bioio
-from ._channels import resolve_channels
+from ._channels import resolve_channels, resolve_channels_report
 from ._errors import InputError, OutputError
 from ._image import ImageData
 from ._masks import find_reference, read_annotation, read_plane
@@ -55,6 +55,7 @@ __all__ = [
     "transaction",
     "require_pixel_size",
     "resolve_channels",
+    "resolve_channels_report",
     "write_json",
     "write_labels_zarr",
     "write_ome_tiff",

@@ -18,6 +18,10 @@ def resolve_channels(
 ) -> dict[str, int]:
     """Resolve role -> channel index for one file.
 
+    An optional role mapped to a channel *name* the file lacks is left out of the
+    result (a mixed batch where only some files have, say, collagen IV);
+    :func:`resolve_channels_report` also says which roles were skipped.
+
     Parameters
     ----------
     channel_names : list of str
@@ -40,11 +44,61 @@ def resolve_channels(
     Raises
     ------
     InputError
-        A required role is unmapped, a role is unknown, a name matches no channel
-        (the message lists the file's channels), an index is out of range or one
-        channel is given for two roles.
+        A required role is unmapped, a role is unknown, a required role's name matches
+        no channel (the message lists the file's channels), an index is out of range or
+        one channel is given for two roles.
+    """
+    return resolve_channels_report(channel_names, mapping, required=required,
+                                   optional=optional, path=path)[0]
+
+
+def _absent_optional(channel_names: list[str], mapping: Mapping[str, str | int],
+                     optional: Iterable[str]) -> dict[str, str]:
+    """Return the optional roles mapped to a channel name not in ``channel_names``."""
+    lower = {n.lower() for n in channel_names}
+    out = {}
+    for role in optional:
+        spec = mapping.get(role)
+        if spec is None or spec == "" or isinstance(spec, (bool, int)):
+            continue
+        s = str(spec)
+        if s.lower() not in lower and not s.strip().lstrip("-").isdigit():
+            out[role] = s
+    return out
+
+
+def resolve_channels_report(
+    channel_names: list[str],
+    mapping: Mapping[str, str | int],
+    *,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    path: str | Path = "<image>",
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Resolve role -> channel index, skipping optional roles whose channel is absent.
+
+    Parameters
+    ----------
+    channel_names, mapping, required, optional, path
+        As :func:`resolve_channels`.
+
+    Returns
+    -------
+    roles : dict of str to int
+        Role -> channel index, for every mapped role the file has.
+    skipped : dict of str to str
+        Optional role -> the channel name it was mapped to, for the optional roles
+        left out because the file has no channel of that name. An optional role
+        mapped to an index stays an error when out of range (an explicit choice).
+
+    Raises
+    ------
+    InputError
+        As :func:`resolve_channels`.
     """
     required, optional = list(required), list(optional)
+    skipped = _absent_optional(channel_names, mapping, optional)
+    mapping = {k: v for k, v in mapping.items() if k not in skipped}
     known = set(required) | set(optional)
     have = ", ".join(f"{i}:{n}" for i, n in enumerate(channel_names))
     unknown = sorted(set(mapping) - known)
@@ -85,4 +139,4 @@ def resolve_channels(
             raise InputError(path, f"channel {idx}:{channel_names[idx]} is given for two roles "
                                    f"({seen[idx]} and {role}); each role needs its own channel")
         seen[idx] = role
-    return out
+    return out, skipped

@@ -12,6 +12,7 @@ from ._crossings import (
     count_crossings,
     dej_depth,
     ienfd,
+    qc_flag,
     recount_skin,
     summarize,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "find_epidermis",
     "ienfd",
     "polyline_length",
+    "qc_flag",
     "recount_skin",
     "ridge_response",
     "summarize",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from ._fibres import trace_fibres
 from ._params import SkinParams
 
 __all__ = ["SkinResult", "analyze_skin", "count_crossings", "dej_depth", "ienfd",
-           "recount_skin", "summarize"]
+           "qc_flag", "recount_skin", "summarize"]
 
 _EIGHT = np.ones((3, 3), bool)
 CROSSING_COLUMNS = ["y_um", "x_um", "fibre_id"]
@@ -197,6 +197,10 @@ class SkinResult:
         ``n_crossings / epidermis_length_mm``.
     pixel_size_um : float
         Pixel size in µm.
+    dej_source : str
+        ``"collagen_iv"``, ``"nuclei"``, ``"autofluorescence"`` or ``"reviewer"``.
+    qc : dict
+        Plausibility figures of the DEJ (see :attr:`Epidermis.qc`).
     """
 
     epidermis: np.ndarray
@@ -209,6 +213,8 @@ class SkinResult:
     n_crossings: int
     ienfd_per_mm: float
     pixel_size_um: float
+    dej_source: str = "reviewer"
+    qc: dict = field(default_factory=dict)
 
 
 def _result(fibres, epi: Epidermis, px: float, p: SkinParams) -> SkinResult:
@@ -222,6 +228,7 @@ def _result(fibres, epi: Epidermis, px: float, p: SkinParams) -> SkinResult:
         dej_um=np.asarray(epi.dej_um, float), surface_um=np.asarray(epi.surface_um, float),
         epidermis_length_mm=length_mm, dej_length_mm=epi.dej_length_um / 1000.0,
         n_crossings=n, ienfd_per_mm=ienfd(n, length_mm), pixel_size_um=px,
+        dej_source=getattr(epi, "dej_source", "reviewer"), qc=dict(getattr(epi, "qc", {})),
     )
 
 
@@ -315,22 +322,75 @@ def recount_skin(
     return _result(fibres, epi, float(pixel_size_um), p)
 
 
-def summarize(result: SkinResult) -> dict:
+def qc_flag(result: SkinResult, params: SkinParams | None = None) -> str:
+    """Return the quality flags of a section ('' when nothing looks implausible).
+
+    Flags (joined by ``;``): ``thin_epidermis`` / ``thick_epidermis`` (median
+    surface-to-DEJ distance under ``min_epidermis_thickness_um`` or over 90 % of
+    ``max_epidermis_thickness_um``), ``dej_length`` (DEJ shorter than 0.9 x or longer
+    than 3 x the surface), ``dej_jagged`` (over 25 % of the DEJ at the slope bound),
+    ``membrane_gaps`` (collagen IV DEJ with a ridge under less than half of it).
+
+    Parameters
+    ----------
+    result : SkinResult
+        Analysis result.
+    params : SkinParams, optional
+        The parameters it was made with.
+
+    Returns
+    -------
+    str
+        Flags, most important first.
+    """
+    p = params or SkinParams()
+    q = result.qc
+    flags = []
+    th = q.get("epidermis_thickness_um")
+    if th is not None and th < p.min_epidermis_thickness_um:
+        flags.append("thin_epidermis")
+    if th is not None and th > 0.9 * p.max_epidermis_thickness_um:
+        flags.append("thick_epidermis")
+    ratio = _dej_ratio(result)
+    if np.isfinite(ratio) and not 0.9 <= ratio <= 3.0:
+        flags.append("dej_length")
+    if q.get("dej_at_slope_bound", 0.0) > 0.25:
+        flags.append("dej_jagged")
+    sup = q.get("membrane_support", float("nan"))
+    if result.dej_source == "collagen_iv" and np.isfinite(sup) and sup < 0.5:
+        flags.append("membrane_gaps")
+    return ";".join(flags)
+
+
+def _dej_ratio(result: SkinResult) -> float:
+    if result.epidermis_length_mm <= 0:
+        return float("nan")
+    return float(result.dej_length_mm / result.epidermis_length_mm)
+
+
+def summarize(result: SkinResult, params: SkinParams | None = None) -> dict:
     """Return the per-image summary of a :class:`SkinResult`.
 
     Parameters
     ----------
     result : SkinResult
         Analysis result.
+    params : SkinParams, optional
+        The parameters it was made with (for the quality flags).
 
     Returns
     -------
     dict
-        ``n_crossings, epidermis_length_mm, dej_length_mm, ienfd_per_mm``.
+        ``n_crossings, epidermis_length_mm, dej_length_mm, ienfd_per_mm, dej_source,
+        dej_to_surface_ratio, epidermis_thickness_um, qc_flag`` (see :func:`qc_flag`).
     """
     return {
         "n_crossings": int(result.n_crossings),
         "epidermis_length_mm": float(result.epidermis_length_mm),
         "dej_length_mm": float(result.dej_length_mm),
         "ienfd_per_mm": float(result.ienfd_per_mm),
+        "dej_source": result.dej_source,
+        "dej_to_surface_ratio": _dej_ratio(result),
+        "epidermis_thickness_um": float(result.qc.get("epidermis_thickness_um", np.nan)),
+        "qc_flag": qc_flag(result, params),
     }

@@ -5,17 +5,19 @@ without nuclei, the autofluorescence texture of the fibre channel); it is the de
 band that faces the slide background on one side (the surface, through the stratum
 corneum) and the dermis on the other (the DEJ). Nothing assumes which side of the
 image the epidermis is on. With a collagen IV channel, the DEJ is moved onto the
-basement-membrane line by a marker-controlled watershed near the texture estimate.
+basement-membrane ridge (see :mod:`._dej`); without, it is the lower edge of the
+nuclear-dense layer, both as minimal-cost paths across the section.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, measure, morphology, segmentation
+from skimage import draw, filters, measure, morphology
 
+from ._dej import mask_above, trace_dej
 from ._params import SkinParams
 
 
@@ -37,12 +39,21 @@ class Epidermis:
         The epidermal surface as a polyline, ``(y_um, x_um)``.
     pixel_size_um : float
         Pixel size in µm.
+    dej_source : str
+        Where the DEJ comes from: ``"collagen_iv"`` (membrane ridge), ``"nuclei"``
+        (lower edge of the nuclear-dense layer), ``"autofluorescence"`` (edge of the
+        fibre channel's epidermal brightness) or ``"reviewer"`` (drawn lines).
+    qc : dict
+        Plausibility figures of a traced DEJ (thickness percentiles, fraction of the
+        path at the slope bound, fraction supported by a membrane ridge).
     """
 
     mask: np.ndarray
     dej_um: np.ndarray
     surface_um: np.ndarray
     pixel_size_um: float
+    dej_source: str = "reviewer"
+    qc: dict = field(default_factory=dict)
 
     @property
     def surface_length_um(self) -> float:
@@ -253,9 +264,10 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
     if dermis.sum() < min_len_px * 5 / px:
         raise NoEpidermisError("no dermis beyond the dense band: cannot place the DEJ")
 
-    epi = epi0
-    if membrane is not None:
-        epi = _refine_with_membrane(epi0, tissue, np.asarray(membrane, np.float32), px, p)
+    trace = trace_dej(epi0, tissue, px=px, p=p, texture=tex_src,
+                      texture_is_nuclei=nuclei is not None, membrane=membrane,
+                      autofluorescence=fibre)
+    epi = mask_above(trace, tissue) if trace is not None else epi0
     epi = epi & tissue
     epi = ndi.binary_fill_holes(epi)
     lab, n = ndi.label(epi)
@@ -268,24 +280,22 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
         raise NoEpidermisError("epidermal surface too short or not found")
     if dej_px is None:
         raise NoEpidermisError("no DEJ found (the epidermis does not face the dermis)")
+    qc = _quality(trace, px, p)
     return Epidermis(mask=epi, dej_um=dej_px * px, surface_um=surface_px * px,
-                     pixel_size_um=px)
+                     pixel_size_um=px, dej_source=trace.source if trace else "nuclei", qc=qc)
 
 
-def _refine_with_membrane(epi0, tissue, membrane, px, p):
-    """Move the DEJ onto the membrane line: watershed between epidermal and dermal markers."""
-    r = p.dej_search_um / px
-    elev = ndi.gaussian_filter(membrane, p.membrane_sigma_um / px)
-    markers = np.zeros(epi0.shape, np.int32)
-    core = _erode(epi0, r)
-    if core.sum() < 10:
-        core = _erode(epi0, r / 3)
-    markers[~tissue | core] = 1
-    markers[tissue & ~_dilate(epi0, r)] = 2
-    if not (markers == 2).any() or not (markers == 1).any():
-        return epi0
-    ws = segmentation.watershed(elev, markers)
-    return (ws == 1) & tissue
+def _quality(trace, px: float, p: SkinParams) -> dict:
+    """Plausibility figures of a traced DEJ (thickness, slope, membrane support)."""
+    if trace is None:
+        return {}
+    thick = (trace.rows - trace.surface_rows) * px
+    slope = np.abs(np.diff(trace.rows))
+    return {"epidermis_thickness_um": float(np.median(thick)),
+            "epidermis_thickness_min_um": float(np.percentile(thick, 5)),
+            "epidermis_thickness_max_um": float(np.percentile(thick, 95)),
+            "dej_at_slope_bound": float(np.mean(slope >= 0.95 * p.dej_max_slope)),
+            "membrane_support": trace.membrane_support}
 
 
 def _boundaries(epi, background, p, px):

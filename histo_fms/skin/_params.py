@@ -50,9 +50,35 @@ class SkinParams:
         the slide background within this distance is taken as stratum corneum.
     dej_search_um : float
         With a membrane (collagen IV) channel, the DEJ is searched within this
-        distance of the texture-based estimate.
+        distance of the nuclear (texture) estimate.
     membrane_sigma_um : float
-        Gaussian sigma applied to the membrane channel before following its line.
+        Unused (kept for old configs).
+    membrane_width_um : float
+        Width of the basement-membrane line; the ridge filter's scale.
+    nucleus_diameter_um : float
+        Keratinocyte nucleus size: the scale of the nuclear-density texture whose lower
+        edge is the DEJ without a membrane channel.
+    max_epidermis_thickness_um : float
+        The DEJ is searched at most this far below the epidermal surface.
+    dej_edge_window_um : float
+        Depth window above / below a candidate DEJ point over which nuclear density is
+        compared (dense above, sparse below).
+    dej_column_smoothing_um : float
+        Smoothing of the texture along the section before the edge is taken.
+    dej_max_slope : float
+        Smoothness bound of the DEJ path: largest change of depth per µm along the
+        section, µm/µm (rete ridges are steep; 3 is about 72°).
+    dej_step_cost : float
+        Cost per µm of depth change of the path (per µm along the section the path
+        gains at most 1 from a perfect edge); larger values give a straighter DEJ.
+    dej_nuclear_weight : float
+        With collagen IV: weight of the nuclear edge beside the membrane ridge (bridges
+        gaps in the membrane along the keratinocyte layer).
+    dej_autofluorescence_weight : float
+        Weight of the fibre channel's diffuse epidermal brightness edge beside the
+        nuclear edge (refines the DEJ near the nuclear estimate); 0 (default) disables
+        it: on the project phantoms it pulls the DEJ below fibres running just beneath
+        it, on the independent phantoms it helps (see README).
     min_epidermis_length_um : float
         Shortest epidermal surface accepted; less raises ``NoEpidermisError``.
     min_epidermis_thickness_um : float
@@ -79,8 +105,17 @@ class SkinParams:
     tissue_smoothing_um: float = 2.0
     epidermis_smoothing_um: float = 4.0
     max_stratum_corneum_um: float = 40.0
-    dej_search_um: float = 10.0
+    dej_search_um: float = 20.0
     membrane_sigma_um: float = 0.5
+    membrane_width_um: float = 1.5
+    nucleus_diameter_um: float = 7.0
+    max_epidermis_thickness_um: float = 200.0
+    dej_edge_window_um: float = 8.0
+    dej_column_smoothing_um: float = 3.0
+    dej_max_slope: float = 3.0
+    dej_step_cost: float = 0.05
+    dej_nuclear_weight: float = 0.3
+    dej_autofluorescence_weight: float = 1.0
     min_epidermis_length_um: float = 50.0
     min_epidermis_thickness_um: float = 10.0
     min_epidermis_contrast: float = 1.5
@@ -101,6 +136,8 @@ class SkinParams:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("tissue_smoothing_um", "epidermis_smoothing_um", "dej_search_um",
-                     "membrane_sigma_um", "polyline_step_um"):
+                     "membrane_sigma_um", "polyline_step_um", "membrane_width_um",
+                     "nucleus_diameter_um", "max_epidermis_thickness_um",
+                     "dej_edge_window_um", "dej_column_smoothing_um", "dej_max_slope"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")

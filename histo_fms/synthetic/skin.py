@@ -174,6 +174,9 @@ def make_skin_section(
     photons_per_unit: float = 40.0,
     dark_level: float = 100.0,
     read_noise: float = 3.0,
+    membrane_gaps_per_mm: float = 0.0,
+    vessel_min_depth_um: float = 25.0,
+    basal_dropout: float = 0.0,
 ) -> SkinPhantom:
     """Generate a synthetic skin section with intraepidermal-fibre ground truth.
 
@@ -218,6 +221,12 @@ def make_skin_section(
         Fall-off of the illumination towards the corners.
     photons_per_unit, dark_level, read_noise : float
         Camera model (see :func:`histo_fms.synthetic._imaging.acquire`).
+    membrane_gaps_per_mm : float
+        Expected number of gaps (8-25 µm long) in the collagen IV line per mm.
+    vessel_min_depth_um : float
+        Dermal vessel walls (collagen IV rings) start this far below the DEJ.
+    basal_dropout : float
+        Fraction of the basal row of nuclei left out (a ragged nuclear layer edge).
 
     Returns
     -------
@@ -227,6 +236,7 @@ def make_skin_section(
     if orientation not in ("up", "down"):
         raise ValueError(f"orientation must be 'up' or 'down', not {orientation!r}")
     rng = np.random.default_rng(seed)
+    rng2 = np.random.default_rng([seed, 7])  # the harder options; seeds stay comparable
     h, w = shape
     px = float(pixel_size_um)
     xs = np.arange(w, dtype=np.float64)
@@ -284,6 +294,8 @@ def make_skin_section(
     # basal row, nuclei centred 3.5 µm above the DEJ
     bx = np.arange(0, w, 6.5 / px) + rng.uniform(-1, 1, int(np.ceil(w / (6.5 / px)))) / px
     bx = bx[(bx >= 0) & (bx < w)]
+    if basal_dropout > 0:
+        bx = bx[rng2.uniform(size=bx.size) >= basal_dropout]
     nuc.add(dej_at(bx) - 3.5 / px, bx, rng.uniform(0.8, 1.3, bx.size))
     # sparse dermal nuclei
     n_d = rng.poisson(dermis.sum() * px * px / 900.0)
@@ -296,13 +308,17 @@ def make_skin_section(
     # --- collagen IV: DEJ line and dermal vessels ---------------------------------------
     colc = _Canvas(shape)
     line = _densify(np.stack([dej, xs], 1))
-    colc.add(line[:, 0], line[:, 1],
-             (0.25 * np.clip(1 + 0.3 * _smooth_1d(len(line), rng, 200, 1.0), 0.4, 1.6)))
+    lw = 0.25 * np.clip(1 + 0.3 * _smooth_1d(len(line), rng, 200, 1.0), 0.4, 1.6)
+    n_gaps = rng2.poisson(max(membrane_gaps_per_mm, 0.0) * w * px / 1000.0)
+    for _ in range(n_gaps):
+        g0, glen = rng2.uniform(0, w), rng2.uniform(8, 25) / px
+        lw = np.where((line[:, 1] >= g0) & (line[:, 1] < g0 + glen), 0.0, lw)
+    colc.add(line[:, 0], line[:, 1], lw)
     n_vessels = rng.integers(3, 8)
     vessel_rings = []
     for _ in range(n_vessels):
         vx = rng.uniform(0, w)
-        lo_v = dej_at(vx) + 25 / px
+        lo_v = dej_at(vx) + vessel_min_depth_um / px
         if lo_v >= h:
             continue
         vy = rng.uniform(lo_v, h + 10 / px)

@@ -1,0 +1,85 @@
+"""The DEJ: follows the collagen IV line, or the nuclear layer's lower edge, across rete ridges."""
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from histo_fms.skin import find_epidermis
+from histo_fms.skin._dej import min_cost_path
+from histo_fms.synthetic.skin import make_skin_section
+
+PX = 0.5
+
+
+def _dense(p, step=0.25):
+    p = np.asarray(p, float)
+    s = np.concatenate([[0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))])
+    t = np.arange(0, s[-1], step)
+    return np.stack([np.interp(t, s, p[:, 0]), np.interp(t, s, p[:, 1])], 1)
+
+
+def _error_um(found, truth, width_um, margin_um=10.0):
+    """Distances (µm) from the found DEJ to the true one, away from the image ends."""
+    f = _dense(found, 1.0)
+    f = f[(f[:, 1] > margin_um) & (f[:, 1] < width_um - margin_um)]
+    return cKDTree(_dense(truth)).query(f)[0]
+
+
+def _phantom(seed, membrane, orientation="up"):
+    # strong rete ridges: 20 µm amplitude (the DEJ swings 40 µm up and down)
+    return make_skin_section((320, 500), PX, seed=seed, with_membrane=membrane,
+                             orientation=orientation, density_per_mm=0,
+                             rete_amplitude_um=20.0, thickness_um=(50.0, 70.0))
+
+
+@pytest.mark.parametrize("seed,orientation", [(31, "up"), (32, "down")])
+def test_dej_follows_collagen_iv_within_3um(seed, orientation):
+    ph = _phantom(seed, True, orientation)
+    epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"),
+                         membrane=ph.channel("ColIV"), fibre=ph.channel("PGP9.5"))
+    assert epi.dej_source == "collagen_iv"
+    err = _error_um(epi.dej_um, ph.dej_um, 500 * PX)
+    assert np.percentile(err, 95) <= 3.0, np.percentile(err, [50, 95, 100])
+
+
+def test_dej_bridges_membrane_gap_and_ignores_vessel_wall():
+    ph = _phantom(33, True)
+    col = ph.channel("ColIV").astype(np.float32)
+    base = float(np.median(col))
+    # a 25 µm gap in the basement membrane
+    x0, x1 = 200, 250
+    dej_y = np.interp(np.arange(500) * PX, ph.dej_um[:, 1], ph.dej_um[:, 0]) / PX
+    yy = np.arange(col.shape[0])[:, None]
+    gap = (np.abs(yy - dej_y[None]) < 6) & (np.arange(500)[None] >= x0) & (
+        np.arange(500)[None] < x1)
+    col[gap] = base
+    # a bright vessel wall 12 µm beneath the DEJ, as bright as the membrane
+    cy, cx, r = dej_y[380] + 12 / PX + 8 / PX, 380, 8 / PX
+    t = np.linspace(0, 2 * np.pi, 400)
+    ry, rx = (cy + r * np.sin(t)).astype(int), (cx + r * np.cos(t)).astype(int)
+    ok = (ry >= 0) & (ry < col.shape[0]) & (rx >= 0) & (rx < 500)
+    col[ry[ok], rx[ok]] = np.percentile(col, 99.9)
+    epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"), membrane=col,
+                         fibre=ph.channel("PGP9.5"))
+    err = _error_um(epi.dej_um, ph.dej_um, 500 * PX)
+    assert np.percentile(err, 95) <= 3.0 and err.max() <= 5.0, np.percentile(err, [50, 95, 100])
+
+
+@pytest.mark.parametrize("seed,orientation", [(41, "up"), (42, "down"), (43, "up")])
+def test_dej_follows_nuclear_layer_lower_edge_within_5um(seed, orientation):
+    ph = _phantom(seed, False, orientation)
+    epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"), fibre=ph.channel("PGP9.5"))
+    assert epi.dej_source == "nuclei"
+    err = _error_um(epi.dej_um, ph.dej_um, 500 * PX)
+    assert np.percentile(err, 95) <= 5.0, np.percentile(err, [50, 95, 100])
+    # the rete ridges are followed, not cut across: the DEJ is about as long as the truth
+    assert epi.dej_length_um == pytest.approx(ph.dej_length_um, rel=0.1)
+
+
+def test_min_cost_path_respects_slope_bound_and_bridges():
+    cost = np.zeros((50, 40))
+    cost[10, :15] = -1
+    cost[30, 25:] = -1  # a gap from column 15 to 25 and a 20-row jump
+    path = min_cost_path(cost, np.zeros(40, int), np.full(40, 49), max_step=2, step_cost=0.01)
+    assert np.all(np.abs(np.diff(path)) <= 2)
+    assert np.all(path[:12] == 10) and np.all(path[28:] == 30)
