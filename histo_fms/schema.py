@@ -541,7 +541,7 @@ def counted_rows(df: pd.DataFrame | None) -> pd.DataFrame | None:
 #: Image extensions stripped from a file name to give its key (longest first).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".ome.tiff", ".ome.tif", ".ome.zarr", ".ome.btf", ".tiff", ".tif", ".btf", ".tf2", ".tf8",
-    ".zarr", ".czi", ".nd2", ".lif")
+    ".svs", ".ndpi", ".zarr", ".czi", ".nd2", ".lif", ".jpg", ".jpeg", ".png")
 
 
 def image_key(name: str | Path) -> str:

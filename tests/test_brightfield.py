@@ -85,6 +85,9 @@ def test_svs_like_tiled_rgb_tiff_gives_its_mpp_pixel_size(tmp_path):
     tifffile.imwrite(p, rgb, photometric="rgb", tile=(256, 256), compression="jpeg",
                      description="Aperio Image Library v12 |AppMag = 40|MPP = 0.2520")
     img = read_image(p)
+    from histo_fms.io import image_stem
+
+    assert image_stem(p) == "scan"  # the output folder is named without .svs
     assert img.pixel_size_um == pytest.approx(0.252)
     assert img.metadata["rgb"] and img.channel_names == ["R", "G", "B"]
     assert img.data.shape == (3, 300, 400)
