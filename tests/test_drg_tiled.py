@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from histo_fms._numerics._quantiles import exact_quantiles
 from histo_fms.drg import DrgContext, DrgParams, compute_context, measure_drg, required_margin_px
 from histo_fms.drg._context import alignment_px
 from histo_fms.io import read_labels_scale, read_labels_zarr
 from histo_fms.parallel import compute_context_tiled, measure_drg_tiled
 from histo_fms.parallel._drg_tiled import _clusters_ok
 from histo_fms.parallel._tiles import Tile, first_pixels
-from histo_fms.segment._quantiles import exact_quantiles
 from histo_fms.synthetic.drg import make_drg_section
 
 PX = 0.5
@@ -98,10 +98,10 @@ def test_context_reads_the_section_twice(channels, monkeypatch):
 
 def test_context_uses_quantised_quantiles_everywhere(channels):
     """The context, and the numpy fallbacks that compute the same values, agree."""
+    from histo_fms._numerics._background import estimate_dark_level, smooth_for_stats
+    from histo_fms._numerics._quantiles import quantise, quantised_quantiles
     from histo_fms.drg import detect_lipofuscin
     from histo_fms.segment import segment_classical
-    from histo_fms.segment._background import estimate_dark_level, smooth_for_stats
-    from histo_fms.segment._quantiles import quantise, quantised_quantiles
 
     p = DrgParams()
     ctx = compute_context(channels, pixel_size_um=PX, params=p)

@@ -7,10 +7,10 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from histo_fms._numerics._background import upsample_linear
+from histo_fms._numerics._quantiles import label_quantiles
 from histo_fms.drg._lipofuscin import _floor, _opening_size, _spots_at, lipofuscin_flat
-from histo_fms.segment._background import upsample_linear
 from histo_fms.segment._classical import _watershed_clusters
-from histo_fms.segment._quantiles import label_quantiles
 from histo_fms.synthetic.drg import make_drg_section
 
 
@@ -104,7 +104,7 @@ def test_spot_test_restricted_to_pixels_equals_whole_image(phantom):
 
 
 def test_distance_helpers_equal_scipy_edt():
-    from histo_fms.segment._local import distance_float32, nearest_feature, squared_distance
+    from histo_fms._numerics._local import distance_float32, nearest_feature, squared_distance
 
     rng = np.random.default_rng(1)
     bg = rng.random((130, 170)) > 0.003

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from histo_fms.segment._quantiles import (
+from histo_fms._numerics._quantiles import (
     N_BINS,
     KeyHistogram,
     add_histograms,
@@ -94,7 +94,7 @@ def test_chunk_histograms_add_up():
 
 
 def test_large_array_is_chunked(monkeypatch):
-    import histo_fms.segment._quantiles as mod
+    import histo_fms._numerics._quantiles as mod
 
     v = _values(seed=4)
     expected = key_histogram(v)

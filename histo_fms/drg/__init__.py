@@ -9,7 +9,7 @@ whole section does. Calling is separate: :func:`calibrate_threshold`
 on control sections, then :func:`call_igg` and :func:`summarize_section`.
 """
 
-from ..segment._background import estimate_dark_level
+from .._numerics._background import estimate_dark_level
 from ._calibrate import (
     Calibration,
     calibrate,

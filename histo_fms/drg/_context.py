@@ -10,7 +10,7 @@ values as the whole image.
 
 The quantiles (dark level, median, spread, lipofuscin thresholds) are those of the
 values quantised to 11 mantissa bits (rounded toward zero, a relative change below
-0.05 %; :mod:`histo_fms.segment._quantiles`): one histogram pass over the tiles gives
+0.05 %; :mod:`histo_fms._numerics._quantiles`): one histogram pass over the tiles gives
 them exactly. Maxima are exact.
 """
 
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..segment._background import (
+from .._numerics._background import (
     block_size,
     local_background_radius,
     smooth_for_stats,
 )
+from .._numerics._quantiles import quantised_quantiles
 from ..segment._classical import opening_radius_px
-from ..segment._quantiles import quantised_quantiles
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
 from ._params import DrgParams, _smooth_sigma_px
 
@@ -66,7 +66,7 @@ class DrgContext:
     Notes
     -----
     Percentiles and quantiles here are
-    :func:`histo_fms.segment._quantiles.quantised_quantiles` of the values (quantised
+    :func:`histo_fms._numerics._quantiles.quantised_quantiles` of the values (quantised
     to 11 mantissa bits); medians and maxima are relative to the dark level.
     """
 
@@ -142,7 +142,7 @@ def compute_context(
     dark_levels : mapping, optional
         Known camera offsets by role (else ``params.dark_level``, else estimated as
         the 0.5th percentile of the smoothed channel, quantised as in
-        :func:`histo_fms.segment._quantiles.quantised_quantiles`).
+        :func:`histo_fms._numerics._quantiles.quantised_quantiles`).
     lipofuscin : bool
         Also compute the lipofuscin thresholds (``False``: leave them to
         :func:`histo_fms.drg.detect_lipofuscin`, which computes the same values).

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..segment._background import (
+from .._numerics._background import (
     estimate_dark_level,
     local_background,
     smooth_for_stats,
 )
-from ..segment._local import gaussian_radius, sparse_crops
-from ..segment._quantiles import quantised_quantiles
+from .._numerics._local import gaussian_radius, sparse_crops
+from .._numerics._quantiles import quantised_quantiles
 
 #: window (µm) of the running median that flat-fields each channel
 LIPOFUSCIN_WINDOW_UM = 40.0
@@ -38,7 +38,7 @@ def _spots_at(channel: np.ndarray, dark_level: float, where: np.ndarray, size: i
     """Apply the spot test of :func:`lipofuscin_flat` at ``where`` pixels only.
 
     Smoothing and opening are computed in crops around the pixels
-    (:func:`histo_fms.segment._local.sparse_crops`), so values equal the whole image's.
+    (:func:`histo_fms._numerics._local.sparse_crops`), so values equal the whole image's.
     """
     out = np.zeros(np.shape(channel), bool)
     reach = 2 * (size // 2) + gaussian_radius(0.6)

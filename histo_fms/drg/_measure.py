@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from .._numerics._background import estimate_dark_level, local_background
+from .._numerics._quantiles import label_quantiles
 from ..segment import segment_neurons
-from ..segment._background import estimate_dark_level, local_background
 from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
-from ..segment._quantiles import label_quantiles
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams, _smooth_sigma_px

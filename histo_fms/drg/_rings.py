@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..segment._local import nearest_feature, squared_distance
+from .._numerics._local import nearest_feature, squared_distance
 
 
 @dataclass(frozen=True)

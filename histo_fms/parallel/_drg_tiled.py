@@ -7,7 +7,7 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    maxima of the smoothed channels (dark levels, medians, maxima, neuron spread),
    (b) the lipofuscin brightness quantiles of the flat-fielded channels, which need
    (a). Quantiles are those of the values quantised to 11 mantissa bits
-   (:mod:`histo_fms.segment._quantiles`): each tile sends, per channel, a histogram
+   (:mod:`histo_fms._numerics._quantiles`): each tile sends, per channel, a histogram
    of the 2**20 quantised keys (compact: the range present) and its exact maximum,
    tree-summed; so the numbers are bit-identical to :func:`histo_fms.drg.compute_context`
    on the whole array.
@@ -33,6 +33,13 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from .._numerics._background import smooth_for_stats
+from .._numerics._quantiles import (
+    KeyHistogram,
+    add_histograms,
+    histogram_quantiles,
+    key_histogram,
+)
 from ..drg import DrgContext, DrgParams, measure_drg, required_margin_px
 from ..drg._context import (
     DARK_QUANTILE,
@@ -48,13 +55,6 @@ from ..drg._context import (
 )
 from ..drg._lipofuscin import lipofuscin_flat
 from ..drg._measure import TABLE_COLUMNS
-from ..segment._background import smooth_for_stats
-from ..segment._quantiles import (
-    KeyHistogram,
-    add_histograms,
-    histogram_quantiles,
-    key_histogram,
-)
 from ._tiles import Tile, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
@@ -134,7 +134,7 @@ def _tiled_quantiles(values_fn: Callable[..., Iterator[tuple[str, np.ndarray]]],
     Each task computes its values (``values_fn(*args)`` yields role, core values; one
     role at a time, so only one is held) and returns their key histograms and maxima;
     the tree-summed histograms give
-    :func:`histo_fms.segment._quantiles.quantised_quantiles` of all values exactly.
+    :func:`histo_fms._numerics._quantiles.quantised_quantiles` of all values exactly.
     """
     import dask
 

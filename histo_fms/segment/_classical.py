@@ -7,8 +7,9 @@ from scipy import ndimage as ndi
 from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
-from ._background import local_background, smooth_for_stats
-from ._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
+from .._numerics._background import local_background, smooth_for_stats
+from .._numerics._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
+from .._numerics._quantiles import label_quantiles, quantised_quantiles
 from ._objects import (
     close_objects,
     disc_closing,
@@ -16,7 +17,6 @@ from ._objects import (
     shape_measures,
     split_pieces_keep_largest,
 )
-from ._quantiles import label_quantiles, quantised_quantiles
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:

@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 from skimage.measure import label as cc_label
 from skimage.morphology import convex_hull_image
 
-from ._local import nearest_feature, squared_distance
+from .._numerics._local import nearest_feature, squared_distance
 
 
 def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._background import smooth_for_stats
+from .._numerics._background import smooth_for_stats
+from .._numerics._quantiles import quantised_quantiles
 from ._classical import canonical_labels
 from ._model_io import Forest, ModelError, load_model, read_metadata, save_model
-from ._quantiles import quantised_quantiles
 
 #: annotation values
 UNLABELLED, BACKGROUND, NEURON, SHEATH = 0, 1, 2, 3

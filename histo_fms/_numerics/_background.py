@@ -44,7 +44,7 @@ def estimate_dark_level(image: np.ndarray, *, percentile: float = 0.1, smooth_px
     dark-subtracted ratio).
     Pass the known offset instead when the acquisition metadata has it. Values are
     quantised to 11 mantissa bits (0.05 %) first, like every image-wide statistic,
-    so tiles can merge histograms exactly (:mod:`histo_fms.segment._quantiles`).
+    so tiles can merge histograms exactly (:mod:`histo_fms._numerics._quantiles`).
 
     Parameters
     ----------

@@ -126,8 +126,8 @@ def exact_quantiles(values: np.ndarray, qs) -> list[float]:
 
     The definition is that of ``numpy.quantile`` (method ``"linear"``), with the
     interpolation done in float64 by :func:`quantile_from_order_stats`. Applied to
-    values quantised by :func:`histo_fms.segment._quantiles.quantise` it gives the
-    histogram-based :func:`~histo_fms.segment._quantiles.quantised_quantiles` (used by
+    values quantised by :func:`histo_fms._numerics._quantiles.quantise` it gives the
+    histogram-based :func:`~histo_fms._numerics._quantiles.quantised_quantiles` (used by
     the pipelines, mergeable across tiles) bit for bit.
 
     Parameters
