@@ -92,6 +92,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dest", help="destination folder (default RESULTS/export-FORMAT)")
     e.add_argument("--automatic", action="store_true",
                    help="export the automatic results even where reviewed ones exist")
+    e.add_argument("--allow-stale", action="store_true",
+                   help="export reviews edited after their last recompute (default: refuse)")
 
     t = sub.add_parser("train", help="fine-tune cellpose on reviewed neuron labels")
     t.add_argument("results", help="a reviewed DRG results folder")
@@ -336,7 +338,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
     if Path(a.results).is_dir():
         _finish_interrupted_commit(Path(a.results))
-    written = export_results(a.results, a.to, a.dest, reviewed=not a.automatic)
+    written = export_results(a.results, a.to, a.dest, reviewed=not a.automatic,
+                             allow_stale=a.allow_stale)
     if not written:
         raise InputError(Path(a.results), "no analysed image to export (every image failed "
                                           "or has no labels)")

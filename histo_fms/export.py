@@ -218,7 +218,7 @@ def _image_paths(results: Path) -> dict[str, Path]:
 
 
 def export_results(results: str | Path, to: str, dest: str | Path | None = None,
-                   *, reviewed: bool = True) -> list[Path]:
+                   *, reviewed: bool = True, allow_stale: bool = False) -> list[Path]:
     """Export every image of a results folder to QuPath GeoJSON or OME-Zarr.
 
     Parameters
@@ -231,6 +231,9 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
         Destination folder (default ``results/export-qupath`` or ``results/export-omezarr``).
     reviewed : bool
         Use reviewed results (``STEM/reviewed/``) where they exist.
+    allow_stale : bool
+        Export reviews edited after their last recompute (their tables are older than
+        their labels); by default such a folder is refused.
 
     Returns
     -------
@@ -244,6 +247,14 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
         raise InputError(results, "not a histo-fms results folder (no run.json)")
     if to not in ("qupath", "omezarr"):
         raise ValueError(f"unknown export target {to!r}: use 'qupath' or 'omezarr'")
+    if reviewed and not allow_stale:
+        from .review import stale_reviews
+
+        stale = stale_reviews(results)
+        if stale:
+            raise InputError(results, f"reviews edited after their last recompute (stale): "
+                                      f"{', '.join(stale)}; recompute them, export the "
+                                      "automatic results (--automatic) or pass --allow-stale")
     dest = Path(dest) if dest is not None else results / f"export-{to}"
     written = []
     for stem, img_path in _image_paths(results).items():

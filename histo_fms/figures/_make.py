@@ -112,20 +112,15 @@ def _load_summary(results: Path, kind: str, samples: pd.DataFrame | None
 
 
 def _check_not_stale(results: Path, allow_stale: bool) -> None:
-    """Refuse reviewed summaries whose images were edited after their last recompute."""
-    for kind in ("drg", "skin"):
-        rev = _read_csv(results / f"{kind}_summary_reviewed.csv", f"{kind}_summary_reviewed")
-        if rev is None or "stale" not in rev or allow_stale:
-            continue
-        stale = rev.loc[rev["stale"].fillna(False).astype(bool), "image"]
-        if len(stale):
-            from histo_fms.io import InputError
+    """Refuse reviews edited after their last recompute (their tables are older)."""
+    from histo_fms.io import InputError
+    from histo_fms.review import stale_reviews
 
-            raise InputError(
-                results / f"{kind}_summary_reviewed.csv",
-                f"reviews edited after their last recompute (stale): "
-                f"{', '.join(map(str, stale))}; recompute them in the review widget "
-                "(or pass --allow-stale)")
+    stale = [] if allow_stale else stale_reviews(results)
+    if stale:
+        raise InputError(results, f"reviews edited after their last recompute (stale): "
+                                  f"{', '.join(stale)}; recompute them in the review widget "
+                                  "(or pass --allow-stale)")
 
 
 def make_figures(

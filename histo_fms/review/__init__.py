@@ -9,7 +9,7 @@ from ._audit import AuditLog
 from ._geometry import points_in_regions, polyline_length_um
 from ._queue import Case, ReviewQueue
 from ._results import read_run, result_stems
-from ._session import ReviewError, ReviewSession, write_reviewed_summary
+from ._session import ReviewError, ReviewSession, stale_reviews, write_reviewed_summary
 
 __all__ = [
     "AuditLog",
@@ -21,5 +21,6 @@ __all__ = [
     "polyline_length_um",
     "read_run",
     "result_stems",
+    "stale_reviews",
     "write_reviewed_summary",
 ]

@@ -1241,6 +1241,29 @@ def _needs_recompute(review_dir: Path) -> bool:
     return bool(json.loads(p.read_text(encoding="utf-8")).get("needs_recompute", False))
 
 
+def stale_reviews(results_dir: str | Path) -> list[str]:
+    """Return the images whose review was edited after its last recompute.
+
+    Their reviewed tables (``STEM/reviewed/*.csv``) and summary rows are those of the
+    last recompute while the labels, calls and lines are newer: consumers of reviewed
+    results (figures, export) refuse them unless told otherwise.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        A results folder.
+
+    Returns
+    -------
+    list of str
+        Output-folder names (stems), sorted.
+    """
+    results_dir = Path(results_dir)
+    return sorted(d.name for d in results_dir.iterdir()
+                  if (d / REVIEWED).is_dir() and (d / REVIEWED / SUMMARY).is_file()
+                  and _needs_recompute(d / REVIEWED)) if results_dir.is_dir() else []
+
+
 def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
     """Write ``OUT/{kind}_summary_reviewed.csv``: every image, automatic vs reviewed.
 

@@ -208,6 +208,10 @@ def test_figures_refuse_a_stale_review(batch_master, tmp_path):
     assert main(["figures", str(results), "--format", "png", "--no-mixed-model"]) == 2
     assert main(["figures", str(results), "--format", "png", "--no-mixed-model",
                  "--allow-stale"]) == 0
+    # export of reviewed results would pair today's labels with the old tables: refused
+    assert main(["export", str(results), "--to", "qupath"]) == 2
+    assert main(["export", str(results), "--to", "qupath", "--automatic"]) == 0
+    assert main(["export", str(results), "--to", "qupath", "--allow-stale"]) == 0
 
 
 def test_queue_previous_case_and_user_layers_kept_without_consent(
