@@ -65,3 +65,30 @@ def polyline_length_um(vertices: np.ndarray, exclude: Sequence[np.ndarray] = (),
         mids = a + t[:, None] * d
         total += ln * float((~points_in_regions(mids, exclude)).mean())
     return total
+
+
+def line_pixels(vertices_px: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the pixels a polyline (pixel vertices) passes, inside ``shape``.
+
+    Parameters
+    ----------
+    vertices_px : ndarray, shape (N, 2)
+        Polyline vertices (row, column) in pixels.
+    shape : tuple of int
+        The array's shape; pixels outside it are dropped.
+
+    Returns
+    -------
+    rows, cols : ndarray of int
+        The rasterised polyline (``skimage.draw.line`` per segment).
+    """
+    from skimage.draw import line as draw_line
+
+    pts = np.round(np.asarray(vertices_px, float).reshape(-1, 2)).astype(int)
+    rows, cols = [np.zeros(0, int)], [np.zeros(0, int)]
+    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:], strict=False):
+        rr, cc = draw_line(y0, x0, y1, x1)
+        ok = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
+        rows.append(rr[ok])
+        cols.append(cc[ok])
+    return np.concatenate(rows), np.concatenate(cols)

@@ -446,6 +446,27 @@ class ReviewSession(HistoryMixin):
         obj = self._obj(nid)
         return float((obj[1].sum() if obj is not None else 0) * self.pixel_size_um ** 2)
 
+    def neuron_under_line(self, line_um: Sequence[Sequence[float]]) -> int:
+        """Return the neuron a polyline (µm) crosses most (0 when it crosses none).
+
+        Parameters
+        ----------
+        line_um : sequence of (y, x)
+            Polyline vertices in µm.
+
+        Returns
+        -------
+        int
+            Neuron label.
+        """
+        from ._geometry import line_pixels
+
+        self._require("drg")
+        px = np.asarray(line_um, float).reshape(-1, 2) / self.pixel_size_um
+        v = self.neurons[line_pixels(px, self.neurons.shape)]
+        v = v[v > 0]
+        return int(np.bincount(v).argmax()) if v.size else 0
+
     def split_neuron(self, neuron_id: int, seeds_um: Sequence[Sequence[float]] | None = None,
                      *, line_um: Sequence[Sequence[float]] | None = None,
                      min_area_um2: float | None = None) -> dict:
@@ -510,14 +531,11 @@ class ReviewSession(HistoryMixin):
                 to_seed = ndi.distance_transform_edt(markers == 0)
                 parts = watershed(to_seed, markers, mask=mask)
         else:
-            from skimage.draw import line as draw_line
+            from ._geometry import line_pixels
 
             pts = np.round(np.asarray(line_um, float).reshape(-1, 2) / px).astype(int) - off
             cut = np.zeros(mask.shape, bool)
-            for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:], strict=False):
-                rr, cc = draw_line(y0, x0, y1, x1)
-                ok = (rr >= 0) & (rr < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
-                cut[rr[ok], cc[ok]] = True
+            cut[line_pixels(pts, mask.shape)] = True
             cut = ndi.binary_dilation(cut)  # no 8-connected leak through a 1-px line
             parts, n = ndi.label(mask & ~cut)
             if n < 2:

@@ -886,19 +886,7 @@ class ReviewWidget(QWidget):
             line_um = np.asarray(layer.data[-1], float)
         line_um = np.asarray(line_um, float).reshape(-1, 2)
         if neuron_id is None and self.neuron_spin.value() <= 0:
-            # the neuron the line crosses most
-            from skimage.draw import line as draw_line
-
-            p = np.round(line_um / s.pixel_size_um).astype(int)
-            vals = []
-            for (y0, x0), (y1, x1) in zip(p[:-1], p[1:], strict=False):
-                rr, cc = draw_line(y0, x0, y1, x1)
-                ok = ((rr >= 0) & (rr < s.neurons.shape[0]) & (cc >= 0)
-                      & (cc < s.neurons.shape[1]))
-                vals.append(s.neurons[rr[ok], cc[ok]])
-            v = np.concatenate(vals) if vals else np.zeros(0, int)
-            v = v[v > 0]
-            neuron_id = int(np.bincount(v).argmax()) if v.size else 0
+            neuron_id = s.neuron_under_line(line_um)
         rec = s.split_neuron(self._selected(neuron_id), line_um=line_um)
         if layer is not None:
             layer.data = []
