@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ from .io import (
     write_polylines,
 )
 from .io._errors import is_write_error
+
+if TYPE_CHECKING:
+    from .parallel._plan import TilePlan
 
 STATUS_FILE = "status.json"
 #: Status of a section measured by an earlier run into the folder, not among the inputs.
@@ -311,7 +314,8 @@ def check_tiling(cfg: PipelineConfig) -> None:
 
 def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = True,
                  client: Any = None,
-                 tile_progress: Callable[[str, int, int], None] | None = None) -> FileOutcome:
+                 tile_progress: Callable[[str, int, int], None] | None = None,
+                 memory_bytes: int | None = None) -> FileOutcome:
     """Run the configured pipeline on one file and write its outputs atomically.
 
     Never raises for a bad file: the error is returned in the outcome.
@@ -331,6 +335,10 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         Spread the tiles of a large image over this cluster (DRG).
     tile_progress : callable, optional
         ``tile_progress(stage, done, total)`` while a large image is processed in tiles.
+    memory_bytes : int, optional
+        Memory one worker may use, for the whole-image-or-tiles decision
+        (:func:`drg_plan`); default: this dask worker's memory limit, or the machine's
+        memory outside a worker.
 
     Returns
     -------
@@ -358,22 +366,23 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
                          pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
         px = require_pixel_size(img)
         outcome.pixel_size_um = px
-        tile_px = tile_size_px(cfg, px)
+        plan = drg_plan(img.shape_yx, cfg, px, memory_bytes)
         _check_modality(img, cfg)
         if cfg.brightfield is not None:  # roles come from colour deconvolution
             roles_used = {"roles_used": "fibre+nuclei", "roles_skipped": ""}
         else:
             _, roles_used = _resolve_roles(img, cfg)
-        if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
-            summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
+        if plan is not None and plan.tiled:
+            summary = _run_drg_tiled(img, px, cfg, outdir, plan.tile_px, client, tile_progress)
         else:
             channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
         summary.update(roles_used)
-        if cfg.pipeline == "drg":
-            summary["tiled"] = bool(tile_px is not None and max(img.shape_yx) > tile_px)
+        if plan is not None:
+            summary["tiled"] = plan.tiled
+            summary["tiling"] = plan.reason
         outcome.summary = summary
         write_json({"image": path.name, "path": str(path), "sha256": outcome.sha256,
                     "config_hash": cfg_hash, "measurement": cfg.measurement_config(),
@@ -450,6 +459,71 @@ def tile_size_px(cfg: PipelineConfig, pixel_size_um: float) -> int | None:
     return max(64, int(round(um / pixel_size_um / 64)) * 64)
 
 
+def drg_plan(shape_yx: tuple[int, int], cfg: PipelineConfig, pixel_size_um: float,
+             memory_bytes: int | None = None) -> TilePlan | None:
+    """Decide whether a DRG section is processed whole or in tiles (None: not DRG).
+
+    With ``parallel.tile_size_um`` set, a section larger than one tile is tiled. By
+    default the section is processed whole when its estimated peak memory fits the
+    budget (half of one worker's memory), else tiled with the largest cores that fit
+    it (at least the default 16 x ``drg.max_diameter_um``); see
+    :func:`histo_fms.parallel._plan.plan_drg`.
+
+    Parameters
+    ----------
+    shape_yx : tuple of int
+        Section shape.
+    cfg : PipelineConfig
+        The configuration.
+    pixel_size_um : float
+        The section's pixel size.
+    memory_bytes : int, optional
+        Memory one worker may use (default: this dask worker's limit, else
+        ``parallel.memory_limit`` over the local workers).
+
+    Returns
+    -------
+    TilePlan or None
+        The decision and its reason.
+    """
+    from .drg._context import alignment_px
+    from .parallel._plan import current_worker_memory, plan_drg
+
+    if cfg.pipeline != "drg":
+        return None
+    params = cfg.params()
+    px = float(pixel_size_um)
+    if memory_bytes is None:
+        memory_bytes = current_worker_memory() or local_worker_memory(cfg)
+    explicit = tile_size_px(cfg, px) if cfg.parallel.tile_size_um is not None else None
+    default_core = tile_size_px(cfg, px) or 64
+    return plan_drg(shape_yx, memory_bytes=memory_bytes, margin_px=drg_margin_px(cfg, px),
+                    align_px=alignment_px(params, px), tile_px=explicit,
+                    min_tile_px=default_core)
+
+
+def local_worker_memory(cfg: PipelineConfig) -> int:
+    """Memory of one local worker: ``parallel.memory_limit`` (``auto``: RAM / workers)."""
+    from .parallel import default_workers
+    from .parallel._plan import parse_memory
+
+    return parse_memory(getattr(cfg.parallel, "memory_limit", None),
+                        cfg.parallel.workers or default_workers())
+
+
+def drg_margin_px(cfg: PipelineConfig, pixel_size_um: float) -> int:
+    """Tile margin (px) of a tiled DRG run: the exact rule, or ``overlap_um``."""
+    from .drg import required_margin_px
+
+    params = cfg.params()
+    px = float(pixel_size_um)
+    if cfg.parallel.overlap_um is not None:
+        return int(round(cfg.parallel.overlap_um / px))
+    if not cfg.parallel.exact_tiles:
+        return int(round(2 * params.max_diameter_um / px))
+    return required_margin_px(params, px)
+
+
 def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,
                    client: Any, progress: Callable[[str, int, int], None] | None = None
                    ) -> dict:
@@ -462,10 +536,8 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
         if np.dtype(ch.dtype).kind in "fc" and not bool(da_isfinite_all(ch)):
             raise InputError(img.path, f"image contains NaN/inf values (channel {role!r})")
     margin = None
-    if cfg.parallel.overlap_um is not None:
-        margin = int(round(cfg.parallel.overlap_um / px))
-    elif not cfg.parallel.exact_tiles:
-        margin = int(round(2 * params.max_diameter_um / px))
+    if cfg.parallel.overlap_um is not None or not cfg.parallel.exact_tiles:
+        margin = drg_margin_px(cfg, px)
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
                               client=client, check_margin=cfg.parallel.exact_tiles,
@@ -707,7 +779,7 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 {"image": o.path.name, "path": str(o.path), "sha256": o.sha256,
                  "status": o.status, "error": o.error, "seconds": o.seconds,
                  "pixel_size_um": o.pixel_size_um,
-                 **{k: o.summary[k] for k in ("roles_used", "roles_skipped")
+                 **{k: o.summary[k] for k in ("roles_used", "roles_skipped", "tiled", "tiling")
                     if k in o.summary},
                  **({"traceback": o.traceback} if o.traceback else {})}
                 for o in every
@@ -728,12 +800,22 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
 
     par = cfg.parallel
     results: dict[int, FileOutcome] = {}
-    large = {i for i, f in enumerate(files) if _is_large(f, cfg)}
+    # the whole-image-or-tiles decision uses one worker's memory: the local workers'
+    # share of this machine, or (external scheduler) the cluster's smallest worker
+    mem = local_worker_memory(cfg)
+    large = {i for i, f in enumerate(files) if _is_large(f, cfg, mem)}
     scheduler = par.scheduler
     if scheduler is None and not large and (len(files) <= 1 or par.workers == 1):
         scheduler = SYNCHRONOUS
     with open_client(scheduler=scheduler, workers=par.workers,
-                     threads_per_worker=par.threads_per_worker, say=say) as client:
+                     threads_per_worker=par.threads_per_worker,
+                     memory_limit=getattr(par, "memory_limit", None) or "auto",
+                     say=say) as client:
+        if par.scheduler not in (None, SYNCHRONOUS) and client is not None:
+            from .parallel._plan import cluster_worker_memory
+
+            mem = cluster_worker_memory(client) or mem
+            large = {i for i, f in enumerate(files) if _is_large(f, cfg, mem)}
         # large images: one at a time from here, their tiles spread over the cluster
         for i in sorted(large):
             tp = None
@@ -742,14 +824,14 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
                     if stage == "tiles" and (done == total or done % max(1, total // 10) == 0):
                         say(f"  {_name}: tiles {done}/{total}")
             results[i] = process_file(files[i], cfg, out, resume=resume, client=client,
-                                      tile_progress=tp)
+                                      tile_progress=tp, memory_bytes=mem)
             _stop_on_write_error(results, files, out)
             if progress is not None:
                 progress(len(results), len(files), results[i])
         small = [i for i in range(len(files)) if i not in large]
         if client is None:
             for i in small:
-                results[i] = process_file(files[i], cfg, out, resume=resume)
+                results[i] = process_file(files[i], cfg, out, resume=resume, memory_bytes=mem)
                 _stop_on_write_error(results, files, out)
                 if progress is not None:
                     progress(len(results), len(files), results[i])
@@ -757,7 +839,8 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
             from distributed import as_completed
 
             futs = {client.submit(process_file, files[i], cfg, out, resume=resume, pure=False,
-                                  retries=2, key=f"histo-fms-{i}-{image_stem(files[i])}"): i
+                                  memory_bytes=mem, retries=2,
+                                  key=f"histo-fms-{i}-{image_stem(files[i])}"): i
                     for i in small}
             for fut in as_completed(futs):
                 i = futs[fut]
@@ -787,15 +870,17 @@ def _stop_on_write_error(results: dict[int, FileOutcome], files: list[Path], out
                            f"(or fix permissions) and re-run the same command to resume")
 
 
-def _is_large(path: Path, cfg: PipelineConfig) -> bool:
+def _is_large(path: Path, cfg: PipelineConfig, memory_bytes: int | None = None) -> bool:
     """Tell whether an image will be tiled (from its header only; errors give False)."""
+    if cfg.pipeline != "drg":
+        return False
     try:
         img = read_image(path, series=cfg.image.series, level=cfg.image.level, z=cfg.image.z,
                          pixel_size_um=cfg.pixel_size_um, reader=cfg.image.reader)
         if img.pixel_size_um is None:
             return False
-        t = tile_size_px(cfg, img.pixel_size_um)
-        return t is not None and max(img.shape_yx) > t
+        plan = drg_plan(img.shape_yx, cfg, img.pixel_size_um, memory_bytes)
+        return plan is not None and plan.tiled
     except Exception:  # noqa: BLE001 - the file's own run reports the error
         return False
 

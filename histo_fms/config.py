@@ -85,11 +85,30 @@ class ParallelOptions(_Strict):
     ``exact_tiles`` (default) gives every tile the conservative margin that makes a tiled
     run equal the untiled one; ``false`` uses ``overlap_um`` (default 2 x the largest
     neuron) without that guarantee, for speed and memory on very large sections.
+    ``memory_limit`` is each local worker's memory (dask syntax, ``auto`` = the machine's
+    memory shared by the workers); a DRG section is processed whole when it fits half of
+    it, else in tiles that fit it.
     """
 
     workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     scheduler: str | None = None
+    memory_limit: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _dask_bytes(cls, v: str | None) -> str | None:
+        if v is None or v == "auto":
+            return v
+        from dask.utils import parse_bytes
+
+        try:
+            if parse_bytes(v) <= 0:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise ValueError(f"memory_limit {v!r} is not a size such as '4GiB' or 'auto'"
+                             ) from None
+        return v
     tile_size_um: float | None = Field(None, gt=0, allow_inf_nan=False)
     overlap_um: float | None = Field(None, ge=0, allow_inf_nan=False)
     exact_tiles: StrictBool = True

@@ -1,0 +1,60 @@
+"""Whole image or tiles: the memory-budget decision and its record in run.json."""
+
+import json
+
+import numpy as np
+import pytest
+
+from histo_fms.cli import main
+from histo_fms.config import ConfigError, load_config
+from histo_fms.io import write_ome_tiff
+from histo_fms.parallel._plan import BUDGET_FRACTION, parse_memory, plan_drg
+from histo_fms.synthetic.drg import make_drg_section
+
+GIB = 2**30
+
+
+def test_whole_when_it_fits_tiled_above():
+    whole = plan_drg((4096, 4096), memory_bytes=8 * GIB, margin_px=1280, align_px=16,
+                     min_tile_px=1920, bytes_per_pixel=64)
+    assert not whole.tiled and whole.tile_px is None and "whole image" in whole.reason
+    big = plan_drg((16384, 16384), memory_bytes=8 * GIB, margin_px=1280, align_px=16,
+                   min_tile_px=1920, bytes_per_pixel=64)
+    assert big.tiled and big.tile_px % 16 == 0 and "tiled" in big.reason
+    # the outer region of a tile (core + 2 margins) fits the budget; cores split evenly
+    assert 64 * (big.tile_px + 2 * 1280) ** 2 <= BUDGET_FRACTION * 8 * GIB * 1.01
+    n = -(-16384 // big.tile_px)
+    assert n * big.tile_px - 16384 < n * 16
+    # a small budget never shrinks cores below the default tile (less evening out)
+    small = plan_drg((16384, 16384), memory_bytes=GIB, margin_px=1280, align_px=16,
+                     min_tile_px=1920, bytes_per_pixel=64)
+    assert small.tiled and small.tile_px >= 0.9 * 1920
+
+
+def test_explicit_tile_size_always_tiles_larger_images():
+    p = plan_drg((500, 500), memory_bytes=64 * GIB, margin_px=100, align_px=16, tile_px=384)
+    assert p.tiled and p.tile_px == 384 and "tile_size_um" in p.reason
+    assert not plan_drg((300, 300), memory_bytes=GIB, margin_px=100, align_px=16,
+                        tile_px=384).tiled
+
+
+def test_memory_limit_parsing():
+    assert parse_memory("2GiB", 4) == 2 * GIB
+    assert parse_memory(1234567, 4) == 1234567
+    assert parse_memory("auto", 2) == parse_memory(None, 2) > 0
+    with pytest.raises(ConfigError, match="memory_limit"):
+        load_config("pipelines/drg_sgc_igg.yaml",
+                    overrides={"parallel": {"memory_limit": "lots"}})
+
+
+def test_default_config_runs_a_section_whole_and_records_why(tmp_path):
+    ph = make_drg_section((256, 256), 0.5, seed=3)
+    img = tmp_path / "s.ome.tif"
+    write_ome_tiff(ph.image, img, channel_names=list(ph.channel_names), pixel_size_um=0.5)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("pipeline: drg\nchannels: {neuron: NeuN, igg: IgG, sgc: GS, nuclei: DAPI}\n"
+                   "calibration: {threshold: 1.5}\nparallel: {scheduler: synchronous}\n")
+    assert main(["run", str(cfg), str(img), "--out", str(tmp_path / "o"), "-q"]) == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    (rec,) = run["files"]
+    assert rec["tiled"] is False and rec["tiling"].startswith("whole image")
