@@ -1,14 +1,22 @@
-"""Benchmark the DRG pipeline on a large mosaic phantom, against a read+gaussian floor.
+"""Benchmark the DRG pipeline on a large mosaic phantom, with the DEFAULT config.
 
 Usage::
 
     python benchmarks/bench_drg_mosaic.py [--size 16384] [--data benchmarks/data]
+        [--workers 1,2] [--with-fast] [--skip-whole] [--skip-naive]
 
-Reports, in one invocation (same machine, same data, same process tree):
-wall time, megapixels/s, peak RSS (sum over the process tree, sampled), the 1 -> 2 worker
-speed-up, the ratio to a floor (one lazy read + one gaussian pass over all channels with
-the same cluster), and a naive baseline (whole image in memory, no dask; run in a child
-process so its memory is measured on its own).
+Reports, in one invocation (same machine, same data, same process tree), for
+``pipelines/drg_sgc_igg.yaml`` as shipped (``exact_tiles: true``, tile size from the
+memory budget; only the calibration threshold is fixed): wall and CPU time (the process
+tree), peak RSS (summed over the process tree, sampled), the whole-image-or-tiles
+decision and why, and the ratios to
+
+* the floor: one lazy read + one gaussian pass over all channels with the same cluster;
+* the whole-image run: :func:`histo_fms.drg.measure_drg` on the image in memory, one
+  process, no dask (skipped with ``--skip-whole``; it needs ~96 B/px);
+* a naive scikit-image pipeline (``_naive.py``: Otsu, distance watershed, annulus mean),
+  one process, per pixel on CPU time;
+* with ``--with-fast``, the same run with ``exact_tiles: false`` (exact / fast ratio).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -24,7 +33,9 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 from _mosaic import write_drg_mosaic  # noqa: E402
 
 
@@ -76,21 +87,31 @@ def floor_run(path: Path, workers: int) -> float:
         return time.perf_counter() - t0
 
 
-def pipeline_run(path: Path, out: Path, workers: int, tile_um: float, exact: bool) -> float:
+def _cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
+def pipeline_run(path: Path, out: Path, workers: int, tile_um: float | None,
+                 exact: bool) -> dict:
     from histo_fms.batch import run_pipeline
     from histo_fms.config import load_config
 
-    cfg = load_config("pipelines/drg_sgc_igg.yaml", overrides={
-        "calibration": {"threshold": 1.1},
-        "parallel": {"workers": workers, "tile_size_um": tile_um, "exact_tiles": exact}})
-    t0 = time.perf_counter()
+    par: dict = {"workers": workers, "exact_tiles": exact}
+    if tile_um is not None:
+        par["tile_size_um"] = tile_um
+    cfg = load_config(str(ROOT / "pipelines" / "drg_sgc_igg.yaml"), overrides={
+        "calibration": {"threshold": 1.1}, "parallel": par})
+    c0, t0 = _cpu(), time.perf_counter()
     rep = run_pipeline(cfg, [path], out, resume=False)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, _cpu() - c0  # workers are reaped by now
     assert not rep.failed, rep.failed[0].error
-    return dt
+    rec = json.loads(rep.run_json.read_text())["files"][0]
+    return {"seconds": dt, "cpu_s": cpu, "tiling": rec.get("tiling")}
 
 
-NAIVE = """
+WHOLE = """
 import json, resource, sys, time
 import numpy as np, tifffile
 from histo_fms.drg import measure_drg
@@ -98,27 +119,51 @@ t0 = time.perf_counter()
 img = tifffile.imread(sys.argv[1])
 res = measure_drg(img[0], img[2], sgc=img[1], nuclei=img[3], pixel_size_um=0.5)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "n": len(res.table),
-                  "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+me = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "cpu_s": me.ru_utime + me.ru_stime, "n": len(res.table),
+                  "peak_rss": me.ru_maxrss * 1024}))
+"""
+
+NAIVE = """
+import json, resource, sys, time
+import tifffile
+sys.path.insert(0, sys.argv[2])
+from _naive import naive_drg
+t0 = time.perf_counter()
+img = tifffile.imread(sys.argv[1])
+r = naive_drg(img[0], img[2], pixel_size_um=0.5)
+dt = time.perf_counter() - t0
+me = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "cpu_s": me.ru_utime + me.ru_stime, "n": r["n"],
+                  "peak_rss": me.ru_maxrss * 1024}))
 """
 
 
-def naive_run(path: Path) -> dict:
-    p = subprocess.run([sys.executable, "-c", NAIVE, str(path)], capture_output=True, text=True)
+def child_run(code: str, *args: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       env=env)
     if p.returncode != 0:
         return {"error": (p.stderr.strip().splitlines() or ["killed"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=16384)
-    ap.add_argument("--data", default="benchmarks/data")
-    ap.add_argument("--tile-um", type=float, default=1024.0)
+    ap.add_argument("--data", default=str(HERE / "data"))
+    ap.add_argument("--tile-um", type=float, default=None,
+                    help="parallel.tile_size_um (default: the config's: from the memory budget)")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--skip-whole", action="store_true",
+                    help="skip the whole-image run (it needs ~96 B/px: 25 GB at 16k)")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2 or 2")
+    ap.add_argument("--with-fast", action="store_true",
+                    help="also run parallel.exact_tiles: false (exact / fast ratio)")
     ap.add_argument("--fast-tiles", action="store_true",
-                    help="parallel.exact_tiles: false (smaller margins, no equality guarantee)")
+                    help="run only exact_tiles: false (the old README setting)")
     a = ap.parse_args()
     data = Path(a.data)
     path = write_drg_mosaic(data / f"drg_mosaic_{a.size}.ome.tif", a.size)
@@ -132,37 +177,72 @@ def main() -> None:
     counts = [int(w) for w in a.workers.split(",")]
     for w in counts:
         with PeakRSS() as m:
-            res[f"pipeline_{w}w_s"] = pipeline_run(path, data / f"out_{w}w", w, a.tile_um,
-                                                     not a.fast_tiles)
-        res[f"pipeline_{w}w_peak_rss"] = m.peak
-    if not a.skip_naive:
-        res["naive"] = naive_run(path)
+            res[f"pipeline_{w}w"] = pipeline_run(path, data / f"out_{w}w", w, a.tile_um,
+                                                 not a.fast_tiles)
+        res[f"pipeline_{w}w"]["peak_rss"] = m.peak
     best = max(counts)
+    if a.with_fast and not a.fast_tiles:
+        with PeakRSS() as m:
+            res["fast"] = pipeline_run(path, data / f"out_fast_{best}w", best, a.tile_um, False)
+        res["fast"]["peak_rss"] = m.peak
+    if not a.skip_whole:
+        res["whole"] = child_run(WHOLE, str(path))
+    if not a.skip_naive:
+        res["naive"] = child_run(NAIVE, str(path), str(HERE))
+    top = res[f"pipeline_{best}w"]
     if {1, 2} <= set(counts):
-        res["speedup_1_to_2"] = res["pipeline_1w_s"] / res["pipeline_2w_s"]
-    res["ratio_to_floor"] = res[f"pipeline_{best}w_s"] / res["floor_s"]
-    res["mpx_per_s"] = mpx / res[f"pipeline_{best}w_s"]
+        res["speedup_1_to_2"] = res["pipeline_1w"]["seconds"] / res["pipeline_2w"]["seconds"]
+    res["ratio_to_floor"] = top["seconds"] / res["floor_s"]
+    res["mpx_per_s"] = mpx / top["seconds"]
+    if "fast" in res:
+        res["exact_over_fast"] = top["seconds"] / res["fast"]["seconds"]
+    if "seconds" in res.get("whole", {}):
+        res["default_over_whole"] = top["seconds"] / res["whole"]["seconds"]
+    if "cpu_s" in res.get("naive", {}):
+        one = res.get("pipeline_1w", top)
+        res["cpu_default_1w_over_naive"] = one["cpu_s"] / res["naive"]["cpu_s"]
+        if "cpu_s" in res.get("whole", {}):
+            res["cpu_whole_over_naive"] = res["whole"]["cpu_s"] / res["naive"]["cpu_s"]
     gib = 2**30
     print(json.dumps(res, indent=2))
     print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| image | {a.size} x {a.size} x 4 ch uint16 ({mpx:.0f} MPx/channel) |")
-    print(f"| floor: lazy read + gaussian, 2 workers | {res['floor_s']:.1f} s |")
+    conf = "exact_tiles: false" if a.fast_tiles else "default config (exact_tiles: true)"
+    print(f"| measure ({conf}) | value | target |")
+    print("|---|---|---|")
+    print(f"| image | {a.size} x {a.size} x 4 ch uint16 ({mpx:.0f} MPx/channel) | |")
+    print(f"| decision | {top['tiling']} | |")
+    print(f"| floor: lazy read + gaussian, 2 workers | {res['floor_s']:.1f} s | |")
     for w in counts:
-        print(f"| pipeline, {w} worker(s) | {res[f'pipeline_{w}w_s']:.1f} s, peak RSS "
-              f"{res[f'pipeline_{w}w_peak_rss'] / gib:.2f} GiB |")
-    print(f"| throughput ({best} workers) | {res['mpx_per_s']:.2f} MPx/s |")
+        r = res[f"pipeline_{w}w"]
+        print(f"| pipeline, {w} worker(s) | {r['seconds']:.1f} s (CPU {r['cpu_s']:.0f} s), "
+              f"peak RSS {r['peak_rss'] / gib:.2f} GiB | < 2 GiB |")
+    if "fast" in res:
+        r = res["fast"]
+        print(f"| same, exact_tiles: false, {best} worker(s) | {r['seconds']:.1f} s, peak RSS "
+              f"{r['peak_rss'] / gib:.2f} GiB | |")
+        print(f"| exact / fast | {res['exact_over_fast']:.2f}x | <= 1.3 |")
+    print(f"| throughput ({best} workers) | {res['mpx_per_s']:.2f} MPx/s | |")
     if "speedup_1_to_2" in res:
-        print(f"| speed-up 1 -> 2 workers | {res['speedup_1_to_2']:.2f}x |")
-    print(f"| pipeline / floor | {res['ratio_to_floor']:.1f}x |")
-    if "naive" in res:
-        n = res["naive"]
+        print(f"| speed-up 1 -> 2 workers | {res['speedup_1_to_2']:.2f}x | >= 1.7 |")
+    print(f"| pipeline / floor | {res['ratio_to_floor']:.1f}x | <= 6 |")
+    for key, label in (("whole", "whole image in memory, no dask, 1 process"),
+                       ("naive", "naive scikit-image pipeline, 1 process")):
+        if key not in res:
+            continue
+        n = res[key]
         if "error" in n:
-            print(f"| naive (whole image, no dask) | failed: {n['error']} |")
+            print(f"| {label} | failed: {n['error']} | |")
         else:
-            print(f"| naive (whole image, no dask) | {n['seconds']:.1f} s, peak RSS "
-                  f"{n['peak_rss'] / gib:.2f} GiB |")
+            print(f"| {label} | {n['seconds']:.1f} s (CPU {n['cpu_s']:.0f} s), peak RSS "
+                  f"{n['peak_rss'] / gib:.2f} GiB | |")
+    if "default_over_whole" in res:
+        print(f"| default ({best} workers) / whole image | {res['default_over_whole']:.2f}x "
+              f"| <= 1 |")
+    if "cpu_default_1w_over_naive" in res:
+        print(f"| CPU per pixel, default 1 worker / naive | "
+              f"{res['cpu_default_1w_over_naive']:.2f}x | <= 2 |")
+    if "cpu_whole_over_naive" in res:
+        print(f"| CPU per pixel, whole image / naive | {res['cpu_whole_over_naive']:.2f}x | |")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,11 @@ def open_client(
     # pays its page faults (~20 % of a tile's time here); keep glibc's default
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # one thread per task in every numerical library: workers x threads already use the
+    # cores, and BLAS / OpenMP / numexpr pools of their own would oversubscribe them
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS"):
+        environ.setdefault(var, int(threads_per_worker))
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker,
                                processes=True, memory_limit=memory_limit,
