@@ -58,3 +58,19 @@ def test_default_config_runs_a_section_whole_and_records_why(tmp_path):
     run = json.loads((tmp_path / "o" / "run.json").read_text())
     (rec,) = run["files"]
     assert rec["tiled"] is False and rec["tiling"].startswith("whole image")
+
+
+def test_margin_shortfall_says_how_much_a_tile_lacks():
+    from histo_fms.parallel._drg_tiled import _margin_shortfall
+    from histo_fms.parallel._tiles import Tile
+
+    shape = (400, 400)
+    tile = Tile(0, (100, 200, 100, 200), (0, 300, 0, 300))
+    labels = np.zeros((300, 300), np.int32)
+    labels[140:160, 140:160] = 1
+    assert _margin_shortfall(None, labels, tile, shape, seg_r=20, region_r=30) == 0
+    fg = labels > 0
+    fg[150:155, 150:295] = True  # a cluster reaching x = 300 (grown), the zone ends at 280
+    assert _margin_shortfall(fg, labels, tile, shape, seg_r=20, region_r=30) == 20
+    # the core's neighbourhood (x < 290) itself reaches 10 px past the zone
+    assert _margin_shortfall(None, labels, tile, shape, seg_r=20, region_r=90) == 10

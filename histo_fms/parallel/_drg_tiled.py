@@ -17,7 +17,8 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    pixel lies in its core, and writes its core of the label images with provisional
    ids (1 + the flat index of each object's first pixel: unique without coordination).
    A tile checks that every cluster of touching objects near its core lies where its
-   segmentation is exact; if not, it is run again with twice the margin.
+   segmentation is exact; if not, it is run again with the margin it lacked (twice
+   that, and at least half its margin more).
 3. **Canonical ids**: provisional ids are mapped to 1..n in raster order of the first
    pixels (the numbering the untiled path uses), chunk by chunk.
 """
@@ -330,29 +331,43 @@ def _clusters_ok(foreground: np.ndarray | None, labels: np.ndarray, tile: Tile,
     outer region less ``seg_r`` at non-image edges), and so must every cluster of
     foreground (grown by 5 px: the smoothed distance transform links them) that meets it.
     """
+    return _margin_shortfall(foreground, labels, tile, shape, seg_r, region_r) == 0
+
+
+def _margin_shortfall(foreground: np.ndarray | None, labels: np.ndarray, tile: Tile,
+                      shape: tuple[int, int], seg_r: int, region_r: int) -> int:
+    """How many pixels of margin a tile lacks for :func:`_clusters_ok` (0: none).
+
+    The largest distance by which the core's neighbourhood, or a cluster meeting it,
+    reaches beyond the exact zone on a side that is not an image edge.
+    """
     ey0, ey1, ex0, ex1 = _exact_zone(tile, shape, seg_r)
     cy, cx = tile.core_in_outer
     h, w = labels.shape
     ry0, ry1 = max(0, cy.start - region_r), min(h, cy.stop + region_r)
     rx0, rx1 = max(0, cx.start - region_r), min(w, cx.stop + region_r)
-    if ry0 < ey0 or ry1 > ey1 or rx0 < ex0 or rx1 > ex1:
-        return False
+
+    def short(y0: int, y1: int, x0: int, x1: int) -> int:
+        return max(0, ey0 - y0, y1 - ey1, ex0 - x0, x1 - ex1)
+
+    need = short(ry0, ry1, rx0, rx1)
+    if need:
+        return need
     fg = (labels > 0) if foreground is None else (foreground | (labels > 0))
     if not fg.any():
-        return True
+        return 0
     grown = ndi.binary_dilation(fg, structure=np.ones((11, 11), bool))
     comp, _ = ndi.label(grown)
     near = np.unique(comp[ry0:ry1, rx0:rx1])
     near = near[near > 0]
     if near.size == 0:
-        return True
+        return 0
     near_set = set(near.tolist())
     for k, sl in enumerate(ndi.find_objects(comp), start=1):
         if sl is None or k not in near_set:
             continue
-        if sl[0].start < ey0 or sl[0].stop > ey1 or sl[1].start < ex0 or sl[1].stop > ex1:
-            return False
-    return True
+        need = max(need, short(sl[0].start, sl[0].stop, sl[1].start, sl[1].stop))
+    return need
 
 
 def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
@@ -365,8 +380,10 @@ def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
     res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
                       nuclei=ch.get("nuclei"), params=params, context=context)
     labels = res.neurons
-    if check and not _clusters_ok(res.foreground, labels, tile, shape, seg_r, region_r):
-        return {"ok": False, "tile": tile}
+    if check:
+        short = _margin_shortfall(res.foreground, labels, tile, shape, seg_r, region_r)
+        if short:
+            return {"ok": False, "tile": tile, "short": short}
     oy0, oy1, ox0, ox1 = tile.outer
     ids, first = global_first_pixels(labels, (oy0, ox0), shape[1])
     fy, fx = np.divmod(first, shape[1])
@@ -434,7 +451,7 @@ def measure_drg_tiled(
     margin_px : int, optional
         Context around each core (default :func:`histo_fms.drg.required_margin_px`;
         rounded up to the block grid). A tile whose clusters need more is run again
-        with twice its margin, so a smaller value costs time, not exactness.
+        with a larger margin, so a smaller value costs time, not exactness.
     labels_path : str or Path
         Destination ``.zarr``: ``labels/neurons/0`` and ``labels/rings/0`` (int32),
         the layout of :func:`histo_fms.io.write_labels_zarr`, written atomically.
@@ -495,9 +512,10 @@ def measure_drg_tiled(
         store = str(tmp)
         pending = [(t, margin) for t in tile_grid(shape, tile_px, margin)]
         total, done = len(pending), 0
-        # a retried tile's margin doubles (at least one block), so after this many rounds
-        # every tile spans the whole image, which is never checked: the loop is bounded
-        max_rounds = 2 + int(np.ceil(np.log2(max(2, max(shape) / a))))
+        # a retried tile's margin grows by half at least (and one block), so after this
+        # many rounds every tile spans the whole image, which is never checked: the loop
+        # is bounded
+        max_rounds = 2 + int(np.ceil(np.log(max(2, max(shape) / a)) / np.log(1.5)))
         rounds = 0
         say("tiles", 0, total)
         while pending:
@@ -524,8 +542,13 @@ def measure_drg_tiled(
                     tables.append(res["table"])
                     done += 1
                 else:
+                    # the margin it lacked, plus the same again (a cluster cut at the
+                    # zone's edge may reach farther) and at least half the margin more:
+                    # the margin grows geometrically, so the rounds stay bounded
                     t = res["tile"]
-                    pending.append((t, max(2 * margins[t.index], a)))
+                    m = margins[t.index]
+                    grow = max(2 * int(res["short"]), m // 2, a)
+                    pending.append((t, -(-(m + grow) // a) * a))
             say("tiles", done, total)
 
         table = (pd.concat(tables, ignore_index=True) if tables
