@@ -69,7 +69,8 @@ import json, resource, sys
 import tifffile
 from histo_fms.drg import measure_drg
 img = tifffile.imread(sys.argv[1])
-r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# the current RSS, not ru_maxrss: a child's maximum starts at its parent's RSS
+r0 = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
 measure_drg(img[0], img[2], sgc=img[1], nuclei=img[3], pixel_size_um=0.5)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"px": int(img[0].size), "bytes_per_px": (peak - r0) / img[0].size + 8}))
