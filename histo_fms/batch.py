@@ -848,6 +848,9 @@ def _process_all(files: list[Path], cfg: PipelineConfig, out: Path, *, resume: b
             large = {i for i, h in heads.items() if _tiled(h, cfg, mem)}
         # large images: one at a time from here, their tiles spread over the cluster
         for i in sorted(large):
+            if say is not None:
+                plan = drg_plan(heads[i][0], cfg, heads[i][1], mem)
+                say(f"{files[i].name}: {plan.reason if plan else 'tiled'}")
             tp = None
             if say is not None:
                 def tp(stage: str, done: int, total: int, _name: str = files[i].name) -> None:

@@ -150,6 +150,8 @@ def _progress(i: int, n: int, o: FileOutcome) -> None:
         msg = "done earlier (resumed, not recomputed)"
     else:
         msg = f"ok  {o.seconds:.1f} s"
+        if o.summary.get("tiling"):  # DRG: whole image or tiles, and why
+            msg += f"  ({o.summary['tiling']})"
     print(f"[{i}/{n}] {o.path.name}: {msg}", file=sys.stderr, flush=True)
 
 
