@@ -74,3 +74,31 @@ def test_margin_shortfall_says_how_much_a_tile_lacks():
     assert _margin_shortfall(fg, labels, tile, shape, seg_r=20, region_r=30) == 20
     # the core's neighbourhood (x < 290) itself reaches 10 px past the zone
     assert _margin_shortfall(None, labels, tile, shape, seg_r=20, region_r=90) == 10
+
+
+def test_over_budget_section_is_tiled_and_equals_whole(tmp_path):
+    import pandas as pd
+
+    from histo_fms.io import read_labels_zarr
+
+    ph = make_drg_section((576, 576), 2.0, seed=4)  # default cores at 2 µm/px: 512 px
+    img = tmp_path / "s.ome.tif"
+    write_ome_tiff(ph.image, img, channel_names=list(ph.channel_names), pixel_size_um=2.0)
+    base = ("pipeline: drg\nchannels: {neuron: NeuN, igg: IgG, sgc: GS, nuclei: DAPI}\n"
+            "calibration: {threshold: 1.5}\n")
+    small = tmp_path / "small.yaml"  # 4 MiB budget: ~30 MiB needed, tiled
+    small.write_text(base + "parallel: {scheduler: synchronous, memory_limit: 8MiB}\n")
+    big = tmp_path / "big.yaml"
+    big.write_text(base + "parallel: {scheduler: synchronous}\n")
+    assert main(["run", str(small), str(img), "--out", str(tmp_path / "t"), "-q"]) == 0
+    assert main(["run", str(big), str(img), "--out", str(tmp_path / "w"), "-q"]) == 0
+    (t,) = json.loads((tmp_path / "t" / "run.json").read_text())["files"]
+    (w,) = json.loads((tmp_path / "w" / "run.json").read_text())["files"]
+    assert t["tiled"] is True and "budget" in t["tiling"]
+    assert w["tiled"] is False
+    a = pd.read_csv(tmp_path / "t" / "s" / "neurons.csv")
+    b = pd.read_csv(tmp_path / "w" / "s" / "neurons.csv")
+    assert len(b) > 5
+    pd.testing.assert_frame_equal(a, b)
+    np.testing.assert_array_equal(read_labels_zarr(tmp_path / "t" / "s" / "labels.zarr")["neurons"],
+                                  read_labels_zarr(tmp_path / "w" / "s" / "labels.zarr")["neurons"])

@@ -28,6 +28,10 @@ DRG_BYTES_PER_PIXEL = 96
 BUDGET_FRACTION = 0.5
 
 
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
 @dataclass(frozen=True)
 class TilePlan:
     """How one section is processed.
@@ -133,7 +137,6 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
         The decision and why.
     """
     h, w = (int(s) for s in shape_yx)
-    gib = 2.0**30
     need = bytes_per_pixel * h * w
     budget = BUDGET_FRACTION * float(memory_bytes)
     if tile_px is not None:
@@ -143,21 +146,21 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
         return TilePlan(False, None, f"whole image: {h} x {w} px fits one "
                                      f"{tile_px} px tile (parallel.tile_size_um)")
     if need <= budget:
-        return TilePlan(False, None, f"whole image: ~{need / gib:.2f} GiB needed, within the "
-                                     f"{budget / gib:.2f} GiB budget ({BUDGET_FRACTION:g} x "
-                                     f"{memory_bytes / gib:.2f} GiB per worker)")
+        return TilePlan(False, None, f"whole image: ~{_size(need)} needed, within the "
+                                     f"{_size(budget)} budget ({BUDGET_FRACTION:g} x "
+                                     f"{_size(memory_bytes)} per worker)")
     # largest cores whose outer region (core + 2 margins) fits the budget, as even as the
     # image allows (fewer, equal tiles: the margins are paid fewest times)
     outer = int(math.sqrt(budget / bytes_per_pixel))
     core = max(int(min_tile_px), outer - 2 * int(margin_px), align_px)
     if max(h, w) <= core:
-        return TilePlan(False, None, f"whole image: ~{need / gib:.2f} GiB needed, over the "
-                                     f"{budget / gib:.2f} GiB budget, but no larger than one "
+        return TilePlan(False, None, f"whole image: ~{_size(need)} needed, over the "
+                                     f"{_size(budget)} budget, but no larger than one "
                                      f"{core} px tile")
     n = max(1, math.ceil(max(h, w) / core))
     core = math.ceil(max(h, w) / n)
     core = -(-core // align_px) * align_px
-    return TilePlan(True, core, f"tiled: ~{need / gib:.2f} GiB needed whole, over the "
-                                f"{budget / gib:.2f} GiB budget ({BUDGET_FRACTION:g} x "
-                                f"{memory_bytes / gib:.2f} GiB per worker); {core} px cores "
+    return TilePlan(True, core, f"tiled: ~{_size(need)} needed whole, over the "
+                                f"{_size(budget)} budget ({BUDGET_FRACTION:g} x "
+                                f"{_size(memory_bytes)} per worker); {core} px cores "
                                 f"with {margin_px} px margins")
