@@ -222,14 +222,17 @@ def _overlay(path: Path, nf, sgc, labels, ann) -> None:
         lo, hi = np.percentile(x, [0.5, 99.7])
         return (np.clip((x - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype(np.uint8)
 
+    k = max(1, 720 // max(labels.shape))  # small widefield proxies are shown enlarged
     g = norm(nf)
     rgb = np.stack([g // 2, g, norm(sgc) if sgc is not None else g // 2], -1)
-    rgb[find_boundaries(labels)] = (255, 0, 0)
+    rgb = rgb.repeat(k, 0).repeat(k, 1)
+    rgb[find_boundaries(labels.repeat(k, 0).repeat(k, 1))] = (255, 0, 0)
     im = Image.fromarray(rgb)
     draw = ImageDraw.Draw(im)
     for r in ann.itertuples():
         rad = r.diameter_px / 2
-        draw.ellipse([r.x_px - rad, r.y_px - rad, r.x_px + rad, r.y_px + rad],
+        x, y = (r.x_px + 0.5) * k, (r.y_px + 0.5) * k
+        draw.ellipse([x - rad * k, y - rad * k, x + rad * k, y + rad * k],
                      outline=(255, 255, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
