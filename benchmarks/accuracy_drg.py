@@ -10,6 +10,7 @@ centroid matching), ring-IgG AUC (true positive vs negative neurons), and the er
     python benchmarks/accuracy_drg.py --seeds 12 --controls 6
     python benchmarks/accuracy_drg.py --pixel-size 0.35 --shape 1096 --no-sgc
     python benchmarks/accuracy_drg.py --real-tissue   # axon field, nerve root, slide, nuclei
+    python benchmarks/accuracy_drg.py --real-tissue --widefield --pixel-size 0.9 --shape 512
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import numpy as np
 
 from histo_fms.drg import calibrate, call_igg, measure_drg
-from histo_fms.synthetic.drg import REAL_TISSUE, evaluate_drg, make_drg_section
+from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, evaluate_drg, make_drg_section
 
 
 def measure(ph, use_sgc=True):
@@ -41,9 +42,12 @@ def main(argv=None):
     ap.add_argument("--no-sgc", action="store_true", help="neuron + IgG channels only")
     ap.add_argument("--real-tissue", action="store_true",
                     help="phantoms with synthetic.drg.REAL_TISSUE (axons, root, slide, nuclei)")
+    ap.add_argument("--widefield", action="store_true",
+                    help="phantoms with synthetic.drg.WIDEFIELD (haze, broad PSF, thin sheaths)")
     ap.add_argument("--calibration", choices=["robust", "percentile"], default="robust")
     args = ap.parse_args(argv)
-    extra = REAL_TISSUE if args.real_tissue else {}
+    extra = {**(REAL_TISSUE if args.real_tissue else {}),
+             **(WIDEFIELD if args.widefield else {})}
     shape = (args.shape, args.shape)
     use_sgc = not args.no_sgc
 

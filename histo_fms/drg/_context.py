@@ -326,6 +326,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
         r += _gauss_radius(max(1.0, 2.0 / px))  # inpainting
     r += _gauss_radius(float(opts.get("smooth_um", 0.7)) / px)
     r += local_background_radius(2 * float(opts.get("max_diameter_um", p.max_diameter_um)) / px)
+    if float(opts.get("sheath_ridge", 0.05)) > 0:  # SGC sheath lines: Hessian, line length
+        sig = max(float(opts.get("ridge_um", 1.0)) / px, 1.0)
+        r += _gauss_radius(sig) + int(np.ceil(float(opts.get("ridge_length_um", 8.0)) / px
+                                               * 2 * sig))
     r += 2 * max(1, int(round(0.5 / px))) + 1
     # disc opening (fibres, puncta) after the hole filling
     rad = opening_radius_px(float(opts.get("min_diameter_um", p.min_diameter_um)), px,

@@ -17,6 +17,7 @@ from ._objects import (
     shape_measures,
     split_pieces_keep_largest,
 )
+from ._ridges import sheath_lines
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -304,6 +305,10 @@ def segment_classical(
     spread: float | None = None,
     sgc_spread: float | None = None,
     channels: dict[str, np.ndarray] | None = None,
+    sheath_ridge: float = 0.05,
+    ridge_um: float = 1.0,
+    ridge_length_um: float = 8.0,
+    ridge_valley: float | None = 0.0,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -316,7 +321,10 @@ def segment_classical(
     * with an SGC channel (``channels["sgc"]``), its own local contrast marks the
       satellite-glial sheaths; sheath pixels brighter (in contrast) than the neuron
       channel are cut out of the foreground, so touching somata and the axon-rich
-      interstitium around them fall apart along the sheath;
+      interstitium around them fall apart along the sheath; so are thin sheath
+      lines too faint for that threshold (widefield blur, a 1-3 px sheath between
+      touching somata): Hessian ridges of the SGC contrast (``sheath_ridge``) that run
+      along a neuron-channel valley and at least ``ridge_length_um``;
     * a disc opening of radius ``open_um`` (0.15 times ``min_diameter_um``)
       removes axon puncta and fibre bundles thinner than half the smallest soma;
     * touching neurons are split by a watershed on the distance transform from
@@ -401,6 +409,17 @@ def segment_classical(
     channels : dict, optional
         Other channels by role; ``"sgc"`` (same shape as ``image``) enables the
         sheath cuts. Other roles are ignored.
+    sheath_ridge : float
+        With an SGC channel, pixels on a bright line of the SGC contrast (ridge
+        strength, :func:`histo_fms.segment._ridges.ridge_strength`, above this) are cut
+        too; 0 disables.
+    ridge_um : float
+        Scale (µm) of those lines: about half their width.
+    ridge_length_um : float
+        Line pieces shorter than this are ignored (noise, granules).
+    ridge_valley : float, optional
+        A line pixel is cut only where the neuron channel curves up across it more
+        than this (a dark line between somata, not bright cytoplasm); None: anywhere.
 
     Returns
     -------
@@ -428,7 +447,9 @@ def segment_classical(
                     bare_solidity=bare_solidity, bare_roundness=bare_roundness,
                     sheath_gap_um=sheath_gap_um,
                     nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
-                    exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread)[0]
+                    exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread,
+                    sheath_ridge=sheath_ridge, ridge_um=ridge_um,
+                    ridge_length_um=ridge_length_um, ridge_valley=ridge_valley)[0]
 
 
 def _segment(
@@ -460,6 +481,10 @@ def _segment(
     sgc: np.ndarray | None = None,
     sgc_spread: float | None = None,
     channels: dict[str, np.ndarray] | None = None,
+    sheath_ridge: float = 0.05,
+    ridge_um: float = 1.0,
+    ridge_length_um: float = 8.0,
+    ridge_valley: float | None = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -498,6 +523,9 @@ def _segment(
             cs = _contrast(s, window, sgc_spread, sgc)
             sgc_pos = cs > sheath_threshold
             mask &= ~(sgc_pos & (cs > contrast))
+            if sheath_ridge > 0:
+                mask &= ~sheath_lines(cs, ridge_um / px, sheath_ridge, ridge_length_um / px,
+                                      neuron=contrast, neuron_valley=ridge_valley)
             if max_texture > 0:
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,

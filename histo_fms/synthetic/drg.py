@@ -22,12 +22,18 @@ from scipy import ndimage as ndi
 from ._imaging import acquire, vignetting
 
 __all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc",
-           "REAL_TISSUE"]
+           "REAL_TISSUE", "WIDEFIELD"]
 
 #: options of :func:`make_drg_section` that make a phantom look like real DRG tissue
 #: (neurofilament-like neuron channel, nerve root, slide with debris, dark/pale nuclei)
 REAL_TISSUE: dict = {"axon_density": 1.0, "nerve_root": True, "outside_fraction": 0.12,
                      "nucleus_contrast": (0.15, 1.0)}
+
+#: options of :func:`make_drg_section` that make a phantom look like a widefield
+#: (epifluorescence) image of a thick section, as at 0.9 µm/px with a 10x objective:
+#: out-of-focus haze, a broad point-spread function and thin (1-2.5 µm) SGC sheaths
+#: between densely packed somata. Combine with :data:`REAL_TISSUE`.
+WIDEFIELD: dict = {"haze": 0.5, "psf_um": 1.0, "sheath_um": (0.8, 2.5)}
 
 CHANNEL_NAMES = ["NeuN", "GS", "IgG", "DAPI"]
 
@@ -221,6 +227,10 @@ def make_drg_section(
     nucleus_contrast: tuple[float, float] = (0.8, 0.8),
     neuron_igg_range: tuple[float, float] | None = None,
     control_bound_fraction: float = 0.0,
+    haze: float = 0.0,
+    haze_um: float = 8.0,
+    psf_um: float | None = None,
+    sheath_um: tuple[float, float] = (1.0, 5.0),
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
 
@@ -285,6 +295,18 @@ def make_drg_section(
     control_bound_fraction : float
         Control sections: fraction of neurons whose ring control IgG truly binds (as
         with real control IgG), marked ``igg_positive`` in the truth.
+    haze : float
+        Fraction of each channel's light that comes from out of focus (widefield
+        imaging of a thick section): it reaches the camera blurred by a Gaussian of
+        ``haze_um``. 0 (default): none.
+    haze_um : float
+        Sigma (µm) of the out-of-focus blur.
+    psf_um : float, optional
+        Sigma (µm) of the in-focus point-spread function (default 0.3 µm, at least
+        0.6 px).
+    sheath_um : tuple of float
+        Range of the mean SGC sheath thickness (µm), drawn per neuron; it also sets
+        the spacing between neighbours (default 1-5 µm).
 
     Returns
     -------
@@ -360,7 +382,7 @@ def make_drg_section(
         r = d / 2
         cy = rng.uniform(-0.4 * d, hu + 0.4 * d)
         cx = rng.uniform(-0.4 * d, wu + 0.4 * d)
-        t = rng.uniform(1.0, 5.0)  # sheath thickness (µm), mean
+        t = rng.uniform(*sheath_um)  # sheath thickness (µm), mean
         iy, ix = int(np.clip(cy / px, 0, h - 1)), int(np.clip(cx / px, 0, w - 1))
         if not tissue[iy, ix]:
             continue
@@ -604,7 +626,10 @@ def make_drg_section(
         if vignetting_strength > 0
         else np.ones((h, w), np.float32)
     )
-    psf = max(0.6, 0.3 / px)
+    psf = max(0.6, (0.3 if psf_um is None else float(psf_um)) / px)
+    if haze > 0:  # out-of-focus light: a broad blur of the same signal
+        neun, gs, igg, dapi = ((1 - haze) * c + haze * ndi.gaussian_filter(
+            c.astype(np.float32), haze_um / px) for c in (neun, gs, igg, dapi))
     chans = [
         acquire(c, rng, psf_sigma_px=psf, illumination=illum, photons_per_unit=photons_per_unit,
                 read_noise=read_noise, offset=dark_level)
