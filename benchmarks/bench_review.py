@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -65,15 +66,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--edits", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="keep the phantom here and reuse it (its review is reset each run)")
     a = ap.parse_args(argv)
     import napari
     from napari_histo_fms import ReviewWidget
     from qtpy.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if a.cache is None else a.cache / f"bench_{a.size}"
         t0 = time.perf_counter()
-        n = build(root, a.size)
+        if (root / "out" / "run.json").is_file():
+            shutil.rmtree(root / "out" / "bench" / "reviewed", ignore_errors=True)
+            n = int(pd.read_csv(root / "out" / "bench" / "neurons.csv")["neuron_id"].max())
+        else:
+            n = build(root, a.size)
         t_build = time.perf_counter() - t0
         viewer = napari.Viewer(show=True)  # drawn: textures exist, as for a user
         w = ReviewWidget(viewer)

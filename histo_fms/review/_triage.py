@@ -164,11 +164,15 @@ def object_table(session: Any, *, with_deleted: bool = True) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`OBJECT_COLUMNS`, sorted by ``neuron_id``.
     """
-    lab = np.asarray(session.neurons)
-    counts = np.bincount(lab.ravel()) if lab.size else np.zeros(1, np.int64)
-    present = np.flatnonzero(counts)
-    present = present[present > 0]
-    ids = set(int(i) for i in present)
+    touched = session.touched_ids() if hasattr(session, "touched_ids") else None
+    if touched is None:  # which neurons changed is unknown: count every pixel
+        lab = np.asarray(session.neurons)
+        counts = np.bincount(lab.ravel()) if lab.size else np.zeros(1, np.int64)
+        present = np.flatnonzero(counts)
+        present = present[present > 0]
+        ids = set(int(i) for i in present)
+    else:  # only the neurons the edits touched are looked at; the others are as measured
+        ids = {int(i) for i in session.neuron_ids()}
     if with_deleted and len(session.auto_table):
         ids |= {int(i) for i in session.auto_table["neuron_id"]}
     ids = np.array(sorted(ids), np.int64)
@@ -181,9 +185,19 @@ def object_table(session: Any, *, with_deleted: bool = True) -> pd.DataFrame:
     for c in ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
               "touches_border"):
         df[c] = src[c].reindex(ids).to_numpy() if c in src.columns else np.nan
-    area = np.where(ids < counts.size, counts[np.minimum(ids, counts.size - 1)], 0) * (
-        session.pixel_size_um ** 2)
     measured = pd.to_numeric(df["area_um2"], errors="coerce").to_numpy(float)
+    if touched is None:
+        area = np.where(ids < counts.size, counts[np.minimum(ids, counts.size - 1)], 0) * (
+            session.pixel_size_um ** 2)
+    else:
+        # untouched neurons have their automatic pixels: the automatic table's areas
+        auto_area = session.auto_table.set_index("neuron_id")["area_um2"].reindex(ids)
+        area = np.where(np.isin(ids, list(session.neuron_ids())),
+                        pd.to_numeric(auto_area, errors="coerce").to_numpy(float), 0.0)
+        for k in np.flatnonzero(np.isin(ids, list(touched))):
+            obj = session._obj(int(ids[k]))
+            area[k] = float(obj[1].sum()) * session.pixel_size_um ** 2 if obj else 0.0
+        area = np.nan_to_num(area, nan=0.0)
     alive = area > 0
     same = alive & np.isfinite(measured) & (np.abs(measured - area) <= 1e-6 * np.maximum(area, 1))
     rev = reviewed_ids(session)
