@@ -93,10 +93,8 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         Columns :data:`OBJECT_COLUMNS`, one row per id.
     """
     ids = [int(i) for i in ids if int(i) > 0]
-    t = session.table
-    t = t.set_index("neuron_id", drop=False) if len(t) else None
-    at = session.auto_table
-    at = at.set_index("neuron_id", drop=False) if len(at) else None
+    t = _by_id(session, "table")
+    at = _by_id(session, "auto_table")
     rev = reviewed_ids(session)
     px = session.pixel_size_um
     rows = []
@@ -136,6 +134,18 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         r["reviewed"] = nid in rev
         rows.append(r)
     return _typed(pd.DataFrame(rows, columns=OBJECT_COLUMNS))
+
+
+def _by_id(session: Any, name: str) -> pd.DataFrame | None:
+    """A session's table indexed by neuron id (cached while the table is the same)."""
+    t = getattr(session, name)
+    cache = session.__dict__.setdefault("_by_id_cache", {})
+    hit = cache.get(name)
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    out = t.set_index("neuron_id", drop=False) if len(t) else None
+    cache[name] = (t, out)
+    return out
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -268,7 +278,7 @@ def next_neuron(session: Any, table: pd.DataFrame, *, by: str = "threshold",
     int or None
         A neuron id, or None when every neuron is reviewed.
     """
-    live = table.loc[table["status"] != "deleted"]
+    live = table.loc[_alive(table)]
     rev = reviewed_ids(session)
     ids = live["neuron_id"].to_numpy(np.int64)
     todo = ~np.isin(ids, list(rev | ({int(current)} if current else set())))
@@ -289,5 +299,13 @@ def next_neuron(session: Any, table: pd.DataFrame, *, by: str = "threshold",
 
 def progress(session: Any, table: pd.DataFrame) -> tuple[int, int]:
     """Return (reviewed, total) over the current neurons."""
-    live = table.loc[table["status"] != "deleted", "neuron_id"].to_numpy(np.int64)
+    live = table["neuron_id"].to_numpy(np.int64)[_alive(table)]
     return int(np.isin(live, list(reviewed_ids(session))).sum()), int(live.size)
+
+
+def _alive(table: pd.DataFrame) -> np.ndarray:
+    """Rows of an object table that are not deleted (a cached mask when the table has one)."""
+    m = table.attrs.get("alive")
+    if isinstance(m, np.ndarray) and m.shape == (len(table),):
+        return m
+    return (table["status"] != "deleted").to_numpy()

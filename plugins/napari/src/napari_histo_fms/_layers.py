@@ -92,6 +92,31 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
     return out
 
 
+#: Label images larger than this (pixels) are shown without a copy: the layer shares
+#: the review's array (a copy of a whole section costs seconds and a gigabyte).
+SHARE_PIXELS = 2**22
+
+
+def neurons_layer_array(session: ReviewSession) -> np.ndarray:
+    """Return the array the neurons layer shows: the review's own for large images.
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+
+    Returns
+    -------
+    ndarray
+        A copy of the neuron labels, or (above :data:`SHARE_PIXELS` pixels) the
+        session's array itself; the review widget then records the layer's paint
+        strokes from napari's paint events (old values included), never by comparing
+        arrays.
+    """
+    lab = session.labels["neurons"]
+    return lab if lab.size > SHARE_PIXELS else lab.copy()
+
+
 def neuron_colours(session: ReviewSession, table: pd.DataFrame | None = None) -> dict:
     """Return a direct label colour map: IgG call (orange/blue), grey unknown or excluded.
 
@@ -158,7 +183,8 @@ def neuron_features(session: ReviewSession, table: pd.DataFrame | None = None
     return out
 
 
-def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> list[LayerData]:
+def session_layer_data(session: ReviewSession, *, with_image: bool = True,
+                       table: pd.DataFrame | None = None) -> list[LayerData]:
     """Return the layers of a result: image channels, labels, crossings and lines, in µm.
 
     Parameters
@@ -167,6 +193,8 @@ def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> li
         The (possibly reviewed) result of one image.
     with_image : bool
         Also return the image channels (when the image is found).
+    table : pandas.DataFrame, optional
+        The object table (:func:`histo_fms.review._triage.object_table`), if built.
 
     Returns
     -------
@@ -194,8 +222,9 @@ def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> li
     if session.kind == "drg":
         from histo_fms.review._triage import object_table
 
-        table = object_table(session, with_deleted=False)
-        out.append((session.labels["neurons"].copy(), {
+        if table is None:
+            table = object_table(session, with_deleted=False)
+        out.append((neurons_layer_array(session), {
             **common, "name": NEURONS, "colormap": neuron_colours(session, table),
             "features": neuron_features(session, table), "opacity": 0.5}, "labels"))
         if "rings" in session.labels:

@@ -48,11 +48,23 @@ class ObjectTableModel(QAbstractTableModel):
         self.beginResetModel()
         self.df = df.reset_index(drop=True)
         self.row_of = {int(i): k for k, i in enumerate(self.df["neuron_id"])}
+        self._mark_alive()
         self.endResetModel()
+
+    def _mark_alive(self, rows=None) -> None:
+        """Keep a numpy mask of the rows not deleted (``df.attrs["alive"]``)."""
+        m = self.df.attrs.get("alive")
+        if (rows is None or not isinstance(m, np.ndarray) or m.shape != (len(self.df),)
+                or not m.flags.writeable):
+            self.df.attrs["alive"] = np.array(self.df["status"].astype(str) != "deleted", bool)
+            return
+        for k in rows:
+            m[k] = self.df.iat[k, self.df.columns.get_loc("status")] != "deleted"
 
     def update_rows(self, rows: pd.DataFrame) -> None:
         """Replace (or append) the rows of the given neurons only."""
         new = []
+        changed = []
         for _, r in rows.iterrows():
             nid = int(r["neuron_id"])
             k = self.row_of.get(nid)
@@ -61,6 +73,9 @@ class ObjectTableModel(QAbstractTableModel):
                 continue
             for c in OBJECT_COLUMNS[1:]:
                 self.df.iat[k, self.df.columns.get_loc(c)] = r[c]
+            changed.append(k)
+        self._mark_alive(changed)
+        for k in changed:
             self.dataChanged.emit(self.index(k, 0), self.index(k, len(SHOWN) - 1))
         if new:
             n0 = len(self.df)
@@ -68,6 +83,7 @@ class ObjectTableModel(QAbstractTableModel):
             self.df = pd.concat([self.df, pd.DataFrame(new)], ignore_index=True)
             for k in range(n0, len(self.df)):
                 self.row_of[int(self.df.iat[k, 0])] = k
+            self._mark_alive()
             self.endInsertRows()
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008, N802 - Qt API
@@ -158,7 +174,9 @@ class ObjectFilter(QAbstractProxyModel):
             if r != "all":
                 keep &= df["reviewed"].astype(bool).to_numpy() == (r == "reviewed")
             st = f.get("status", "all")
-            deleted = df["status"].astype(str).to_numpy() == "deleted"
+            alive = df.attrs.get("alive")
+            deleted = (~alive if isinstance(alive, np.ndarray) and alive.shape == (n,)
+                       else df["status"].astype(str).to_numpy() == "deleted")
             if st == "current":
                 keep &= ~deleted
             elif st == "deleted":
@@ -276,14 +294,20 @@ class ObjectTableWidget(QWidget):
         lay.addWidget(self.progress_label)
 
     # ---------------------------------------------------------------- content
-    def reload(self) -> None:
-        """Rebuild the table from the session (on opening an image)."""
+    def reload(self, table: pd.DataFrame | None = None) -> None:
+        """Rebuild the table from the session (on opening an image).
+
+        Parameters
+        ----------
+        table : pandas.DataFrame, optional
+            The object table, if already built.
+        """
         s = self.review.session
         if s is None or s.kind != "drg":
             self.model.set_frame(pd.DataFrame(columns=OBJECT_COLUMNS))
             self.progress_label.setText("")
             return
-        self.model.set_frame(object_table(s))
+        self.model.set_frame(object_table(s) if table is None else table)
         self.update_progress()
 
     def update_ids(self, ids) -> None:
