@@ -428,7 +428,7 @@ class HistoryMixin:
         return out
 
     def _auto_raw(self):
-        """The automatic neuron labels as stored (zarr: read box by box)."""
+        """Return the automatic neuron labels as stored (zarr: read box by box)."""
         a = self.auto_labels
         return a.raw("neurons") if hasattr(a, "raw") else a["neurons"]
 

@@ -137,7 +137,7 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
 
 
 def _by_id(session: Any, name: str) -> pd.DataFrame | None:
-    """A session's table indexed by neuron id (cached while the table is the same)."""
+    """Return a session's table indexed by neuron id (cached while it is the same)."""
     t = getattr(session, name)
     cache = session.__dict__.setdefault("_by_id_cache", {})
     hit = cache.get(name)

@@ -173,9 +173,10 @@ def test_run_widget_says_nothing_was_called_and_refuses_missing_roles(
 def test_painting_a_shared_layer_is_saved_exactly_and_undone(make_napari_viewer, drg_out,
                                                              monkeypatch, qtbot):
     """Whole sections share the labels array with the model: strokes come from events."""
+    from histo_fms.review import ReviewSession
+
     import napari_histo_fms._layers as layers_mod
     import napari_histo_fms._review_widget as widget_mod
-    from histo_fms.review import ReviewSession
 
     monkeypatch.setattr(layers_mod, "SHARE_PIXELS", 0)
     monkeypatch.setattr(widget_mod, "SHARE_PIXELS", 0)

@@ -32,11 +32,11 @@ from qtpy.QtWidgets import (
 
 from ._layers import (
     COLOURS,
-    SHARE_PIXELS,
     CROSSINGS,
     DEJ,
     EXCLUDED,
     NEURONS,
+    SHARE_PIXELS,
     SURFACE,
     crossings_layer_data,
     neuron_colour,
@@ -70,7 +70,7 @@ _RESERVED_HIGH = {k: 2**16 - 1 - i for i, k in enumerate(COLOURS)}
 
 
 def _reserved_for(cols: dict) -> dict | None:
-    """The reserved labels napari can map for this colour dict (None: none fit)."""
+    """Return the reserved labels napari can map for this colour dict (None: none)."""
     import importlib.util
 
     if importlib.util.find_spec("numba") is not None:
