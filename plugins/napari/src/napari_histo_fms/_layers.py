@@ -82,8 +82,10 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
             "metadata": {"histo_fms": {"channel": "RGB", "pixel_size_um": px,
                                        "path": str(img.path)}},
         }, "image")]
+    levels = _pyramid(path, img, pixel_size_um, read_kwargs or {})
     for i, name in enumerate(img.channel_names):
-        out.append((img.data[i], {
+        data = [lv[i] for lv in levels] if len(levels) > 1 else img.data[i]
+        out.append((data, {
             "name": str(name), "scale": scale, "units": units, "axis_labels": AXES,
             "colormap": _cmap(str(name), i), "blending": "additive",
             "metadata": {"histo_fms": {"channel": str(name), "pixel_size_um": px,
@@ -115,6 +117,42 @@ def neurons_layer_array(session: ReviewSession) -> np.ndarray:
     """
     lab = session.labels["neurons"]
     return lab if lab.size > SHARE_PIXELS else lab.copy()
+
+
+#: Images larger than this (pixels per channel) without a pyramid in the file are shown
+#: through a lazily downsampled one (napari would otherwise load the whole plane).
+PYRAMID_PIXELS = 4096 * 4096
+
+
+def _pyramid(path, img, pixel_size_um, read_kwargs) -> list:
+    """Return the resolution levels of an image (lazy dask arrays, C x Y x X each).
+
+    The file's own levels when it has them (pyramidal OME-TIFF, OME-Zarr); else, for a
+    large image, 2x block means computed lazily by dask (napari reads only what it
+    shows); else the one level.
+    """
+    from histo_fms.io import read_image
+
+    levels = [img.data]
+    if int(read_kwargs.get("level", 0) or 0) == 0:
+        for k in range(1, 12):
+            try:
+                lv = read_image(path, pixel_size_um=pixel_size_um, **{**read_kwargs,
+                                                                      "level": k})
+            except Exception:  # noqa: BLE001 - no such level: the file's pyramid ends
+                break
+            if lv.data.shape[-2] >= levels[-1].shape[-2] or lv.data.shape[0] != img.data.shape[0]:
+                break
+            levels.append(lv.data)
+    if len(levels) == 1 and img.data.shape[-2] * img.data.shape[-1] > PYRAMID_PIXELS:
+        import dask.array as da
+
+        cur = da.asarray(img.data)
+        while max(cur.shape[-2:]) > 2048:
+            nxt = da.coarsen(np.mean, cur, {1: 2, 2: 2}, trim_excess=True)
+            cur = nxt.astype(img.data.dtype)
+            levels.append(cur)
+    return levels
 
 
 def neuron_colours(session: ReviewSession, table: pd.DataFrame | None = None) -> dict:
