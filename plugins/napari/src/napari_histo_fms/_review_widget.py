@@ -1220,7 +1220,12 @@ class ReviewWidget(QWidget):
                 for a in reversed(atoms):
                     _undo_atom(before, y0, x0, a)
                 s.neurons[box] = before
-            rec = s.set_labels_region(box, painted)
+            try:
+                rec = s.set_labels_region(box, painted)
+            except ReviewError:
+                if shared:
+                    retexture(lab, [box])  # the refused strokes are gone: show that
+                raise
         elif shared and not atoms:
             return None  # every stroke is saved already
         elif shared:
@@ -1235,8 +1240,10 @@ class ReviewWidget(QWidget):
         if self._syncing or self.session is None:
             return
         self._paint_atoms.extend(list(getattr(event, "value", None) or []))
-        if not self.autosave_paint.isChecked():
-            return
+        lab = self._layer(NEURONS)
+        shared = lab is not None and lab.data is self.session.labels.get("neurons")
+        if not self.autosave_paint.isChecked() and not shared:
+            return  # (a shared array is the review's own: its strokes are always saved)
         # save after napari has finished the stroke (saving refreshes the layer)
         QTimer.singleShot(0, lambda: self._guard(self._apply_pending_paint))
 
