@@ -2,7 +2,7 @@
 
 Builds a results folder by hand (disk-shaped neurons on a grid, a neurons table,
 ``run.json``), opens it in the review widget of a headless napari viewer and applies
-50 edits through the widget (flip, exclude, delete, merge, split, undo, redo), timing
+50 edits through the widget (flip, exclude, delete, merge, split, paint, undo, redo), timing
 each edit including Qt event processing. Run under a display, e.g.::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 4096
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -65,15 +66,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--edits", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="keep the phantom here and reuse it (its review is reset each run)")
     a = ap.parse_args(argv)
     import napari
     from napari_histo_fms import ReviewWidget
     from qtpy.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if a.cache is None else a.cache / f"bench_{a.size}"
         t0 = time.perf_counter()
-        n = build(root, a.size)
+        if (root / "out" / "run.json").is_file():
+            shutil.rmtree(root / "out" / "bench" / "reviewed", ignore_errors=True)
+            n = int(pd.read_csv(root / "out" / "bench" / "neurons.csv")["neuron_id"].max())
+        else:
+            n = build(root, a.size)
         t_build = time.perf_counter() - t0
         viewer = napari.Viewer(show=True)  # drawn: textures exist, as for a user
         w = ReviewWidget(viewer)
@@ -92,7 +99,8 @@ def main(argv=None) -> dict:
         times: dict[str, list[float]] = {}
         work: list[float] = []
         draw: list[float] = []
-        plan = ["flip", "exclude", "delete", "merge", "split", "undo", "redo"]
+        plan = ["flip", "exclude", "delete", "merge", "split", "paint", "undo", "redo"]
+        lab = viewer.layers["neurons"]
         for k in range(a.edits):
             kind = plan[k % len(plan)]
             nid = next(pool)
@@ -112,6 +120,20 @@ def main(argv=None) -> dict:
                 row = s.table.set_index("neuron_id").loc[nid]
                 y, x = row["y_um"], row["x_um"]
                 w.split(nid, [(y - 4.0, x), (y + 4.0, x)])
+            elif kind == "paint":
+                # a brush dab in the neurons layer, with napari's own painting (the
+                # widget saves it from the paint event once the event loop runs)
+                row = s.table.set_index("neuron_id").loc[nid]
+                lab.brush_size = 10
+                stroke = hasattr(lab, "_begin_stroke")  # one undo item, one paint event
+                if stroke:
+                    lab._begin_stroke()
+                yc, xc = row["y_um"] / s.pixel_size_um, row["x_um"] / s.pixel_size_um
+                for dy in range(0, 36, 6):
+                    lab.paint((yc + dy, xc), nid)
+                if stroke:
+                    lab._commit_stroke()
+                app.processEvents()  # the widget saves the stroke from the event loop
             elif kind == "undo":
                 w.undo()
             else:

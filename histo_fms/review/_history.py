@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..io import atomic_path, read_labels_zarr, read_polylines
 from ._audit import AuditLog, to_jsonable
+from ._index import BoxIndex, find_boxes, pixel_boxes
 
 HISTORY = "history"
 STACK = "stack.json"
@@ -337,31 +338,149 @@ class HistoryMixin:
     def _init_history(self) -> None:
         self._history = EditHistory(self.dir)
         self._pending_px: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._box_cache: dict[int, list[int]] | None = None
-        self._auto_box_cache: dict[int, list[int]] | None = None
+        self._index: BoxIndex | None = None
+        self._auto_index: BoxIndex | None = None
+        #: ids whose pixels may differ from the automatic labels (None: unknown)
+        self._touched: set[int] | None = None
         self._last_box: tuple[slice, slice] | None = None
         self._last_px: tuple[np.ndarray, np.ndarray] | None = None
         self.last_edit_ids: set[int] = set()
         self._snap = small_state(self)
+        self._finish_interrupted_save()
+
+    def _finish_interrupted_save(self) -> None:
+        """Complete a label save a crash interrupted (the edit's diff was saved first).
+
+        The top of the redo stack (an undo being saved) must show its ``old`` pixels and
+        then the top of the undo stack (the last edit or redo) its ``new`` pixels;
+        pixels that do not are set and their chunks saved. Only those pixels are read.
+        """
+        if "neurons" not in self.labels or not (self.dir / "labels.zarr").exists():
+            return
+        for stack, forward in ((self._history.redo_stack, False),
+                               (self._history.undo_stack, True)):
+            if not stack:
+                continue
+            try:
+                _, pixels = self._history.load(stack[-1])
+            except ValueError:
+                continue
+            if "neurons" not in pixels or not np.size(pixels["neurons"][0]):
+                continue
+            idx, old, new = pixels["neurons"]
+            want = np.asarray(new if forward else old, np.int32)
+            lab = self.labels["neurons"]
+            idx = np.asarray(idx, np.int64)
+            if int(idx.max()) >= lab.size or np.array_equal(lab.reshape(-1)[idx], want):
+                continue
+            self._ensure_writable()
+            self.labels["neurons"].reshape(-1)[idx] = want
+            ys, xs = np.divmod(idx, lab.shape[1])
+            self._last_box = (slice(int(ys.min()), int(ys.max()) + 1),
+                              slice(int(xs.min()), int(xs.max()) + 1))
+            self._save_labels()
+            self._last_box = None
 
     # ------------------------------------------------------------ bounding boxes
     @staticmethod
     def _find_boxes(lab: np.ndarray) -> dict[int, list[int]]:
-        from scipy import ndimage as ndi
+        return find_boxes(lab)
 
-        lab = np.asarray(lab)
-        if lab.size == 0 or int(lab.max(initial=0)) <= 0:
+    def _hints(self, table: pd.DataFrame) -> dict[int, tuple[float, float, int]]:
+        """Centroid (px) and pixel count of each neuron of a measurement table."""
+        need = ("neuron_id", "y_um", "x_um", "area_um2")
+        if not len(table) or any(c not in table for c in need):
             return {}
-        out = {}
-        for i, sl in enumerate(ndi.find_objects(lab.astype(np.int32, copy=False)), start=1):
-            if sl is not None:
-                out[i] = [sl[0].start, sl[1].start, sl[0].stop, sl[1].stop]
+        px = float(self.pixel_size_um)
+        ids = table["neuron_id"].to_numpy(np.int64)
+        cy = pd.to_numeric(table["y_um"], errors="coerce").to_numpy(float) / px
+        cx = pd.to_numeric(table["x_um"], errors="coerce").to_numpy(float) / px
+        cnt = np.rint(pd.to_numeric(table["area_um2"], errors="coerce").to_numpy(float)
+                      / px ** 2)
+        ok = np.isfinite(cnt) & (cnt > 0) & (ids > 0)
+        return {int(i): (float(y), float(x), int(c))
+                for i, y, x, c in zip(ids[ok], cy[ok], cx[ok], cnt[ok], strict=True)}
+
+    def _history_pixel_boxes(self) -> dict[int, list[int]] | None:
+        """Per label, the box of every pixel the saved edits wrote or removed with it.
+
+        None when the audit log has edits without a stored diff (a review begun by an
+        older version): then which neurons changed is unknown.
+        """
+        recs = self.audit.read()
+        if any(r.get("kind") != "recompute" and not r.get("diff") for r in recs):
+            return None
+        if getattr(self, "labels_edited", False) and not recs:
+            return None
+        w = self.labels["neurons"].shape[1]
+        out: dict[int, list[int]] = {}
+        for f in sorted(self._history.dir.glob("edit_*.npz")):
+            try:
+                seq = int(f.stem.split("_")[1])
+            except (IndexError, ValueError):
+                continue
+            _, pixels = self._history.load(seq)
+            if "neurons" in pixels:
+                for v, b in pixel_boxes(*pixels["neurons"], w).items():
+                    o = out.get(v)
+                    out[v] = b if o is None else [min(b[0], o[0]), min(b[1], o[1]),
+                                                  max(b[2], o[2]), max(b[3], o[3])]
         return out
 
-    def _boxes(self) -> dict[int, list[int]]:
-        if self._box_cache is None:
-            self._box_cache = self._find_boxes(self.labels["neurons"])
-        return self._box_cache
+    def _auto_raw(self):
+        """Return the automatic neuron labels as stored (zarr: read box by box)."""
+        a = self.auto_labels
+        return a.raw("neurons") if hasattr(a, "raw") else a["neurons"]
+
+    def _auto_boxes(self) -> BoxIndex:
+        if self._auto_index is None:
+            lab = self._auto_raw()
+            self._auto_index = BoxIndex(self._auto_raw, lab.shape,
+                                        hints=self._hints(self.auto_table))
+        return self._auto_index
+
+    def _boxes(self) -> BoxIndex:
+        if self._index is None:
+            self._index = self._build_index()
+        return self._index
+
+    def _build_index(self) -> BoxIndex:
+        """Index the current labels without a whole-image pass when the history allows."""
+        lab = self.labels["neurons"]
+
+        def current():
+            return self.labels["neurons"]
+
+        auto_ok = "neurons" in self.auto_labels and len(getattr(self, "auto_table", ()))
+        if auto_ok and getattr(self, "_labels_are_auto", False):
+            # not edited yet: the automatic table was measured on exactly these labels
+            self._touched = set()
+            return BoxIndex(current, lab.shape, hints=self._hints(self.auto_table))
+        diffs = self._history_pixel_boxes() if auto_ok else None
+        if diffs is None:
+            self._touched = None
+            return BoxIndex(current, lab.shape, exact=find_boxes(lab))
+        auto = self._auto_boxes()
+        superset = {}
+        for v, b in diffs.items():
+            a = auto.get(v)
+            superset[v] = b if a is None else [min(b[0], a[0]), min(b[1], a[1]),
+                                               max(b[2], a[2]), max(b[3], a[3])]
+        self._touched = set(diffs)
+        hints = {k: h for k, h in self._hints(self.auto_table).items() if k not in superset}
+        return BoxIndex(current, lab.shape, superset=superset, hints=hints)
+
+    def touched_ids(self) -> set[int] | None:
+        """Return the neurons whose pixels may differ from the automatic labels.
+
+        Returns
+        -------
+        set of int or None
+            Ids (a superset of the changed ones), or None when unknown (a review begun
+            by an older version without stored diffs).
+        """
+        self._boxes()
+        return None if self._touched is None else set(self._touched)
 
     def _obj(self, nid: int, *, auto: bool = False
              ) -> tuple[tuple[slice, slice], np.ndarray] | None:
@@ -372,20 +491,23 @@ class HistoryMixin:
         if auto:
             if "neurons" not in self.auto_labels:
                 return None
-            if self._auto_box_cache is None:
-                self._auto_box_cache = self._find_boxes(self.auto_labels["neurons"])
-            boxes, lab = self._auto_box_cache, self.auto_labels["neurons"]
+            index, lab = self._auto_boxes(), self._auto_raw()
         else:
-            boxes, lab = self._boxes(), self.labels["neurons"]
-        b = boxes.get(nid)
+            index, lab = self._boxes(), self.labels["neurons"]
+        b = index.get(nid)
         if b is None:
             return None
         sl = (slice(b[0], b[2]), slice(b[1], b[3]))
         m = np.asarray(lab[sl]) == nid
         if not m.any():
-            boxes.pop(nid, None)
+            index.exact.pop(nid, None)
             return None
         return sl, m
+
+    def _prepare_px(self, old: np.ndarray, new: np.ndarray) -> None:
+        """Make the boxes of the labels a write touches exact (before it happens)."""
+        ids = np.unique(np.concatenate([np.ravel(old), np.ravel(new)]).astype(np.int64))
+        self._boxes().ensure(int(i) for i in ids if i > 0)
 
     def _note_px(self, idx: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Record label pixels written (flat indices, values before and after)."""
@@ -396,28 +518,17 @@ class HistoryMixin:
         self._update_boxes(idx, old, new)
 
     def _update_boxes(self, idx: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
-        if self._box_cache is None or not idx.size:
+        if self._index is None or not idx.size:
             return
-        lab = self.labels["neurons"]
-        w = lab.shape[1]
-        ys, xs = np.divmod(idx, w)
-        for v in np.unique(new):
-            v = int(v)
-            if v <= 0:
-                continue
-            m = new == v
-            b = [int(ys[m].min()), int(xs[m].min()), int(ys[m].max()) + 1,
-                 int(xs[m].max()) + 1]
-            o = self._box_cache.get(v)
-            if o is not None:
-                b = [min(b[0], o[0]), min(b[1], o[1]), max(b[2], o[2]), max(b[3], o[3])]
-            self._box_cache[v] = b
+        index = self._index
+        w = self.labels["neurons"].shape[1]
+        for v, b in pixel_boxes(idx, np.zeros_like(new), new, w).items():
+            index.grow(v, b)
         for v in np.unique(old):
-            v = int(v)
-            if v > 0 and v in self._box_cache:
-                b = self._box_cache[v]
-                if not (np.asarray(lab[b[0]:b[2], b[1]:b[3]]) == v).any():
-                    del self._box_cache[v]
+            if int(v) > 0:
+                index.drop_if_gone(int(v))
+        if self._touched is not None:
+            self._touched |= {int(v) for v in np.unique(np.concatenate([old, new])) if v > 0}
 
     def _write_px(self, sl: tuple[slice, slice], mask: np.ndarray, value: Any) -> None:
         """Write ``value`` (scalar or one per True pixel) into ``labels[sl][mask]``."""
@@ -425,6 +536,7 @@ class HistoryMixin:
         sub = lab[sl]
         old = sub[mask].copy()
         new = np.broadcast_to(np.asarray(value, np.int32), old.shape).copy()
+        self._prepare_px(old, new)
         sub[mask] = new
         ys, xs = np.nonzero(mask)
         idx = (ys.astype(np.int64) + sl[0].start) * lab.shape[1] + xs + sl[1].start
@@ -494,8 +606,9 @@ class HistoryMixin:
                 if not np.array_equal(cur, new if undo else old):
                     raise ReviewError(f"edit {seq} does not match the current labels; "
                                       "it cannot be " + ("undone" if undo else "redone"))
-            boxes = apply_pixels(self.labels, pixels, undo=undo)
             idx, old, new = pixels["neurons"]
+            self._prepare_px(old, new)
+            boxes = apply_pixels(self.labels, pixels, undo=undo)
             self._update_boxes(np.asarray(idx, np.int64), new if undo else old,
                                old if undo else new)
             self._last_box = boxes.get("neurons")
@@ -578,7 +691,7 @@ class HistoryMixin:
               slice(min(b[1].start for b in boxes), max(b[1].stop for b in boxes)))
         self._ensure_writable()
         sub = self.labels["neurons"][sl]
-        sub_auto = (np.asarray(self.auto_labels["neurons"][sl]) if aut is not None
+        sub_auto = (np.asarray(self._auto_raw()[sl]) if aut is not None
                     else np.zeros_like(sub))
         target = np.where(sub_auto == nid, nid, np.where(sub == nid, 0, sub))
         changed = target != sub

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,20 @@ class ReviewSession(HistoryMixin):
         restore_backups(self.dir)  # an interrupted save left the only copy as a backup
         auto_lab = self.auto_dir / "labels.zarr"
         rev_lab = self.dir / "labels.zarr"
-        self.auto_labels = read_labels_zarr(auto_lab) if auto_lab.exists() else {}
-        self.labels = read_labels_zarr(rev_lab) if rev_lab.exists() else {
-            k: v.copy() for k, v in self.auto_labels.items()}
+        if pipeline_kind(self.run) == "drg":
+            # the automatic labels stay on disk (read box by box: restore, undo checks);
+            # only the edited neuron labels are held in memory, read once
+            self.auto_labels = LazyLabels(auto_lab) if auto_lab.exists() else {}
+            src = rev_lab if rev_lab.exists() else auto_lab
+            self.labels = _open_labels_lazy(src) if src.exists() else {}
+            if "neurons" in self.labels:
+                self.labels["neurons"] = np.asarray(self.labels["neurons"][...], np.int32)
+            self._labels_are_auto = not rev_lab.exists()
+        else:
+            self.auto_labels = read_labels_zarr(auto_lab) if auto_lab.exists() else {}
+            self.labels = read_labels_zarr(rev_lab) if rev_lab.exists() else {
+                k: v.copy() for k, v in self.auto_labels.items()}
+            self._labels_are_auto = not rev_lab.exists()
         self.pixel_size_um = _pixel_size(self.run, self.stem,
                                          rev_lab if rev_lab.exists() else auto_lab)
         state = {}
@@ -218,9 +229,24 @@ class ReviewSession(HistoryMixin):
         return self.audit.append(rec)
 
     def _save_labels(self) -> None:
-        """Save the labels: only the chunks of the last edited region when possible."""
+        """Save the labels: only the chunks of the last edited region when possible.
+
+        The first edit of a DRG review copies the automatic ``labels.zarr`` (its
+        compressed chunk files, atomically) instead of writing the whole image; every
+        edit then rewrites only the chunks its pixels fall in (each chunk file is
+        replaced atomically by zarr). The edit's exact diff is saved before, so an
+        interrupted save is completed on reopening (:meth:`_finish_interrupted_save`).
+        """
         path = self.dir / "labels.zarr"
         box = self._last_box
+        auto = self.auto_dir / "labels.zarr"
+        if box is not None and not path.exists() and self.kind == "drg" and auto.is_dir():
+            import shutil
+
+            from ..io import atomic_path
+
+            with atomic_path(path) as tmp:
+                shutil.copytree(auto, tmp)
         if box is not None and path.exists():
             import zarr
 
@@ -233,8 +259,10 @@ class ReviewSession(HistoryMixin):
                 ok = False
             if ok:
                 ds[box] = self.neurons[box]
+                self._labels_are_auto = False
                 return
         write_labels_zarr(self.labels, path, pixel_size_um=self.pixel_size_um)
+        self._labels_are_auto = False
 
     def check_fresh(self) -> None:
         """Refuse to save over edits this session has not seen.
@@ -372,7 +400,7 @@ class ReviewSession(HistoryMixin):
 
     # ------------------------------------------------------------------ DRG edits
     def _new_id(self) -> int:
-        used = [max(self._boxes(), default=0)]
+        used = [self._boxes().max_id()]
         if len(self.auto_table):
             used.append(int(self.auto_table["neuron_id"].max()))
         return max(used) + 1
@@ -655,23 +683,54 @@ class ReviewSession(HistoryMixin):
         dict or None
             The audit record, or None when nothing changed.
         """
-        new = np.asarray(labels).astype(np.int32)
+        new = np.asarray(labels)
         old = self.neurons
         if new.shape != old.shape:
             raise ReviewError(f"labels shape {new.shape} differs from {old.shape}")
         changed = new != old
         if not changed.any():
             return None
+        return self.set_labels_region(_box_slices(changed), new[_box_slices(changed)])
+
+    def set_labels_region(self, box: tuple[slice, slice], labels: np.ndarray) -> dict | None:
+        """Take over hand-painted labels within a box as one edit (only the box is read).
+
+        Parameters
+        ----------
+        box : (slice, slice)
+            The region painted (e.g. the bounding box of a napari paint stroke).
+        labels : ndarray of int
+            The labels of that region after painting.
+
+        Returns
+        -------
+        dict or None
+            The audit record, or None when nothing changed.
+        """
+        h, w = self.neurons.shape
+        sl = (slice(max(int(box[0].start or 0), 0), min(int(box[0].stop), h)),
+              slice(max(int(box[1].start or 0), 0), min(int(box[1].stop), w)))
+        new = np.asarray(labels)
+        if new.shape != (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start):
+            raise ReviewError(f"painted region {new.shape} does not fit its box")
+        if new.size and (int(new.min()) < 0 or int(new.max()) > np.iinfo(np.int32).max):
+            raise ReviewError("labels must be non-negative 32-bit integers")
+        new = new.astype(np.int32)
+        self._ensure_writable()
+        old = self.neurons[sl]
+        changed = new != old
+        if not changed.any():
+            return None
         before = _id_counts(old[changed])
         after = _id_counts(new[changed])
-        idx = np.flatnonzero(changed)
-        old_v = old.reshape(-1)[idx]
-        self.labels["neurons"] = new.copy()
-        self._note_px(idx, old_v, new.reshape(-1)[idx])
+        n = int(changed.sum())
+        ys, xs = np.nonzero(changed)
+        bbox = [int(ys.min()) + sl[0].start, int(xs.min()) + sl[1].start,
+                int(ys.max()) + 1 + sl[0].start, int(xs.max()) + 1 + sl[1].start]
+        self._write_px(sl, changed, new[changed])
         gone = [i for i in before if i > 0 and self._obj(i) is None]
         dropped = self._drop_overrides(gone)
-        return self._commit("paint_layer", {"n_pixels": int(changed.sum()),
-                                            "bbox": _bbox(changed)},
+        return self._commit("paint_layer", {"n_pixels": n, "bbox": bbox},
                             {"pixels_by_id": before},
                             {"pixels_by_id": after, "removed_ids": gone,
                              "dropped_overrides": dropped}, labels=True)
@@ -1226,6 +1285,41 @@ def _pixel_size(run: dict, stem: str, labels: Path) -> float:
         return schema.check_pixel_size(value, what=f"{stem}: run.json pixel_size_um")
     except ValueError as exc:
         raise ReviewError(str(exc)) from None
+
+
+class LazyLabels(Mapping):
+    """The label images of a ``labels.zarr``, read in full only when asked for.
+
+    ``labels[name]`` reads (once) and returns the whole image as a numpy array;
+    :meth:`raw` returns the zarr array, of which the review reads only boxes.
+    """
+
+    def __init__(self, path: Path):
+        self._raw = _open_labels_lazy(path)
+        self._full: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._full:
+            self._full[name] = np.asarray(self._raw[name][...])
+        return self._full[name]
+
+    def __iter__(self):
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def raw(self, name: str) -> Any:
+        """Return one label image as stored (read box by box)."""
+        return self._full.get(name, self._raw[name])
+
+
+def _open_labels_lazy(path: Path) -> dict[str, Any]:
+    """Open the label images of a ``labels.zarr`` without reading them (zarr arrays)."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    return {n: root[f"labels/{n}/0"] for n in root.attrs.get("labels", [])}
 
 
 def _read_neurons(path: Path) -> pd.DataFrame:

@@ -93,10 +93,8 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         Columns :data:`OBJECT_COLUMNS`, one row per id.
     """
     ids = [int(i) for i in ids if int(i) > 0]
-    t = session.table
-    t = t.set_index("neuron_id", drop=False) if len(t) else None
-    at = session.auto_table
-    at = at.set_index("neuron_id", drop=False) if len(at) else None
+    t = _by_id(session, "table")
+    at = _by_id(session, "auto_table")
     rev = reviewed_ids(session)
     px = session.pixel_size_um
     rows = []
@@ -138,6 +136,18 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
     return _typed(pd.DataFrame(rows, columns=OBJECT_COLUMNS))
 
 
+def _by_id(session: Any, name: str) -> pd.DataFrame | None:
+    """Return a session's table indexed by neuron id (cached while it is the same)."""
+    t = getattr(session, name)
+    cache = session.__dict__.setdefault("_by_id_cache", {})
+    hit = cache.get(name)
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    out = t.set_index("neuron_id", drop=False) if len(t) else None
+    cache[name] = (t, out)
+    return out
+
+
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("call", "call_source", "size_class", "status"):
         df[c] = df[c].astype(object).where(df[c].notna(), "")
@@ -164,11 +174,15 @@ def object_table(session: Any, *, with_deleted: bool = True) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`OBJECT_COLUMNS`, sorted by ``neuron_id``.
     """
-    lab = np.asarray(session.neurons)
-    counts = np.bincount(lab.ravel()) if lab.size else np.zeros(1, np.int64)
-    present = np.flatnonzero(counts)
-    present = present[present > 0]
-    ids = set(int(i) for i in present)
+    touched = session.touched_ids() if hasattr(session, "touched_ids") else None
+    if touched is None:  # which neurons changed is unknown: count every pixel
+        lab = np.asarray(session.neurons)
+        counts = np.bincount(lab.ravel()) if lab.size else np.zeros(1, np.int64)
+        present = np.flatnonzero(counts)
+        present = present[present > 0]
+        ids = set(int(i) for i in present)
+    else:  # only the neurons the edits touched are looked at; the others are as measured
+        ids = {int(i) for i in session.neuron_ids()}
     if with_deleted and len(session.auto_table):
         ids |= {int(i) for i in session.auto_table["neuron_id"]}
     ids = np.array(sorted(ids), np.int64)
@@ -181,9 +195,19 @@ def object_table(session: Any, *, with_deleted: bool = True) -> pd.DataFrame:
     for c in ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
               "touches_border"):
         df[c] = src[c].reindex(ids).to_numpy() if c in src.columns else np.nan
-    area = np.where(ids < counts.size, counts[np.minimum(ids, counts.size - 1)], 0) * (
-        session.pixel_size_um ** 2)
     measured = pd.to_numeric(df["area_um2"], errors="coerce").to_numpy(float)
+    if touched is None:
+        area = np.where(ids < counts.size, counts[np.minimum(ids, counts.size - 1)], 0) * (
+            session.pixel_size_um ** 2)
+    else:
+        # untouched neurons have their automatic pixels: the automatic table's areas
+        auto_area = session.auto_table.set_index("neuron_id")["area_um2"].reindex(ids)
+        area = np.where(np.isin(ids, list(session.neuron_ids())),
+                        pd.to_numeric(auto_area, errors="coerce").to_numpy(float), 0.0)
+        for k in np.flatnonzero(np.isin(ids, list(touched))):
+            obj = session._obj(int(ids[k]))
+            area[k] = float(obj[1].sum()) * session.pixel_size_um ** 2 if obj else 0.0
+        area = np.nan_to_num(area, nan=0.0)
     alive = area > 0
     same = alive & np.isfinite(measured) & (np.abs(measured - area) <= 1e-6 * np.maximum(area, 1))
     rev = reviewed_ids(session)
@@ -254,7 +278,7 @@ def next_neuron(session: Any, table: pd.DataFrame, *, by: str = "threshold",
     int or None
         A neuron id, or None when every neuron is reviewed.
     """
-    live = table.loc[table["status"] != "deleted"]
+    live = table.loc[_alive(table)]
     rev = reviewed_ids(session)
     ids = live["neuron_id"].to_numpy(np.int64)
     todo = ~np.isin(ids, list(rev | ({int(current)} if current else set())))
@@ -275,5 +299,13 @@ def next_neuron(session: Any, table: pd.DataFrame, *, by: str = "threshold",
 
 def progress(session: Any, table: pd.DataFrame) -> tuple[int, int]:
     """Return (reviewed, total) over the current neurons."""
-    live = table.loc[table["status"] != "deleted", "neuron_id"].to_numpy(np.int64)
+    live = table["neuron_id"].to_numpy(np.int64)[_alive(table)]
     return int(np.isin(live, list(reviewed_ids(session))).sum()), int(live.size)
+
+
+def _alive(table: pd.DataFrame) -> np.ndarray:
+    """Rows of an object table that are not deleted (a cached mask when the table has one)."""
+    m = table.attrs.get("alive")
+    if isinstance(m, np.ndarray) and m.shape == (len(table),):
+        return m
+    return (table["status"] != "deleted").to_numpy()

@@ -27,3 +27,20 @@ def test_implausible_pixel_size_refused(tmp_path):
                        channel_names=["x"], pixel_size_um=0.5)
     with pytest.raises(InputError, match="plausible"):
         image_layer_data(p, pixel_size_um=500.0)
+
+
+def test_pyramid_levels_of_the_file_are_shown_as_multiscale(tmp_path):
+    from histo_fms.io import write_omezarr
+
+    img = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
+    p = write_omezarr(img, tmp_path / "p.ome.zarr", channel_names=["NeuN", "IgG"],
+                      pixel_size_um=0.5, levels=2, chunk=32)
+    layers = image_layer_data(p)
+    assert len(layers) == 2
+    for (data, kw, _), ch in zip(layers, img, strict=True):
+        assert isinstance(data, list) and [d.shape for d in data] == [(64, 64), (32, 32)]
+        np.testing.assert_array_equal(np.asarray(data[0]), ch)  # level 0 untouched
+        assert kw["scale"] == (0.5, 0.5)
+    single = write_ome_tiff(img[:1], tmp_path / "s.ome.tif", channel_names=["x"],
+                            pixel_size_um=0.5)
+    assert not isinstance(image_layer_data(single)[0][0], list)  # small: one level

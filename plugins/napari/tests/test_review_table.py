@@ -168,3 +168,45 @@ def test_run_widget_says_nothing_was_called_and_refuses_missing_roles(
     assert "no IgG calls" in w.status_label.text()
     t = pd.read_csv(tmp_path / "drg" / "drgimg_m2_hc" / "neurons.csv")
     assert t["igg_positive"].isna().all()
+
+
+def test_painting_a_shared_layer_is_saved_exactly_and_undone(make_napari_viewer, drg_out,
+                                                             monkeypatch, qtbot):
+    """Whole sections share the labels array with the model: strokes come from events."""
+    from histo_fms.review import ReviewSession
+
+    import napari_histo_fms._layers as layers_mod
+    import napari_histo_fms._review_widget as widget_mod
+
+    monkeypatch.setattr(layers_mod, "SHARE_PIXELS", 0)
+    monkeypatch.setattr(widget_mod, "SHARE_PIXELS", 0)
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.open_session(drg_out, STEM, "AB")
+    s = w.session
+    lab = viewer.layers["neurons"]
+    assert lab.data is s.neurons  # no copy
+    auto = s.neurons.copy()
+    a = _interior(s.table)[0]
+    row = s.table.set_index("neuron_id").loc[a]
+    yc, xc = row["y_um"] / s.pixel_size_um, row["x_um"] / s.pixel_size_um
+    lab.brush_size = 6
+    lab._begin_stroke()
+    for dy in range(0, 20, 4):
+        lab.paint((yc + dy, xc), 999)
+    lab._commit_stroke()
+    qtbot.waitUntil(lambda: bool(s.history()) and s.history()[-1]["kind"] == "paint_layer",
+                    timeout=5000)
+    painted = s.neurons == 999
+    assert painted.any()
+    rec = s.history()[-1]
+    assert rec["params"]["n_pixels"] == int(painted.sum())
+    assert rec["before"]["pixels_by_id"] == {
+        str(k): int(v) for k, v in zip(*np.unique(auto[painted], return_counts=True),
+                                       strict=True)}
+    disk = ReviewSession.open(drg_out, STEM, "AB").neurons
+    assert np.array_equal(disk, s.neurons)
+    w.undo()
+    assert np.array_equal(s.neurons, auto) and lab.data is s.neurons
+    assert np.array_equal(ReviewSession.open(drg_out, STEM, "AB").neurons, auto)

@@ -82,14 +82,77 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
             "metadata": {"histo_fms": {"channel": "RGB", "pixel_size_um": px,
                                        "path": str(img.path)}},
         }, "image")]
+    levels = _pyramid(path, img, pixel_size_um, read_kwargs or {})
     for i, name in enumerate(img.channel_names):
-        out.append((img.data[i], {
+        data = [lv[i] for lv in levels] if len(levels) > 1 else img.data[i]
+        out.append((data, {
             "name": str(name), "scale": scale, "units": units, "axis_labels": AXES,
             "colormap": _cmap(str(name), i), "blending": "additive",
             "metadata": {"histo_fms": {"channel": str(name), "pixel_size_um": px,
                                        "path": str(img.path)}},
         }, "image"))
     return out
+
+
+#: Label images larger than this (pixels) are shown without a copy: the layer shares
+#: the review's array (a copy of a whole section costs seconds and a gigabyte).
+SHARE_PIXELS = 2**22
+
+
+def neurons_layer_array(session: ReviewSession) -> np.ndarray:
+    """Return the array the neurons layer shows: the review's own for large images.
+
+    Parameters
+    ----------
+    session : ReviewSession
+        A DRG session.
+
+    Returns
+    -------
+    ndarray
+        A copy of the neuron labels, or (above :data:`SHARE_PIXELS` pixels) the
+        session's array itself; the review widget then records the layer's paint
+        strokes from napari's paint events (old values included), never by comparing
+        arrays.
+    """
+    lab = session.labels["neurons"]
+    return lab if lab.size > SHARE_PIXELS else lab.copy()
+
+
+#: Images larger than this (pixels per channel) without a pyramid in the file are shown
+#: through a lazily downsampled one (napari would otherwise load the whole plane).
+PYRAMID_PIXELS = 4096 * 4096
+
+
+def _pyramid(path, img, pixel_size_um, read_kwargs) -> list:
+    """Return the resolution levels of an image (lazy dask arrays, C x Y x X each).
+
+    The file's own levels when it has them (pyramidal OME-TIFF, OME-Zarr); else, for a
+    large image, 2x block means computed lazily by dask (napari reads only what it
+    shows); else the one level.
+    """
+    from histo_fms.io import read_image
+
+    levels = [img.data]
+    if int(read_kwargs.get("level", 0) or 0) == 0:
+        for k in range(1, 12):
+            try:
+                lv = read_image(path, pixel_size_um=pixel_size_um, **{**read_kwargs,
+                                                                      "level": k})
+            except Exception:  # noqa: BLE001 - no such level: the file's pyramid ends
+                break
+            if lv.data.shape[-2] >= levels[-1].shape[-2] or lv.data.shape[0] != img.data.shape[0]:
+                break
+            levels.append(lv.data)
+    if len(levels) == 1 and img.data.shape[-2] * img.data.shape[-1] > PYRAMID_PIXELS:
+        import dask.array as da
+
+        cur = da.asarray(img.data)
+        while max(cur.shape[-2:]) > 2048:
+            nxt = da.coarsen(np.mean, cur, {1: 2, 2: 2}, trim_excess=True)
+            cur = nxt.astype(img.data.dtype)
+            levels.append(cur)
+    return levels
 
 
 def neuron_colours(session: ReviewSession, table: pd.DataFrame | None = None) -> dict:
@@ -158,7 +221,8 @@ def neuron_features(session: ReviewSession, table: pd.DataFrame | None = None
     return out
 
 
-def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> list[LayerData]:
+def session_layer_data(session: ReviewSession, *, with_image: bool = True,
+                       table: pd.DataFrame | None = None) -> list[LayerData]:
     """Return the layers of a result: image channels, labels, crossings and lines, in µm.
 
     Parameters
@@ -167,6 +231,8 @@ def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> li
         The (possibly reviewed) result of one image.
     with_image : bool
         Also return the image channels (when the image is found).
+    table : pandas.DataFrame, optional
+        The object table (:func:`histo_fms.review._triage.object_table`), if built.
 
     Returns
     -------
@@ -194,8 +260,9 @@ def session_layer_data(session: ReviewSession, *, with_image: bool = True) -> li
     if session.kind == "drg":
         from histo_fms.review._triage import object_table
 
-        table = object_table(session, with_deleted=False)
-        out.append((session.labels["neurons"].copy(), {
+        if table is None:
+            table = object_table(session, with_deleted=False)
+        out.append((neurons_layer_array(session), {
             **common, "name": NEURONS, "colormap": neuron_colours(session, table),
             "features": neuron_features(session, table), "opacity": 0.5}, "labels"))
         if "rings" in session.labels:

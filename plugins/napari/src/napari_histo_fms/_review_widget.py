@@ -36,11 +36,13 @@ from ._layers import (
     DEJ,
     EXCLUDED,
     NEURONS,
+    SHARE_PIXELS,
     SURFACE,
     crossings_layer_data,
     neuron_colour,
     neuron_colours,
     neuron_features,
+    neurons_layer_array,
     session_layer_data,
 )
 
@@ -61,33 +63,42 @@ SHORTCUTS = [("Delete", "delete the selected neuron"), ("C", "flip its IgG call"
 #: the colour map, so napari's label -> texture index mapping stays the same when a
 #: neuron changes colour and an edit recolours only its own pixels.
 _RESERVED = {k: -1 - i for i, k in enumerate(COLOURS)}
+#: Without numba napari maps labels through an array as long as the largest label
+#: (twice that with negative labels), at most 2**16 entries: the reserved labels are
+#: then the top values of that range, above every neuron id.
+_RESERVED_HIGH = {k: 2**16 - 1 - i for i, k in enumerate(COLOURS)}
 
 
-def _reserved_ok(cols: dict) -> bool:
-    """Whether napari can map the reserved (negative) labels.
-
-    Without numba napari maps labels through an array of twice the largest label
-    (with negative labels), limited to 2**16 entries.
-    """
+def _reserved_for(cols: dict) -> dict | None:
+    """Return the reserved labels napari can map for this colour dict (None: none)."""
     import importlib.util
 
     if importlib.util.find_spec("numba") is not None:
-        return True
-    top = max((abs(int(k)) for k in cols if k is not None), default=0)
-    return 2 * top < 2**16 - 2 * len(_RESERVED)
+        return _RESERVED
+    top = max((abs(int(k)) for k in cols if k is not None
+               and int(k) not in _RESERVED_HIGH.values()), default=0)
+    return _RESERVED_HIGH if top < min(_RESERVED_HIGH.values()) else None
+
+
+def _reserved_ok(cols: dict) -> bool:
+    """Whether napari can map reserved colour-class labels for this colour dict."""
+    return _reserved_for(cols) is not None
 
 
 def stable_colours(cols: dict) -> dict:
     """Return a label colour dict with every colour class first (reserved labels).
 
-    Without numba and with more than ~32,000 label values the reserved labels are
-    left out (napari could not map them): colour changes then redraw the layer.
+    Without numba the reserved labels are the top of the 16-bit range (napari maps
+    labels through an array there); with labels that high they are left out and
+    colour changes redraw the layer.
     """
-    if not _reserved_ok(cols):
+    res = _reserved_for(cols)
+    if res is None:
         return dict(cols)
+    skip = set(_RESERVED.values()) | set(_RESERVED_HIGH.values())
     out = {None: cols.get(None, (0, 0, 0, 0)), 0: cols.get(0, (0, 0, 0, 0))}
-    out.update({v: COLOURS[k] for k, v in _RESERVED.items()})
-    out.update({k: v for k, v in cols.items() if k not in (None, 0)})
+    out.update({v: COLOURS[k] for k, v in res.items()})
+    out.update({k: v for k, v in cols.items() if k not in (None, 0) and k not in skip})
     return out
 
 
@@ -110,14 +121,17 @@ def recolour(layer, colours: dict, boxes: list) -> bool:
     """
     cm = layer.colormap
     try:
-        if any(v not in cm.color_dict for v in _RESERVED.values()):
+        res = [r for r in (_RESERVED, _RESERVED_HIGH)
+               if all(v in cm.color_dict for v in r.values())]
+        if not res or any(int(k) in res[0].values() for k in colours):
             raise ValueError("no reserved colour labels")
         known = {tuple(np.round(v, 6)) for v in COLOURS.values()}
         if not all(tuple(np.round(c, 6)) in known for c in colours.values()):
             raise ValueError("new colour class")
-        for k, c in colours.items():
-            cm.color_dict[int(k)] = np.asarray(c, np.float32)
-        cm._clear_cache()
+        if not _remap_in_place(cm, colours, res[0]):
+            for k, c in colours.items():
+                cm.color_dict[int(k)] = np.asarray(c, np.float32)
+            cm._clear_cache()
         for k in [k for k, c in colours.items() if c is None]:
             cm.color_dict.pop(int(k), None)
         view = layer._slice.image.view
@@ -134,6 +148,103 @@ def recolour(layer, colours: dict, boxes: list) -> bool:
         d.update({int(k): c for k, c in colours.items()})
         layer.colormap = stable_colours(d)
         return False
+
+
+def _preload_measurement() -> None:
+    """Import the DRG measurement code in the background (a split reads its defaults).
+
+    The import takes seconds on a busy machine; done while the reviewer looks at the
+    opened image, the first split does not wait for it.
+    """
+    import sys
+    import threading
+
+    if "histo_fms.drg" not in sys.modules:
+        threading.Thread(target=__import__, args=("histo_fms.drg",), daemon=True).start()
+
+
+def _remap_in_place(cm, colours: dict, reserved: dict) -> bool:
+    """Point some labels at other (existing) colour classes in napari's cached maps.
+
+    Rebuilding napari's label -> texture-value maps walks every label in Python
+    (~0.1 s per edit with 60,000 neurons); with the colour classes pinned by reserved
+    labels a label's texture value is that of its class's reserved label, so only the
+    edited labels' entries change.
+
+    Returns
+    -------
+    bool
+        False when the caches are not there (then they are rebuilt).
+    """
+    cached = cm.__dict__.get("_label_mapping_and_color_dict")
+    if cached is None:
+        return False
+    to_new = cached[0]
+    amap = cm.__dict__.get("_array_map")
+    typed = [v for k, v in cm._cache_other.items() if str(k).endswith("_typed_dict")]
+    cls = {tuple(np.round(v, 6)): name for name, v in COLOURS.items()}
+    vals = {}
+    for k, c in colours.items():
+        name = cls.get(tuple(np.round(c, 6)))
+        if name is None or reserved[name] not in to_new:
+            return False
+        vals[int(k)] = to_new[reserved[name]]
+    if amap is not None and any(not 0 <= k < amap.shape[0] - 1 for k in vals):
+        return False
+    for k, v in vals.items():
+        cm.color_dict[k] = np.asarray(colours[k], np.float32)
+        to_new[k] = v
+        if amap is not None:
+            amap[k] = v
+        for d in typed:
+            d[k] = v
+    return True
+
+
+def retexture(layer, boxes: list) -> None:
+    """Redraw the pixels of some boxes of a labels layer whose data changed in place."""
+    try:
+        view = layer._slice.image.view
+        raw = layer._slice.image.raw
+        cm = layer.colormap
+        for sl in boxes:
+            if sl is None:
+                continue
+            view[sl] = cm._data_to_texture(np.ascontiguousarray(raw[sl]))
+            layer._accumulate_updated_slice(sl)
+        layer._partial_labels_refresh()
+    except Exception:  # noqa: BLE001 - napari internals changed: redraw everything
+        layer.refresh()
+
+
+def _atom_box(atom) -> list[int] | None:
+    """Bounding box [y0, x0, y1, x1] of one napari paint-history atom."""
+    key = getattr(atom, "slice_key", None)
+    if key is not None:
+        return [int(key[-2].start), int(key[-1].start), int(key[-2].stop), int(key[-1].stop)]
+    try:
+        idx = atom[0]
+        ys, xs = np.asarray(idx[-2]), np.asarray(idx[-1])
+    except (TypeError, IndexError):
+        return None
+    if not ys.size:
+        return None
+    return [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
+
+
+def _undo_atom(region: np.ndarray, y0: int, x0: int, atom) -> None:
+    """Put one paint atom's old values back into ``region`` (whose origin is y0, x0)."""
+    key = getattr(atom, "slice_key", None)
+    if key is not None:
+        sl = (slice(key[-2].start - y0, key[-2].stop - y0),
+              slice(key[-1].start - x0, key[-1].stop - x0))
+        if atom.mask is None:
+            region[sl] = np.asarray(atom.old_values).reshape(region[sl].shape)
+        else:
+            region[sl][np.asarray(atom.mask).reshape(region[sl].shape)] = atom.old_values
+        return
+    idx, old_vals = atom[0], atom[1]
+    region[np.asarray(idx[-2]) - y0, np.asarray(idx[-1]) - x0] = old_vals
 
 
 def _hex(rgba) -> str:
@@ -240,6 +351,7 @@ class ReviewWidget(QWidget):
         self.session: ReviewSession | None = None
         self.last_summary: dict | None = None
         self._syncing = False
+        self._paint_atoms: list = []
         self._worker = None
         lay = QVBoxLayout(self)
 
@@ -461,7 +573,10 @@ class ReviewWidget(QWidget):
             raise ReviewError(f"{where}/labels.zarr is missing or has no '{need}' labels; "
                               "rerun this image to review it")
         self.session = session
+        self._paint_atoms = []
         self.last_summary = None
+        if session.kind == "drg":
+            _preload_measurement()
         # nothing selected in a new case: the previous case's id must never carry over
         self.neuron_spin.blockSignals(True)
         self.neuron_spin.setValue(0)
@@ -472,14 +587,19 @@ class ReviewWidget(QWidget):
         self.error_label.setText("")
         self._visits = []
         self._set_kind(session.kind)
-        layers = session_layer_data(session, with_image=with_image)
+        table = None
+        if session.kind == "drg":
+            from histo_fms.review._triage import object_table
+
+            table = object_table(session)  # built once: the layer's colours and the table
+        layers = session_layer_data(session, with_image=with_image, table=table)
         if self.blind:
             for _, kw, _ in layers:
                 kw.pop("metadata", None)
         self._replace_layers(layers)
         self._colours = None
         if session.kind == "drg":
-            self.table.reload()
+            self.table.reload(table)
             self._show_table()
             self._update_deleted_layer()
             lab = self._layer(NEURONS)
@@ -521,7 +641,12 @@ class ReviewWidget(QWidget):
                 old = self._layer(kw["name"])
                 if kw["name"] == NEURONS and isinstance(kw.get("colormap"), dict):
                     kw = {**kw, "colormap": stable_colours(kw["colormap"])}
-                new = Layer.create(data, kw, kind)
+                big = kind == "labels" and np.size(data) > 2**22
+                # a large label image is given to the layer once it is in the viewer:
+                # napari converts the whole image to its texture at every step of
+                # creating and adding a layer (three passes, seconds each at 16k²)
+                new = Layer.create(np.zeros((1, 1), np.asarray(data[:1, :1]).dtype)
+                                   if big else data, kw, kind)
                 if kw["name"] == NEURONS:
                     # napari starts at label 1, so picking neuron 1 would emit no event
                     new.selected_label = 0
@@ -531,6 +656,8 @@ class ReviewWidget(QWidget):
                     self.viewer.layers.insert(i, new)
                 else:
                     self.viewer.add_layer(new)
+                if big:
+                    new.data = data
                 self._connect(new)
         finally:
             self._syncing = False
@@ -596,7 +723,7 @@ class ReviewWidget(QWidget):
                 if lab is None:
                     self._replace_layers(session_layer_data(s, with_image=False))
                     return
-                lab.data = s.labels["neurons"].copy()  # the layer never aliases the model
+                lab.data = neurons_layer_array(s)  # shared only for large images
                 self.table.reload()
                 lab.colormap = stable_colours(neuron_colours(s, self.table.model.df))
                 lab.features = neuron_features(s, self.table.model.df)
@@ -625,12 +752,17 @@ class ReviewWidget(QWidget):
         self._syncing = True
         try:
             px = s.last_edit_pixels
-            if px is not None and px[0].size:
-                w = s.neurons.shape[1]
-                ys, xs = np.divmod(px[0], w)
-                cur = np.asarray(lab.data)[ys, xs]
-                if not np.array_equal(cur, px[1]):
-                    lab.data_setitem((ys, xs), px[1])
+            if lab.data is not s.neurons and s.neurons.size > SHARE_PIXELS:
+                lab.data = s.neurons  # the model replaced its array: share it again
+            elif px is not None and px[0].size:
+                if lab.data is s.neurons:  # shared: the pixels are there, redraw them
+                    retexture(lab, [s.last_edit_box])
+                else:
+                    w = s.neurons.shape[1]
+                    ys, xs = np.divmod(px[0], w)
+                    cur = np.asarray(lab.data)[ys, xs]
+                    if not np.array_equal(cur, px[1]):
+                        lab.data_setitem((ys, xs), px[1])
                 lab._reset_history()  # undo goes through the model only
             self.table.update_ids(ids)
             rows = self.table.model
@@ -652,10 +784,20 @@ class ReviewWidget(QWidget):
             if new_cols:
                 recolour(lab, new_cols, boxes)
             if ids:
-                keep = feats.loc[~feats["index"].isin(list(ids))]
                 live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
                                    & (rows.df["status"] != "deleted")]
-                lab.features = pd.concat([keep, neuron_features(s, live)], ignore_index=True)
+                new = neuron_features(s, live)
+                index = getattr(lab, "_label_index", None)
+                if isinstance(index, dict) and all(int(i) in index for i in new["index"]):
+                    # existing rows change in place (no rebuild of napari's label index;
+                    # rows of deleted labels stay, unseen: no pixel has their value)
+                    for _, r in new.iterrows():
+                        k = index[int(r["index"])]
+                        for c in new.columns[1:]:
+                            feats.iat[k, feats.columns.get_loc(c)] = r[c]
+                else:
+                    keep = feats.loc[~feats["index"].isin(list(ids))]
+                    lab.features = pd.concat([keep, new], ignore_index=True)
             self._update_deleted_layer()
         finally:
             self._syncing = False
@@ -666,8 +808,10 @@ class ReviewWidget(QWidget):
         s = self.session
         if s is None or s.kind != "drg":
             return
+        from histo_fms.review._triage import _alive
+
         df = self.table.model.df
-        gone = df.loc[df["status"] == "deleted", ["y_um", "x_um"]].to_numpy(float)
+        gone = df.loc[~_alive(df), ["y_um", "x_um"]].to_numpy(float)
         gone = gone[np.isfinite(gone).all(axis=1)] if len(gone) else np.zeros((0, 2))
         layer = self._layer(DELETED)
         if layer is None:
@@ -680,7 +824,7 @@ class ReviewWidget(QWidget):
             lab = self._layer(NEURONS)
             if lab is not None:  # keep the neurons layer active (its shortcuts)
                 self.viewer.layers.selection.active = lab
-        else:
+        elif layer.data.shape != gone.shape or not np.array_equal(layer.data, gone):
             layer.data = gone
 
     def _update_crossings_layer(self) -> None:
@@ -1060,15 +1204,52 @@ class ReviewWidget(QWidget):
         lab = self._layer(NEURONS)
         if lab is None:
             raise ReviewError("the neurons layer is gone; reopen the image")
-        rec = s.set_labels(np.asarray(lab.data))
+        atoms, self._paint_atoms = self._paint_atoms, []
+        boxes = [_atom_box(a) for a in atoms]
+        shared = lab.data is s.neurons
+        if atoms and all(b is not None for b in boxes):
+            # only the strokes' bounding box is compared and saved
+            y0, x0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            y1, x1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            box = (slice(y0, y1), slice(x0, x1))
+            painted = np.array(lab.data[box])
+            if shared:
+                # napari painted into the review's own array: give the model its pixels
+                # as they were (the strokes' old values) and let it write the new ones
+                before = painted.copy()
+                for a in reversed(atoms):
+                    _undo_atom(before, y0, x0, a)
+                s.neurons[box] = before
+            try:
+                rec = s.set_labels_region(box, painted)
+            except ReviewError:
+                if shared:
+                    retexture(lab, [box])  # the refused strokes are gone: show that
+                raise
+        elif shared and not atoms:
+            return None  # every stroke is saved already
+        elif shared:
+            raise ReviewError("the painting could not be read from napari's paint events; "
+                              "undo it (Ctrl+Z) and paint again")
+        else:
+            rec = s.set_labels(np.asarray(lab.data))
         self._after_edit()
         return rec
 
     def _on_paint(self, event=None) -> None:
-        if self._syncing or not self.autosave_paint.isChecked() or self.session is None:
+        if self._syncing or self.session is None:
             return
+        self._paint_atoms.extend(list(getattr(event, "value", None) or []))
+        lab = self._layer(NEURONS)
+        shared = lab is not None and lab.data is self.session.labels.get("neurons")
+        if not self.autosave_paint.isChecked() and not shared:
+            return  # (a shared array is the review's own: its strokes are always saved)
         # save after napari has finished the stroke (saving refreshes the layer)
-        QTimer.singleShot(0, lambda: self._guard(self.apply_painting))
+        QTimer.singleShot(0, lambda: self._guard(self._apply_pending_paint))
+
+    def _apply_pending_paint(self) -> None:
+        if self._paint_atoms:
+            self.apply_painting()
 
     def _on_selected_label(self, event=None) -> None:
         lab = self._layer(NEURONS)
@@ -1080,7 +1261,7 @@ class ReviewWidget(QWidget):
     def _show_neuron(self, nid: int | None = None) -> None:
         s = self.session
         nid = int(self.neuron_spin.value() if nid is None else nid)
-        if s is None or s.kind != "drg" or nid <= 0 or not (s.neurons == nid).any():
+        if s is None or s.kind != "drg" or nid <= 0 or s._obj(nid) is None:
             self.info_label.setText("")
             return
         self.info_label.setText(neuron_text(s.neuron_info(nid)))
