@@ -328,14 +328,15 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
         # one candidate blur (point-spread function) at a time
         g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel().astype(np.float64)
         fw = f
+        b = c = np.zeros(nmax + 1)
         for rnd in range(1 + GLOW_REFIT):
             if rnd:
                 # refit without the pixels far above the fit (bound IgG on unmeasured
                 # ring pixels, specks): they are no glow
                 sel = np.flatnonzero(f)
                 r = y[sel] - b[f[sel]] - c[f[sel]] * g[sel]
-                scale = 1.4826 * label_quantiles(np.abs(r).astype(np.float32),
-                                                 f[sel].reshape(-1, 1), 0.5, nmax)
+                scale = 1.4826 * label_quantiles(np.abs(r).astype(np.float32), f[sel],
+                                                 0.5, nmax)
                 fw = f.copy()
                 fw[sel[r > GLOW_CLIP * np.nan_to_num(scale, nan=np.inf)[f[sel]]]] = 0
                 n, sy, syy = s(fw), s(fw, y), s(fw, y * y)

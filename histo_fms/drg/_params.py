@@ -73,12 +73,14 @@ class DrgParams:
         bound patch on a third of the ring still counts; ``"median"``: more robust,
         but blind to patches on less than half the ring; ``"mean"``: the former
         measurement.
-    illumination_sigma_um : float
+    illumination_sigma_um : float, optional
         The ring's excess is divided by the illumination level at the neuron: the
         ordinary-tissue IgG (the background pixels) averaged with a Gaussian of this
         sigma, so that uneven illumination (vignetting, a large-scale gradient) cancels
         while the local texture of the tissue around one neuron does not rescale its
-        ring. 0 divides by the local ``background`` itself.
+        ring. None (default): the sigma of the smooth tissue-background fallback map,
+        ``max(20, 2 * (ring_width_um + background_width_um))``; 0 divides by the local
+        ``background`` itself (the former measurement).
     glow_correction : bool
         Subtract from the ring the blurred glow of the neuron's own (cytoplasmic) IgG,
         fitted per neuron on the soma's outer ``glow_depth_um`` and the background
@@ -130,7 +132,7 @@ class DrgParams:
     restrict_ring_to_sgc: bool = False
     sheath_fraction: float = 0.5
     ring_statistic: str = "trimmed"
-    illumination_sigma_um: float = 50.0
+    illumination_sigma_um: float | None = None
     glow_correction: bool = True
     glow_sigma_um: float | tuple[float, ...] = 0.35
     glow_depth_um: float = 3.0
@@ -172,7 +174,7 @@ class DrgParams:
             raise ValueError("glow_sigma_um must be positive")
         if self.ring_statistic not in ("median", "mean", "trimmed"):
             raise ValueError("ring_statistic must be 'median', 'trimmed' or 'mean'")
-        if not self.illumination_sigma_um >= 0:
+        if self.illumination_sigma_um is not None and not self.illumination_sigma_um >= 0:
             raise ValueError("illumination_sigma_um must be >= 0")
         if not self.glow_depth_um > 0:
             raise ValueError("glow_depth_um must be positive")
@@ -191,4 +193,6 @@ def _smooth_sigma_px(p: DrgParams, px: float) -> float:
 
 def _illumination_sigma_px(p: DrgParams, px: float) -> float:
     """Sigma (px) of the illumination-level map (0: none, the local background)."""
+    if p.illumination_sigma_um is None:
+        return _smooth_sigma_px(p, px)
     return float(p.illumination_sigma_um) / px
