@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,6 @@ from histo_fms.drg import measure_drg
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "validation" / "drg"
-if not DEFAULT_DATA.is_dir():
-    DEFAULT_DATA = Path("/work/shared/validation/drg")
 
 
 def sp(a, b):
@@ -53,6 +52,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--sections", nargs="*", type=int)
     args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"no validation data at {args.data}", file=sys.stderr)
+        return 2
     import tifffile
 
     rows = []
