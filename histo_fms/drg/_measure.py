@@ -262,8 +262,8 @@ def _sheath_mask(s_s: np.ndarray, sbg: np.ndarray, ring_geom: np.ndarray, excl: 
     return (ring_geom > 0) & keep
 
 
-def ring_statistic(values: np.ndarray, rings: np.ndarray, nmax: int, statistic: str
-                   ) -> np.ndarray:
+def _ring_statistic(values: np.ndarray, rings: np.ndarray, nmax: int, statistic: str
+                    ) -> np.ndarray:
     """Per-ring statistic of ``values`` over the ring pixels (``rings`` labels).
 
     ``"mean"``; ``"median"``; ``"trimmed"``: the mean of the pixels between the ring's
@@ -363,7 +363,7 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
         g = ndi.gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()[idx]
         corr = np.zeros(labels.shape, np.float32)
         corr.ravel()[idx] = (y[idx] - c[rf[idx]] * g).astype(np.float32)
-        e = ring_statistic(corr, ring_meas, nmax, p.ring_statistic) - b
+        e = _ring_statistic(corr, ring_meas, nmax, p.ring_statistic) - b
     exc = np.where(ok, e, np.asarray(fallback, float))
     return exc
 
@@ -557,7 +557,7 @@ def measure_rings(
         ring_median = label_quantiles(img, ring_meas, 0.5, nmax)
     excess = {"mean": ring_mean, "median": ring_median}.get(p.ring_statistic)
     if excess is None:
-        excess = ring_statistic(img, ring_meas, nmax, p.ring_statistic)
+        excess = _ring_statistic(img, ring_meas, nmax, p.ring_statistic)
     excess = excess - bg
     if p.glow_correction:
         excess = _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg,
