@@ -29,7 +29,7 @@ from .._numerics._background import (
 from .._numerics._quantiles import quantised_quantiles
 from ..segment._classical import opening_radius_px
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
-from ._params import DrgParams, _smooth_sigma_px
+from ._params import DrgParams, _illumination_sigma_px, _smooth_sigma_px
 
 ROLES = ("neuron", "igg", "sgc", "nuclei")
 
@@ -252,7 +252,8 @@ def alignment_px(params: DrgParams | None, pixel_size_um: float) -> int:
     px = float(pixel_size_um)
     windows = [2 * p.max_diameter_um / px, LIPOFUSCIN_WINDOW_UM / px,
                p.background_reference_um / px]
-    blocks = [block_size(w) for w in windows] + [block_size(4 * _smooth_sigma_px(p, px))]
+    sig = max(_smooth_sigma_px(p, px), _illumination_sigma_px(p, px))
+    blocks = [block_size(w) for w in windows] + [block_size(4 * sig)]
     return max(8, *blocks)
 
 
@@ -358,9 +359,12 @@ def measurement_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     wb = int(np.ceil((p.ring_width_um + p.background_width_um) / px)) + 1
     smooth = _gauss_radius(max(0.5, 0.5 / px))
     se = max(3, int(round(p.bright_structure_um / px))) if p.bright_structure_um > 0 else 0
-    bright = 2 * se + 2 * max(1, int(round(1.0 / px))) + 2
+    grow = max(1, int(round(1.0 / px)))
+    bright = 2 * se + 2 * grow + 2
+    # vessels followed along the sheath: erosion, then the geodesic reach
+    bright += 2 * grow + int(round(p.vessel_reach_um / px))
     ref = local_background_radius(p.background_reference_um / px)
-    sig = _smooth_sigma_px(p, px)
+    sig = max(_smooth_sigma_px(p, px), _illumination_sigma_px(p, px))
     fallback = int(np.ceil(4.0 * sig)) + 2 * block_size(4 * sig)
     guard = int(np.ceil(p.ring_guard_um / px)) + 1
     return 2 * wb + max(smooth + ref + bright, fallback + smooth + ref) + guard

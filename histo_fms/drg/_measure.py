@@ -15,7 +15,7 @@ from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
 from ._context import DrgContext, compute_context, lipofuscin_roles
 from ._lipofuscin import detect_lipofuscin
-from ._params import DrgParams, _smooth_sigma_px
+from ._params import DrgParams, _illumination_sigma_px, _smooth_sigma_px
 from ._rings import ring_geometry
 
 SOMA_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_class",
@@ -199,6 +199,25 @@ def _local_background(img, bands, valid_bg, nmax, *, percentile, min_px, sigma_p
     return local, source
 
 
+def _illumination_level(img, valid_bg, ring_labels, bg, nmax, *, sigma_px: float) -> np.ndarray:
+    """Illumination level at each neuron: the smooth ordinary-tissue IgG over its ring.
+
+    The background pixels (``valid_bg``) averaged with a Gaussian of ``sigma_px``
+    (:func:`_smooth_map`), then over the neuron's ring. Where there is none within
+    reach, or ``sigma_px`` is 0, the neuron's local background ``bg``.
+    """
+    bg = np.asarray(bg, float)
+    if not sigma_px > 0 or not valid_bg.any():
+        return bg
+    level_map = _smooth_map(img, valid_bg, sigma_px)
+    sel = (ring_labels > 0) & np.isfinite(level_map)
+    s = np.bincount(ring_labels[sel], weights=level_map[sel], minlength=nmax + 1)
+    n = np.bincount(ring_labels[sel], minlength=nmax + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = s / n
+    return np.where((n > 0) & (level > 0), level, bg)
+
+
 def _perimeter_coverage(labels, ring_px, covered, nearest, nmax):
     """Fraction of each neuron's outline pixels whose ring ray holds a covered pixel."""
     h, w = labels.shape
@@ -243,6 +262,37 @@ def _sheath_mask(s_s: np.ndarray, sbg: np.ndarray, ring_geom: np.ndarray, excl: 
     return (ring_geom > 0) & keep
 
 
+def _ring_statistic(values: np.ndarray, rings: np.ndarray, nmax: int, statistic: str
+                    ) -> np.ndarray:
+    """Per-ring statistic of ``values`` over the ring pixels (``rings`` labels).
+
+    ``"mean"``; ``"median"``; ``"trimmed"``: the mean of the pixels between the ring's
+    10th and 90th percentiles (a speck or vessel end on a tenth of the ring does not
+    move it, a bound patch on a third of it still does).
+    """
+    if statistic == "median":
+        return label_quantiles(values, rings, 0.5, nmax)
+    rf = rings.ravel()
+    v = values.ravel().astype(np.float64)
+    if statistic == "trimmed":
+        lo = label_quantiles(values, rings, TRIM_LOW, nmax)
+        hi = label_quantiles(values, rings, 1 - TRIM, nmax)
+        keep = (rf > 0) & (v >= lo[rf]) & (v <= hi[rf])
+        rf = np.where(keep, rf, 0)
+    n = np.bincount(rf, minlength=nmax + 1)
+    s = np.bincount(rf, weights=v, minlength=nmax + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
+#: robust refits of the glow model, and their clipping distance (robust sigmas)
+GLOW_REFIT = 1
+GLOW_CLIP = 3.0
+#: fraction trimmed on each side by the ``"trimmed"`` ring statistic
+TRIM = 0.1
+TRIM_LOW = 0.1
+
+
 def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, excl, nmax, *,
                            px: float, p: DrgParams, fallback: np.ndarray) -> np.ndarray:
     """Ring IgG above the local background, less the blurred glow of the neuron's own IgG.
@@ -253,8 +303,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     ``glow_depth_um``, unmeasured ring pixels and the background band), where ``G``
     is the neuron mask blurred by ``glow_sigma_um`` (several sigmas: one term each,
     so that an unknown point-spread function is fitted); the excess is the ring
-    pixels' mean of ``IgG - b - c * G``. Where the fit is undetermined, ``fallback``
-    is kept.
+    pixels' median (``p.ring_statistic``; or mean) of ``IgG - c * G``, less ``b``.
+    Where the fit is undetermined, ``fallback`` is kept.
     """
     inside = labels > 0
     depth = ndi.distance_transform_edt(inside) if inside.any() else np.zeros(labels.shape)
@@ -277,20 +327,43 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     for sigma in sig:
         # one candidate blur (point-spread function) at a time
         g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel().astype(np.float64)
-        sg, sgg, sgy = s(f, g), s(f, g * g), s(f, g * y)
-        det = n * sgg - sg * sg
-        ok = (det > 1e-3 * np.maximum(n, 1) ** 2) & (n >= 10) & (nr > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.where(ok, (n * sgy - sg * sy) / np.where(ok, det, 1.0), 0.0)
-            b = np.where(ok, (sy - c * sg) / np.maximum(n, 1), 0.0)
-            rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
-            e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
-        fits.append((ok, rss, e))
+        fw = f
+        b = c = np.zeros(nmax + 1)
+        for rnd in range(1 + GLOW_REFIT):
+            if rnd:
+                # refit without the pixels far above the fit (bound IgG on unmeasured
+                # ring pixels, specks): they are no glow
+                sel = np.flatnonzero(f)
+                r = y[sel] - b[f[sel]] - c[f[sel]] * g[sel]
+                scale = 1.4826 * label_quantiles(np.abs(r).astype(np.float32), f[sel],
+                                                 0.5, nmax)
+                fw = f.copy()
+                fw[sel[r > GLOW_CLIP * np.nan_to_num(scale, nan=np.inf)[f[sel]]]] = 0
+                n, sy, syy = s(fw), s(fw, y), s(fw, y * y)
+            sg, sgg, sgy = s(fw, g), s(fw, g * g), s(fw, g * y)
+            det = n * sgg - sg * sg
+            ok = (det > 1e-3 * np.maximum(n, 1) ** 2) & (n >= 10) & (nr > 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                c = np.where(ok, (n * sgy - sg * sy) / np.where(ok, det, 1.0), 0.0)
+                b = np.where(ok, (sy - c * sg) / np.maximum(n, 1), 0.0)
+                rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
+                e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
+        n, sy, syy = s(f), s(f, y), s(f, y * y)
+        fits.append((ok, rss, e, b, c))
     # the blur that fits the image's neurons best (summed over the neurons every
     # candidate fits)
-    both = np.logical_and.reduce([ok for ok, _, _ in fits])
-    total = [float(np.sum(rss[both])) for _, rss, _ in fits]
-    ok, _, e = fits[int(np.argmin(total))]
+    both = np.logical_and.reduce([ok for ok, _, _, _, _ in fits])
+    total = [float(np.sum(rss[both])) for _, rss, _, _, _ in fits]
+    best = int(np.argmin(total))
+    ok, _, e, b, c = fits[best]
+    if p.ring_statistic != "mean":
+        # a robust statistic of the glow-corrected ring pixels: IgG-bright specks,
+        # vessel ends or a neighbour's glow covering part of the ring move it little
+        idx = np.flatnonzero(rf)
+        g = ndi.gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()[idx]
+        corr = np.zeros(labels.shape, np.float32)
+        corr.ravel()[idx] = (y[idx] - c[rf[idx]] * g).astype(np.float32)
+        e = _ring_statistic(corr, ring_meas, nmax, p.ring_statistic) - b
     exc = np.where(ok, e, np.asarray(fallback, float))
     return exc
 
@@ -442,7 +515,19 @@ def measure_rings(
             with np.errstate(invalid="ignore"):
                 vessel = (img_s >= hi * ref) & s_neg & (labels == 0)
             grow = max(1, int(round(1.0 / px)))
-            vessel = ndi.binary_dilation(vessel, iterations=grow) if vessel.any() else vessel
+            if vessel.any():
+                reach = int(round(p.vessel_reach_um / px))
+                # SGC-negative bright structures wider than the blurred fringe of a
+                # bright sheath (which is SGC-negative for a pixel or two)
+                seeds = ndi.binary_erosion(vessel, iterations=grow) if reach > 0 else None
+                vessel = ndi.binary_dilation(vessel, iterations=grow)
+                if seeds is not None and seeds.any():
+                    # a vessel lying on the sheath is SGC-positive there: follow the
+                    # IgG-bright pixels connected to its SGC-negative part into the ring
+                    with np.errstate(invalid="ignore"):
+                        lit = (img_s >= hi * ref) & (labels == 0)
+                    vessel |= ndi.binary_dilation(seeds, iterations=reach + grow, mask=lit)
+                del seeds
             excl = excl | ((ring_geom > 0) & vessel)
             del vessel, s_neg
         if p.sheath_fraction > 0:
@@ -470,12 +555,17 @@ def measure_rings(
     with np.errstate(invalid="ignore", divide="ignore"):
         ring_mean = np.where(n_ring > 0, s_ring / np.maximum(n_ring, 1), np.nan)
         ring_median = label_quantiles(img, ring_meas, 0.5, nmax)
-    excess = ring_mean - bg
+    excess = {"mean": ring_mean, "median": ring_median}.get(p.ring_statistic)
+    if excess is None:
+        excess = _ring_statistic(img, ring_meas, nmax, p.ring_statistic)
+    excess = excess - bg
     if p.glow_correction:
         excess = _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg,
                                         excl, nmax, px=px, p=p, fallback=excess)
+    level = _illumination_level(img, valid_bg, ring_geom, bg, nmax,
+                                sigma_px=_illumination_sigma_px(p, px))
     with np.errstate(invalid="ignore", divide="ignore"):
-        ring_igg = np.where(bg > 0, (bg + excess) / np.where(bg > 0, bg, 1.0), np.nan)
+        ring_igg = np.where(bg > 0, 1.0 + excess / np.where(level > 0, level, 1.0), np.nan)
     covered = img_s > p.igg_coverage_factor * np.nan_to_num(bg, nan=np.inf)[ring_geom]
     igg_cov = _perimeter_coverage(labels, (ring_meas > 0), covered, nearest, nmax)
     table = pd.DataFrame({

@@ -47,6 +47,11 @@ class DrgParams:
         With an SGC channel: leave out of the ring the IgG-bright pixels (above the
         upper ``background_tissue_range`` factor) that are SGC-negative (vessels,
         capsule next to a neuron), and the 1 µm around them (their blurred glow).
+    vessel_reach_um : float
+        With ``exclude_sgc_negative_bright``: the IgG-bright pixels connected to such
+        an SGC-negative structure within this distance (a vessel lying along the
+        sheath, SGC-positive where it overlaps it) are left out of the ring too. 0
+        keeps only the 1 µm around the SGC-negative pixels.
     ring_guard_um : float
         Ring pixels within this distance of a neighbour's ring or soma are left out
         of the IgG measurement: where two rings meet, bright IgG of one sheath blurs
@@ -60,6 +65,22 @@ class DrgParams:
         ring's peak (95th percentile) excess, so that a thin sheath is not diluted by
         the tissue in the rest of the ``ring_width_um`` annulus. 0 measures the whole
         annulus.
+    ring_statistic : {"trimmed", "median", "mean"}
+        Statistic of the ring pixels' IgG (less the glow) whose excess over the
+        background is the ring's IgG. ``"trimmed"`` (default): the mean of the pixels
+        between the ring's 10th and 90th percentiles, which IgG-bright specks, vessel
+        ends or another sheath's glow on a small part of the ring do not move, while a
+        bound patch on a third of the ring still counts; ``"median"``: more robust,
+        but blind to patches on less than half the ring; ``"mean"``: the former
+        measurement.
+    illumination_sigma_um : float, optional
+        The ring's excess is divided by the illumination level at the neuron: the
+        ordinary-tissue IgG (the background pixels) averaged with a Gaussian of this
+        sigma, so that uneven illumination (vignetting, a large-scale gradient) cancels
+        while the local texture of the tissue around one neuron does not rescale its
+        ring. None (default): the sigma of the smooth tissue-background fallback map,
+        ``max(20, 2 * (ring_width_um + background_width_um))``; 0 divides by the local
+        ``background`` itself (the former measurement).
     glow_correction : bool
         Subtract from the ring the blurred glow of the neuron's own (cytoplasmic) IgG,
         fitted per neuron on the soma's outer ``glow_depth_um`` and the background
@@ -106,9 +127,12 @@ class DrgParams:
     background_reference_um: float = 100.0
     bright_structure_um: float = 11.0
     exclude_sgc_negative_bright: bool = True
+    vessel_reach_um: float = 4.0
     ring_guard_um: float = 1.0
     restrict_ring_to_sgc: bool = False
     sheath_fraction: float = 0.5
+    ring_statistic: str = "trimmed"
+    illumination_sigma_um: float | None = None
     glow_correction: bool = True
     glow_sigma_um: float | tuple[float, ...] = 0.35
     glow_depth_um: float = 3.0
@@ -139,6 +163,8 @@ class DrgParams:
                 raise ValueError(f"{name} must be positive")
         if not 0 <= self.min_diameter_um < self.max_diameter_um:
             raise ValueError("need 0 <= min_diameter_um < max_diameter_um")
+        if not self.vessel_reach_um >= 0:
+            raise ValueError("vessel_reach_um must be >= 0")
         if not 0 <= self.sheath_fraction < 1:
             raise ValueError("sheath_fraction must be in [0, 1)")
         sig = self.glow_sigma_um
@@ -146,6 +172,10 @@ class DrgParams:
         object.__setattr__(self, "glow_sigma_um", sig)
         if not all(x > 0 for x in (sig if isinstance(sig, tuple) else (sig,))) or sig == ():
             raise ValueError("glow_sigma_um must be positive")
+        if self.ring_statistic not in ("median", "mean", "trimmed"):
+            raise ValueError("ring_statistic must be 'median', 'trimmed' or 'mean'")
+        if self.illumination_sigma_um is not None and not self.illumination_sigma_um >= 0:
+            raise ValueError("illumination_sigma_um must be >= 0")
         if not self.glow_depth_um > 0:
             raise ValueError("glow_depth_um must be positive")
         if not 0 <= self.background_percentile <= 100:
@@ -159,3 +189,10 @@ class DrgParams:
 def _smooth_sigma_px(p: DrgParams, px: float) -> float:
     """Sigma (px) of the smooth tissue-background fallback map."""
     return max(20.0, 2 * (p.ring_width_um + p.background_width_um)) / px
+
+
+def _illumination_sigma_px(p: DrgParams, px: float) -> float:
+    """Sigma (px) of the illumination-level map (0: none, the local background)."""
+    if p.illumination_sigma_um is None:
+        return _smooth_sigma_px(p, px)
+    return float(p.illumination_sigma_um) / px
