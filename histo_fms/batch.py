@@ -34,6 +34,7 @@ from ._outfolder import (
     output_records,
     read_status,
 )
+from .brightfield_wsi import needs_regions, run_brightfield_wsi
 from .config import ConfigError, PipelineConfig
 from .io import (
     InputError,
@@ -366,6 +367,10 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             _, roles_used = _resolve_roles(img, cfg)
         if cfg.pipeline == "drg" and tile_px is not None and max(img.shape_yx) > tile_px:
             summary = _run_drg_tiled(img, px, cfg, outdir, tile_px, client, tile_progress)
+        elif cfg.brightfield is not None and needs_regions(img.shape_yx,
+                                                           cfg.brightfield.memory_gib):
+            summary, extra = run_brightfield_wsi(img, px, cfg, outdir, path)
+            summary.update(extra)
         else:
             channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
@@ -394,6 +399,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
     except MemoryError:
         hint = ("use smaller tiles (parallel.tile_size_um) or fewer workers"
                 if cfg.pipeline == "drg"
+                else "lower brightfield.memory_gib (whole-slide scans are processed in "
+                     "windows)" if cfg.brightfield is not None
                 else "skin sections are processed whole: use a pyramid level (image.level) "
                      "or crop the section")
         outcome.error = f"{path.name}: out of memory; {hint}"

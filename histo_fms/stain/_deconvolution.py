@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from skimage.color import rgb_from_hdx, rgb_from_hed, separate_stains
+from skimage.color import rgb_from_hdx, rgb_from_hed
 
 #: Named stain matrices (rows: optical-density vectors of the stains, R, G, B) and the
 #: stain each row is, from :mod:`skimage.color` (Ruifrok & Johnston 2001).
@@ -15,7 +15,6 @@ NAMED_STAINS: dict[str, tuple[np.ndarray, tuple[str, str, str]]] = {
     "hed": (np.asarray(rgb_from_hed, float), ("haematoxylin", "eosin", "dab")),
 }
 
-_LOG_ADJUST = -np.log(1e-6)  # separate_stains divides natural-log OD by this
 
 
 @dataclass
@@ -247,6 +246,136 @@ def estimate_stain_vectors(
     return stain_matrix(pair)
 
 
+def sample_step(shape_yx: Sequence[int], max_pixels: float = 4e6) -> int:
+    """Return the grid step that samples at most about ``max_pixels`` of an image.
+
+    The white level and the stain vectors are estimated on ``rgb[::step, ::step]``, so a
+    whole image in memory and a whole-slide scan read with that stride give the same
+    estimates.
+
+    Parameters
+    ----------
+    shape_yx : sequence of int
+        Image shape (Y, X).
+    max_pixels : float
+        Pixels wanted in the sample.
+
+    Returns
+    -------
+    int
+        The step (>= 1).
+    """
+    n = float(shape_yx[0]) * float(shape_yx[1])
+    return max(1, int(np.sqrt(n / max_pixels)))
+
+
+def resolve_stains(
+    sample: np.ndarray,
+    *,
+    stains: str | Sequence[Sequence[float]] | np.ndarray = "estimate",
+    white: Sequence[float] | np.ndarray | None = None,
+    reference: str = "hdab",
+    names: Sequence[str] | None = None,
+) -> StainSeparation:
+    """Decide the white level and stain vectors of a slide from a sample of its pixels.
+
+    Parameters
+    ----------
+    sample : ndarray, shape (Y, X, 3)
+        Pixels of the slide on a regular grid (e.g. ``rgb[::s, ::s]`` with
+        ``s = sample_step(rgb.shape[:2])``), or the whole image.
+    stains, white, reference, names
+        As in :func:`deconvolve`.
+
+    Returns
+    -------
+    StainSeparation
+        With an empty ``concentrations`` (0 x 0 x 3); the vectors, names, white level,
+        source and notes to separate any region of the slide with :func:`separate`.
+    """
+    sample = np.asarray(sample)
+    if sample.ndim != 3 or sample.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (Y, X, 3), got shape {sample.shape}")
+    notes: list[str] = []
+    if white is None:
+        w, note = estimate_white_level(sample)
+        if note:
+            notes.append(note)
+    else:
+        w = np.asarray(white, float).reshape(3)
+        if not (w > 0).all():
+            raise ValueError(f"white level must be positive, got {w.tolist()}")
+    if isinstance(stains, str):
+        if stains == "estimate":
+            m = estimate_stain_vectors(optical_density(sample, w), reference=reference)
+            nm = NAMED_STAINS[reference][1]
+            nm = (nm[0], nm[1], "residual") if reference == "hdab" else (nm[0], nm[2],
+                                                                         "residual")
+            source = "estimated"
+        elif stains in NAMED_STAINS:
+            m, nm = stain_matrix(NAMED_STAINS[stains][0]), NAMED_STAINS[stains][1]
+            source = stains
+        else:
+            raise ValueError(f"unknown stains {stains!r}: 'estimate', "
+                             f"{', '.join(map(repr, NAMED_STAINS))} or OD vectors")
+    else:
+        m = stain_matrix(stains)
+        nm = tuple(names) if names is not None else ("haematoxylin", "dab", "residual")
+        if len(nm) != 3:
+            raise ValueError("names must name 3 stains (the third is the residual)")
+        source = "given"
+    return StainSeparation(concentrations=np.zeros((0, 0, 3), np.float32), names=tuple(nm),
+                           vectors=m, white=w, source=source, notes=notes)
+
+
+def separate(
+    rgb: np.ndarray,
+    vectors: np.ndarray,
+    white: Sequence[float] | np.ndarray,
+    *,
+    planes: Sequence[int] | None = None,
+    block_rows: int = 512,
+) -> np.ndarray:
+    """Stain concentrations of an RGB image, computed in float32 blocks of rows.
+
+    Equivalent to :func:`skimage.color.separate_stains` (optical density times the
+    inverse stain matrix, clipped at 0), but never holds more than ``block_rows`` rows
+    in float, so a large region costs only its output planes.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (Y, X, 3)
+        Bright-field image (counts), e.g. a region read from a whole-slide scan.
+    vectors : ndarray, shape (3, 3)
+        Unit OD vectors of the stains (rows), e.g. ``StainSeparation.vectors``.
+    white : sequence of 3 floats
+        The slide's white level.
+    planes : sequence of int, optional
+        Which stains to return (default all three).
+    block_rows : int
+        Rows per block.
+
+    Returns
+    -------
+    ndarray of float32, shape (Y, X, len(planes))
+        Stain amounts in optical-density units (natural log), >= 0.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (Y, X, 3), got shape {rgb.shape}")
+    planes = list(range(3)) if planes is None else list(planes)
+    inv = np.linalg.inv(np.asarray(vectors, float))[:, planes].astype(np.float32)
+    w = np.asarray(white, np.float32).reshape(1, 1, 3)
+    out = np.empty(rgb.shape[:2] + (len(planes),), np.float32)
+    lo = np.float32(1e-6)
+    for y0 in range(0, rgb.shape[0], max(1, int(block_rows))):
+        blk = rgb[y0:y0 + block_rows].astype(np.float32) / w
+        np.clip(blk, lo, np.float32(1.0), out=blk)
+        od = -np.log(blk)
+        out[y0:y0 + block_rows] = np.maximum(od @ inv, 0.0)
+    return out
+
+
 def deconvolve(
     rgb: np.ndarray,
     *,
@@ -256,6 +385,11 @@ def deconvolve(
     names: Sequence[str] | None = None,
 ) -> StainSeparation:
     """Separate a bright-field RGB image into stain concentration maps.
+
+    The white level and estimated vectors come from the grid sample
+    ``rgb[::s, ::s]`` (``s = sample_step(rgb.shape[:2])``, at most about 4 million
+    pixels), as for a whole-slide scan (:func:`resolve_stains`); the maps are computed in
+    float32 blocks (:func:`separate`).
 
     Parameters
     ----------
@@ -286,36 +420,8 @@ def deconvolve(
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"expected an RGB image (Y, X, 3), got shape {rgb.shape}")
-    notes: list[str] = []
-    if white is None:
-        w, note = estimate_white_level(rgb)
-        if note:
-            notes.append(note)
-    else:
-        w = np.asarray(white, float).reshape(3)
-        if not (w > 0).all():
-            raise ValueError(f"white level must be positive, got {w.tolist()}")
-    if isinstance(stains, str):
-        if stains == "estimate":
-            m = estimate_stain_vectors(optical_density(rgb, w), reference=reference)
-            nm = NAMED_STAINS[reference][1]
-            nm = (nm[0], nm[1], "residual") if reference == "hdab" else (nm[0], nm[2],
-                                                                         "residual")
-            source = "estimated"
-        elif stains in NAMED_STAINS:
-            m, nm = stain_matrix(NAMED_STAINS[stains][0]), NAMED_STAINS[stains][1]
-            source = stains
-        else:
-            raise ValueError(f"unknown stains {stains!r}: 'estimate', "
-                             f"{', '.join(map(repr, NAMED_STAINS))} or OD vectors")
-    else:
-        m = stain_matrix(stains)
-        nm = tuple(names) if names is not None else ("haematoxylin", "dab", "residual")
-        if len(nm) != 3:
-            raise ValueError("names must name 3 stains (the third is the residual)")
-        source = "given"
-    norm = np.clip(rgb.astype(np.float32) / w.astype(np.float32).reshape(1, 1, 3), 1e-6, 1.0)
-    conc = separate_stains(norm, np.linalg.inv(m), channel_axis=-1)
-    conc = (conc * _LOG_ADJUST).astype(np.float32)
-    return StainSeparation(concentrations=conc, names=tuple(nm), vectors=m, white=w,
-                           source=source, notes=notes)
+    s = sample_step(rgb.shape[:2])
+    sep = resolve_stains(rgb[::s, ::s], stains=stains, white=white, reference=reference,
+                         names=names)
+    sep.concentrations = separate(rgb, sep.vectors, sep.white)
+    return sep
