@@ -247,7 +247,7 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
     rgb_arr = np.moveaxis(np.asarray(img.data[:3].compute()), 0, -1)
     try:
         sep = deconvolve(rgb_arr, stains=bf.stains, white=bf.white_level,
-                         reference=bf.reference)
+                         reference=bf.reference, pixel_size_um=img.pixel_size_um)
     except ValueError as exc:
         raise InputError(img.path, f"colour deconvolution failed: {exc}") from exc
     chromogen = "dab" if "dab" in sep.names else sep.names[1]

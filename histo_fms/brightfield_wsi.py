@@ -291,7 +291,7 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
     sample = _read_rgb(img, 0, ny, 0, nx, s)
     try:
         stains = resolve_stains(sample, stains=bf.stains, white=bf.white_level,
-                                reference=bf.reference)
+                                reference=bf.reference, pixel_size_um=px * s)
     except ValueError as exc:
         raise InputError(path, f"colour deconvolution failed: {exc}") from exc
     od_sum = optical_density(sample, stains.white).sum(-1)
