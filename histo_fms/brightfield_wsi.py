@@ -249,6 +249,51 @@ def _dedupe(kept: pd.DataFrame, previous: pd.DataFrame, boundary_um: float, axis
     return kept.loc[~(near.to_numpy() & (d <= distance_um))]
 
 
+def _tissue_edges(nuclei: np.ndarray, axis: int, level: float) -> tuple[int, int]:
+    """First and last line across the section (perpendicular to ``axis``) full of tissue."""
+    prof = np.median(nuclei, axis=axis)  # one value per line across the window axis
+    full = np.flatnonzero(prof > level)
+    if not len(full):
+        return 0, len(prof)
+    return int(full[0]), int(full[-1]) + 1
+
+
+def _analyze_window(fibre: np.ndarray, nuclei: np.ndarray, px: float, params: Any,
+                    axis: int, tissue_level: float) -> tuple[Any, tuple[int, int]]:
+    """Analyse one window; when glass lies on both sides of the section, retry cropped.
+
+    The epidermis finder needs dermis on the far side of the dense layer; a window over a
+    whole section has glass beyond the deep (dermal) edge too. Then the window is cropped
+    to the tissue on one side, then on the other, and the first that gives an epidermis
+    is kept (tissue: a median counterstain above ``tissue_level`` along the line).
+    Returns the result and the (y, x) pixel offset of the analysed crop.
+    """
+    from .skin import NoEpidermisError, analyze_skin
+
+    try:
+        return analyze_skin(fibre, pixel_size_um=px, nuclei=nuclei, params=params), (0, 0)
+    except NoEpidermisError:
+        first, last = _tissue_edges(nuclei, axis, tissue_level)
+        n = nuclei.shape[0] if axis == 1 else nuclei.shape[1]
+        crops = [(0, last), (first, n)]
+        for a, b in crops:
+            if (a, b) == (0, n) or b - a < 16:
+                continue
+            sl = (slice(a, b), slice(None)) if axis == 1 else (slice(None), slice(a, b))
+            try:
+                res = analyze_skin(fibre[sl], pixel_size_um=px, nuclei=nuclei[sl],
+                                   params=params)
+            except NoEpidermisError:
+                continue
+            shift = (a, 0) if axis == 1 else (0, a)
+            full_f = np.zeros(fibre.shape, res.fibres.dtype)
+            full_e = np.zeros(fibre.shape, bool)
+            full_f[sl], full_e[sl] = res.fibres, res.epidermis
+            res.fibres, res.epidermis = full_f, full_e
+            return res, shift
+        raise
+
+
 def _read_rgb(img: Any, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
     arr = img.data[:3, y0:y1:step, x0:x1:step].compute()
     return np.ascontiguousarray(np.moveaxis(np.asarray(arr), 0, -1))
@@ -281,7 +326,7 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
     """
     from . import schema
     from .io import InputError, labels_zarr_writer, write_polylines
-    from .skin import NoEpidermisError, analyze_skin, summarize
+    from .skin import NoEpidermisError, summarize
     from .stain import optical_density, resolve_stains, sample_step, separate
 
     bf = cfg.brightfield
@@ -323,13 +368,14 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
             nuclei = np.ascontiguousarray(conc[..., 1]) * scale
             del conc
             try:
-                res = analyze_skin(fibre, pixel_size_um=px, nuclei=nuclei, params=params)
+                res, shift = _analyze_window(fibre, nuclei, px, params, w.axis,
+                                             0.02 * float(scale))
             except NoEpidermisError:
                 skipped.append(f"piece {w.piece + 1} window y {w.y0}-{w.y1} x {w.x0}-{w.x1}")
                 continue
             finally:
                 del fibre, nuclei
-            off = np.array([w.y0 * px, w.x0 * px])
+            off = np.array([w.y0 * px, w.x0 * px]) + np.array(shift) * px
             axis_off = (w.y0, w.x0)[w.axis]
             # the core in window pixels along the axis, and in slide µm
             c0 = int(np.clip(np.ceil(w.core0 - axis_off), 0, None)) if np.isfinite(w.core0) \
