@@ -191,8 +191,6 @@ _SKIN_EXTRA = (
        "stain used", required=False),
     _c("white_level", "str", "", "bright-field: JSON, the slide white level [R, G, B] used",
        required=False),
-    _c("wsi_regions", "str", "", "bright-field whole-slide scans processed by region: "
-       "tissue pieces and windows (blank: analysed whole)", required=False),
 )
 
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (
