@@ -34,6 +34,7 @@ from ._outfolder import (
     output_records,
     read_status,
 )
+from .brightfield_wsi import needs_regions, run_brightfield_wsi
 from .config import ConfigError, PipelineConfig
 from .io import (
     InputError,
@@ -54,6 +55,7 @@ from .io import (
     write_polylines,
 )
 from .io._errors import is_write_error
+from .parallel._local_read import read_local
 
 if TYPE_CHECKING:
     from .parallel._plan import TilePlan
@@ -211,28 +213,7 @@ def _load_channels(img: Any, cfg: PipelineConfig) -> dict[str, np.ndarray]:
     ny, nx = img.shape_yx
     if ny < 2 or nx < 2:
         raise InputError(img.path, f"image is too small ({ny} x {nx} px)")
-    return {role: _read_local(img.data[i]) for role, i in idx.items()}
-
-
-def _read_local(arr: Any) -> np.ndarray:
-    """Read a lazy image region in this process.
-
-    Inside a dask worker a plain ``compute()`` goes to the cluster (dask makes the
-    worker's client the default scheduler): the file's chunks are then read as tasks on
-    any worker, serialised and shipped back, which doubled the CPU time of file-parallel
-    batches. Each file is read where it is processed instead.
-    """
-    return np.asarray(arr.compute(scheduler="synchronous" if _in_worker() else "threads"))
-
-
-def _in_worker() -> bool:
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return False
-    return True
+    return {role: read_local(img.data[i]) for role, i in idx.items()}
 
 
 def _check_modality(img: Any, cfg: PipelineConfig) -> None:
@@ -267,10 +248,10 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
     ny, nx = img.shape_yx
     if ny < 2 or nx < 2:
         raise InputError(img.path, f"image is too small ({ny} x {nx} px)")
-    rgb_arr = np.moveaxis(_read_local(img.data[:3]), 0, -1)
+    rgb_arr = np.moveaxis(read_local(img.data[:3]), 0, -1)
     try:
         sep = deconvolve(rgb_arr, stains=bf.stains, white=bf.white_level,
-                         reference=bf.reference)
+                         reference=bf.reference, pixel_size_um=img.pixel_size_um)
     except ValueError as exc:
         raise InputError(img.path, f"colour deconvolution failed: {exc}") from exc
     chromogen = "dab" if "dab" in sep.names else sep.names[1]
@@ -395,6 +376,10 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             _, roles_used = _resolve_roles(img, cfg)
         if plan is not None and plan.tiled:
             summary = _run_drg_tiled(img, px, cfg, outdir, plan.tile_px, client, tile_progress)
+        elif cfg.brightfield is not None and needs_regions(img.shape_yx,
+                                                           cfg.brightfield.memory_gib):
+            summary, extra = run_brightfield_wsi(img, px, cfg, outdir, path)
+            summary.update(extra)
         else:
             channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
@@ -424,6 +409,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
     except MemoryError:
         hint = ("use smaller tiles (parallel.tile_size_um) or fewer workers"
                 if cfg.pipeline == "drg"
+                else "lower brightfield.memory_gib (whole-slide scans are processed in "
+                     "windows)" if cfg.brightfield is not None
                 else "skin sections are processed whole: use a pyramid level (image.level) "
                      "or crop the section")
         outcome.error = f"{path.name}: out of memory; {hint}"

@@ -131,6 +131,13 @@ class BrightfieldOptions(_Strict):
         None, description="slide white level [R, G, B]; null = brightest tissue-free area")
     od_scale: float = Field(1000.0, gt=0, allow_inf_nan=False,
                             description="stain maps in OD x this")
+    memory_gib: float = Field(
+        1.5, gt=0, allow_inf_nan=False,
+        description="whole-slide scans: memory for one region (GiB); a larger image is "
+                    "processed by tissue piece, in overlapping windows along the section")
+    window_overlap_um: float = Field(
+        300.0, gt=0, allow_inf_nan=False,
+        description="overlap of neighbouring windows (µm); crossings are counted once")
 
     @field_validator("white_level")
     @classmethod

@@ -191,6 +191,9 @@ _SKIN_EXTRA = (
        "stain used", required=False),
     _c("white_level", "str", "", "bright-field: JSON, the slide white level [R, G, B] used",
        required=False),
+    _c("wsi_regions", "str", "", "bright-field whole-slide path only: tissue pieces and "
+       "analysis windows, e.g. `1 piece(s), 3 window(s)` (blank when analysed whole)",
+       required=False),
 )
 
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (

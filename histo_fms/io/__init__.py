@@ -16,6 +16,7 @@ from ._samples import batch_column, check_calibration_batches, match_sample, rea
 from ._tiff import read_tiff
 from ._write import (
     atomic_path,
+    labels_zarr_writer,
     read_labels_scale,
     read_labels_zarr,
     read_polylines,
@@ -57,6 +58,7 @@ __all__ = [
     "resolve_channels",
     "resolve_channels_report",
     "write_json",
+    "labels_zarr_writer",
     "write_labels_zarr",
     "write_ome_tiff",
     "write_polylines",

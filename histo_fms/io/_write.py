@@ -533,6 +533,55 @@ def write_labels_zarr(
     return path
 
 
+@contextlib.contextmanager
+def labels_zarr_writer(
+    layers: Mapping[str, str | np.dtype],
+    shape: tuple[int, int],
+    path: str | Path,
+    *,
+    pixel_size_um: float,
+    chunk: int = 1024,
+) -> Iterator[dict[str, Any]]:
+    """Create label images like :func:`write_labels_zarr` and fill them region by region.
+
+    For whole-slide results: the arrays are created empty (chunks never written cost
+    nothing on disk) and the caller assigns regions, e.g. ``arrays["fibres"][y0:y1,
+    x0:x1] = labels``; the folder replaces ``path`` atomically when the block ends.
+
+    Parameters
+    ----------
+    layers : mapping of str to dtype
+        Name -> dtype of each label image.
+    shape : tuple of int
+        (Y, X) of every label image.
+    path : str or Path
+        Destination ``.zarr`` directory.
+    pixel_size_um : float
+        Pixel size in µm.
+    chunk : int
+        Chunk edge in pixels.
+
+    Yields
+    ------
+    dict of str to zarr.Array
+        Name -> writable array.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        root.attrs["labels"] = list(layers)
+        lab_root = root.create_group("labels")
+        lab_root.attrs["labels"] = list(layers)
+        arrays = {}
+        for name, dtype in layers.items():
+            g = lab_root.create_group(name)
+            g.attrs.update(label_group_attrs(name, pixel_size_um))
+            arrays[name] = g.create_array("0", shape=tuple(shape), dtype=np.dtype(dtype),
+                                          chunks=tuple(min(chunk, s) for s in shape),
+                                          fill_value=0)
+        yield arrays
+
+
 def read_labels_zarr(path: str | Path) -> dict[str, np.ndarray]:
     """Read label images written by :func:`write_labels_zarr`.
 

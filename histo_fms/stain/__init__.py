@@ -14,6 +14,9 @@ from ._deconvolution import (
     estimate_stain_vectors,
     estimate_white_level,
     optical_density,
+    resolve_stains,
+    sample_step,
+    separate,
     stain_matrix,
     vector_angle_deg,
 )
@@ -25,6 +28,9 @@ __all__ = [
     "estimate_stain_vectors",
     "estimate_white_level",
     "optical_density",
+    "resolve_stains",
+    "sample_step",
+    "separate",
     "stain_matrix",
     "vector_angle_deg",
 ]

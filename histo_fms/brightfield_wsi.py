@@ -1,0 +1,458 @@
+"""Whole-slide bright-field scans in bounded memory: tissue pieces, windows, one result.
+
+A scan too large to analyse whole (more pixels than ``brightfield.memory_gib`` allows) is
+never loaded: the slide is read once on a coarse grid (``rgb[::s, ::s]``, full-resolution
+pixels) to estimate the white level and stain vectors and to find the tissue; each tissue
+piece is then read from the file as a region at full resolution, colour-deconvolved in
+float32 blocks and analysed by :func:`histo_fms.skin.analyze_skin`. A piece larger than
+the budget is analysed in windows along its long axis that overlap by
+``brightfield.window_overlap_um``: each window owns the crossings and the length of
+epidermis in its core (the overlaps are split in the middle), and a crossing seen on both
+sides of a core boundary is counted once. Crossings, lines and labels are in slide
+coordinates; the file still gives one summary row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from .parallel._local_read import read_local
+
+#: Peak working memory per analysed pixel (RGB region, stain planes, skin analysis), bytes;
+#: measured with benchmarks/bench_brightfield_wsi.py (about 100 B/px in the skin analysis).
+BYTES_PER_PIXEL = 130
+
+__all__ = ["BYTES_PER_PIXEL", "Window", "clip_polyline", "find_tissue_pieces",
+           "needs_regions", "plan_windows", "region_budget_px", "run_brightfield_wsi"]
+
+
+def region_budget_px(memory_gib: float) -> int:
+    """Return the most pixels analysed at once within ``memory_gib`` GiB."""
+    return max(1, int(float(memory_gib) * 2**30 / BYTES_PER_PIXEL))
+
+
+def needs_regions(shape_yx: tuple[int, int], memory_gib: float) -> bool:
+    """Tell whether an image is too large to analyse whole within ``memory_gib`` GiB."""
+    return int(shape_yx[0]) * int(shape_yx[1]) > region_budget_px(memory_gib)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One region analysed at full resolution (pixel indices of the slide, half-open).
+
+    ``axis`` is the axis the windows of a piece follow (0: y, 1: x); ``core`` is the
+    interval along it that this window owns.
+    """
+
+    piece: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    axis: int
+    core0: float
+    core1: float
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels in the window."""
+        return (self.y1 - self.y0) * (self.x1 - self.x0)
+
+
+def find_tissue_pieces(
+    od_sum: np.ndarray,
+    step: int,
+    pixel_size_um: float,
+    *,
+    threshold: float = 0.05,
+    smooth_um: float = 10.0,
+    close_um: float = 50.0,
+    min_area_um2: float = 20_000.0,
+    margin_um: float = 100.0,
+    full_shape: tuple[int, int] | None = None,
+) -> list[tuple[int, int, int, int]]:
+    """Find the tissue pieces of a slide from a coarse optical-density map.
+
+    Parameters
+    ----------
+    od_sum : ndarray, shape (y, x)
+        Summed optical density of the grid sample (``rgb[::step, ::step]``).
+    step : int
+        The grid step of the sample (full-resolution pixels per sample).
+    pixel_size_um : float
+        Full-resolution pixel size.
+    threshold : float
+        Smoothed OD above which a pixel is tissue (glass is about 0).
+    smooth_um, close_um : float
+        Gaussian smoothing and morphological closing before labelling, µm.
+    min_area_um2 : float
+        Smaller objects (dust, debris) are left out.
+    margin_um : float
+        Glass kept around each piece (the epidermal surface needs the slide beside it).
+    full_shape : tuple of int, optional
+        Full-resolution (Y, X) to clip the boxes to (default ``od_sum.shape * step``).
+
+    Returns
+    -------
+    list of tuple
+        ``(y0, y1, x0, x1)`` full-resolution boxes (half-open), overlapping boxes merged,
+        in reading order.
+    """
+    full_shape = full_shape or (od_sum.shape[0] * step, od_sum.shape[1] * step)
+    od_sum = np.asarray(od_sum, np.float32)
+    # work at about 5 µm per pixel: block means of the sample
+    f = max(1, int(round(5.0 / (float(step) * float(pixel_size_um)))))
+    hy, hx = -(-od_sum.shape[0] // f), -(-od_sum.shape[1] // f)
+    pad = np.pad(od_sum, ((0, hy * f - od_sum.shape[0]), (0, hx * f - od_sum.shape[1])),
+                 mode="edge")
+    coarse = pad.reshape(hy, f, hx, f).mean(axis=(1, 3))
+    step = step * f
+    sp = float(step) * float(pixel_size_um)  # µm per coarse pixel
+    sm = ndi.gaussian_filter(coarse, max(smooth_um / sp, 0.5))
+    mask = (sm > threshold).astype(np.uint8)
+    r = int(round(close_um / sp))
+    if r > 0:  # closing with a square, padded so it does not grow from the border
+        size = 2 * r + 1
+        mask = ndi.minimum_filter(ndi.maximum_filter(np.pad(mask, r), size), size)[r:-r, r:-r]
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return []
+    areas = ndi.sum_labels(np.ones_like(lab), lab, np.arange(1, n + 1)) * sp * sp
+    m = int(np.ceil(margin_um / pixel_size_um))
+    boxes = []
+    for i, sl in enumerate(ndi.find_objects(lab)):
+        if sl is None or areas[i] < min_area_um2:
+            continue
+        boxes.append([max(0, sl[0].start * step - m), min(full_shape[0], sl[0].stop * step + m),
+                      max(0, sl[1].start * step - m), min(full_shape[1], sl[1].stop * step + m)])
+    merged = True
+    while merged:  # boxes whose margins overlap become one piece
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]),
+                                max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(int(v) for v in b) for b in sorted(boxes)]
+
+
+def plan_windows(box: tuple[int, int, int, int], budget_px: int, overlap_px: int,
+                 piece: int = 0) -> list[Window]:
+    """Split a tissue piece into overlapping windows along its long axis.
+
+    Parameters
+    ----------
+    box : tuple of int
+        ``(y0, y1, x0, x1)`` of the piece.
+    budget_px : int
+        Most pixels per window (:func:`region_budget_px`).
+    overlap_px : int
+        Overlap of neighbouring windows, pixels.
+    piece : int
+        Index of the piece (recorded in the windows).
+
+    Returns
+    -------
+    list of Window
+        One window when the piece fits the budget. Windows are at least three overlaps
+        long, so a piece whose short side alone exceeds the budget gets windows over it.
+    """
+    y0, y1, x0, x1 = box
+    axis = 1 if (x1 - x0) >= (y1 - y0) else 0
+    lo, hi = (x0, x1) if axis == 1 else (y0, y1)
+    long_, short = hi - lo, (y1 - y0) if axis == 1 else (x1 - x0)
+    win = max(budget_px // max(short, 1), 3 * overlap_px, 1)
+    if win >= long_:
+        return [Window(piece, y0, y1, x0, x1, axis, -np.inf, np.inf)]
+    n = int(np.ceil((long_ - overlap_px) / (win - overlap_px)))
+    starts = np.round(np.linspace(lo, hi - win, n)).astype(int)
+    ends = starts + win
+    bounds = [-np.inf] + [(ends[i] + starts[i + 1]) / 2.0 for i in range(n - 1)] + [np.inf]
+    out = []
+    for i in range(n):
+        if axis == 1:
+            out.append(Window(piece, y0, y1, int(starts[i]), int(ends[i]), 1, bounds[i],
+                              bounds[i + 1]))
+        else:
+            out.append(Window(piece, int(starts[i]), int(ends[i]), x0, x1, 0, bounds[i],
+                              bounds[i + 1]))
+    return out
+
+
+def clip_polyline(points: np.ndarray, axis: int, lo: float, hi: float
+                  ) -> tuple[np.ndarray, float]:
+    """Keep the part of a polyline whose ``axis`` coordinate lies in ``[lo, hi)``.
+
+    Parameters
+    ----------
+    points : ndarray, shape (N, 2)
+        Vertices (y, x).
+    axis : int
+        Coordinate compared (0: y, 1: x).
+    lo, hi : float
+        The interval (may be infinite).
+
+    Returns
+    -------
+    kept : ndarray, shape (M, 2)
+        The vertices inside, with the points where the line enters and leaves.
+    length : float
+        Length of the polyline inside the interval.
+    """
+    p = np.asarray(points, float).reshape(-1, 2)
+    if len(p) < 2:
+        inside = p[(p[:, axis] >= lo) & (p[:, axis] < hi)] if len(p) else p
+        return inside, 0.0
+    kept: list[np.ndarray] = []
+    length = 0.0
+    for a, b in zip(p[:-1], p[1:], strict=True):
+        da = b[axis] - a[axis]
+        if da == 0:
+            t0, t1 = (0.0, 1.0) if lo <= a[axis] < hi else (1.0, 0.0)
+        else:
+            ta, tb = (lo - a[axis]) / da, (hi - a[axis]) / da
+            t0, t1 = max(0.0, min(ta, tb)), min(1.0, max(ta, tb))
+        if t1 > t0:
+            q0, q1 = a + t0 * (b - a), a + t1 * (b - a)
+            length += float(np.hypot(*(q1 - q0)))
+            if not kept or not np.allclose(kept[-1], q0):
+                kept.append(q0)
+            kept.append(q1)
+    return (np.array(kept) if kept else np.zeros((0, 2))), length
+
+
+def _dedupe(kept: pd.DataFrame, previous: pd.DataFrame, boundary_um: float, axis_col: str,
+            distance_um: float) -> pd.DataFrame:
+    """Drop crossings of ``kept`` that ``previous`` (the neighbour window) already counted."""
+    if kept.empty or previous.empty or not np.isfinite(boundary_um):
+        return kept
+    near = (kept[axis_col] - boundary_um).abs() <= distance_um
+    if not near.any():
+        return kept
+    prev = previous.loc[(previous[axis_col] - boundary_um).abs() <= distance_um,
+                        ["y_um", "x_um"]].to_numpy()
+    if not len(prev):
+        return kept
+    pts = kept[["y_um", "x_um"]].to_numpy()
+    d = np.sqrt(((pts[:, None, :] - prev[None, :, :]) ** 2).sum(-1)).min(1)
+    return kept.loc[~(near.to_numpy() & (d <= distance_um))]
+
+
+def _tissue_edges(nuclei: np.ndarray, axis: int, level: float) -> tuple[int, int]:
+    """First and last line across the section (perpendicular to ``axis``) full of tissue."""
+    prof = np.median(nuclei, axis=axis)  # one value per line across the window axis
+    full = np.flatnonzero(prof > level)
+    if not len(full):
+        return 0, len(prof)
+    return int(full[0]), int(full[-1]) + 1
+
+
+def _analyze_window(fibre: np.ndarray, nuclei: np.ndarray, px: float, params: Any,
+                    axis: int, tissue_level: float) -> tuple[Any, tuple[int, int]]:
+    """Analyse one window; when glass lies on both sides of the section, retry cropped.
+
+    The epidermis finder needs dermis on the far side of the dense layer; a window over a
+    whole section has glass beyond the deep (dermal) edge too. Then the window is cropped
+    to the tissue on one side, then on the other, and the first that gives an epidermis
+    is kept (tissue: a median counterstain above ``tissue_level`` along the line).
+    Returns the result and the (y, x) pixel offset of the analysed crop.
+    """
+    from .skin import NoEpidermisError, analyze_skin
+
+    try:
+        return analyze_skin(fibre, pixel_size_um=px, nuclei=nuclei, params=params), (0, 0)
+    except NoEpidermisError:
+        first, last = _tissue_edges(nuclei, axis, tissue_level)
+        n = nuclei.shape[0] if axis == 1 else nuclei.shape[1]
+        crops = [(0, last), (first, n)]
+        for a, b in crops:
+            if (a, b) == (0, n) or b - a < 16:
+                continue
+            sl = (slice(a, b), slice(None)) if axis == 1 else (slice(None), slice(a, b))
+            try:
+                res = analyze_skin(fibre[sl], pixel_size_um=px, nuclei=nuclei[sl],
+                                   params=params)
+            except NoEpidermisError:
+                continue
+            shift = (a, 0) if axis == 1 else (0, a)
+            full_f = np.zeros(fibre.shape, res.fibres.dtype)
+            full_e = np.zeros(fibre.shape, bool)
+            full_f[sl], full_e[sl] = res.fibres, res.epidermis
+            res.fibres, res.epidermis = full_f, full_e
+            return res, shift
+        raise
+
+
+def _read_rgb(img: Any, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
+    arr = read_local(img.data[:3, y0:y1:step, x0:x1:step])
+    return np.ascontiguousarray(np.moveaxis(np.asarray(arr), 0, -1))
+
+
+def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
+                        ) -> tuple[dict, dict]:
+    """Analyse a whole-slide bright-field scan by tissue piece and window.
+
+    Parameters
+    ----------
+    img : ImageData
+        The lazily read scan (``data`` a (3, Y, X) dask array).
+    px : float
+        Pixel size, µm.
+    cfg : PipelineConfig
+        A bright-field skin configuration.
+    outdir : Path
+        The file's output folder (``labels.zarr``, ``polylines.json``, ``crossings.csv``).
+    path : Path
+        The input file (for messages).
+
+    Returns
+    -------
+    summary : dict
+        The file's summary row (as the whole-image skin pipeline gives, summed over the
+        pieces and windows), with ``wsi_regions``.
+    extra : dict
+        Modality, stain source, vectors and white level columns.
+    """
+    from . import schema
+    from .io import InputError, labels_zarr_writer, write_polylines
+    from .skin import NoEpidermisError, summarize
+    from .stain import optical_density, resolve_stains, sample_step, separate
+
+    bf = cfg.brightfield
+    params = cfg.params()
+    ny, nx = img.shape_yx
+    s = sample_step((ny, nx))
+    sample = _read_rgb(img, 0, ny, 0, nx, s)
+    try:
+        stains = resolve_stains(sample, stains=bf.stains, white=bf.white_level,
+                                reference=bf.reference, pixel_size_um=px * s)
+    except ValueError as exc:
+        raise InputError(path, f"colour deconvolution failed: {exc}") from exc
+    od_sum = optical_density(sample, stains.white).sum(-1)
+    del sample
+    boxes = find_tissue_pieces(od_sum, s, px, full_shape=(ny, nx))
+    if not boxes:
+        raise InputError(path, "no tissue found on the slide (all glass at the white level "
+                               f"{[round(float(w)) for w in stains.white]})")
+    budget = region_budget_px(bf.memory_gib)
+    overlap = int(round(bf.window_overlap_um / px))
+    windows = [w for i, b in enumerate(boxes) for w in plan_windows(b, budget, overlap, i)]
+    chrom = "dab" if "dab" in stains.names else stains.names[1]
+    planes = [stains.names.index(chrom), stains.names.index("haematoxylin")]
+    scale = np.float32(bf.od_scale)
+
+    crossings: list[pd.DataFrame] = []
+    lines: dict[int, dict[str, list[np.ndarray]]] = {}
+    length = {"surface": 0.0, "dej": 0.0}
+    thick, flags, sources, skipped = [], [], [], []
+    prev: dict[int, tuple[Window, pd.DataFrame]] = {}
+    next_id = 0
+    with labels_zarr_writer({"epidermis": np.uint8, "fibres": np.int32}, (ny, nx),
+                            outdir / "labels.zarr", pixel_size_um=px) as arrays:
+        for w in windows:
+            rgb = _read_rgb(img, w.y0, w.y1, w.x0, w.x1)
+            conc = separate(rgb, stains.vectors, stains.white, planes=planes)
+            del rgb
+            fibre = np.ascontiguousarray(conc[..., 0]) * scale
+            nuclei = np.ascontiguousarray(conc[..., 1]) * scale
+            del conc
+            try:
+                res, shift = _analyze_window(fibre, nuclei, px, params, w.axis,
+                                             0.02 * float(scale))
+            except NoEpidermisError:
+                skipped.append(f"piece {w.piece + 1} window y {w.y0}-{w.y1} x {w.x0}-{w.x1}")
+                continue
+            finally:
+                del fibre, nuclei
+            off = np.array([w.y0 * px, w.x0 * px]) + np.array(shift) * px
+            axis_off = (w.y0, w.x0)[w.axis]
+            # the core in window pixels along the axis, and in slide µm
+            c0 = int(np.clip(np.ceil(w.core0 - axis_off), 0, None)) if np.isfinite(w.core0) \
+                else 0
+            c1 = int(np.ceil(w.core1 - axis_off)) if np.isfinite(w.core1) else None
+            sl = (slice(None), slice(c0, c1)) if w.axis == 1 else (slice(c0, c1), slice(None))
+            fib = res.fibres[sl]
+            fib = np.where(fib > 0, fib + next_id, 0).astype(np.int32)
+            ys, xs = sl
+            oy = w.y0 + (ys.start or 0)
+            ox = w.x0 + (xs.start or 0)
+            arrays["fibres"][oy:oy + fib.shape[0], ox:ox + fib.shape[1]] = fib
+            epi = res.epidermis[sl].astype(np.uint8)
+            arrays["epidermis"][oy:oy + epi.shape[0], ox:ox + epi.shape[1]] = epi
+            lo_um = w.core0 * px if np.isfinite(w.core0) else -np.inf
+            hi_um = w.core1 * px if np.isfinite(w.core1) else np.inf
+            for name, pts in (("surface", res.surface_um), ("dej", res.dej_um)):
+                kept, ln = clip_polyline(np.asarray(pts, float) + off, w.axis, lo_um, hi_um)
+                length[name] += ln
+                lines.setdefault(w.piece, {"surface": [], "dej": []})[name].append(kept)
+            cr = res.crossings.copy()
+            cr["y_um"] = cr["y_um"] + off[0]
+            cr["x_um"] = cr["x_um"] + off[1]
+            cr["fibre_id"] = np.where(cr["fibre_id"] > 0, cr["fibre_id"] + next_id,
+                                      cr["fibre_id"])
+            col = ("y_um", "x_um")[w.axis]
+            cr = cr.loc[(cr[col] >= lo_um) & (cr[col] < hi_um)]
+            if w.piece in prev:
+                pw, pcr = prev[w.piece]
+                cr = _dedupe(cr, pcr, pw.core1 * px, col, params.merge_distance_um)
+            prev[w.piece] = (w, cr)
+            crossings.append(cr)
+            next_id += int(res.fibres.max())
+            summ = summarize(res, params)
+            thick.append(summ["epidermis_thickness_um"])
+            flags.extend(f for f in str(summ["qc_flag"]).split(";") if f)
+            sources.append(summ["dej_source"])
+            del res
+        if not crossings:
+            raise InputError(path, f"no epidermis found in any of the {len(boxes)} tissue "
+                                   f"piece(s) ({len(windows)} window(s))")
+    table = pd.concat(crossings, ignore_index=True)
+    schema.write_table(table, outdir / "crossings.csv", "crossings")
+    out_lines: dict[str, np.ndarray] = {}
+    for k, piece in enumerate(sorted(lines)):
+        suffix = "" if k == 0 else f"_{k + 1}"
+        for name in ("dej", "surface"):
+            parts = [p for p in lines[piece][name] if len(p)]
+            out_lines[name + suffix] = np.vstack(parts) if parts else np.zeros((0, 2))
+    write_polylines(out_lines, outdir / "polylines.json")
+    n = int(len(table))
+    surf_mm, dej_mm = length["surface"] / 1000.0, length["dej"] / 1000.0
+    summary = {
+        "n_crossings": n,
+        "epidermis_length_mm": surf_mm,
+        "dej_length_mm": dej_mm,
+        "ienfd_per_mm": n / surf_mm if surf_mm > 0 else float("nan"),
+        "dej_source": max(set(sources), key=sources.count),
+        "dej_to_surface_ratio": dej_mm / surf_mm if surf_mm > 0 else float("nan"),
+        "epidermis_thickness_um": float(np.nanmedian(thick)) if thick else float("nan"),
+        "qc_flag": ";".join(dict.fromkeys(flags)),
+        "wsi_regions": f"{len(boxes)} piece(s), {len(windows)} window(s)",
+    }
+    prov = stains.provenance()
+    img.metadata["brightfield"] = prov
+    img.metadata["whole_slide"] = {
+        "sample_step": s, "memory_gib": bf.memory_gib, "window_overlap_um":
+        bf.window_overlap_um, "pieces": [list(b) for b in boxes],
+        "windows": [[w.piece, w.y0, w.y1, w.x0, w.x1] for w in windows],
+        "skipped_windows": skipped}
+    extra = {"modality": "brightfield", "stain_source": prov["stain_source"],
+             "stain_vectors": _json(prov["stain_vectors"]),
+             "white_level": json.dumps(prov["white_level"])}
+    return summary, extra
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"))
