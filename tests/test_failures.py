@@ -146,8 +146,15 @@ def test_ctrl_c_says_how_to_resume(imgs, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG + "parallel: {scheduler: synchronous}\n")
     out = tmp_path / "out"
+    # enough files that the batch cannot finish between s0 starting and the interrupt,
+    # even on a loaded machine
+    many = tmp_path / "many"
+    many.mkdir()
+    for k in range(12):
+        src = imgs / f"s{k % 3}.ome.tif"
+        (many / (f"s{k}.ome.tif" if k < 3 else f"t{k}.ome.tif")).write_bytes(src.read_bytes())
     proc = subprocess.Popen([sys.executable, "-m", "histo_fms.cli", "run", str(cfg),
-                             str(imgs), "--out", str(out)], env=ENV, stdout=subprocess.PIPE,
+                             str(many), "--out", str(out)], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "s0" / "status.json").is_file():
