@@ -371,9 +371,9 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         rn = np.clip(ridge / scale, 0, 1)
         cost_m = -rn - p.dej_nuclear_weight * np.clip(edge, -1, 1)
         cost_m[not_tissue] = 1.0
-        lo_m = np.maximum(lo, path - band_px)
-        hi_m = np.minimum(hi, path + band_px)
-        path_m = min_cost_path(cost_m[:, sub], lo_m, hi_m, max_step=max_step,
+        # the whole depth range: a ridge the nuclear estimate cut across is still found;
+        # a detour to a dermal vessel wall gains nothing where the membrane is continuous
+        path_m = min_cost_path(cost_m[:, sub], lo, hi, max_step=max_step,
                                step_cost=step_cost)
         on = rn[:, sub][path_m, np.arange(path_m.size)]
         support = float(np.mean(on > 0.2))
