@@ -7,12 +7,14 @@ section) and a cost per µm of vertical step, as used for layer boundaries in re
 OCT. Two cost images:
 
 * with collagen IV: a bright-ridge filter at the basement membrane's width, searched
-  near the nuclear estimate (gaps are bridged by the path's continuity, dermal vessel
-  walls lie outside the search band or would cost a detour);
+  over the whole depth range beside the edges below (gaps are bridged by the path's
+  continuity, a detour to a dermal vessel wall gains nothing);
 * without: the lower edge of the nuclear-dense keratinocyte layer, i.e. where the
   local nuclear density (bright blobs of nuclear size) drops from the dense layer above
-  to the sparse dermis below; rete ridges and papillae are followed, a uniformly bright
-  stratum corneum is no nuclear texture.
+  to the sparse dermis below, plus, where it is clear, the lower edge of the fibre
+  channel's brighter diffuse epidermal level (fibres and bundles removed), a region cue
+  that does not oscillate with each row of nuclei and follows deep narrow rete ridges;
+  a uniformly bright stratum corneum is no nuclear texture and its edge is excluded.
 """
 
 from __future__ import annotations
@@ -301,9 +303,9 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         Collagen IV: the DEJ follows its ridge.
     autofluorescence : ndarray, optional
         A channel whose diffuse background is brighter in the epidermis than in the
-        dermis (the fibre stain); thin bright structures (fibres) are removed by a grey
-        opening, and its edge refines the nuclear estimate within ``dej_search_um``
-        (weight ``dej_autofluorescence_weight``).
+        dermis (the fibre stain); fibres and bundles are removed by a grey opening,
+        and its edge (see :func:`autofluorescence_edge`, weight
+        ``dej_autofluorescence_weight``) joins the nuclear edge over the whole range.
     dense : ndarray of bool, optional
         The nuclear-dense layer without the stratum corneum; the autofluorescence edge
         is looked for only below its upper edge (not at the stratum corneum's lower edge).
@@ -347,7 +349,6 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     not_tissue = ~t
     source = "nuclei" if texture_is_nuclei else "autofluorescence"
     support = float("nan")
-    band_px = int(p.dej_search_um / px)
     score = np.clip(edge, -1, 1)
     if autofluorescence is not None and texture_is_nuclei and p.dej_autofluorescence_weight > 0:
         af = frame.to_canonical(np.asarray(autofluorescence, np.float32))[:, c0:c1]

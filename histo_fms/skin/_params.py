@@ -49,8 +49,9 @@ class SkinParams:
         Largest stratum corneum thickness: tissue between the dense epidermal band and
         the slide background within this distance is taken as stratum corneum.
     dej_search_um : float
-        With a membrane (collagen IV) channel, the DEJ is searched within this
-        distance of the nuclear (texture) estimate.
+        With a membrane (collagen IV) channel, the ridge response is scaled by its
+        strength within this distance of the nuclear (texture) estimate; the ridge
+        itself is searched over the whole depth range.
     membrane_sigma_um : float
         Unused (kept for old configs).
     membrane_width_um : float
@@ -99,7 +100,7 @@ class SkinParams:
     fibre_high_snr: float = 10.0
     gap_bridge_um: float = 2.5
     min_fibre_length_um: float = 4.0
-    min_penetration_um: float = 1.0
+    min_penetration_um: float = 2.0
     dermal_extent_um: float = 1.0
     crossing_band_um: float = 2.0
     merge_distance_um: float = 3.0
