@@ -83,3 +83,24 @@ def test_min_cost_path_respects_slope_bound_and_bridges():
     path = min_cost_path(cost, np.zeros(40, int), np.full(40, 49), max_step=2, step_cost=0.01)
     assert np.all(np.abs(np.diff(path)) <= 2)
     assert np.all(path[:12] == 10) and np.all(path[28:] == 30)
+
+
+@pytest.mark.parametrize("seed,orientation", [(52, "down"), (53, "up")])
+def test_dej_follows_deep_narrow_rete_ridges(seed, orientation):
+    # deep narrow rete ridges (15-35 µm deep, steep flanks) that a nuclear estimate cuts
+    # across: the collagen IV ridge is searched over the whole depth range
+    ph = make_skin_section((360, 800), PX, seed=seed, with_membrane=True, density_per_mm=0,
+                           deep_ridges_per_mm=8, thickness_um=(45, 60), orientation=orientation)
+    epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"),
+                         membrane=ph.channel("ColIV"), fibre=ph.channel("PGP9.5"))
+    err = _error_um(epi.dej_um, ph.dej_um, 800 * PX)
+    assert np.percentile(err, 95) <= 3.0, np.percentile(err, [50, 95, 100])
+
+
+def test_dej_follows_deep_ridge_by_epidermal_autofluorescence():
+    # without collagen IV the fibre channel's brighter epidermal level marks the ridge
+    ph = make_skin_section((360, 800), PX, seed=53, with_membrane=False, density_per_mm=0,
+                           deep_ridges_per_mm=8, thickness_um=(45, 60))
+    epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"), fibre=ph.channel("PGP9.5"))
+    err = _error_um(epi.dej_um, ph.dej_um, 800 * PX)
+    assert np.percentile(err, 95) <= 5.0, np.percentile(err, [50, 95, 100])

@@ -137,3 +137,19 @@ def test_ienfd_and_params():
         SkinParams(fibre_low_snr=9, fibre_high_snr=3)
     with pytest.raises(ValueError):
         SkinParams(crossing_band_um=0.5, dermal_extent_um=1.0)
+
+
+def test_fibre_with_untraced_dermal_part_counts_once():
+    # a fibre whose dermal part is too faint to trace, ending at the DEJ, entered there
+    from histo_fms.skin import count_crossings, epidermis_from_polylines
+
+    px = 0.5
+    shape = (200, 200)
+    surf = np.array([[10.0, 0.0], [10.0, 99.5]])
+    dej = np.array([[60.0, 0.0], [60.0, 99.5]])
+    epi = epidermis_from_polylines(surf, dej, shape, pixel_size_um=px)
+    lab = np.zeros(shape, np.int32)
+    lab[60:121, 100] = 1  # from the DEJ (row 120 = 60 µm) 30 µm up, nothing below
+    lab[80:110, 150] = 2  # a fragment ending 10 µm above the DEJ: not counted
+    cr = count_crossings(lab, epi, pixel_size_um=px)
+    assert len(cr) == 1 and cr["x_um"].iloc[0] == pytest.approx(50.0)

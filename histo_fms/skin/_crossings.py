@@ -95,7 +95,9 @@ def count_crossings(
     treated separately. A connected piece qualifies when it reaches at least
     ``min_penetration_um`` into the epidermis; each of its stubs that reaches at
     least ``dermal_extent_um`` below the DEJ is one fibre crossing (stubs closer
-    than ``merge_distance_um`` merge). Hence branches that split inside the
+    than ``merge_distance_um`` merge); a piece that comes down to the DEJ without
+    such a stub (its dermal part too faint to trace) is one crossing, at its deepest
+    stub. Hence branches that split inside the
     epidermis count once, two fibres that touch inside the epidermis count twice,
     fragments wholly inside the epidermis do not count, and neither do fibres
     running along or beneath the DEJ without entering, nor dermal bundles. Pieces
@@ -134,7 +136,9 @@ def count_crossings(
         dmax = ndi.maximum(depth, lab, idx)
         dmin = ndi.minimum(depth, lab, idx)
         objs = ndi.find_objects(lab)
-        for i in np.flatnonzero((dmax >= p.min_penetration_um) & (dmin <= -p.dermal_extent_um)):
+        # a piece that comes down to the DEJ but whose dermal part is too faint to trace
+        # (no stub ``dermal_extent_um`` deep) still entered there: it counts once
+        for i in np.flatnonzero((dmax >= p.min_penetration_um) & (dmin <= 0)):
             sl = objs[i]
             sub = lab[sl] == i + 1
             dsub = depth[sl]
@@ -146,7 +150,10 @@ def count_crossings(
             sids = np.arange(1, ns + 1)
             smin = ndi.minimum(dsub, stubs, sids)
             entries = []
-            for j in sids[smin <= -p.dermal_extent_um]:
+            deep = sids[smin <= -p.dermal_extent_um]
+            if deep.size == 0:
+                deep = sids[[int(np.argmin(smin))]]
+            for j in deep:
                 cand = np.where(stubs == j, dsub, -np.inf)
                 yy, xx = np.unravel_index(np.argmax(cand), cand.shape)
                 y, x = int(yy + sl[0].start), int(xx + sl[1].start)

@@ -7,12 +7,14 @@ section) and a cost per µm of vertical step, as used for layer boundaries in re
 OCT. Two cost images:
 
 * with collagen IV: a bright-ridge filter at the basement membrane's width, searched
-  near the nuclear estimate (gaps are bridged by the path's continuity, dermal vessel
-  walls lie outside the search band or would cost a detour);
+  over the whole depth range beside the edges below (gaps are bridged by the path's
+  continuity, a detour to a dermal vessel wall gains nothing);
 * without: the lower edge of the nuclear-dense keratinocyte layer, i.e. where the
   local nuclear density (bright blobs of nuclear size) drops from the dense layer above
-  to the sparse dermis below; rete ridges and papillae are followed, a uniformly bright
-  stratum corneum is no nuclear texture.
+  to the sparse dermis below, plus, where it is clear, the lower edge of the fibre
+  channel's brighter diffuse epidermal level (fibres and bundles removed), a region cue
+  that does not oscillate with each row of nuclei and follows deep narrow rete ridges;
+  a uniformly bright stratum corneum is no nuclear texture and its edge is excluded.
 """
 
 from __future__ import annotations
@@ -139,13 +141,14 @@ def step_edge(tex: np.ndarray, half_px: int, *, above_only: bool = False) -> np.
     """
     r = tex.shape[0]
     h = max(1, int(half_px))
-    cs = np.concatenate([np.zeros((1, tex.shape[1])), np.cumsum(tex, 0, dtype=np.float64)])
-    i = np.arange(r)
-    a0, b1 = np.clip(i - h, 0, r), np.clip(i + 1 + h, 0, r)
-    above = (cs[i] - cs[a0]) / np.maximum(i - a0, 1)[:, None]
+    # the image ends repeat their last row (no false step where a window runs out)
+    pad = np.pad(np.asarray(tex, np.float64), ((h, h), (0, 0)), mode="edge")
+    cs = np.concatenate([np.zeros((1, tex.shape[1])), np.cumsum(pad, 0)])
+    i = np.arange(r) + h
+    above = (cs[i] - cs[i - h]) / h
     if above_only:
         return above.astype(np.float32)
-    below = (cs[b1] - cs[i + 1]) / np.maximum(b1 - i - 1, 1)[:, None]
+    below = (cs[i + 1 + h] - cs[i + 1]) / h
     return (above - below).astype(np.float32)
 
 
@@ -173,12 +176,94 @@ def _background_level(img: np.ndarray, px: float, size_um: float) -> np.ndarray:
     return np.repeat(np.repeat(med, k, 0), k, 1)[:h, :w]
 
 
+def _diffuse_level(img: np.ndarray, px: float, width_um: float) -> np.ndarray:
+    """Return the diffuse level of ``img`` without bright structures under ``width_um`` wide.
+
+    Block means to ~1 µm pixels (noise averaged), a grey opening by a disk of diameter
+    ``width_um`` (fibres and nerve bundles narrower than that are removed, wider regions
+    such as the epidermis and its rete ridges keep their level), then a median over the
+    same size (the opening's noise floor is made even).
+    """
+    k = max(1, int(round(1.0 / px)))
+    h, w = img.shape
+    hh, ww = -(-h // k) * k, -(-w // k) * k
+    pad = np.pad(img, ((0, hh - h), (0, ww - w)), mode="edge")
+    blocks = pad.reshape(hh // k, k, ww // k, k).mean(axis=(1, 3))
+    r = max(1, int(round(width_um / 2 / (k * px))))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    opened = ndi.grey_opening(blocks, footprint=(yy**2 + xx**2) <= r * r, mode="nearest")
+    med = ndi.median_filter(opened, size=2 * r + 1, mode="nearest")
+    return np.repeat(np.repeat(med, k, 0), k, 1)[:h, :w]
+
+
 def _robust_scale(vals: np.ndarray) -> float:
     vals = vals[np.isfinite(vals)]
     if not vals.size:
         return 1.0
     s = float(np.percentile(vals, 99))
     return s if s > 0 else 1.0
+
+
+def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, *,
+                          lo_rows: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
+    """Return the weighted step edge of the fibre channel's diffuse epidermal brightness.
+
+    The epidermis is often a little brighter than the dermis in the fibre channel
+    (diffuse background, fibres removed by a block median); the lower edge of that
+    brighter layer is a region cue for the DEJ that, unlike the nuclear texture, does not
+    oscillate with each row of nuclei. The edge is taken only below ``lo_rows`` and where
+    it steps from the epidermal level (median over the band) above to the dermal level
+    (median over the tissue beyond the band) below, i.e. the level above the row is
+    nearer the epidermal one and that below nearer the dermal one (not at the lower edge
+    of a bright stratum corneum, where the level below is epidermal, nor at dermal
+    structures, where the level above is dermal); it is scaled by the typical step height
+    (the median over columns of each column's largest step), and weighted by how far
+    that height stands above the edge map's noise (no clear step: no weight).
+
+    Parameters
+    ----------
+    af : ndarray
+        Fibre channel in the canonical frame.
+    tissue : ndarray of bool
+        Tissue mask, same frame.
+    band : ndarray of bool
+        Rough epidermis, same frame.
+    lo_rows : ndarray
+        Per column, the shallowest row the DEJ may take.
+    px : float
+        Pixel size, µm.
+    p : SkinParams
+        ``dej_edge_window_um``, ``dej_column_smoothing_um``, ``nucleus_diameter_um``,
+        ``dej_autofluorescence_weight``.
+
+    Returns
+    -------
+    ndarray of float32
+        Edge score in about ``[-w, w]`` with ``w`` the weight (0 everywhere without a
+        clear step).
+    """
+    win = int(round(p.dej_edge_window_um / px))
+    lvl = _diffuse_level(af, px, p.nucleus_diameter_um)
+    lvl = ndi.gaussian_filter(lvl, p.dej_column_smoothing_um / px)
+    e_af = step_edge(lvl, win)
+    rows_i = np.arange(af.shape[0])[:, None]
+    deep = rows_i >= lo_rows[None]
+    derm = tissue & ~band
+    epi = band & deep
+    if not derm.any() or not epi.any():
+        return np.zeros_like(e_af)
+    mid = 0.5 * (float(np.median(lvl[epi])) + float(np.median(lvl[derm])))
+    above = step_edge(lvl, win, above_only=True)
+    ok = tissue & deep & (above >= mid) & (above - e_af <= mid)
+    g = np.where(ok, e_af, 0.0)
+    colmax = g.max(0)
+    height = float(np.median(colmax[tissue.any(0)])) if tissue.any() else 0.0
+    vals = e_af[tissue]
+    noise = float(1.4826 * np.median(np.abs(vals - np.median(vals)))) if vals.size else 0.0
+    if height <= 0 or height <= 3 * noise:
+        return np.zeros_like(e_af)
+    wt = p.dej_autofluorescence_weight * min(1.0, (height / max(noise, 1e-12) - 3) / 3)
+    return (wt * np.clip(g / height, -1, 1)).astype(np.float32)
 
 
 @dataclass
@@ -196,7 +281,8 @@ class DejTrace:
 def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
               texture: np.ndarray, texture_is_nuclei: bool,
               membrane: np.ndarray | None = None,
-              autofluorescence: np.ndarray | None = None) -> DejTrace | None:
+              autofluorescence: np.ndarray | None = None,
+              dense: np.ndarray | None = None) -> DejTrace | None:
     """Trace the DEJ below a rough epidermal band as a minimal-cost path.
 
     Parameters
@@ -217,9 +303,12 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         Collagen IV: the DEJ follows its ridge.
     autofluorescence : ndarray, optional
         A channel whose diffuse background is brighter in the epidermis than in the
-        dermis (the fibre stain); thin bright structures (fibres) are removed by a grey
-        opening, and its edge refines the nuclear estimate within ``dej_search_um``
-        (weight ``dej_autofluorescence_weight``).
+        dermis (the fibre stain); fibres and bundles are removed by a grey opening,
+        and its edge (see :func:`autofluorescence_edge`, weight
+        ``dej_autofluorescence_weight``) joins the nuclear edge over the whole range.
+    dense : ndarray of bool, optional
+        The nuclear-dense layer without the stratum corneum; the autofluorescence edge
+        is looked for only below its upper edge (not at the stratum corneum's lower edge).
 
     Returns
     -------
@@ -258,35 +347,23 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     step_cost = p.dej_step_cost * px
     # rows outside tissue cannot hold the DEJ
     not_tissue = ~t
-    cost = -np.clip(edge, -1, 1)
-    cost[not_tissue] = 1.0
-    path = min_cost_path(cost[:, sub], lo, hi, max_step=max_step, step_cost=step_cost)
     source = "nuclei" if texture_is_nuclei else "autofluorescence"
     support = float("nan")
-    band_px = int(p.dej_search_um / px)
+    score = np.clip(edge, -1, 1)
     if autofluorescence is not None and texture_is_nuclei and p.dej_autofluorescence_weight > 0:
         af = frame.to_canonical(np.asarray(autofluorescence, np.float32))[:, c0:c1]
-        af = _background_level(af, px, p.nucleus_diameter_um)
-        af = ndi.gaussian_filter(af, p.dej_column_smoothing_um / px)
-        e_af = step_edge(af, int(round(p.dej_edge_window_um / px)))
-        rows_i = np.arange(nr)[:, None]
-        near = np.abs(rows_i - np.interp(xs, xs[sub], path)[None]) <= band_px
-        # only where nuclei lie above: not at the stratum corneum's lower edge
-        dense_above = step_edge(tex, int(round(p.dej_edge_window_um / px)), above_only=True)
-        e_af = np.where(dense_above >= 0.25 * _robust_scale(tex[b]), e_af, 0)
-        # weight by how clearly the step shows at the nuclear estimate, relative to the
-        # strongest steps nearby (no clear epidermal autofluorescence: little weight)
-        on_path = e_af[:, sub][path, np.arange(path.size)]
-        c = float(np.median(on_path))
-        spread = _robust_scale(np.abs(e_af[near & t]))
-        if c > 0:
-            wt = p.dej_autofluorescence_weight * min(1.0, c / spread)
-            edge = np.clip(edge, -1, 1) + wt * np.clip(e_af / c, -1, 1)
-        cost_a = -edge
-        cost_a[not_tissue] = 1.0
-        path = min_cost_path(cost_a[:, sub], np.maximum(lo, path - band_px),
-                             np.minimum(hi, path + band_px), max_step=max_step,
-                             step_cost=step_cost)
+        lo_af = np.interp(xs, xs[sub], lo).astype(float)
+        if dense is not None:
+            d = frame.to_canonical(dense)[:, c0:c1]
+            has_d = d.any(0)
+            if has_d.any():
+                d_top = np.interp(xs, xs[has_d], np.argmax(d, 0)[has_d].astype(float))
+                lo_af = np.maximum(lo_af, d_top + p.dej_edge_window_um / px)
+        score = score + autofluorescence_edge(af, t, b, lo_rows=lo_af, px=px, p=p)
+    cost = -score
+    cost[not_tissue] = 1.0
+    path = min_cost_path(cost[:, sub], lo, hi, max_step=max_step, step_cost=step_cost)
+    edge = score
     if membrane is not None:
         ridge = membrane_ridge(frame.to_canonical(np.asarray(membrane))[:, c0:c1], px, p)
         rows_i = np.arange(nr)[:, None]
@@ -295,9 +372,9 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
         rn = np.clip(ridge / scale, 0, 1)
         cost_m = -rn - p.dej_nuclear_weight * np.clip(edge, -1, 1)
         cost_m[not_tissue] = 1.0
-        lo_m = np.maximum(lo, path - band_px)
-        hi_m = np.minimum(hi, path + band_px)
-        path_m = min_cost_path(cost_m[:, sub], lo_m, hi_m, max_step=max_step,
+        # the whole depth range: a ridge the nuclear estimate cut across is still found;
+        # a detour to a dermal vessel wall gains nothing where the membrane is continuous
+        path_m = min_cost_path(cost_m[:, sub], lo, hi, max_step=max_step,
                                step_cost=step_cost)
         on = rn[:, sub][path_m, np.arange(path_m.size)]
         support = float(np.mean(on > 0.2))

@@ -266,7 +266,7 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
 
     trace = trace_dej(epi0, tissue, px=px, p=p, texture=tex_src,
                       texture_is_nuclei=nuclei is not None, membrane=membrane,
-                      autofluorescence=fibre)
+                      autofluorescence=fibre, dense=band)
     epi = mask_above(trace, tissue) if trace is not None else epi0
     epi = epi & tissue
     epi = ndi.binary_fill_holes(epi)

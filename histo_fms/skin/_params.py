@@ -49,8 +49,9 @@ class SkinParams:
         Largest stratum corneum thickness: tissue between the dense epidermal band and
         the slide background within this distance is taken as stratum corneum.
     dej_search_um : float
-        With a membrane (collagen IV) channel, the DEJ is searched within this
-        distance of the nuclear (texture) estimate.
+        With a membrane (collagen IV) channel, the ridge response is scaled by its
+        strength within this distance of the nuclear (texture) estimate; the ridge
+        itself is searched over the whole depth range.
     membrane_sigma_um : float
         Unused (kept for old configs).
     membrane_width_um : float
@@ -67,7 +68,8 @@ class SkinParams:
         Smoothing of the texture along the section before the edge is taken.
     dej_max_slope : float
         Smoothness bound of the DEJ path: largest change of depth per µm along the
-        section, µm/µm (rete ridges are steep; 3 is about 72°).
+        section, µm/µm (rete ridges are steep; 3 is about 72°; collagen IV is
+        searched over the whole depth range, the fibre-channel level edge too).
     dej_step_cost : float
         Cost per µm of depth change of the path (per µm along the section the path
         gains at most 1 from a perfect edge); larger values give a straighter DEJ.
@@ -98,7 +100,7 @@ class SkinParams:
     fibre_high_snr: float = 10.0
     gap_bridge_um: float = 2.5
     min_fibre_length_um: float = 4.0
-    min_penetration_um: float = 3.0
+    min_penetration_um: float = 2.0
     dermal_extent_um: float = 1.0
     crossing_band_um: float = 2.0
     merge_distance_um: float = 3.0

@@ -177,6 +177,8 @@ def make_skin_section(
     membrane_gaps_per_mm: float = 0.0,
     vessel_min_depth_um: float = 25.0,
     basal_dropout: float = 0.0,
+    deep_ridges_per_mm: float = 0.0,
+    epidermal_autofluorescence: bool = True,
 ) -> SkinPhantom:
     """Generate a synthetic skin section with intraepidermal-fibre ground truth.
 
@@ -227,6 +229,12 @@ def make_skin_section(
         Dermal vessel walls (collagen IV rings) start this far below the DEJ.
     basal_dropout : float
         Fraction of the basal row of nuclei left out (a ragged nuclear layer edge).
+    deep_ridges_per_mm : float
+        Expected number per mm of deep narrow rete ridges (15-35 µm deep, 15-35 µm wide
+        at half depth, steep flanks) added to the undulating DEJ.
+    epidermal_autofluorescence : bool
+        The living epidermis is a little brighter than the dermis in the fibre channel
+        (diffuse background); False makes both the same.
 
     Returns
     -------
@@ -249,8 +257,14 @@ def make_skin_section(
         0.7 * np.sin(2 * np.pi * xs / period + rng.uniform(0, 6.3))
         + 0.3 * _smooth_1d(w, rng, 20 / px, 1.0)
     )
+    rng3 = np.random.default_rng([seed, 11])  # deep ridges: other streams unchanged
+    n_deep = rng3.poisson(max(deep_ridges_per_mm, 0.0) * w * px / 1000.0)
+    for _ in range(n_deep):
+        # super-Gaussian profile: flat bottom, steep flanks
+        x0, half = rng2.uniform(0, w), rng2.uniform(7.5, 17.5) / px
+        rete = rete + rng3.uniform(15, 35) / px * np.exp(-np.abs((xs - x0) / half) ** 4 * 0.69)
     thickness = np.clip(thick_um / px + rete + _smooth_1d(w, rng, 200 / px, 5 / px),
-                        30 / px, 100 / px)
+                        30 / px, (100 + (35 if n_deep else 0)) / px)
     dej = surf + thickness
     sc_thick = rng.uniform(8, 14) / px  # stratum corneum
     yy = np.arange(h, dtype=np.float64)[:, None]
@@ -268,7 +282,7 @@ def make_skin_section(
     # --- base channels ------------------------------------------------------------------
     texture = 1 + 0.25 * ndi.gaussian_filter(rng.normal(size=shape).astype(np.float32), 3 / px)
     pgp = np.full(shape, _BG, np.float32)
-    pgp[epi] = _PGP_EPI
+    pgp[epi] = _PGP_EPI if epidermal_autofluorescence else _PGP_DERMIS
     pgp[dermis] = _PGP_DERMIS
     pgp[sc] = _PGP_SC
     pgp *= texture
