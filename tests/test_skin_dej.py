@@ -104,3 +104,25 @@ def test_dej_follows_deep_ridge_by_epidermal_autofluorescence():
     epi = find_epidermis(pixel_size_um=PX, nuclei=ph.channel("DAPI"), fibre=ph.channel("PGP9.5"))
     err = _error_um(epi.dej_um, ph.dej_um, 800 * PX)
     assert np.percentile(err, 95) <= 5.0, np.percentile(err, [50, 95, 100])
+
+
+def test_fibre_channel_level_cue_only_where_the_epidermis_is_brighter():
+    # a two-level channel: 60 rows of "epidermis" over 140 of "dermis", with noise; the
+    # cue marks the level step when the epidermis is brighter, and is absent (not
+    # inverted) when the dermis is brighter, as in a bright-field chromogen map
+    from histo_fms.skin import SkinParams
+    from histo_fms.skin._dej import autofluorescence_edge
+
+    rng = np.random.default_rng(0)
+    px, p = 0.5, SkinParams()
+    tissue = np.ones((200, 400), bool)
+    band = np.zeros_like(tissue)
+    band[:60] = True
+    lo = np.zeros(400)
+    for epi, derm in ((40.0, 10.0), (10.0, 40.0)):
+        img = np.where(band, epi, derm) + rng.normal(0, 1.0, tissue.shape)
+        e = autofluorescence_edge(img.astype(np.float32), tissue, band, lo_rows=lo, px=px, p=p)
+        if epi > derm:
+            assert np.all(np.abs(np.argmax(e, 0) - 60) <= 3)
+        else:
+            assert not e.any()

@@ -208,8 +208,10 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
                           lo_rows: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     """Return the weighted step edge of the fibre channel's diffuse epidermal brightness.
 
-    The epidermis is often a little brighter than the dermis in the fibre channel
-    (diffuse background, fibres removed by a block median); the lower edge of that
+    Zero everywhere when the channel's diffuse level is not higher in the rough
+    epidermis than in the dermis. The epidermis is often a little brighter than the
+    dermis in the fibre channel (diffuse background, fibres removed by a block median);
+    the lower edge of that
     brighter layer is a region cue for the DEJ that, unlike the nuclear texture, does not
     oscillate with each row of nuclei. The edge is taken only below ``lo_rows`` and where
     it steps from the epidermal level (median over the band) above to the dermal level
@@ -252,7 +254,12 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     epi = band & deep
     if not derm.any() or not epi.any():
         return np.zeros_like(e_af)
-    mid = 0.5 * (float(np.median(lvl[epi])) + float(np.median(lvl[derm])))
+    e_lvl, d_lvl = float(np.median(lvl[epi])), float(np.median(lvl[derm]))
+    if e_lvl <= d_lvl:
+        # the channel is not brighter in the epidermis (e.g. a bright-field chromogen map,
+        # where the dermis's counterstain bleeds into it): no cue, not an inverted one
+        return np.zeros_like(e_af)
+    mid = 0.5 * (e_lvl + d_lvl)
     above = step_edge(lvl, win, above_only=True)
     ok = tissue & deep & (above >= mid) & (above - e_af <= mid)
     g = np.where(ok, e_af, 0.0)
