@@ -10,6 +10,7 @@ from skimage.segmentation import watershed
 from .._numerics._background import local_background, smooth_for_stats
 from .._numerics._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
+from ._levels import split_merged
 from ._objects import (
     close_objects,
     disc_closing,
@@ -309,6 +310,11 @@ def segment_classical(
     ridge_um: float = 1.0,
     ridge_length_um: float = 8.0,
     ridge_valley: float | None = 0.0,
+    split_solidity: float = 0.9,
+    split_grow_um: float = 3.0,
+    dim_level: float = 0.5,
+    dim_solidity: float = 0.85,
+    isolated: float = 0.15,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -335,7 +341,17 @@ def segment_classical(
     * objects that cannot be somata are rejected: equivalent diameter above
       ``max_size_factor * max_diameter_um`` (a tissue-sized component), axis ratio
       below ``min_axis_ratio`` (fibres), solidity below ``min_solidity`` (ragged
-      interstitium), or diameter below ``min_diameter_um``.
+      interstitium), or diameter below ``min_diameter_um``;
+    * before that, an object that fails these checks, or passes them with a
+      solidity below ``split_solidity``, is searched for somata over threshold levels
+      of its own contrast (:mod:`histo_fms.segment._levels`): somata pressed together
+      without a visible sheath, or fused with bright interstitium or a nerve root, are
+      cut apart where each is soma-shaped on its own at some level and the whole has
+      a neck between them (a single elongated soma is convex and stays whole);
+    * a dim object (median contrast below ``dim_level``) must be convex
+      (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
+      sheathed somata); an object without any sheath whose surroundings are darker
+      than ``isolated`` times its own contrast is debris on the empty slide.
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -420,6 +436,19 @@ def segment_classical(
     ridge_valley : float, optional
         A line pixel is cut only where the neuron channel curves up across it more
         than this (a dark line between somata, not bright cytoplasm); None: anywhere.
+    split_solidity : float
+        Objects with a lower solidity (and those failing the checks) are searched for
+        several somata; 0 disables.
+    split_grow_um : float
+        Somata found at a high level are grown back by at most this (µm).
+    dim_level : float
+        Objects whose median contrast is below this are "dim" (0 disables the rule).
+    dim_solidity : float
+        Smallest solidity of a dim object.
+    isolated : float
+        An object without sheath (coverage below 0.05 with an SGC channel; any object
+        without one) is rejected when the median contrast 3-12 µm around it is below
+        this fraction of its own (debris on the slide); 0 disables.
 
     Returns
     -------
@@ -449,7 +478,9 @@ def segment_classical(
                     nucleus_gap_um=nucleus_gap_um, nucleus_gap_fraction=nucleus_gap_fraction,
                     exclude=exclude, spread=spread, sgc=sgc, sgc_spread=sgc_spread,
                     sheath_ridge=sheath_ridge, ridge_um=ridge_um,
-                    ridge_length_um=ridge_length_um, ridge_valley=ridge_valley)[0]
+                    ridge_length_um=ridge_length_um, ridge_valley=ridge_valley,
+                    split_solidity=split_solidity, split_grow_um=split_grow_um,
+                    dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated)[0]
 
 
 def _segment(
@@ -485,6 +516,11 @@ def _segment(
     ridge_um: float = 1.0,
     ridge_length_um: float = 8.0,
     ridge_valley: float | None = 0.0,
+    split_solidity: float = 0.9,
+    split_grow_um: float = 3.0,
+    dim_level: float = 0.5,
+    dim_solidity: float = 0.85,
+    isolated: float = 0.15,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -516,7 +552,8 @@ def _segment(
     checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
-              "bare_roundness": bare_roundness, "sheathed": 0.5}
+              "bare_roundness": bare_roundness, "sheathed": 0.5,
+              "dim_level": dim_level, "dim_solidity": dim_solidity, "isolated": isolated}
     if sgc is not None:
         s = prepare(sgc)
         if float(s.max()) > float(s.min()):
@@ -545,7 +582,7 @@ def _segment(
     if not mask.any():
         if enclosed is not None and enclosed.any():
             return _finish(_add_enclosed(labels, enclosed), checks, sgc_pos,
-                           px), mask | (enclosed > 0)
+                           px, contrast), mask | (enclosed > 0)
         return labels, mask
 
     # split touching neurons
@@ -574,10 +611,61 @@ def _segment(
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)
 
+    if split_solidity > 0 and int(labels.max()):
+        labels = _split_merged(labels, contrast, checks, sgc_pos, px,
+                               open_px=opening_radius_px(min_diameter_um, px, open_um),
+                               split_solidity=split_solidity, edge_fraction=edge_fraction,
+                               grow_px=max(1.0, split_grow_um / px))
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
-    return _finish(labels, checks, sgc_pos, px), mask
+    return _finish(labels, checks, sgc_pos, px, contrast), mask
+
+
+def _bad_objects(labels: np.ndarray, checks: dict, sgc_pos: np.ndarray | None, px: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Which objects fail the soma checks of :func:`_finish`, and their solidity."""
+    c = checks
+    area, ratio, solid, rnd = shape_measures(labels)
+    n = area.size - 1
+    if sgc_pos is not None and n:
+        wrapped = sheath_coverage(labels, sgc_pos, 2.0 / px) >= c["sheathed"]
+    else:
+        wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
+    min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
+    min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
+    bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
+           | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
+    bad[0] = True
+    return bad, solid
+
+
+def _split_merged(labels: np.ndarray, contrast: np.ndarray, checks: dict,
+                  sgc_pos: np.ndarray | None, px: float, *, open_px: float,
+                  split_solidity: float, edge_fraction: float, grow_px: float) -> np.ndarray:
+    """Look for somata inside objects that fail the checks or are not convex.
+
+    See :mod:`histo_fms.segment._levels`: an object that fails the soma checks is
+    replaced by the soma-like regions found over threshold levels of its contrast (or
+    dropped later if none); one that passes but has a solidity below ``split_solidity``
+    is split when two or more somata are found in it.
+    """
+    c = checks
+    bad, solid = _bad_objects(labels, c, sgc_pos, px)
+    bad[0] = False
+    big_enough = np.bincount(labels.ravel(), minlength=bad.size) >= 2 * c["min_area_px"]
+    cand = (bad | (solid < split_solidity)) & big_enough
+    cand[0] = False
+    if not cand.any():
+        return labels
+    out = split_merged(labels, contrast, cand, min_area_px=c["min_area_px"],
+                       max_area_px=c["max_area_px"], open_px=open_px,
+                       min_solidity=max(c["min_solidity"], c["bare_solidity"]),
+                       min_roundness=max(c["min_roundness"], c["bare_roundness"]),
+                       min_axis_ratio=max(c["min_axis_ratio"], 0.4),
+                       split_solidity=split_solidity, grow_px=grow_px,
+                       edge_fraction=edge_fraction, replace=bad)
+    return split_pieces_keep_largest(out)
 
 
 def sheath_coverage(labels: np.ndarray, sgc_pos: np.ndarray, width_px: float) -> np.ndarray:
@@ -609,23 +697,71 @@ def sheath_coverage(labels: np.ndarray, sgc_pos: np.ndarray, width_px: float) ->
     return np.where(tot > 0, pos / np.maximum(tot, 1), 0.0)
 
 
-def _finish(labels, checks, sgc_pos, px):
+def band_owner(labels: np.ndarray, inner_px: float, outer_px: float) -> np.ndarray:
+    """Label the band ``inner_px``-``outer_px`` outside each object by its nearest object.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    inner_px, outer_px : float
+        Band limits (distance from the object, px).
+
+    Returns
+    -------
+    ndarray of int32
+        Owner id of each background pixel of the band, 0 elsewhere.
+    """
+    owner = np.zeros(labels.shape, np.int32)
+    if not labels.any():
+        return owner
+    iy, ix = nearest_feature(labels == 0)
+    d2 = (iy - np.arange(labels.shape[0])[:, None]) ** 2 + (ix - np.arange(labels.shape[1])) ** 2
+    band = (labels == 0) & (d2 > inner_px**2) & (d2 <= outer_px**2)
+    owner[band] = labels[iy[band], ix[band]]
+    return owner
+
+
+def _finish(labels, checks, sgc_pos, px, contrast=None):
     """Reject what cannot be a soma, renumber 1..n in raster order of first pixels.
 
     Objects wrapped in SGC sheath (at least ``sheathed`` of their surrounding band)
     pass with the looser ``min_solidity`` / ``min_roundness``; bare objects must be
     as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``).
+
+    Given the neuron-channel ``contrast``: a dim object (median contrast below
+    ``dim_level``) must be convex (``dim_solidity``) even when wrapped (a pocket of
+    interstitium between sheathed somata is wrapped in their sheaths, but its sides
+    curve inwards); an object with no sheath on or near it (coverage below 0.05, and
+    at most 2 % SGC-positive pixels 3-12 µm out) whose surroundings there are below
+    ``isolated`` of its own contrast is debris on the empty slide (a soma lies in
+    tissue, among other sheathed somata).
     """
     c = checks
     area, ratio, solid, rnd = shape_measures(labels)
     n = area.size - 1
+    cov = None
     if sgc_pos is not None and n:
-        wrapped = sheath_coverage(labels, sgc_pos, 2.0 / px) >= c["sheathed"]
+        cov = sheath_coverage(labels, sgc_pos, 2.0 / px)
+        wrapped = cov >= c["sheathed"]
     else:
         wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
     min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
     min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
     bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
            | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
+    if contrast is not None and n:
+        med = label_quantiles(contrast, labels, 0.5, n)
+        if c.get("dim_level", 0) > 0:
+            bad |= (med < c["dim_level"]) & (solid < c["dim_solidity"])
+        if c.get("isolated", 0) > 0:
+            owner = band_owner(labels, 3.0 / px, 12.0 / px)
+            cnt = np.bincount(owner.ravel(), minlength=n + 1)
+            surr = np.where(cnt > 0, label_quantiles(contrast, owner, 0.5, n), np.inf)
+            bare = np.ones(n + 1, bool)
+            if sgc_pos is not None:  # no sheath on it nor on any neighbour nearby
+                near = np.bincount(owner.ravel(), weights=sgc_pos.ravel(), minlength=n + 1)
+                bare = (cov < 0.05) & (near <= 0.02 * np.maximum(cnt, 1))
+            bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))

@@ -1,0 +1,177 @@
+"""Somata inside merged objects: the threshold levels at which a region looks like a soma.
+
+An object that is too large, too ragged or not convex enough to be one soma (two or
+more somata pressed together without a visible sheath line, or somata fused with the
+axon-rich interstitium around them) is thresholded again at a series of levels of its
+own neuron-channel contrast. The connected pieces at each level form a tree (a piece at
+a higher level lies inside one at a lower level); a piece is *soma-like* when its area,
+solidity, roundness and axis ratio are those of a soma. Walking the tree from the top,
+a soma-like piece replaces the soma-like pieces it contains, unless it contains two or
+more of them and is itself not convex (a neck between them): then they stay apart. A
+single elongated soma is convex and is therefore never cut; two touching somata are
+cut only where each is a soma on its own at some level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from .._numerics._local import distance_float32
+from ._objects import disc_opening, shape_measures
+
+
+def _fill_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
+    bg, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    size = np.bincount(bg.ravel())
+    fill = size <= max_area_px
+    fill[0] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        fill[edge] = False
+    return mask | fill[bg]
+
+
+def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
+                 max_area_px: float, open_px: float, min_solidity: float,
+                 min_roundness: float, min_axis_ratio: float, split_solidity: float,
+                 quantiles: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+                 ) -> np.ndarray:
+    """Soma-like regions of one object, chosen over threshold levels of its contrast.
+
+    Parameters
+    ----------
+    contrast : ndarray of float, shape (Y, X)
+        Neuron-channel local contrast (a crop around the object).
+    obj : ndarray of bool, same shape
+        The object.
+    min_area_px, max_area_px : float
+        Area range of a soma.
+    open_px : float
+        Radius (px) of the disc opening applied at every level (fibres, puncta).
+    min_solidity, min_roundness, min_axis_ratio : float
+        Shape a region needs to count as a soma (see :func:`shape_measures`).
+    split_solidity : float
+        A soma-like region containing two or more soma-like regions is kept whole
+        only if its solidity is at least this (convex: no neck between them).
+    quantiles : tuple of float
+        Levels, as quantiles of the object's contrast (each keeps about ``1 - q`` of
+        its area).
+
+    Returns
+    -------
+    ndarray of int32
+        The chosen regions, labelled 1..m (0 elsewhere); disjoint.
+    """
+    obj = np.asarray(obj, bool)
+    sel = np.zeros(obj.shape, np.int32)
+    if obj.sum() < min_area_px:
+        return sel
+    vals = contrast[obj]
+    q = np.quantile(vals, quantiles)
+    lo, hi = float(q[0]), float(np.quantile(vals, 0.99))
+    # quantile levels (area fractions) and evenly spaced levels (a small soma in a
+    # large bright object separates only near the top of its range)
+    levels = np.unique(np.concatenate([q, lo + (hi - lo) * np.linspace(0, 0.9, 10)]))
+    nsel = 0
+    for t in levels[::-1]:  # highest level first: children before parents
+        m = obj & (contrast > t)
+        m = disc_opening(m, open_px)
+        m = _fill_holes(m, max_area_px)
+        lab, n = ndi.label(m)
+        if n == 0:
+            continue
+        area, ratio, solid, rnd = shape_measures(lab)
+        ok = ((area >= min_area_px) & (area <= max_area_px) & (solid >= min_solidity)
+              & (rnd >= min_roundness) & (ratio >= min_axis_ratio))
+        ok[0] = False
+        if not ok.any():
+            continue
+        # selected regions inside each piece (levels are nested: one pixel tells)
+        both = (lab > 0) & (sel > 0)
+        pairs = np.unique(lab[both].astype(np.int64) * (nsel + 1) + sel[both])
+        pk, sk = np.divmod(pairs, nsel + 1)
+        nchild = np.bincount(pk, minlength=n + 1)
+        for k in np.flatnonzero(ok).tolist():
+            if nchild[k] >= 2 and solid[k] < split_solidity:
+                continue  # a neck between somata that are somata on their own
+            piece = lab == k
+            if nchild[k]:
+                sel[np.isin(sel, sk[pk == k])] = 0
+            nsel += 1
+            sel[piece] = nsel
+    if nsel == 0:
+        return sel
+    ids = np.unique(sel)
+    ids = ids[ids > 0]
+    remap = np.zeros(nsel + 1, np.int32)
+    remap[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return remap[sel]
+
+
+def split_merged(labels: np.ndarray, contrast: np.ndarray, candidates: np.ndarray, *,
+                 min_area_px: float, max_area_px: float, open_px: float,
+                 min_solidity: float, min_roundness: float, min_axis_ratio: float,
+                 split_solidity: float, grow_px: float, edge_fraction: float,
+                 replace: np.ndarray) -> np.ndarray:
+    """Replace candidate objects by the soma-like regions found in them.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    contrast : ndarray of float
+        Neuron-channel local contrast.
+    candidates : ndarray of bool, shape (n + 1,)
+        Objects to look into (by id).
+    min_area_px, max_area_px, open_px, min_solidity, min_roundness, min_axis_ratio,
+    split_solidity
+        See :func:`soma_regions`.
+    grow_px : float
+        Regions are grown back within their object by at most this (px), over pixels
+        above ``edge_fraction`` of the region's own 90th-percentile contrast (a region
+        found at a high level lies inside the soma's outline).
+    edge_fraction : float
+        See above.
+    replace : ndarray of bool, shape (n + 1,)
+        Objects replaced even by a single region (they fail the shape checks as they
+        are); the others are replaced only when split into two or more.
+
+    Returns
+    -------
+    ndarray of int32
+        Labels: unchanged objects keep their ids, the regions get ids after the last.
+    """
+    labels = np.asarray(labels, np.int32)
+    out = labels.copy()
+    nxt = int(labels.max())
+    h, w = labels.shape
+    pad = int(np.ceil(grow_px)) + 2
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None or not candidates[k]:
+            continue
+        y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
+        x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
+        obj = labels[y0:y1, x0:x1] == k
+        c = contrast[y0:y1, x0:x1]
+        reg = soma_regions(c, obj, min_area_px=min_area_px, max_area_px=max_area_px,
+                           open_px=open_px, min_solidity=min_solidity,
+                           min_roundness=min_roundness, min_axis_ratio=min_axis_ratio,
+                           split_solidity=split_solidity)
+        m = int(reg.max())
+        if m == 0 or (m == 1 and not replace[k]):
+            continue
+        level = np.array([0.0] + [float(np.quantile(c[reg == j], 0.9))
+                                  for j in range(1, m + 1)])
+        near = distance_float32(reg == 0) <= grow_px
+        grown = watershed(-c, reg, mask=obj & near)
+        grown = np.where(c > edge_fraction * level[grown], grown, 0)
+        grown = np.where(reg > 0, reg, grown)
+        sub = out[y0:y1, x0:x1]
+        sub[obj] = 0
+        new = grown > 0
+        sub[new] = grown[new] + nxt
+        nxt += m
+    return out
