@@ -350,8 +350,9 @@ def segment_classical(
       a neck between them (a single elongated soma is convex and stays whole);
     * a dim object (median contrast below ``dim_level``) must be convex
       (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
-      sheathed somata); an object without any sheath whose surroundings are darker
-      than ``isolated`` times its own contrast is debris on the empty slide.
+      sheathed somata); with an SGC channel, an object without any sheath on or near
+      it whose surroundings are darker than ``isolated`` times its own contrast is
+      debris on the empty slide.
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -446,9 +447,11 @@ def segment_classical(
     dim_solidity : float
         Smallest solidity of a dim object.
     isolated : float
-        An object without sheath (coverage below 0.05 with an SGC channel; any object
-        without one) is rejected when the median contrast 3-12 µm around it is below
-        this fraction of its own (debris on the slide); 0 disables.
+        With an SGC channel, an object without sheath on or near it (coverage below
+        0.05, at most 2 % SGC-positive pixels 3-12 µm out) is rejected when the median
+        contrast 3-12 µm around it is below this fraction of its own (debris on the
+        slide); 0 disables. Without an SGC channel nothing tells debris from an
+        isolated soma, and the rule is off.
 
     Returns
     -------
@@ -754,14 +757,13 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
         med = label_quantiles(contrast, labels, 0.5, n)
         if c.get("dim_level", 0) > 0:
             bad |= (med < c["dim_level"]) & (solid < c["dim_solidity"])
-        if c.get("isolated", 0) > 0:
+        if c.get("isolated", 0) > 0 and sgc_pos is not None:
+            # no sheath on it nor on any neighbour nearby, dark all around
             owner = band_owner(labels, 3.0 / px, 12.0 / px)
             cnt = np.bincount(owner.ravel(), minlength=n + 1)
             surr = np.where(cnt > 0, label_quantiles(contrast, owner, 0.5, n), np.inf)
-            bare = np.ones(n + 1, bool)
-            if sgc_pos is not None:  # no sheath on it nor on any neighbour nearby
-                near = np.bincount(owner.ravel(), weights=sgc_pos.ravel(), minlength=n + 1)
-                bare = (cov < 0.05) & (near <= 0.02 * np.maximum(cnt, 1))
+            near = np.bincount(owner.ravel(), weights=sgc_pos.ravel(), minlength=n + 1)
+            bare = (cov < 0.05) & (near <= 0.02 * np.maximum(cnt, 1))
             bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))

@@ -37,6 +37,7 @@ def _fill_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
 def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
                  max_area_px: float, open_px: float, min_solidity: float,
                  min_roundness: float, min_axis_ratio: float, split_solidity: float,
+                 ring_px: float = 0.0, prominence: float = 0.0,
                  quantiles: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
                  ) -> np.ndarray:
     """Soma-like regions of one object, chosen over threshold levels of its contrast.
@@ -56,6 +57,11 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     split_solidity : float
         A soma-like region containing two or more soma-like regions is kept whole
         only if its solidity is at least this (convex: no neck between them).
+    ring_px, prominence : float
+        A region that does not fill the object is soma-like only if the object's
+        median contrast within ``ring_px`` around it is below ``1 - prominence`` times
+        the region's own (a soma stands out of what it is fused with; a piece of a
+        uniform fibre bundle cut out by noise at a high level does not).
     quantiles : tuple of float
         Levels, as quantiles of the object's contrast (each keeps about ``1 - q`` of
         its area).
@@ -98,6 +104,11 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
             if nchild[k] >= 2 and solid[k] < split_solidity:
                 continue  # a neck between somata that are somata on their own
             piece = lab == k
+            if prominence > 0 and ring_px >= 1:
+                ring = ndi.binary_dilation(piece, iterations=int(round(ring_px))) & obj & ~piece
+                if ring.sum() >= 0.1 * piece.sum() and (
+                        np.median(contrast[ring]) >= (1 - prominence) * np.median(contrast[piece])):
+                    continue
             if nchild[k]:
                 sel[np.isin(sel, sk[pk == k])] = 0
             nsel += 1
@@ -115,7 +126,7 @@ def split_merged(labels: np.ndarray, contrast: np.ndarray, candidates: np.ndarra
                  min_area_px: float, max_area_px: float, open_px: float,
                  min_solidity: float, min_roundness: float, min_axis_ratio: float,
                  split_solidity: float, grow_px: float, edge_fraction: float,
-                 replace: np.ndarray) -> np.ndarray:
+                 replace: np.ndarray, prominence: float = 0.15) -> np.ndarray:
     """Replace candidate objects by the soma-like regions found in them.
 
     Parameters
@@ -138,6 +149,8 @@ def split_merged(labels: np.ndarray, contrast: np.ndarray, candidates: np.ndarra
     replace : ndarray of bool, shape (n + 1,)
         Objects replaced even by a single region (they fail the shape checks as they
         are); the others are replaced only when split into two or more.
+    prominence : float
+        See :func:`soma_regions` (its ring is ``grow_px`` wide).
 
     Returns
     -------
@@ -159,7 +172,8 @@ def split_merged(labels: np.ndarray, contrast: np.ndarray, candidates: np.ndarra
         reg = soma_regions(c, obj, min_area_px=min_area_px, max_area_px=max_area_px,
                            open_px=open_px, min_solidity=min_solidity,
                            min_roundness=min_roundness, min_axis_ratio=min_axis_ratio,
-                           split_solidity=split_solidity)
+                           split_solidity=split_solidity, ring_px=grow_px,
+                           prominence=prominence)
         m = int(reg.max())
         if m == 0 or (m == 1 and not replace[k]):
             continue
