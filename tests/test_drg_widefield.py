@@ -39,8 +39,13 @@ def test_widefield_phantom_instance_f1(phantoms):
     without_lines = _f1(phantoms, sheath_ridge=0.0)
     # instance F1 at IoU >= 0.5 against the true labels
     assert default.min() >= 0.75, default
-    # cutting the thin sheath lines is what separates the packed somata
-    assert default.mean() >= without_lines.mean() + 0.08, (default, without_lines)
+    # cutting the thin sheath lines separates the packed somata best ...
+    assert default.mean() >= without_lines.mean() + 0.03, (default, without_lines)
+    # ... and where no line is seen, the level search still cuts merged somata apart
+    # (0.63-0.70 without it)
+    assert without_lines.min() >= 0.72, without_lines
+    no_split = _f1(phantoms, sheath_ridge=0.0, split_solidity=0.0)
+    assert without_lines.mean() >= no_split.mean() + 0.05, (without_lines, no_split)
 
 
 def test_widefield_options_add_haze():
