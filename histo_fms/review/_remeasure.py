@@ -218,9 +218,10 @@ def remeasure_local(session: Any, params: DrgParams, channels: Mapping[str, Any]
     -------
     table : pandas.DataFrame
         The whole section's measurement (columns ``TABLE_COLUMNS``), sorted by id.
-    patches : list of (slices, ndarray)
-        New ring labels of each crop, to write over the base rings (only the pixels of
-        re-measured or removed neurons differ).
+    patches : list of (slices, clear, mine, values)
+        Per crop: the base ring pixels of re-measured or removed neurons (to clear), and
+        the pixels of the re-measured neurons' new rings with their values (to set
+        after every crop's clearing: crops may overlap).
     """
     ctx = section_context(session, channels, params)
     base = session.table if plan["base_recompute"] else session.auto_table
@@ -240,8 +241,7 @@ def remeasure_local(session: Any, params: DrgParams, channels: Mapping[str, Any]
         old = np.asarray(rings[sl]).astype(np.int32)
         ids = np.array(sorted(g), np.int64)
         mine = np.isin(crop_rings, ids)
-        patched = np.where(mine, crop_rings, np.where(np.isin(old, redo_arr), 0, old))
-        patches.append((sl, patched.astype(np.int32)))
+        patches.append((sl, np.isin(old, redo_arr), mine, crop_rings[mine].astype(np.int32)))
     keep = base[~base["neuron_id"].isin(redo_arr)]
     parts = [keep] + [t for t in new_rows if len(t)]
     table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else keep.copy()
@@ -252,21 +252,25 @@ def remeasure_local(session: Any, params: DrgParams, channels: Mapping[str, Any]
 
 
 def write_ring_patches(session: Any, patches: list) -> None:
-    """Apply ring patches to the session's rings and save only the chunks they touch."""
+    """Apply ring patches (clear, then set) and save only the chunks they touch."""
     import zarr
 
     path = session.dir / "labels.zarr"
     rings = session.labels["rings"]
+    ds = zarr.open_group(str(path), mode="r+")["labels/rings/0"]
+    targets = [ds]
     if isinstance(rings, np.ndarray):
         if not rings.flags.writeable:
             rings = session.labels["rings"] = rings.copy()
-        for sl, p in patches:
-            rings[sl] = p
-    root = zarr.open_group(str(path), mode="r+")
-    ds = root["labels/rings/0"]
-    for sl, p in patches:
-        ds[sl] = p
+        targets.append(rings)
+    for t in targets:
+        for phase in (0, 1):
+            for sl, clear, mine, vals in patches:
+                region = np.asarray(t[sl]).copy()
+                if phase == 0:
+                    region[clear] = 0
+                else:
+                    region[mine] = vals
+                t[sl] = region
     if not isinstance(rings, np.ndarray):
         session.labels["rings"] = zarr.open_group(str(path), mode="r")["labels/rings/0"]
-
-
