@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from histo_fms.io import read_labels_zarr
-from histo_fms.review import ReviewSession
-from histo_fms.review import _remeasure
+from histo_fms.review import ReviewSession, _remeasure
 
 STEM = "drg_s5"
 

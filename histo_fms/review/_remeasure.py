@@ -59,7 +59,7 @@ def _merge_boxes(boxes: list[list[int]], r: int) -> list[list[int]]:
 
 
 def dirty_pixels(session: Any) -> tuple[list[tuple], bool] | None:
-    """The label diffs since the base measurement, and whether the base is a recompute.
+    """Return the label diffs since the base measurement, and whether it is a recompute.
 
     Returns
     -------
@@ -96,7 +96,7 @@ def dirty_pixels(session: Any) -> tuple[list[tuple], bool] | None:
 
 
 def context_key(session: Any, params: DrgParams) -> str:
-    """What the cached context depends on: the image file and the parameters."""
+    """Return a key of what the context depends on: the image file and the parameters."""
     from ._results import file_entry, image_path
 
     entry = file_entry(session.run, session.stem)
@@ -111,7 +111,7 @@ def context_key(session: Any, params: DrgParams) -> str:
 
 def section_context(session: Any, channels: Mapping[str, Any], params: DrgParams
                     ) -> DrgContext:
-    """The section's context: cached in memory and in ``reviewed/context.json``."""
+    """Return the section's context (cached in memory and in ``reviewed/context.json``)."""
     key = context_key(session, params)
     cached = getattr(session, "_context_cache", None)
     if cached is not None and cached[0] == key:
@@ -137,7 +137,7 @@ def section_context(session: Any, channels: Mapping[str, Any], params: DrgParams
 
 
 def plan_local(session: Any, params: DrgParams) -> dict | None:
-    """Which neurons to re-measure, grouped in crops; None: re-measure the whole section.
+    """Plan which neurons to re-measure, in crops; None: re-measure the whole section.
 
     Returns
     -------

@@ -1037,7 +1037,7 @@ class ReviewSession(HistoryMixin):
                 for role, v in self.lazy_channels().items()}
 
     def lazy_channels(self) -> dict[str, Any]:
-        """The measured image's channels by role, read lazily (dask arrays).
+        """Return the measured image's channels by role, read lazily (dask arrays).
 
         Returns
         -------
