@@ -34,8 +34,8 @@ from ..io import write_json
 from ._index import pixel_boxes
 
 CONTEXT = "context.json"
-#: above this fraction of the section's area in crops, re-measure the whole section
-MAX_LOCAL_FRACTION = 0.5
+#: above this fraction of the section's area in crops (summed), re-measure the whole section
+MAX_LOCAL_FRACTION = 1.0
 
 
 def _merge_boxes(boxes: list[list[int]], r: int) -> list[list[int]]:
@@ -169,37 +169,60 @@ def plan_local(session: Any, params: DrgParams) -> dict | None:
         changed |= {int(v) for v in np.unique(np.concatenate([old, new])) if v > 0}
     index = session._boxes()
     gone = {i for i in changed if index.get(i) is None}
-    groups = []
-    area = 0
+    groups: list[dict[int, tuple]] = []
     for b in _merge_boxes(boxes, m):
         win = grow_box(tuple(b), m, shape)
         ids = {int(v) for v in np.unique(np.asarray(lab[win[0]:win[2], win[1]:win[3]]))
                if v > 0}
         ids |= {i for i in changed if i not in gone and _inside(index.get(i), b, m)}
-        # a changed neuron reaching beyond this group is measured with the groups it meets
         sel = {}
         for i in ids:
             bx = index.get(i)
             if bx is not None:
                 sel[i] = tuple(int(v) for v in bx)
         if sel:
-            u = (min(v[0] for v in sel.values()), min(v[1] for v in sel.values()),
-                 max(v[2] for v in sel.values()), max(v[3] for v in sel.values()))
-            g = grow_box(u, m, shape)
-            area += (g[2] - g[0]) * (g[3] - g[1])
             groups.append(sel)
-    # every changed neuron still present must be measured by some group
+    # every changed neuron still present is measured (one reaching far beyond its edit
+    # on its own), then groups whose crops overlap are measured together when that is
+    # cheaper than apart
     measured = set().union(*groups) if groups else set()
-    rest = {i: tuple(int(v) for v in index.get(i)) for i in changed - gone - measured}
-    if rest:
-        groups.append(rest)
-        u = (min(v[0] for v in rest.values()), min(v[1] for v in rest.values()),
-             max(v[2] for v in rest.values()), max(v[3] for v in rest.values()))
-        g = grow_box(u, m, shape)
-        area += (g[2] - g[0]) * (g[3] - g[1])
+    groups += [{i: tuple(int(v) for v in index.get(i))} for i in changed - gone - measured]
+    groups = _merge_groups(groups, m, shape)
+    area = sum(_crop_area(g, m, shape) for g in groups)
     if area > MAX_LOCAL_FRACTION * shape[0] * shape[1]:
         return None
     return {"groups": groups, "gone": gone, "base_recompute": base_recompute}
+
+
+def _crop_box(group: Mapping[int, tuple], m: int, shape: tuple[int, int]) -> tuple:
+    v = list(group.values())
+    u = (min(b[0] for b in v), min(b[1] for b in v), max(b[2] for b in v), max(b[3] for b in v))
+    return grow_box(u, m, shape)
+
+
+def _crop_area(group: Mapping[int, tuple], m: int, shape: tuple[int, int]) -> int:
+    g = _crop_box(group, m, shape)
+    return (g[2] - g[0]) * (g[3] - g[1])
+
+
+def _merge_groups(groups: list[dict], m: int, shape: tuple[int, int]) -> list[dict]:
+    """Merge groups whose joint crop is no larger than their two crops (until none)."""
+    groups = [dict(g) for g in groups if g]
+    merged = True
+    while merged and len(groups) > 1:
+        merged = False
+        areas = [_crop_area(g, m, shape) for g in groups]
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                both = {**groups[i], **groups[j]}
+                if _crop_area(both, m, shape) <= areas[i] + areas[j]:
+                    groups[i] = both
+                    del groups[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
 
 
 def _inside(bx, b, m) -> bool:
