@@ -990,15 +990,18 @@ class ReviewSession(HistoryMixin):
             ``n_reviewed`` and ``delta``.
         """
         self.check_fresh()
+        n0 = self.n_edits
         summary = self._recompute_drg() if self.kind == "drg" else self._recompute_skin()
         from .. import __version__
 
         summary.update({"image": self._image_name(), "reviewer": self.reviewer,
-                        "reviewed_at": utc_now(), "n_edits": self.n_edits,
+                        "reviewed_at": utc_now(), "n_edits": n0,
                         "histo_fms_version": __version__,
                         "run_histo_fms_version": self.run.get("histo_fms_version")})
         write_json(summary, self.dir / SUMMARY)
-        self.needs_recompute = False
+        # an edit made while this ran (the widget recomputes in the background) is not
+        # in these numbers: the review stays stale
+        self.needs_recompute = self.n_edits > n0
         self._snap = small_state(self)  # a skin recount may change the crossings
         write_json(self._state(), self.dir / OVERRIDES)
         write_reviewed_summary(self.results_dir, self.kind)
