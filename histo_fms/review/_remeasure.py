@@ -280,7 +280,9 @@ def write_ring_patches(session: Any, patches: list) -> None:
 
     path = session.dir / "labels.zarr"
     rings = session.labels["rings"]
-    ds = zarr.open_group(str(path), mode="r+")["labels/rings/0"]
+    ds = getattr(session, "_rings_ds", None)
+    if ds is None or rings is not ds:
+        ds = zarr.open_group(str(path), mode="r+")["labels/rings/0"]
     targets = [ds]
     if isinstance(rings, np.ndarray):
         if not rings.flags.writeable:
@@ -296,4 +298,5 @@ def write_ring_patches(session: Any, patches: list) -> None:
                     region[mine] = vals
                 t[sl] = region
     if not isinstance(rings, np.ndarray):
-        session.labels["rings"] = zarr.open_group(str(path), mode="r")["labels/rings/0"]
+        # the reviewed store from now on (one object: a viewer showing it stays current)
+        session.labels["rings"] = session._rings_ds = ds

@@ -1087,13 +1087,17 @@ class ReviewSession(HistoryMixin):
         if plan is not None:
             measured, patches = remeasure_local(self, cfg.params(), self.lazy_channels(), plan)
             rings = None
+            ids = set(plan["gone"]).union(*plan["groups"])
             self._last_recompute["n_remeasured"] = int(sum(len(g) for g in plan["groups"]))
+            #: (ids re-measured or removed, ring boxes rewritten) of the last local recompute
+            self.last_recompute_local = (ids, [p[0] for p in patches])
         else:
             ch = self.load_channels()
             res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=self.pixel_size_um,
                               sgc=ch.get("sgc"), nuclei=ch.get("nuclei"), params=cfg.params(),
                               labels=self.neurons)
             measured, rings, patches = res.table, res.rings, []
+            self.last_recompute_local = None
             self._last_recompute["n_remeasured"] = int(len(measured))
         thr = (self.run.get("threshold") or {}).get("ring_igg")
         tab = measured.copy()
