@@ -152,6 +152,11 @@ def plan_local(session: Any, params: DrgParams) -> dict | None:
     if got is None:
         return None
     diffs, base_recompute = got
+    base = session.table if base_recompute else session.auto_table
+    if base_recompute and not (session.dir / "neurons.csv").is_file():
+        return None  # the last recompute's table is gone
+    if any(c not in base for c in TABLE_COLUMNS):
+        return None  # a table of an older version: re-measure everything
     if not base_recompute:
         from .. import __version__
 
