@@ -8,7 +8,10 @@ each edit including Qt event processing. Run under a display, e.g.::
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 4096
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 16384
 
-Prints open time and the per-edit median / max (ms) per edit kind and overall.
+Prints open time and the per-edit median / max (ms) per edit kind and overall. With
+``--recompute`` the phantom also has an image (an OME-Zarr, NeuN and IgG) and the
+benchmark first times **Recompute** after one edit (which also computes the section's
+context) and after one more (only the neurons near the edit are re-measured).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 
-def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed: int = 0) -> int:
+def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed: int = 0,
+          image: bool = False) -> int:
     """Write a phantom DRG result of ``size``² pixels; return the number of neurons."""
+    from histo_fms.drg._measure import TABLE_COLUMNS
     from histo_fms.io import write_json, write_labels_zarr, write_table
 
     rng = np.random.default_rng(seed)
@@ -51,14 +56,52 @@ def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed
                          "touches_border": cy == half or cx == half, "ring_igg": ring,
                          "igg_positive": ring > 1.5})
     d = root / "out" / "bench"
-    write_labels_zarr({"neurons": lab}, d / "labels.zarr", pixel_size_um=px, chunk=2048)
-    write_table(pd.DataFrame(rows), d / "neurons.csv")
+    labels = {"neurons": lab}
+    if image:
+        labels["rings"] = np.zeros_like(lab)  # (compresses to nothing)
+    write_labels_zarr(labels, d / "labels.zarr", pixel_size_um=px, chunk=2048)
+    del lab, labels
+    tab = pd.DataFrame(rows)
+    for c in TABLE_COLUMNS:
+        if c not in tab:
+            tab[c] = "local" if c == "background_source" else np.nan
+    write_table(tab, d / "neurons.csv")
+    img_name = "bench.ome.tif"
+    if image:
+        img_name = "bench.ome.zarr"
+        _write_image(d / "labels.zarr", root / img_name, px)
     write_json({"config": {"pipeline": "drg", "channels": {"neuron": "NeuN", "igg": "IgG"}},
                 "threshold": {"ring_igg": 1.5, "source": "benchmark"},
-                "files": [{"image": "bench.ome.tif", "path": str(root / "bench.ome.tif"),
+                "files": [{"image": img_name, "path": str(root / img_name),
                            "sha256": "0", "status": "ok", "pixel_size_um": px}]},
                root / "out" / "run.json")
     return nid
+
+
+def _write_image(labels_zarr: Path, dest: Path, px: float) -> None:
+    """NeuN (bright neurons) and IgG (a brighter band around them) with noise, chunk-wise."""
+    import dask.array as da
+    from scipy import ndimage as ndi
+
+    from histo_fms.io._omezarr import write_omezarr
+
+    lab = da.from_zarr(str(labels_zarr / "labels" / "neurons" / "0"))
+
+    def channel(block, block_info=None, *, which):
+        loc = block_info[0]["chunk-location"]
+        rng = np.random.default_rng([which, *loc])
+        fg = block > 0
+        if which == 0:
+            v = np.where(fg, 900.0, 150.0)
+        else:
+            ring = ndi.binary_dilation(fg, iterations=8) & ~fg
+            v = np.where(ring, 320.0, np.where(fg, 260.0, 200.0))
+        return (v + rng.normal(0, 20, block.shape)).clip(0, 65535).astype(np.uint16)
+
+    neun = lab.map_blocks(channel, which=0, dtype=np.uint16)
+    igg = lab.map_blocks(channel, which=1, dtype=np.uint16)
+    write_omezarr(da.stack([neun, igg]), dest, channel_names=["NeuN", "IgG"],
+                  pixel_size_um=px, chunk=2048)
 
 
 def main(argv=None) -> dict:
@@ -66,6 +109,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--edits", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--recompute", action="store_true",
+                    help="also write an image and time Recompute after the edits")
     ap.add_argument("--cache", type=Path, default=None,
                     help="keep the phantom here and reuse it (its review is reset each run)")
     a = ap.parse_args(argv)
@@ -74,13 +119,14 @@ def main(argv=None) -> dict:
     from qtpy.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) if a.cache is None else a.cache / f"bench_{a.size}"
+        root = Path(tmp) if a.cache is None else a.cache / (
+            f"bench_{a.size}" + ("_image" if a.recompute else ""))
         t0 = time.perf_counter()
         if (root / "out" / "run.json").is_file():
             shutil.rmtree(root / "out" / "bench" / "reviewed", ignore_errors=True)
             n = int(pd.read_csv(root / "out" / "bench" / "neurons.csv")["neuron_id"].max())
         else:
-            n = build(root, a.size)
+            n = build(root, a.size, image=a.recompute)
         t_build = time.perf_counter() - t0
         viewer = napari.Viewer(show=True)  # drawn: textures exist, as for a user
         w = ReviewWidget(viewer)
@@ -96,6 +142,19 @@ def main(argv=None) -> dict:
         interior = [int(i) for i in s.table.loc[~s.table["touches_border"], "neuron_id"]]
         rng.shuffle(interior)
         pool = iter(interior)
+        rc = {}
+        if a.recompute:
+            # Recompute after one edit (the first also computes the section's context),
+            # then after one more (the context cached): the neurons near the edit only
+            for key, edit in (("first", lambda: (w.go_to(next(pool)), w.delete_neuron())),
+                              ("next", lambda: w.merge([next(pool), next(pool)]))):
+                edit()
+                app.processEvents()
+                t0 = time.perf_counter()
+                w.recompute(block=True)
+                app.processEvents()
+                rc[f"recompute_{key}_s"] = round(time.perf_counter() - t0, 2)
+                rc[f"recompute_{key}"] = s.history()[-1]["params"]
         times: dict[str, list[float]] = {}
         work: list[float] = []
         draw: list[float] = []
@@ -153,7 +212,8 @@ def main(argv=None) -> dict:
                "widget_and_model_max_ms": round(float(np.max(work)), 1),
                "draw_median_ms": round(float(np.median(draw)), 1),
                "by_kind_median_ms": {k: round(float(np.median(v)), 1) for k, v in times.items()},
-               "by_kind_max_ms": {k: round(float(np.max(v)), 1) for k, v in times.items()}}
+               "by_kind_max_ms": {k: round(float(np.max(v)), 1) for k, v in times.items()},
+               **rc}
         viewer.close()
     print(json.dumps(res, indent=2))
     if a.json:

@@ -239,14 +239,8 @@ class ReviewSession(HistoryMixin):
         """
         path = self.dir / "labels.zarr"
         box = self._last_box
-        auto = self.auto_dir / "labels.zarr"
-        if box is not None and not path.exists() and self.kind == "drg" and auto.is_dir():
-            import shutil
-
-            from ..io import atomic_path
-
-            with atomic_path(path) as tmp:
-                shutil.copytree(auto, tmp)
+        if box is not None and self.kind == "drg":
+            self._copy_auto_labels()
         if box is not None and path.exists():
             import zarr
 
@@ -263,6 +257,20 @@ class ReviewSession(HistoryMixin):
                 return
         write_labels_zarr(self.labels, path, pixel_size_um=self.pixel_size_um)
         self._labels_are_auto = False
+
+    def _copy_auto_labels(self) -> None:
+        """Create ``reviewed/labels.zarr`` as a copy of the automatic one (files, atomic)."""
+        path = self.dir / "labels.zarr"
+        auto = self.auto_dir / "labels.zarr"
+        if path.exists() or not auto.is_dir():
+            return
+        import shutil
+
+        from ..io import atomic_path
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            shutil.copytree(auto, tmp)
 
     def check_fresh(self) -> None:
         """Refuse to save over edits this session has not seen.
@@ -982,21 +990,24 @@ class ReviewSession(HistoryMixin):
             ``n_reviewed`` and ``delta``.
         """
         self.check_fresh()
+        n0 = self.n_edits
         summary = self._recompute_drg() if self.kind == "drg" else self._recompute_skin()
         from .. import __version__
 
         summary.update({"image": self._image_name(), "reviewer": self.reviewer,
-                        "reviewed_at": utc_now(), "n_edits": self.n_edits,
+                        "reviewed_at": utc_now(), "n_edits": n0,
                         "histo_fms_version": __version__,
                         "run_histo_fms_version": self.run.get("histo_fms_version")})
         write_json(summary, self.dir / SUMMARY)
-        self.needs_recompute = False
+        # an edit made while this ran (the widget recomputes in the background) is not
+        # in these numbers: the review stays stale
+        self.needs_recompute = self.n_edits > n0
         self._snap = small_state(self)  # a skin recount may change the crossings
         write_json(self._state(), self.dir / OVERRIDES)
         write_reviewed_summary(self.results_dir, self.kind)
         self.audit.append({"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
                            "image": self.stem, "case": self.blind_code, "kind": "recompute",
-                           "params": {}, "before": None,
+                           "params": dict(getattr(self, "_last_recompute", {})), "before": None,
                            "after": {k: summary.get(k) for k in ("n_auto", "n_reviewed",
                                                                   "delta")}})
         return summary
@@ -1025,6 +1036,22 @@ class ReviewSession(HistoryMixin):
         FileNotFoundError
             The image recorded in ``run.json`` cannot be found.
         """
+        return {role: np.asarray(v.compute() if hasattr(v, "compute") else v)
+                for role, v in self.lazy_channels().items()}
+
+    def lazy_channels(self) -> dict[str, Any]:
+        """Return the measured image's channels by role, read lazily (dask arrays).
+
+        Returns
+        -------
+        dict of str to dask.array.Array
+            Role -> 2-D channel (only what is sliced is read).
+
+        Raises
+        ------
+        FileNotFoundError
+            The image recorded in ``run.json`` cannot be found.
+        """
         from ..io import read_image, resolve_channels
 
         cfg = self._drg_config()
@@ -1038,18 +1065,42 @@ class ReviewSession(HistoryMixin):
         req, opt = cfg.roles()
         idx = resolve_channels(img.channel_names, cfg.channels, required=req, optional=opt,
                                path=img.path)
-        return {role: np.asarray(img.data[i].compute()) for role, i in idx.items()}
+        return {role: img.data[i] for role, i in idx.items()}
 
     def _recompute_drg(self) -> dict[str, Any]:
+        """Re-measure (only near the edits when possible), then apply calls and exclusions.
+
+        After label edits only the neurons they changed and those within the
+        measurement radius of their pixels are re-measured (:mod:`._remeasure`); the
+        result equals a whole-section re-measure exactly. The whole section is
+        re-measured when that is not possible (no stored diffs, measurement parameters
+        that are not local, edits spread over most of the section).
+        """
         from ..drg import call_igg, measure_drg, summarize_section
+        from ._remeasure import plan_local, remeasure_local, write_ring_patches
 
         cfg = self._drg_config()
-        ch = self.load_channels()
-        res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=self.pixel_size_um,
-                          sgc=ch.get("sgc"), nuclei=ch.get("nuclei"), params=cfg.params(),
-                          labels=self.neurons)
+        plan = None
+        if "neurons" in self.labels and "rings" in self.labels:
+            plan = plan_local(self, cfg.params())
+        self._last_recompute = {"local": plan is not None, "through_edit": self.n_edits}
+        if plan is not None:
+            measured, patches = remeasure_local(self, cfg.params(), self.lazy_channels(), plan)
+            rings = None
+            ids = set(plan["gone"]).union(*plan["groups"])
+            self._last_recompute["n_remeasured"] = int(sum(len(g) for g in plan["groups"]))
+            #: (ids re-measured or removed, ring boxes rewritten) of the last local recompute
+            self.last_recompute_local = (ids, [p[0] for p in patches])
+        else:
+            ch = self.load_channels()
+            res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=self.pixel_size_um,
+                              sgc=ch.get("sgc"), nuclei=ch.get("nuclei"), params=cfg.params(),
+                              labels=self.neurons)
+            measured, rings, patches = res.table, res.rings, []
+            self.last_recompute_local = None
+            self._last_recompute["n_remeasured"] = int(len(measured))
         thr = (self.run.get("threshold") or {}).get("ring_igg")
-        tab = res.table.copy()
+        tab = measured.copy()
         if thr is not None:
             tab = call_igg(tab, float(thr))
             tab["igg_positive_auto"] = tab["igg_positive"].astype("boolean")
@@ -1067,12 +1118,18 @@ class ReviewSession(HistoryMixin):
         tab["excluded"] = ids.isin(self.excluded).to_numpy()
         tab = schema.conform(tab, "neurons")
         schema.write_table(tab, self.dir / "neurons.csv", "neurons")
-        self.labels["rings"] = res.rings
-        write_labels_zarr({"neurons": self.neurons, "rings": res.rings},
-                          self.dir / "labels.zarr", pixel_size_um=self.pixel_size_um)
+        if rings is not None:
+            self.labels["rings"] = rings
+            write_labels_zarr({"neurons": self.neurons, "rings": rings},
+                              self.dir / "labels.zarr", pixel_size_um=self.pixel_size_um)
+        else:
+            self._copy_auto_labels()
+            write_ring_patches(self, patches)
         self.table = _read_neurons(self.dir / "neurons.csv")
         excl_border = cfg.summary.exclude_border
-        counted = schema.counted_rows(tab).copy()
+        # the summary of the table as written (so a local and a whole-section re-measure,
+        # and anyone re-reading neurons.csv, get the same numbers)
+        counted = schema.counted_rows(self.table).copy()
         if thr is None and counted["igg_positive"].isna().any():
             counted = counted.drop(columns=["igg_positive"])
         else:

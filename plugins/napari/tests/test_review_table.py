@@ -210,3 +210,44 @@ def test_painting_a_shared_layer_is_saved_exactly_and_undone(make_napari_viewer,
     w.undo()
     assert np.array_equal(s.neurons, auto) and lab.data is s.neurons
     assert np.array_equal(ReviewSession.open(drg_out, STEM, "AB").neurons, auto)
+
+
+def test_local_recompute_updates_only_the_remeasured_neurons(opened, monkeypatch):
+    """After a local Recompute the table, colours and rings on screen match the model."""
+    from histo_fms.review import _remeasure
+
+    monkeypatch.setattr(_remeasure, "MAX_LOCAL_FRACTION", 10.0)  # a small image: allow it
+    viewer, w, out = opened
+    s = w.session
+    ids = _interior(s.table)
+    w.delete_neuron(ids[0])
+    w.flip_call(ids[1])
+    viewer.layers["rings"].visible = True
+    w.recompute(block=True)
+    assert s.last_recompute_local is not None
+    redo, boxes = s.last_recompute_local
+    assert ids[0] in redo and boxes
+    # the rings drawn are the re-measured ones
+    rl = viewer.layers["rings"]
+    np.testing.assert_array_equal(np.asarray(rl._slice.image.raw),
+                                  np.asarray(s.labels["rings"][...]))
+    # the table shows the re-measured values
+    rows = w.table.model.df.set_index("neuron_id")
+    t = s.table.set_index("neuron_id")
+    live = [i for i in redo if i in t.index]
+    assert live
+    np.testing.assert_allclose(rows.loc[live, "ring_igg"].astype(float),
+                               t.loc[live, "ring_igg"].astype(float), equal_nan=True)
+    assert rows.loc[ids[0], "status"] == "deleted"
+    # a second recompute rewrites the boxes of the same (reviewed) rings
+    w.delete_neuron(ids[3])
+    w.recompute(block=True)
+    np.testing.assert_array_equal(np.asarray(rl._slice.image.raw),
+                                  np.asarray(s.labels["rings"][...]))
+    # hidden rings get the re-measured data, read when shown
+    w.delete_neuron(ids[2])
+    viewer.layers["rings"].visible = False
+    w.recompute(block=True)
+    viewer.layers["rings"].visible = True
+    np.testing.assert_array_equal(np.asarray(viewer.layers["rings"]._slice.image.raw),
+                                  np.asarray(s.labels["rings"][...]))

@@ -28,10 +28,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._roles import NONE, fill_role_combo
+
 if TYPE_CHECKING:
     import napari
 
-NONE = "(none)"
 ANNOTATIONS = "pixel annotations"
 PREVIEW = "pixel classifier preview"
 #: annotation classes: value -> (name, RGBA)
@@ -40,8 +41,6 @@ CLASSES = {
     2: ("neuron", (0.0, 0.85, 0.3, 1.0)),
     3: ("SGC sheath", (0.9, 0.2, 0.9, 1.0)),
 }
-ROLE_HINTS = {"neuron": ("neun", "tubb3", "beta", "pgp", "nf", "neurofil"),
-              "sgc": ("gs", "fabp7", "kir", "gfap"), "nuclei": ("dapi", "hoechst")}
 
 
 def _colormap():
@@ -131,16 +130,7 @@ class PixelClassifierWidget(QWidget):
         """Offer the viewer's 2-D image layers for the channel roles (guessing by name)."""
         names = [la.name for la in self._image_layers()]
         for role, cb in self.role_combos.items():
-            cur = cb.currentText()
-            cb.clear()
-            cb.addItems(([] if role == "neuron" else [NONE]) + names)
-            if cur in names:
-                cb.setCurrentText(cur)
-                continue
-            for n in names:
-                if any(n.lower().startswith(h) for h in ROLE_HINTS[role]):
-                    cb.setCurrentText(n)
-                    break
+            fill_role_combo(cb, role, names, required=role == "neuron", placeholder=False)
 
     def channels(self) -> dict[str, Any]:
         """Return role -> image layer for the chosen roles."""

@@ -764,44 +764,49 @@ class ReviewWidget(QWidget):
                     if not np.array_equal(cur, px[1]):
                         lab.data_setitem((ys, xs), px[1])
                 lab._reset_history()  # undo goes through the model only
-            self.table.update_ids(ids)
-            rows = self.table.model
-            border_out = bool(((s.run.get("config") or {}).get("summary") or {}).get(
-                "exclude_border", True))
-            feats = lab.features
-            new_cols, boxes = {}, []
-            for nid in ids:
-                k = rows.row_of.get(int(nid))
-                obj = s._obj(int(nid))
-                if k is None or obj is None:
-                    continue
-                c = neuron_colour(rows.value(k, "call"), bool(rows.value(k, "excluded")),
-                                  bool(rows.value(k, "touches_border")) and border_out)
-                old = lab.colormap.color_dict.get(int(nid))
-                if old is None or not np.allclose(old, c):
-                    new_cols[int(nid)] = c
-                    boxes.append(obj[0])
-            if new_cols:
-                recolour(lab, new_cols, boxes)
-            if ids:
-                live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
-                                   & (rows.df["status"] != "deleted")]
-                new = neuron_features(s, live)
-                index = getattr(lab, "_label_index", None)
-                if isinstance(index, dict) and all(int(i) in index for i in new["index"]):
-                    # existing rows change in place (no rebuild of napari's label index;
-                    # rows of deleted labels stay, unseen: no pixel has their value)
-                    for _, r in new.iterrows():
-                        k = index[int(r["index"])]
-                        for c in new.columns[1:]:
-                            feats.iat[k, feats.columns.get_loc(c)] = r[c]
-                else:
-                    keep = feats.loc[~feats["index"].isin(list(ids))]
-                    lab.features = pd.concat([keep, new], ignore_index=True)
+            self._show_ids(lab, ids)
             self._update_deleted_layer()
         finally:
             self._syncing = False
         self._refresh_log()
+
+    def _show_ids(self, lab, ids: set) -> None:
+        """Refresh some neurons' table rows, colours and layer features (nothing else)."""
+        s = self.session
+        self.table.update_ids(ids)
+        rows = self.table.model
+        border_out = bool(((s.run.get("config") or {}).get("summary") or {}).get(
+            "exclude_border", True))
+        feats = lab.features
+        new_cols, boxes = {}, []
+        for nid in ids:
+            k = rows.row_of.get(int(nid))
+            obj = s._obj(int(nid))
+            if k is None or obj is None:
+                continue
+            c = neuron_colour(rows.value(k, "call"), bool(rows.value(k, "excluded")),
+                              bool(rows.value(k, "touches_border")) and border_out)
+            old = lab.colormap.color_dict.get(int(nid))
+            if old is None or not np.allclose(old, c):
+                new_cols[int(nid)] = c
+                boxes.append(obj[0])
+        if new_cols:
+            recolour(lab, new_cols, boxes)
+        if ids:
+            live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
+                               & (rows.df["status"] != "deleted")]
+            new = neuron_features(s, live)
+            index = getattr(lab, "_label_index", None)
+            if isinstance(index, dict) and all(int(i) in index for i in new["index"]):
+                # existing rows change in place (no rebuild of napari's label index;
+                # rows of deleted labels stay, unseen: no pixel has their value)
+                for _, r in new.iterrows():
+                    k = index[int(r["index"])]
+                    for c in new.columns[1:]:
+                        feats.iat[k, feats.columns.get_loc(c)] = r[c]
+            else:
+                keep = feats.loc[~feats["index"].isin(list(ids))]
+                lab.features = pd.concat([keep, new], ignore_index=True)
 
     def _update_deleted_layer(self) -> None:
         """Mark deleted automatic neurons with an × (a points layer)."""
@@ -1466,5 +1471,31 @@ class ReviewWidget(QWidget):
     def _recomputed(self, summary: dict) -> dict:
         self.last_summary = summary
         self.result_label.setText(summary_text(summary))
-        self.refresh_layers()
+        s = self.session
+        local = getattr(s, "last_recompute_local", None) if s is not None else None
+        lab = self._layer(NEURONS)
+        if s is not None and s.kind == "drg" and local is not None and lab is not None:
+            # only some neurons were re-measured: show those (labels are unchanged)
+            ids, boxes = local
+            self._syncing = True
+            try:
+                rl = self._layer("rings")
+                if rl is not None and boxes:
+                    raw = getattr(getattr(getattr(rl, "_slice", None), "image", None), "raw",
+                                  None)
+                    if (rl.data is s.labels["rings"] and rl.visible and raw is not None
+                            and raw.shape == s.neurons.shape):
+                        # drawn: rewrite the patched boxes only
+                        for sl in boxes:
+                            raw[sl] = np.asarray(s.labels["rings"][sl])
+                        retexture(rl, list(boxes))
+                    else:  # hidden, or another array: (re)read it
+                        rl.data = s.labels["rings"]
+                self._show_ids(lab, set(ids))
+                self._update_deleted_layer()
+            finally:
+                self._syncing = False
+            self._refresh_log()
+        else:
+            self.refresh_layers()
         return summary

@@ -19,11 +19,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._roles import CHOOSE, NONE, fill_role_combo
+
 if TYPE_CHECKING:
     import napari
 
-NONE = "(none)"
-CHOOSE = "(choose a channel)"
 
 
 def run_files(cfg, files: list[Path], out: Path, cancelled=lambda: False):
@@ -210,16 +210,8 @@ class RunWidget(QWidget):
         req, opt = ROLES.get(pipeline, ((), ()))
         for role in req + opt:
             cb = QComboBox()
-            # a required role is never filled with an unrelated first channel
-            cb.addItems(([CHOOSE] if role in req else [NONE]) + self.channel_names)
-            want = str((defaults or {}).get(role, ""))
-            guess = [n for n in self.channel_names if n.lower() == want.lower()]
-            if guess:
-                cb.setCurrentText(guess[0])
-            elif self.channel_names:
-                auto = _guess_role(role, self.channel_names)
-                if auto:
-                    cb.setCurrentText(auto)
+            fill_role_combo(cb, role, self.channel_names, required=role in req,
+                            want=(defaults or {}).get(role))
             self.roles_form.addRow(role + ("" if role in opt else " *"), cb)
             self.role_combos[role] = cb
 
@@ -380,13 +372,3 @@ class RunWidget(QWidget):
                 if kw["name"] in self.viewer.layers:
                     self.viewer.layers.remove(kw["name"])
                 self.viewer.add_layer(Layer.create(data, kw, kind))
-
-
-def _guess_role(role: str, names: list[str]) -> str | None:
-    hints = {"neuron": ("neun", "tubb3", "beta", "pgp"), "igg": ("igg",),
-             "sgc": ("gs", "fabp7", "kir", "gfap"), "nuclei": ("dapi", "hoechst"),
-             "fibre": ("pgp", "fibre", "fiber"), "membrane": ("col", "laminin")}
-    for n in names:
-        if any(n.lower().startswith(h) for h in hints.get(role, ())):
-            return n
-    return None
