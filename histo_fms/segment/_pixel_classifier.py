@@ -61,6 +61,12 @@ class FeatureSettings:
         Number of scales, spaced geometrically.
     intensity, edges, texture : bool
         Which feature families (as :func:`skimage.feature.multiscale_basic_features`).
+    local_std : bool
+        Also the local standard deviation of the normalised channel in a Gaussian
+        window of each scale (punctate axon fields vary, homogeneous cytoplasm does
+        not). Off by default: on the benchmarks of ``benchmarks/pixel_classifier_real.py``
+        it did not help (2026-12-01). Model files
+        written before this feature existed lack the key and load with it off.
     """
 
     sigma_min_um: float = 1.0
@@ -69,11 +75,24 @@ class FeatureSettings:
     intensity: bool = True
     edges: bool = True
     texture: bool = True
+    local_std: bool = False
+
+    @classmethod
+    def from_metadata(cls, features: Mapping[str, Any]) -> FeatureSettings:
+        """Return the settings of a model file's ``features`` metadata.
+
+        Files written before ``local_std`` existed lack it: it is off for them.
+        """
+        f = dict(features)
+        f.pop("per_role", None)
+        f.setdefault("local_std", False)
+        return cls(**f)
 
     @property
     def per_sigma(self) -> int:
         """Return the number of features per scale and channel."""
-        return int(self.intensity) + int(self.edges) + 2 * int(self.texture)
+        return (int(self.intensity) + int(self.edges) + 2 * int(self.texture)
+                + int(self.local_std))
 
     @property
     def per_role(self) -> int:
@@ -92,7 +111,8 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min_um <= self.sigma_max_um:
             raise ValueError("need 0 < sigma_min_um <= sigma_max_um")
-        if self.num_sigma < 1 or self.per_sigma == 0:
+        if self.num_sigma < 1 or self.per_sigma == 0 or not (
+                self.intensity or self.edges or self.texture):
             raise ValueError("need num_sigma >= 1 and at least one feature family")
 
 
@@ -177,9 +197,7 @@ def load_pixel_classifier(path: str | os.PathLike, *, roles: Sequence[str] | Non
     forest, meta = load_model(path, roles=roles)
     p = Path(path)
     try:
-        f = dict(meta["features"])
-        f.pop("per_role", None)
-        feats = FeatureSettings(**f)
+        feats = FeatureSettings.from_metadata(meta["features"])
         classes = [int(c) for c in meta["classes"]]
         roles_m = [str(r) for r in meta["roles"]]
     except (KeyError, TypeError, ValueError) as exc:
@@ -256,8 +274,6 @@ def pixel_features(
     ndarray of float32, shape (Y, X, n_features)
         Features; :attr:`FeatureSettings.per_role` per role.
     """
-    from skimage.feature import multiscale_basic_features
-
     s = settings or FeatureSettings()
     px = float(pixel_size_um)
     if not px > 0:
@@ -268,25 +284,43 @@ def pixel_features(
         if role not in channels:
             raise ValueError(f"channel role {role!r} is missing")
         x = _normalised(channels[role], (levels or {}).get(role))
-        f = multiscale_basic_features(x, intensity=s.intensity, edges=s.edges,
-                                      texture=s.texture, sigma_min=float(sig[0]),
-                                      sigma_max=float(sig[-1]), num_sigma=s.num_sigma,
-                                      workers=workers)
-        f = np.asarray(f, np.float32)
-        # scale-normalise: gradients x sigma, Hessian eigenvalues x sigma^2 (pixels),
-        # so every feature is independent of the pixel size
-        k = 0
-        for si in sig:
-            if s.intensity:
-                k += 1
-            if s.edges:
-                f[..., k] *= np.float32(si)
-                k += 1
-            if s.texture:
-                f[..., k:k + 2] *= np.float32(si * si)
-                k += 2
+        f = _msb(x, s, sig, workers)
         feats.append(f)
     return np.concatenate(feats, axis=-1)
+
+
+def _msb(x: np.ndarray, s: FeatureSettings, sig: np.ndarray, workers: int | None
+         ) -> np.ndarray:
+    """Features of one normalised channel (``sig``: scales in pixels)."""
+    from skimage.feature import multiscale_basic_features
+
+    f = multiscale_basic_features(x, intensity=s.intensity, edges=s.edges,
+                                  texture=s.texture, sigma_min=float(sig[0]),
+                                  sigma_max=float(sig[-1]), num_sigma=s.num_sigma,
+                                  workers=workers)
+    f = np.asarray(f, np.float32)
+    # scale-normalise: gradients x sigma, Hessian eigenvalues x sigma^2 (pixels),
+    # so every feature is independent of the pixel size
+    k = 0
+    for si in sig:
+        if s.intensity:
+            k += 1
+        if s.edges:
+            f[..., k] *= np.float32(si)
+            k += 1
+        if s.texture:
+            f[..., k:k + 2] *= np.float32(si * si)
+            k += 2
+    if not s.local_std:
+        return f
+    # local standard deviation (the channel is in units of the section's intensity scale)
+    extra = np.empty(x.shape + (sig.size,), np.float32)
+    x2 = x * x
+    for i, si in enumerate(sig):
+        m = ndi.gaussian_filter(x, float(si), truncate=_TRUNCATE)
+        v = ndi.gaussian_filter(x2, float(si), truncate=_TRUNCATE) - m * m
+        extra[..., i] = np.sqrt(np.maximum(v, 0))
+    return np.concatenate([f, extra], axis=-1)
 
 
 def _versions() -> dict[str, str]:
@@ -658,8 +692,12 @@ _NUCLEUS_FRACTION = 1.0 / 3.0
 
 
 def _shape_ok(mask: np.ndarray, px: float, min_d: float, max_d: float, fill: bool,
-              min_solidity: float, max_elong: float) -> tuple[bool, np.ndarray]:
-    """Whether one component (its bbox crop) is soma-like, and its filled mask."""
+              min_solidity: float, max_elong: float, at_border: bool = False
+              ) -> tuple[bool, np.ndarray]:
+    """Whether one component (its bbox crop) is soma-like, and its filled mask.
+
+    A component at the image border (a soma cut by it) may be elongated.
+    """
     from skimage.morphology import convex_hull_image
 
     filled = ndi.binary_fill_holes(mask) if fill else mask
@@ -672,7 +710,7 @@ def _shape_ok(mask: np.ndarray, px: float, min_d: float, max_d: float, fill: boo
     yy, xx = np.nonzero(filled)
     c = np.cov(np.stack([yy, xx]).astype(float)) if yy.size > 2 else np.eye(2)
     ev = np.linalg.eigvalsh(c)
-    if ev[0] <= 0 or np.sqrt(ev[1] / ev[0]) > max_elong:
+    if not at_border and (ev[0] <= 0 or np.sqrt(ev[1] / ev[0]) > max_elong):
         return False, filled
     hull = convex_hull_image(filled)
     if a_f / max(int(hull.sum()), 1) < min_solidity:
@@ -712,7 +750,7 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
         if (k, j) not in memo:
             sl = slices[k][j - 1]
             memo[(k, j)] = _shape_ok(labs[k][sl] == j, px, min_d, max_d, fill,
-                                     min_solidity, max_elong)
+                                     min_solidity, max_elong, _at_border(sl, q.shape))
         return memo[(k, j)]
 
     Piece = tuple[tuple[slice, slice], np.ndarray]
@@ -730,9 +768,18 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
         sl = slices[k][j - 1]
         ok, filled = good(k, j) if areas[k][j] <= a_max else (False, labs[k][sl] == j)
         if not ok:
-            if not sub:  # merged somata that no level parts: split at their necks
-                sub = _neck_split(filled, sl, px, min_d, max_d, fill, min_solidity,
-                                  max_elong)
+            # merged somata that no level parts: split what the parts found so far
+            # leave (and their growth margin) at its necks
+            rest = filled.copy()
+            for psl, m in sub:
+                loc = tuple(slice(a.start - b.start, a.stop - b.start)
+                            for a, b in zip(psl, sl, strict=True))
+                rest[loc] &= ~m
+            if sub:
+                rest &= ndi.distance_transform_edt(rest | ~filled) * px > grow_um
+            if rest.sum() >= (1 - _NUCLEUS_FRACTION) * a_min:
+                sub = sub + _neck_split(rest, sl, px, min_d, max_d, fill, min_solidity,
+                                        max_elong, q.shape)
             return sub
         covered = sum(int(m.sum()) for _, m in sub)
         if len(sub) >= 2 and covered >= 0.5 * areas[k][j]:
@@ -754,9 +801,14 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
     return labels
 
 
+def _at_border(sl: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    return (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == shape[0]
+            or sl[1].stop == shape[1])
+
+
 def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
-                max_d: float, fill: bool, min_solidity: float, max_elong: float
-                ) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+                max_d: float, fill: bool, min_solidity: float, max_elong: float,
+                shape: tuple[int, ...]) -> list[tuple[tuple[slice, slice], np.ndarray]]:
     """Soma-like parts of a component cut at its necks (distance-transform watershed)."""
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
@@ -773,10 +825,11 @@ def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: flo
     for i, psl in enumerate(ndi.find_objects(parts), start=1):
         if psl is None:
             continue
-        ok, f = _shape_ok(parts[psl] == i, px, min_d, max_d, fill, min_solidity, max_elong)
+        gsl = tuple(slice(a.start + b.start, a.start + b.stop)
+                    for a, b in zip(sl, psl, strict=True))
+        ok, f = _shape_ok(parts[psl] == i, px, min_d, max_d, fill, min_solidity, max_elong,
+                          _at_border(gsl, shape))
         if ok:
-            gsl = tuple(slice(a.start + b.start, a.start + b.stop)
-                        for a, b in zip(sl, psl, strict=True))
             out.append((gsl, f))
     return out
 
@@ -944,9 +997,8 @@ def reach_px(options: Mapping[str, Any], pixel_size_um: float, *,
         radius_um = model.features.radius_um()
     elif model is not None:
         try:
-            f = dict(read_metadata(model)["features"])
-            f.pop("per_role", None)
-            radius_um = FeatureSettings(**f).radius_um()
+            radius_um = FeatureSettings.from_metadata(
+                read_metadata(model)["features"]).radius_um()
         except (ModelError, KeyError, TypeError, ValueError):
             pass  # reported when the backend loads it
     smooth = float(options.get("smooth_um", 1.0))
