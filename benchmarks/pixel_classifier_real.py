@@ -31,6 +31,7 @@ and, for the annotated planes, centroid detection F1 (``real_drg.score``).
 
     python benchmarks/pixel_classifier_real.py                   # all three
     python benchmarks/pixel_classifier_real.py --only phantom --shape 1048 1928
+    python benchmarks/pixel_classifier_real.py --split distance     # the earlier split
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
         for te, (c2, a2, px2, _) in planes.items():
             if te == tr:
                 continue
-            labels = _segment(tm.path, c2, px2)
+            labels = _segment(tm.path, c2, px2, args.options)
             det = rd.detections(labels, px2)
             cs = rd.score(a2, det, px2)
             rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels,
@@ -221,7 +222,7 @@ def bed_phantom(work: Path, args) -> list[dict]:
     rows = []
     for s in args.test_seeds:
         ph, chans = make(s)
-        labels = _segment(tm.path, chans, px)
+        labels = _segment(tm.path, chans, px, args.options)
         rows.append(_row("phantom", f"seed {args.train_seed}", f"seed {s}", labels, ph.labels,
                          px))
         if args.png:
@@ -239,7 +240,12 @@ def main(argv=None) -> int:
     ap.add_argument("--train-seed", type=int, default=500)
     ap.add_argument("--test-seeds", type=int, nargs="+", default=[501, 502, 503])
     ap.add_argument("--png", type=Path, help="write overlays here")
+    ap.add_argument("--split", choices=["levels", "distance"], default="levels",
+                    help="instance separation (distance: the earlier method)")
     args = ap.parse_args(argv)
+    args.options = {"split": args.split}
+    if args.split == "distance":
+        args.options["smooth_um"] = 0.5  # the earlier default
     beds = args.only or ["confocal", "widefield", "phantom"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
