@@ -61,6 +61,12 @@ class FeatureSettings:
         Number of scales, spaced geometrically.
     intensity, edges, texture : bool
         Which feature families (as :func:`skimage.feature.multiscale_basic_features`).
+    local_std : bool
+        Also the local standard deviation of the normalised channel in a Gaussian
+        window of each scale (punctate axon fields vary, homogeneous cytoplasm does
+        not). Off by default: on the benchmarks of ``benchmarks/pixel_classifier_real.py``
+        it did not help (2026-12-01). Model files
+        written before this feature existed lack the key and load with it off.
     """
 
     sigma_min_um: float = 1.0
@@ -69,11 +75,24 @@ class FeatureSettings:
     intensity: bool = True
     edges: bool = True
     texture: bool = True
+    local_std: bool = False
+
+    @classmethod
+    def from_metadata(cls, features: Mapping[str, Any]) -> FeatureSettings:
+        """Return the settings of a model file's ``features`` metadata.
+
+        Files written before ``local_std`` existed lack it: it is off for them.
+        """
+        f = dict(features)
+        f.pop("per_role", None)
+        f.setdefault("local_std", False)
+        return cls(**f)
 
     @property
     def per_sigma(self) -> int:
         """Return the number of features per scale and channel."""
-        return int(self.intensity) + int(self.edges) + 2 * int(self.texture)
+        return (int(self.intensity) + int(self.edges) + 2 * int(self.texture)
+                + int(self.local_std))
 
     @property
     def per_role(self) -> int:
@@ -92,7 +111,8 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         if not 0 < self.sigma_min_um <= self.sigma_max_um:
             raise ValueError("need 0 < sigma_min_um <= sigma_max_um")
-        if self.num_sigma < 1 or self.per_sigma == 0:
+        if self.num_sigma < 1 or self.per_sigma == 0 or not (
+                self.intensity or self.edges or self.texture):
             raise ValueError("need num_sigma >= 1 and at least one feature family")
 
 
@@ -177,9 +197,7 @@ def load_pixel_classifier(path: str | os.PathLike, *, roles: Sequence[str] | Non
     forest, meta = load_model(path, roles=roles)
     p = Path(path)
     try:
-        f = dict(meta["features"])
-        f.pop("per_role", None)
-        feats = FeatureSettings(**f)
+        feats = FeatureSettings.from_metadata(meta["features"])
         classes = [int(c) for c in meta["classes"]]
         roles_m = [str(r) for r in meta["roles"]]
     except (KeyError, TypeError, ValueError) as exc:
@@ -256,8 +274,6 @@ def pixel_features(
     ndarray of float32, shape (Y, X, n_features)
         Features; :attr:`FeatureSettings.per_role` per role.
     """
-    from skimage.feature import multiscale_basic_features
-
     s = settings or FeatureSettings()
     px = float(pixel_size_um)
     if not px > 0:
@@ -268,25 +284,43 @@ def pixel_features(
         if role not in channels:
             raise ValueError(f"channel role {role!r} is missing")
         x = _normalised(channels[role], (levels or {}).get(role))
-        f = multiscale_basic_features(x, intensity=s.intensity, edges=s.edges,
-                                      texture=s.texture, sigma_min=float(sig[0]),
-                                      sigma_max=float(sig[-1]), num_sigma=s.num_sigma,
-                                      workers=workers)
-        f = np.asarray(f, np.float32)
-        # scale-normalise: gradients x sigma, Hessian eigenvalues x sigma^2 (pixels),
-        # so every feature is independent of the pixel size
-        k = 0
-        for si in sig:
-            if s.intensity:
-                k += 1
-            if s.edges:
-                f[..., k] *= np.float32(si)
-                k += 1
-            if s.texture:
-                f[..., k:k + 2] *= np.float32(si * si)
-                k += 2
+        f = _msb(x, s, sig, workers)
         feats.append(f)
     return np.concatenate(feats, axis=-1)
+
+
+def _msb(x: np.ndarray, s: FeatureSettings, sig: np.ndarray, workers: int | None
+         ) -> np.ndarray:
+    """Features of one normalised channel (``sig``: scales in pixels)."""
+    from skimage.feature import multiscale_basic_features
+
+    f = multiscale_basic_features(x, intensity=s.intensity, edges=s.edges,
+                                  texture=s.texture, sigma_min=float(sig[0]),
+                                  sigma_max=float(sig[-1]), num_sigma=s.num_sigma,
+                                  workers=workers)
+    f = np.asarray(f, np.float32)
+    # scale-normalise: gradients x sigma, Hessian eigenvalues x sigma^2 (pixels),
+    # so every feature is independent of the pixel size
+    k = 0
+    for si in sig:
+        if s.intensity:
+            k += 1
+        if s.edges:
+            f[..., k] *= np.float32(si)
+            k += 1
+        if s.texture:
+            f[..., k:k + 2] *= np.float32(si * si)
+            k += 2
+    if not s.local_std:
+        return f
+    # local standard deviation (the channel is in units of the section's intensity scale)
+    extra = np.empty(x.shape + (sig.size,), np.float32)
+    x2 = x * x
+    for i, si in enumerate(sig):
+        m = ndi.gaussian_filter(x, float(si), truncate=_TRUNCATE)
+        v = ndi.gaussian_filter(x2, float(si), truncate=_TRUNCATE) - m * m
+        extra[..., i] = np.sqrt(np.maximum(v, 0))
+    return np.concatenate([f, extra], axis=-1)
 
 
 def _versions() -> dict[str, str]:
@@ -566,19 +600,33 @@ def separate_instances(
     background_prob: np.ndarray | None = None,
     min_diameter_um: float = 10.0,
     max_diameter_um: float = 60.0,
-    smooth_um: float = 0.5,
+    smooth_um: float = 1.0,
     seed_h_um: float | None = None,
     fill_holes: bool = True,
+    split: str = "levels",
+    min_solidity: float = 0.85,
+    max_elongation: float = 2.2,
+    grow_um: float = 4.0,
 ) -> np.ndarray:
     """Neuron instances from a neuron-probability map.
 
-    Foreground is where the neuron probability exceeds every other class's (0.5
-    with no others); holes (a pale nucleus) smaller than a quarter-diameter disc of
-    the largest neuron are filled and thin bridges opened. Seeds are the regional
-    maxima (h-maxima, ``seed_h_um``) of the smoothed distance transform in µm, which
-    the sheath class (not foreground) already parts between neighbours; a watershed
-    on the negative distance inside the foreground grows them. Objects whose
-    equivalent diameter is outside ``[min_diameter_um, max_diameter_um]`` are removed.
+    The margin ``q`` of the (smoothed) neuron probability over every other class's
+    (over 0.5 with no others) is thresholded at a ladder of levels (0, 0.1, ... 0.8).
+    With ``split="levels"`` (default) the components form a tree (a component at a
+    higher level lies inside one at a lower level); from the lowest level down, a
+    component is kept as a neuron when it is soma-like -- equivalent diameter (holes
+    up to a third of its area filled: a pale or dark nucleus) within
+    ``[min_diameter_um, max_diameter_um]``, solidity at least ``min_solidity`` and
+    axis ratio at most ``max_elongation`` -- unless two or more soma-like components
+    at higher levels cover half of it (touching somata, parted by the probability
+    valley between them or the sheath class); components that are not soma-like
+    (merged somata, axon bundles, fragments) are replaced by their soma-like
+    descendants, or dropped. The kept components are grown back to the ``q > 0``
+    foreground by a watershed on ``-q``, at most ``grow_um`` beyond themselves.
+    ``split="distance"`` is the earlier method: seeds at the h-maxima
+    (``seed_h_um``) of the distance transform of the ``q > 0`` foreground, a
+    watershed on the distance. Either way objects whose equivalent diameter is outside
+    ``[min_diameter_um, max_diameter_um]`` are removed.
 
     Parameters
     ----------
@@ -593,19 +641,22 @@ def separate_instances(
     smooth_um : float
         Gaussian smoothing of the probabilities (µm).
     seed_h_um : float, optional
-        Height (µm of distance) a maximum must rise above its saddle to seed a
-        neuron (default a sixth of ``min_diameter_um``, at least one pixel).
+        ``split="distance"``: height (µm of distance) a maximum must rise above its
+        saddle to seed a neuron (default a sixth of ``min_diameter_um``).
     fill_holes : bool
-        Fill small holes of the foreground.
+        Fill holes (a nucleus) of each neuron.
+    split : {"levels", "distance"}
+        Instance separation method (see above).
+    min_solidity, max_elongation : float
+        ``split="levels"``: shape a component needs to count as a soma.
+    grow_um : float
+        ``split="levels"``: how far (µm) a kept component may grow back.
 
     Returns
     -------
     ndarray of int32
         Labels 1..n in raster order of each neuron's first pixel.
     """
-    from skimage.morphology import disk, h_maxima
-    from skimage.segmentation import watershed
-
     px = float(pixel_size_um)
     sm = max(smooth_um / px, 0.0)
 
@@ -617,7 +668,191 @@ def separate_instances(
 
     pn, ps, pb = _s(neuron_prob), _s(sheath_prob), _s(background_prob)
     others = [q for q in (ps, pb) if q is not None]
-    fg = pn > (np.maximum.reduce(others) if others else np.float32(0.5))
+    q = pn - (np.maximum.reduce(others) if others else np.float32(0.5))
+    if split == "distance":
+        labels = _split_distance(q > 0, px, min_diameter_um, max_diameter_um, seed_h_um,
+                                 fill_holes)
+    elif split == "levels":
+        labels = _split_levels(q, px, min_diameter_um, max_diameter_um, fill_holes,
+                               min_solidity, max_elongation, grow_um)
+    else:
+        raise ValueError(f"split must be 'levels' or 'distance', got {split!r}")
+    areas = np.bincount(labels.ravel())
+    d = 2.0 * np.sqrt(areas * px * px / np.pi)
+    keep = (d >= min_diameter_um) & (d <= max_diameter_um)
+    keep[0] = False
+    labels = np.where(keep[labels], labels, 0)
+    return canonical_labels(labels)
+
+
+#: thresholds of the probability margin (``split="levels"``)
+_LEVELS = tuple(np.round(np.arange(0.0, 0.91, 0.1), 2))
+#: holes up to this fraction of a component's filled area are its nucleus
+_NUCLEUS_FRACTION = 1.0 / 3.0
+
+
+def _shape_ok(mask: np.ndarray, px: float, min_d: float, max_d: float, fill: bool,
+              min_solidity: float, max_elong: float, at_border: bool = False
+              ) -> tuple[bool, np.ndarray]:
+    """Whether one component (its bbox crop) is soma-like, and its filled mask.
+
+    A component at the image border (a soma cut by it) may be elongated.
+    """
+    from skimage.morphology import convex_hull_image
+
+    filled = ndi.binary_fill_holes(mask) if fill else mask
+    a_f = int(filled.sum())
+    if fill and a_f - int(mask.sum()) > _NUCLEUS_FRACTION * a_f:
+        return False, mask  # a ring of merged somata around the interstitium
+    d = 2.0 * np.sqrt(a_f / np.pi) * px
+    if not min_d <= d <= max_d:
+        return False, filled
+    yy, xx = np.nonzero(filled)
+    c = np.cov(np.stack([yy, xx]).astype(float)) if yy.size > 2 else np.eye(2)
+    ev = np.linalg.eigvalsh(c)
+    if not at_border and (ev[0] <= 0 or np.sqrt(ev[1] / ev[0]) > max_elong):
+        return False, filled
+    hull = convex_hull_image(filled)
+    if a_f / max(int(hull.sum()), 1) < min_solidity:
+        return False, filled
+    return True, filled
+
+
+def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bool,
+                  min_solidity: float, max_elong: float, grow_um: float) -> np.ndarray:
+    """Soma-like components of the level sets of ``q`` (see :func:`separate_instances`)."""
+    from skimage.segmentation import watershed
+
+    fg = q > _LEVELS[0]
+    if not fg.any():
+        return np.zeros(q.shape, np.int32)
+    a_min = np.pi * (min_d / 2 / px) ** 2
+    a_max = np.pi * (max_d / 2 / px) ** 2
+    labs, areas, slices, children = [], [], [], []
+    for k, t in enumerate(_LEVELS):
+        lab, n = ndi.label(q > t)
+        labs.append(lab)
+        areas.append(np.bincount(lab.ravel(), minlength=n + 1))
+        slices.append(ndi.find_objects(lab))
+        ch: dict[int, list[int]] = {}
+        if k:
+            flat = lab.ravel()
+            idx = np.flatnonzero(flat)
+            ids, first = np.unique(flat[idx], return_index=True)
+            parents = labs[k - 1].ravel()[idx[first]]
+            for i, pa in zip(ids.tolist(), parents.tolist(), strict=True):
+                ch.setdefault(pa, []).append(i)
+        children.append(ch)
+    children.append({})
+    memo: dict[tuple[int, int], tuple[bool, np.ndarray]] = {}
+
+    def good(k: int, j: int) -> tuple[bool, np.ndarray]:
+        if (k, j) not in memo:
+            sl = slices[k][j - 1]
+            memo[(k, j)] = _shape_ok(labs[k][sl] == j, px, min_d, max_d, fill,
+                                     min_solidity, max_elong, _at_border(sl, q.shape))
+        return memo[(k, j)]
+
+    Piece = tuple[tuple[slice, slice], np.ndarray]
+
+    def best(k: int, j: int) -> list[Piece]:
+        # (the filled area may exceed the pixel count by a nucleus)
+        if areas[k][j] < (1 - _NUCLEUS_FRACTION) * a_min:
+            return []
+        sub: list[Piece] = []
+        if k + 1 < len(_LEVELS):
+            for c in children[k + 1].get(j, []):
+                sub += best(k + 1, c)
+        if areas[k][j] > 4 * a_max:
+            return sub
+        sl = slices[k][j - 1]
+        ok, filled = good(k, j) if areas[k][j] <= a_max else (False, labs[k][sl] == j)
+        if not ok:
+            # merged somata that no level parts: split what the parts found so far
+            # leave (and their growth margin) at its necks
+            rest = filled.copy()
+            for psl, m in sub:
+                loc = tuple(slice(a.start - b.start, a.stop - b.start)
+                            for a, b in zip(psl, sl, strict=True))
+                rest[loc] &= ~m
+            if sub:
+                rest &= ndi.distance_transform_edt(rest | ~filled) * px > grow_um
+            if rest.sum() >= (1 - _NUCLEUS_FRACTION) * a_min:
+                sub = sub + _neck_split(rest, sl, px, min_d, max_d, fill, min_solidity,
+                                        max_elong, q.shape)
+            return sub
+        covered = sum(int(m.sum()) for _, m in sub)
+        if len(sub) >= 2 and covered >= 0.5 * areas[k][j]:
+            return sub
+        return [(sl, filled)]
+
+    kept: list[Piece] = []
+    for j in range(1, int(labs[0].max()) + 1):
+        kept += best(0, j)
+    markers = np.zeros(q.shape, np.int32)
+    for n, (sl, m) in enumerate(kept, start=1):
+        markers[sl][m & (markers[sl] == 0)] = n
+    if not kept:
+        return markers
+    reach = ndi.distance_transform_edt(markers == 0) * px <= grow_um
+    labels = watershed(-q, markers, mask=(fg & reach) | (markers > 0))
+    if fill:
+        labels = _fill_label_holes(labels)
+    return labels
+
+
+def _at_border(sl: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    return (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == shape[0]
+            or sl[1].stop == shape[1])
+
+
+def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
+                max_d: float, fill: bool, min_solidity: float, max_elong: float,
+                shape: tuple[int, ...]) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """Soma-like parts of a component cut at its necks (distance-transform watershed)."""
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    m = np.pad(ndi.binary_fill_holes(mask) if fill else mask, 1)
+    dist = ndi.distance_transform_edt(m).astype(np.float32) * np.float32(px)
+    ds = ndi.gaussian_filter(dist, max(1.0 / px, 0.5))
+    peaks = h_maxima(ds, max(min_d / 6.0, px)) & m & (ds >= 0.25 * min_d)
+    markers, n = ndi.label(peaks, structure=np.ones((3, 3), bool))
+    if n < 2:
+        return []
+    parts = watershed(-ds, markers, mask=m)[1:-1, 1:-1]
+    out = []
+    for i, psl in enumerate(ndi.find_objects(parts), start=1):
+        if psl is None:
+            continue
+        gsl = tuple(slice(a.start + b.start, a.start + b.stop)
+                    for a, b in zip(sl, psl, strict=True))
+        ok, f = _shape_ok(parts[psl] == i, px, min_d, max_d, fill, min_solidity, max_elong,
+                          _at_border(gsl, shape))
+        if ok:
+            out.append((gsl, f))
+    return out
+
+
+def _fill_label_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill the holes of each label (within its bounding box)."""
+    out = labels.copy()
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        m = labels[sl] == i
+        f = ndi.binary_fill_holes(m) & (labels[sl] == 0)
+        out[sl][f] = i
+    return out
+
+
+def _split_distance(fg: np.ndarray, px: float, min_diameter_um: float,
+                    max_diameter_um: float, seed_h_um: float | None,
+                    fill_holes: bool) -> np.ndarray:
+    """Distance-transform watershed of the foreground (``split="distance"``)."""
+    from skimage.morphology import disk, h_maxima
+    from skimage.segmentation import watershed
+
     if fill_holes:
         fg = _fill_small_holes(fg, np.pi * (max_diameter_um / 8 / px) ** 2)
     r_open = int(round(0.25 * min_diameter_um / 2 / px))
@@ -634,13 +869,7 @@ def separate_instances(
     markers, n = ndi.label(peaks, structure=np.ones((3, 3), bool))
     if n == 0:
         return np.zeros(fg.shape, np.int32)
-    labels = watershed(-ds, markers, mask=fg)
-    areas = np.bincount(labels.ravel())
-    d = 2.0 * np.sqrt(areas * px * px / np.pi)
-    keep = (d >= min_diameter_um) & (d <= max_diameter_um)
-    keep[0] = False
-    labels = np.where(keep[labels], labels, 0)
-    return canonical_labels(labels)
+    return watershed(-ds, markers, mask=fg)
 
 
 def _fill_small_holes(fg: np.ndarray, max_area_px: float) -> np.ndarray:
@@ -690,8 +919,12 @@ def segment_pixel_classifier(
     levels: Mapping[str, tuple[float, float]] | None = None,
     min_diameter_um: float = 10.0,
     max_diameter_um: float = 60.0,
-    smooth_um: float = 0.5,
+    smooth_um: float = 1.0,
     seed_h_um: float | None = None,
+    split: str = "levels",
+    min_solidity: float = 0.85,
+    max_elongation: float = 2.2,
+    grow_um: float = 4.0,
 ) -> np.ndarray:
     """Segment neurons with a trained pixel classifier (the ``pixel_classifier`` backend).
 
@@ -710,7 +943,7 @@ def segment_pixel_classifier(
         section's; default from each channel).
     min_diameter_um, max_diameter_um : float
         Accepted neuron diameters.
-    smooth_um, seed_h_um : float
+    smooth_um, seed_h_um, split, min_solidity, max_elongation, grow_um
         See :func:`separate_instances`.
 
     Returns
@@ -731,7 +964,9 @@ def segment_pixel_classifier(
     return separate_instances(get[NEURON], pixel_size_um=pixel_size_um,
                               sheath_prob=get.get(SHEATH), background_prob=get.get(BACKGROUND),
                               min_diameter_um=min_diameter_um, max_diameter_um=max_diameter_um,
-                              smooth_um=smooth_um, seed_h_um=seed_h_um)
+                              smooth_um=smooth_um, seed_h_um=seed_h_um, split=split,
+                              min_solidity=min_solidity, max_elongation=max_elongation,
+                              grow_um=grow_um)
 
 
 def reach_px(options: Mapping[str, Any], pixel_size_um: float, *,
@@ -762,13 +997,14 @@ def reach_px(options: Mapping[str, Any], pixel_size_um: float, *,
         radius_um = model.features.radius_um()
     elif model is not None:
         try:
-            f = dict(read_metadata(model)["features"])
-            f.pop("per_role", None)
-            radius_um = FeatureSettings(**f).radius_um()
+            radius_um = FeatureSettings.from_metadata(
+                read_metadata(model)["features"]).radius_um()
         except (ModelError, KeyError, TypeError, ValueError):
             pass  # reported when the backend loads it
-    smooth = float(options.get("smooth_um", 0.5))
-    r = radius_um / px + _TRUNCATE * smooth / px + max_diameter_um / 4 / px
+    smooth = float(options.get("smooth_um", 1.0))
+    # a component's shape (up to the largest neuron) and its growth decide a pixel
+    grow = float(options.get("grow_um", 4.0))
+    r = radius_um / px + _TRUNCATE * smooth / px + (max_diameter_um + grow) / px
     r += _TRUNCATE * max(1.0 / px, 0.5) + 4
     return int(np.ceil(r))
 
@@ -893,4 +1129,5 @@ def preflight_model(options: Mapping[str, Any], *, roles: Sequence[str]) -> Pixe
 
 
 #: ``segmentation_options`` of the backend
-OPTIONS = ("model", "smooth_um", "seed_h_um", "min_diameter_um", "max_diameter_um")
+OPTIONS = ("model", "smooth_um", "seed_h_um", "min_diameter_um", "max_diameter_um", "split",
+           "min_solidity", "max_elongation", "grow_um")

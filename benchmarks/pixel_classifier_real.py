@@ -1,0 +1,272 @@
+"""Pixel classifier on real-like DRG data: trained on one image, scored on others.
+
+Three test beds, each trained with the file layer of ``histo-fms train-pixels``
+(:func:`histo_fms.pixel_training.train_pixels`, on OME-TIFFs written to a temporary
+folder) and applied as a run applies it (``segmentation_backend: pixel_classifier``,
+normalised by the section's levels):
+
+``confocal``
+    The two annotated planes of the real rat DRG confocal stack (``benchmarks/real_drg.py``
+    explains the stack, never committed, and our annotations). Scribbles are made by rule
+    and by hand: a neuron stroke (class 2) across **every** annotated soma of the training
+    plane (through its centre, nucleus included, to 0.8 of its radius either side, in a
+    random direction; as the README asks users to paint); background (1) and SGC-sheath
+    (3) strokes drawn by us on the image
+    (``benchmarks/annotations/confocal_drg_strokes.csv``: polylines in stack pixels, dark
+    interstitium and the Fabp7 rim of a few somata). Train on one plane, score on
+    the other, both ways. The reference is each annotated soma as a disc of its
+    annotated diameter: the discs are approximate and some somata on the planes were not
+    annotated (they count as false positives), so the F1 is a lower bound.
+``widefield``
+    The same, on the widefield proxy of each plane (``real_drg.py --widefield``: 12 µm
+    section, defocus haze, 0.9 µm/px, shot noise).
+``phantom``
+    ``make_drg_section(**REAL_TISSUE, **WIDEFIELD)`` at 0.9 µm/px (axon puncta and
+    fibre bundles, nerve root, slide with debris, thin sheaths, haze): scribbles from
+    the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons),
+    scored against the true labels of other seeds.
+
+Scores: instance precision / recall / F1 at IoU >= 0.5 (:func:`histo_fms.validation.score_image`)
+and, for the annotated planes, centroid detection F1 (``real_drg.score``).
+
+    python benchmarks/pixel_classifier_real.py                   # all three
+    python benchmarks/pixel_classifier_real.py --only phantom --shape 1048 1928
+    python benchmarks/pixel_classifier_real.py --split distance     # the earlier split
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import real_drg as rd  # noqa: E402
+
+from histo_fms.io import write_ome_tiff  # noqa: E402
+from histo_fms.pixel_training import section_levels, train_pixels  # noqa: E402
+from histo_fms.segment import segment_neurons  # noqa: E402
+from histo_fms.segment._pixel_classifier import (  # noqa: E402
+    NEURON,
+    annotations_from_labels,
+)
+from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, make_drg_section  # noqa: E402
+from histo_fms.validation import score_image  # noqa: E402
+
+STROKES = ROOT / "benchmarks" / "annotations" / "confocal_drg_strokes.csv"
+CONFOCAL_PX = 0.207
+
+
+def draw_polyline(out: np.ndarray, pts: np.ndarray, width_px: float, value: int) -> None:
+    """Paint a polyline (x, y points, pixels) of the given width into ``out``."""
+    r = max(width_px / 2.0, 0.5)
+    h, w = out.shape
+    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
+        xa, xb = int(max(0, np.floor(min(x0, x1) - r))), int(min(w, np.ceil(max(x0, x1) + r) + 1))
+        ya, yb = int(max(0, np.floor(min(y0, y1) - r))), int(min(h, np.ceil(max(y0, y1) + r) + 1))
+        if xa >= xb or ya >= yb:
+            continue
+        yy, xx = np.mgrid[ya:yb, xa:xb].astype(float)
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+        d = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+        out[ya:yb, xa:xb][d <= r] = value
+
+
+def confocal_scribbles(ann: pd.DataFrame, strokes: pd.DataFrame, shape, *, scale: float,
+                       px: float, seed: int = 0) -> np.ndarray:
+    """Annotation image of one plane: rule-made neuron arcs and the hand-drawn strokes.
+
+    ``scale`` maps stack pixels to this image's pixels, ``px`` is its pixel size.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros(shape, np.uint8)
+    for r in strokes.itertuples():
+        pts = np.array([[float(v) for v in p.split()] for p in r.points.split(";")]) * scale
+        draw_polyline(out, pts, r.width_um / px, int(r.cls))
+    for r in ann.itertuples():
+        rad = r.diameter_px / 2 * scale
+        a0 = rng.uniform(0, np.pi)
+        d = np.array([np.cos(a0), np.sin(a0)]) * 0.8 * rad
+        c = np.array([r.x_px, r.y_px]) * scale
+        draw_polyline(out, np.stack([c - d, c + d]), 1.5 / px, NEURON)
+    return out
+
+
+def disc_reference(ann: pd.DataFrame, shape) -> np.ndarray:
+    """Label image of the annotated somata as discs (larger ones painted first)."""
+    lab = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for k, r in enumerate(ann.sort_values("diameter_px", ascending=False).itertuples(), 1):
+        lab[(yy - r.y_px) ** 2 + (xx - r.x_px) ** 2 <= (r.diameter_px / 2) ** 2] = k
+    return lab
+
+
+def _train(work: Path, chans: dict, names: dict, ann: np.ndarray, px: float, tag: str):
+    img = np.stack([chans[r] for r in names])
+    path = write_ome_tiff(img, work / f"{tag}.ome.tif", channel_names=list(names.values()),
+                          pixel_size_um=px)
+    import tifffile
+
+    tifffile.imwrite(work / f"{tag}_annot.tif", ann)
+    t0 = time.perf_counter()
+    tm = train_pixels([path], [work / f"{tag}_annot.tif"], work / f"{tag}_model.npz",
+                      channels=dict(names))
+    return tm, time.perf_counter() - t0
+
+
+def _segment(model, chans: dict, px: float, options: dict | None = None) -> np.ndarray:
+    lev = section_levels(chans, px)
+    others = {k: v for k, v in chans.items() if k != "neuron"}
+    return segment_neurons(chans["neuron"], pixel_size_um=px, backend="pixel_classifier",
+                           channels=others, model=model, levels=lev, **(options or {}))
+
+
+def _row(bed: str, train: str, test: str, labels, ref, px, extra=None) -> dict:
+    s = score_image(labels, ref, pixel_size_um=px).row
+    row = {"bed": bed, "train": train, "test": test, "n_ref": s["n_reference"],
+           "n_pred": s["n_predicted"], "matched": s["n_matched"],
+           "precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
+           "median_iou": s["median_iou"]}
+    row.update(extra or {})
+    return row
+
+
+def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
+    import zarr
+
+    stack = zarr.open_array(str(args.stack), mode="r")
+    ann_all = pd.read_csv(rd.ANNOTATIONS)
+    strokes = pd.read_csv(STROKES)
+    rng = np.random.default_rng(0)
+    planes = {}
+    for plane, a in ann_all.groupby("plane", sort=True):
+        if widefield:
+            opts = dict(px=CONFOCAL_PX, out_px=0.9, z_step_um=1.0, section_um=12.0,
+                        defocus=0.4, psf_um=0.6, photons=400.0, offset=100.0,
+                        read_noise=3.0, rng=rng)
+            chans = {"neuron": rd.widefield(stack, rd.NF, int(plane), **opts),
+                     "sgc": rd.widefield(stack, rd.FABP7, int(plane), **opts)}
+            px, scale = 0.9, CONFOCAL_PX / 0.9
+        else:
+            chans = {"neuron": np.asarray(stack[rd.NF, int(plane)]),
+                     "sgc": np.asarray(stack[rd.FABP7, int(plane)])}
+            px, scale = CONFOCAL_PX, 1.0
+        a = a.assign(x_px=a["x_px"] * scale, y_px=a["y_px"] * scale,
+                     diameter_px=a["diameter_px"] * scale)
+        planes[int(plane)] = (chans, a, px, scale)
+    bed = "widefield" if widefield else "confocal"
+    rows = []
+    for tr, (chans, a, px, scale) in planes.items():
+        annot = confocal_scribbles(a.assign(x_px=a["x_px"] / scale, y_px=a["y_px"] / scale,
+                                            diameter_px=a["diameter_px"] / scale),
+                                   strokes[strokes["plane"] == tr], chans["neuron"].shape,
+                                   scale=scale, px=px)
+        tm, t = _train(work, chans, {"neuron": "NF", "sgc": "Fabp7"}, annot, px,
+                       f"{bed}_{tr}")
+        if args.png:
+            _annot_png(args.png / f"{bed}_scribbles_{tr}.png", chans, annot)
+        print(f"{bed}: trained on plane {tr} in {t:.1f} s, OOB {tm.oob_accuracy:.3f}, "
+              f"pixels {tm.pixel_counts}")
+        for te, (c2, a2, px2, _) in planes.items():
+            if te == tr:
+                continue
+            labels = _segment(tm.path, c2, px2, args.options)
+            det = rd.detections(labels, px2)
+            cs = rd.score(a2, det, px2)
+            rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels,
+                             disc_reference(a2, labels.shape), px2,
+                             {"centroid_f1": cs["f1"]}))
+            if args.png:
+                rd._overlay(args.png / f"{bed}_train{tr}_test{te}.png", c2["neuron"],
+                            c2["sgc"], labels, a2)
+    return rows
+
+
+def _annot_png(path: Path, chans: dict, annot: np.ndarray) -> None:
+    from PIL import Image
+
+    def norm(x):
+        lo, hi = np.percentile(x, [0.5, 99.7])
+        return (np.clip((x - lo) / max(hi - lo, 1e-9), 0, 1) * 255).astype(np.uint8)
+
+    g = norm(chans["neuron"])
+    rgb = np.stack([g // 2, g, norm(chans["sgc"])], -1)
+    for c, col in ((1, (255, 255, 255)), (2, (255, 0, 255)), (3, (255, 128, 0))):
+        rgb[annot == c] = col
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+
+
+def bed_phantom(work: Path, args) -> list[dict]:
+    px = 0.9
+    names = {"neuron": "NeuN", "sgc": "GS"}
+
+    def make(seed):
+        ph = make_drg_section(tuple(args.shape), px, seed=seed, **REAL_TISSUE, **WIDEFIELD)
+        return ph, {r: ph.channel(n) for r, n in names.items()}
+
+    ph, chans = make(args.train_seed)
+    annot = annotations_from_labels(ph.labels, pixel_size_um=px, fraction=0.3, seed=0)
+    tm, t = _train(work, chans, names, annot, px, f"phantom_{args.train_seed}")
+    print(f"phantom: trained on seed {args.train_seed} {tuple(args.shape)} in {t:.1f} s, "
+          f"OOB {tm.oob_accuracy:.3f}, pixels {tm.pixel_counts}")
+    rows = []
+    for s in args.test_seeds:
+        ph, chans = make(s)
+        labels = _segment(tm.path, chans, px, args.options)
+        rows.append(_row("phantom", f"seed {args.train_seed}", f"seed {s}", labels, ph.labels,
+                         px))
+        if args.png:
+            rd._overlay(args.png / f"phantom_test{s}.png", chans["neuron"], chans["sgc"],
+                        labels, pd.DataFrame(columns=["x_px", "y_px", "diameter_px"]))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stack", type=Path, default=rd.DEFAULT_STACK)
+    ap.add_argument("--only", choices=["confocal", "widefield", "phantom"], action="append")
+    ap.add_argument("--shape", type=int, nargs=2, default=[768, 768],
+                    help="phantom shape (Y X); 1048 1928 as a real section")
+    ap.add_argument("--train-seed", type=int, default=500)
+    ap.add_argument("--test-seeds", type=int, nargs="+", default=[501, 502, 503])
+    ap.add_argument("--png", type=Path, help="write overlays here")
+    ap.add_argument("--split", choices=["levels", "distance"], default="levels",
+                    help="instance separation (distance: the earlier method)")
+    args = ap.parse_args(argv)
+    args.options = {"split": args.split}
+    if args.split == "distance":
+        args.options["smooth_um"] = 0.5  # the earlier default
+    beds = args.only or ["confocal", "widefield", "phantom"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for bed in beds:
+            if bed in ("confocal", "widefield"):
+                if not args.stack.exists():
+                    print(f"no stack at {args.stack}; {bed} skipped", file=sys.stderr)
+                    continue
+                rows += bed_planes(work, args, widefield=bed == "widefield")
+            else:
+                rows += bed_phantom(work, args)
+    df = pd.DataFrame(rows)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for bed, g in df.groupby("bed", sort=False):
+        m, nr, npd = g["matched"].sum(), g["n_ref"].sum(), g["n_pred"].sum()
+        print(f"{bed}: pooled instance F1 (IoU >= 0.5) {2 * m / max(nr + npd, 1):.3f} "
+              f"(precision {m / max(npd, 1):.3f}, recall {m / max(nr, 1):.3f}), "
+              f"worst {g['f1'].min():.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
