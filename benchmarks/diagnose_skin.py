@@ -36,6 +36,9 @@ from validation_skin import DEFAULT_DATA, match  # noqa: E402
 from histo_fms.io import read_image  # noqa: E402
 from histo_fms.skin import SkinParams, analyze_skin, dej_depth  # noqa: E402
 
+#: (true, detected, matched) per diagnosed section
+TOTALS: list[tuple[int, int, int]] = []
+
 
 def load(path: Path) -> tuple[dict, float]:
     img = read_image(path)
@@ -100,11 +103,18 @@ def overlay(ch: dict, res, truth_px: np.ndarray, det_px: np.ndarray, center: tup
 def diagnose(path: Path, truth: dict, params: SkinParams, png: Path | None,
              tol: float = 10.0) -> list[dict]:
     ch, px = load(path)
+    return diagnose_channels(ch, px, truth, path.name.split(".")[0], params, png, tol)
+
+
+def diagnose_channels(ch: dict, px: float, truth: dict, stem: str, params: SkinParams,
+                      png: Path | None, tol: float = 10.0) -> list[dict]:
+    """As :func:`diagnose` on channels in memory (``fibre``, ``nuclei``, ``membrane``)."""
     res = analyze_skin(ch["fibre"], pixel_size_um=px, membrane=ch.get("membrane"),
                        nuclei=ch.get("nuclei"), params=params)
     t = np.array([[c["y_um"], c["x_um"]] for c in truth["crossings"]], float).reshape(-1, 2)
     d = res.crossings[["y_um", "x_um"]].to_numpy(float).reshape(-1, 2)
     pairs = match(t, d, tol)
+    TOTALS.append((len(t), len(d), len(pairs)))
     mt = {i for i, _ in pairs}
     md = {j for _, j in pairs}
     from histo_fms.skin import Epidermis
@@ -116,7 +126,6 @@ def diagnose(path: Path, truth: dict, params: SkinParams, png: Path | None,
     lab, _ = ndi.label(skel, np.ones((3, 3), bool))
     pts = np.argwhere(skel)
     rows = []
-    stem = path.name.split(".")[0]
 
     def near_fibre(yx_px):
         if not len(pts):
@@ -161,8 +170,29 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--png", type=Path)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--own", action="store_true",
+                    help="our own phantoms (benchmarks/accuracy_skin.py's set) instead")
+    ap.add_argument("--hard", action="store_true", help="with --own: the --hard set")
+    ap.add_argument("--n", type=int, default=16, help="with --own: number of sections")
     a = ap.parse_args(argv)
     rows = []
+    if a.own:
+        from accuracy_skin import HARD, phantom_set
+
+        from histo_fms.synthetic.skin import make_skin_section
+
+        for spec in phantom_set(a.n, (600, 2400), 200, **(HARD if a.hard else {})):
+            stem = f"own_{spec['seed']}"
+            if a.only and not any(o in stem for o in a.only):
+                continue
+            ph = make_skin_section(spec["shape"], 0.5,
+                                   **{k: v for k, v in spec.items() if k != "shape"})
+            ch = {"fibre": ph.channel("PGP9.5"), "nuclei": ph.channel("DAPI")}
+            if spec["with_membrane"]:
+                ch["membrane"] = ph.channel("ColIV")
+            truth = {"crossings": ph.truth_crossings[["y_um", "x_um"]].to_dict("records")}
+            rows += diagnose_channels(ch, ph.pixel_size_um, truth, stem, SkinParams(), a.png)
+        a.data = Path("/nonexistent")
     for tp in sorted(a.data.glob("*.truth.json")):
         stem = tp.name[: -len(".truth.json")]
         if a.only and not any(o in stem for o in a.only):
@@ -172,6 +202,11 @@ def main(argv=None) -> int:
     df = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(df.round(1).to_string())
+    if TOTALS:
+        nt, nd, tp = np.sum(TOTALS, axis=0)
+        err = np.mean([abs(b - a) for a, b, _ in TOTALS])
+        print(f"sections {len(TOTALS)}: precision {tp / max(nd, 1):.3f} recall "
+              f"{tp / max(nt, 1):.3f} mean abs count error {err:.2f}")
     return 0
 
 

@@ -126,3 +126,49 @@ def test_fibre_channel_level_cue_only_where_the_epidermis_is_brighter():
             assert np.all(np.abs(np.argmax(e, 0) - 60) <= 3)
         else:
             assert not e.any()
+
+
+
+def test_fibre_channel_level_ignores_side_by_side_fibres_and_keeps_the_step():
+    # the epidermis (rows < 60) a little brighter than the dermis; beneath the step four
+    # fibres run side by side 2 µm apart (their union, ~8 µm, is wider than the 7 µm
+    # opening): the diffuse level must stay the dermal one there and keep the step
+    from histo_fms.skin import SkinParams
+    from histo_fms.skin._dej import _diffuse_level
+
+    rng = np.random.default_rng(1)
+    px, p = 0.5, SkinParams()
+    yy = np.arange(200)[:, None] * np.ones((1, 400))
+    img = np.where(yy < 60, 30.0, 20.0)
+    for off_um in (4.0, 6.0, 8.0, 10.0):
+        img = img + 80.0 * np.exp(-0.5 * ((yy - 60 - off_um / px) / (0.5 / px)) ** 2)
+    img = img + rng.normal(0, 1.0, img.shape)
+    lvl = _diffuse_level(img.astype(np.float32), px, p.nucleus_diameter_um)
+    below = lvl[60 + int(4 / px):60 + int(10 / px), 20:-20]
+    assert np.median(below) < 23.0, np.median(below)
+    # the step is still where it was (half-way crossing within 1.5 µm of row 60)
+    col = np.median(lvl[:, 20:-20], axis=1)
+    half = np.flatnonzero(col < 25.0)
+    assert abs(half[half > 30][0] - 60) * px <= 1.5
+
+
+
+def test_fibre_channel_level_cue_not_at_a_bright_dermal_structure_apart_from_the_epidermis():
+    # a nerve bundle 15 µm wide, 30 µm beneath the epidermis, as bright as the epidermis:
+    # its lower edge is a level step from "epidermal" to dermal too, but it is not the
+    # epidermis's edge, so the cue is zero there and stays at the DEJ (row 60)
+    from histo_fms.skin import SkinParams
+    from histo_fms.skin._dej import autofluorescence_edge
+
+    rng = np.random.default_rng(2)
+    px, p = 0.5, SkinParams()
+    tissue = np.ones((240, 400), bool)
+    band = np.zeros_like(tissue)
+    band[:60] = True
+    img = np.where(band, 40.0, 10.0)
+    img[120:150] = 40.0
+    img = img + rng.normal(0, 1.0, tissue.shape)
+    e = autofluorescence_edge(img.astype(np.float32), tissue, band, lo_rows=np.zeros(400),
+                              px=px, p=p)
+    assert np.all(np.abs(np.argmax(e, 0) - 60) <= 3)
+    assert e[130:].max() <= 0.05 * e.max()

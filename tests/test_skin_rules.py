@@ -153,3 +153,32 @@ def test_fibre_with_untraced_dermal_part_counts_once():
     lab[80:110, 150] = 2  # a fragment ending 10 µm above the DEJ: not counted
     cr = count_crossings(lab, epi, pixel_size_um=px)
     assert len(cr) == 1 and cr["x_um"].iloc[0] == pytest.approx(50.0)
+
+
+def test_shallow_entry_counts_when_steep_not_when_running_along_the_dej():
+    # the DEJ is drawn to a few µm: a fibre that enters steeply but only 1.5 µm past the
+    # drawn line entered; one that runs along the DEJ weaving 1.5 µm below to 3 µm above
+    # the line over 40 µm did not (EFNS: fibres running along the DEJ are not counted)
+    from skimage.draw import line
+
+    from histo_fms.skin import count_crossings, epidermis_from_polylines
+
+    px = 0.5
+    shape = (200, 400)
+    surf = np.array([[10.0, 0.0], [10.0, 199.5]])
+    dej = np.array([[60.0, 0.0], [60.0, 199.5]])
+    epi = epidermis_from_polylines(surf, dej, shape, pixel_size_um=px)
+    lab = np.zeros(shape, np.int32)
+    lab[117:140, 60] = 1  # from 10 µm below the DEJ (row 120) to 1.5 µm above it
+    xs = np.arange(200, 280)
+    ys = np.round(118.5 - 4.5 * np.sin((xs - 200) / 80 * 2 * np.pi)).astype(int)
+    for k in range(len(xs) - 1):
+        rr, cc = line(ys[k], xs[k], ys[k + 1], xs[k + 1])
+        lab[rr, cc] = 2
+    cr = count_crossings(lab, epi, pixel_size_um=px)
+    assert len(cr) == 1 and cr["x_um"].iloc[0] == pytest.approx(30.0)
+    # the same fibre counts when it goes on into the epidermis (deeper than shallow_entry_um)
+    rr, cc = line(int(ys[-1]), 279, 95, 280)
+    lab[rr, cc] = 2
+    cr = count_crossings(lab, epi, pixel_size_um=px)
+    assert len(cr) == 2

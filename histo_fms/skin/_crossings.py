@@ -93,7 +93,9 @@ def count_crossings(
     Counting runs on the fibres' centre lines, cut ``crossing_band_um`` below the
     DEJ, so fibres that join only in the dermis (the sub-epidermal plexus) are
     treated separately. A connected piece qualifies when it reaches at least
-    ``min_penetration_um`` into the epidermis; each of its stubs that reaches at
+    ``min_penetration_um`` into the epidermis (and, when it reaches less than
+    ``shallow_entry_um``, crosses the DEJ steeply: its centre line at most
+    ``max_entry_obliquity`` µm long per µm of depth spanned); each of its stubs that reaches at
     least ``dermal_extent_um`` below the DEJ is one fibre crossing (stubs closer
     than ``merge_distance_um`` merge); a piece that comes down to the DEJ without
     such a stub (its dermal part too faint to trace) is one crossing, at its deepest
@@ -142,6 +144,12 @@ def count_crossings(
             sl = objs[i]
             sub = lab[sl] == i + 1
             dsub = depth[sl]
+            if dmax[i] < p.shallow_entry_um:
+                # a shallow piece must cross the DEJ, not run along it weaving across the
+                # drawn line (whose placement error is a few µm)
+                span = float(dmax[i] - dmin[i])
+                if int(sub.sum()) * px > p.max_entry_obliquity * max(span, px):
+                    continue
             # each dermal stub that enters this intraepidermal tree is one fibre: branches
             # splitting inside the epidermis share a stub, fibres meeting there do not
             stubs, ns = ndi.label(sub & (dsub <= 0), _EIGHT)

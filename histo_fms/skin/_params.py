@@ -29,6 +29,14 @@ class SkinParams:
     min_penetration_um : float
         A fibre counts only when it reaches at least this far into the epidermis,
         measured from the DEJ.
+    shallow_entry_um : float
+        A traced piece that reaches less than this into the epidermis counts only when it
+        crosses the DEJ steeply (see ``max_entry_obliquity``): the DEJ is placed to a few
+        µm, so a fibre running along it weaves across the drawn line without entering.
+    max_entry_obliquity : float
+        Such a shallow piece's centre line may be at most this many µm long per µm of
+        depth it spans (3: a crossing at about 20° or steeper, skeleton spurs allowed); a
+        longer one runs along the DEJ and is not counted.
     dermal_extent_um : float
         A fibre counts only when it is also seen at least this far on the dermal side
         of the DEJ (it crosses, rather than starting inside the epidermis).
@@ -77,10 +85,10 @@ class SkinParams:
         With collagen IV: weight of the nuclear edge beside the membrane ridge (bridges
         gaps in the membrane along the keratinocyte layer).
     dej_autofluorescence_weight : float
-        Weight of the fibre channel's diffuse epidermal brightness edge beside the
-        nuclear edge (refines the DEJ near the nuclear estimate); 0 (default) disables
-        it: on the project phantoms it pulls the DEJ below fibres running just beneath
-        it, on the independent phantoms it helps (see README).
+        Weight of the fibre channel's diffuse epidermal brightness edge (fibres, fibres
+        running side by side and bundles removed; only the lower edge of the bright
+        region joined to the epidermis) beside the nuclear edge, scaled down where that
+        step is unclear; 0 disables it.
     min_epidermis_length_um : float
         Shortest epidermal surface accepted; less raises ``NoEpidermisError``.
     min_epidermis_thickness_um : float
@@ -100,7 +108,9 @@ class SkinParams:
     fibre_high_snr: float = 10.0
     gap_bridge_um: float = 2.5
     min_fibre_length_um: float = 4.0
-    min_penetration_um: float = 2.0
+    min_penetration_um: float = 1.0
+    shallow_entry_um: float = 4.0
+    max_entry_obliquity: float = 3.0
     dermal_extent_um: float = 1.0
     crossing_band_um: float = 2.0
     merge_distance_um: float = 3.0
@@ -134,6 +144,7 @@ class SkinParams:
         if self.crossing_band_um <= self.dermal_extent_um:
             raise ValueError("crossing_band_um must exceed dermal_extent_um")
         for name in ("min_penetration_um", "dermal_extent_um", "gap_bridge_um",
+                     "shallow_entry_um", "max_entry_obliquity",
                      "min_fibre_length_um", "min_epidermis_length_um"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
