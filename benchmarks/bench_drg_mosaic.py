@@ -17,6 +17,11 @@ decision and why, and the ratios to
 * a naive scikit-image pipeline (``_naive.py``: Otsu, distance watershed, annulus mean),
   one process, per pixel on CPU time;
 * with ``--with-fast``, the same run with ``exact_tiles: false`` (exact / fast ratio).
+
+``--bytes-per-pixel`` instead measures the peak memory of one tile of the tiled DRG
+measurement per pixel of its outer region (a child process per region size, RSS above the
+interpreter's with the region loaded, plus the 8 B/px input:
+``histo_fms.parallel._plan.TILE_BYTES_PER_PIXEL``) and the tracemalloc peak.
 """
 
 from __future__ import annotations
@@ -137,6 +142,43 @@ print(json.dumps({"seconds": dt, "cpu_s": me.ru_utime + me.ru_stime, "n": r["n"]
 """
 
 
+TILE_BPP = """
+import json, resource, sys, threading, time, tracemalloc
+import numpy as np
+from histo_fms.drg import measure_drg
+from histo_fms.drg._context import compute_context
+from histo_fms.io import read_image
+from histo_fms.parallel._drg_tiled import _margin_shortfall
+from histo_fms.parallel._tiles import Tile
+n = int(sys.argv[2])
+reg = np.ascontiguousarray(read_image(sys.argv[1]).data[:, :n, :n].compute(
+    scheduler="synchronous"))
+ch = dict(neuron=reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3])
+ctx = compute_context(ch, pixel_size_um=0.5)
+page = resource.getpagesize()
+r0 = int(open("/proc/self/statm").read().split()[1]) * page
+def tile_job():
+    res = measure_drg(reg[0], reg[2], sgc=reg[1], nuclei=reg[3], pixel_size_um=0.5,
+                      context=ctx)
+    t = Tile(0, (256, n - 256, 256, n - 256), (0, n, 0, n))
+    _margin_shortfall(res.foreground, res.neurons, t, (n + 1, n + 1), 100, 100)
+# ru_maxrss starts at the parent's RSS: sample this process's RSS instead
+peak, stop = [r0], threading.Event()
+def sample():
+    while not stop.is_set():
+        peak[0] = max(peak[0], int(open("/proc/self/statm").read().split()[1]) * page)
+        time.sleep(0.02)
+th = threading.Thread(target=sample, daemon=True); th.start()
+tile_job()
+stop.set(); th.join()
+tracemalloc.start()
+tile_job()
+traced = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"outer_px": n, "rss_bytes_per_px": (peak[0] - r0) / n**2 + 8,
+                  "traced_bytes_per_px": traced / n**2 + 8}))
+"""
+
+
 def child_run(code: str, *args: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -162,8 +204,15 @@ def main() -> None:
                     help="also run parallel.exact_tiles: false (exact / fast ratio)")
     ap.add_argument("--fast-tiles", action="store_true",
                     help="run only exact_tiles: false (the old README setting)")
+    ap.add_argument("--bytes-per-pixel", action="store_true",
+                    help="measure a tile's peak memory per outer pixel (2048², 3072²) and exit")
     a = ap.parse_args()
     data = Path(a.data)
+    if a.bytes_per_pixel:
+        path = write_drg_mosaic(data / "drg_mosaic_4096.ome.tif", 4096)
+        for n in (2048, 3072):
+            print(json.dumps(child_run(TILE_BPP, str(path), str(n))))
+        return
     path = write_drg_mosaic(data / f"drg_mosaic_{a.size}.ome.tif", a.size)
     mpx = a.size * a.size / 1e6
     res: dict = {"size": a.size, "channels": 4, "megapixels": mpx,

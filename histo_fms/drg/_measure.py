@@ -312,21 +312,28 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     del depth
     ring_other = np.where((ring_geom > 0) & (ring_meas == 0) & ~excl, ring_geom, 0)
     fit = soma + ring_other + np.where(valid_bg & (ring_geom == 0), bands, 0)
+    del soma, ring_other
     f = fit.ravel()
-    y = img.ravel().astype(np.float64)
+    # the image and the blur stay float32: bincount casts weights to float64, and the
+    # products are computed in float64 (``mul``): the same values as float64
+    # copies of both, without holding them (16 bytes per pixel)
+    y = img.ravel()
     rf = ring_meas.ravel()
     nr = np.bincount(rf, minlength=nmax + 1).astype(float)
 
     def s(idx, w=None):
         return np.bincount(idx, weights=w, minlength=nmax + 1)
 
-    n, sy, syy = s(f), s(f, y), s(f, y * y)
+    def mul(a, b):
+        return np.multiply(a, b, dtype=np.float64)
+
+    n, sy, syy = s(f), s(f, y), s(f, mul(y, y))
     ry = s(rf, y)
     sig = p.glow_sigma_um if isinstance(p.glow_sigma_um, tuple) else (p.glow_sigma_um,)
     fits = []
-    for sigma in sig:
+    for k, sigma in enumerate(sig):
         # one candidate blur (point-spread function) at a time
-        g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel().astype(np.float64)
+        g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel()
         fw = f
         b = c = np.zeros(nmax + 1)
         for rnd in range(1 + GLOW_REFIT):
@@ -334,13 +341,16 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
                 # refit without the pixels far above the fit (bound IgG on unmeasured
                 # ring pixels, specks): they are no glow
                 sel = np.flatnonzero(f)
-                r = y[sel] - b[f[sel]] - c[f[sel]] * g[sel]
-                scale = 1.4826 * label_quantiles(np.abs(r).astype(np.float32), f[sel],
-                                                 0.5, nmax)
+                fs = f[sel]
+                r = y[sel] - b[fs] - c[fs] * g[sel]
+                # |r| cast to float32 (the same values as np.abs(r).astype(np.float32),
+                # without the float64 temporary)
+                scale = 1.4826 * label_quantiles(np.abs(r.astype(np.float32)), fs, 0.5, nmax)
                 fw = f.copy()
-                fw[sel[r > GLOW_CLIP * np.nan_to_num(scale, nan=np.inf)[f[sel]]]] = 0
-                n, sy, syy = s(fw), s(fw, y), s(fw, y * y)
-            sg, sgg, sgy = s(fw, g), s(fw, g * g), s(fw, g * y)
+                fw[sel[r > GLOW_CLIP * np.nan_to_num(scale, nan=np.inf)[fs]]] = 0
+                del sel, fs, r
+                n, sy, syy = s(fw), s(fw, y), s(fw, mul(y, y))
+            sg, sgg, sgy = s(fw, g), s(fw, mul(g, g)), s(fw, mul(g, y))
             det = n * sgg - sg * sg
             ok = (det > 1e-3 * np.maximum(n, 1) ** 2) & (n >= 10) & (nr > 0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -348,7 +358,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
                 b = np.where(ok, (sy - c * sg) / np.maximum(n, 1), 0.0)
                 rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
                 e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
-        n, sy, syy = s(f), s(f, y), s(f, y * y)
+        if k < len(sig) - 1:  # the next blur starts again from all fit pixels
+            n, sy, syy = s(f), s(f, y), s(f, mul(y, y))
         fits.append((ok, rss, e, b, c))
     # the blur that fits the image's neurons best (summed over the neurons every
     # candidate fits)
@@ -360,7 +371,9 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
         # a robust statistic of the glow-corrected ring pixels: IgG-bright specks,
         # vessel ends or a neighbour's glow covering part of the ring move it little
         idx = np.flatnonzero(rf)
-        g = ndi.gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()[idx]
+        if best != len(sig) - 1:  # else the last blur computed is that one
+            g = ndi.gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()
+        g = g[idx]
         corr = np.zeros(labels.shape, np.float32)
         corr.ravel()[idx] = (y[idx] - c[rf[idx]] * g).astype(np.float32)
         e = _ring_statistic(corr, ring_meas, nmax, p.ring_statistic) - b
@@ -442,6 +455,8 @@ def measure_rings(
     wpx, bpx = p.ring_width_um / px, p.background_width_um / px
     geom = ring_geometry(labels, wpx, bpx)
     ring_geom, bands, nearest = geom.rings, geom.bands, geom.nearest
+    near_lab = geom.nearest_label if sgc is not None else None
+    del geom  # its nearest-label map is only needed for the SGC-negative test
     free = (labels == 0) & (ring_geom == 0) & ~excl
     smooth = max(0.5, 0.5 / px)
     img_s = ndi.gaussian_filter(img, smooth)
@@ -510,7 +525,6 @@ def measure_rings(
                 finite = sbg[ids][np.isfinite(sbg[ids])]
                 typical = float(np.median(finite)) if finite.size else 0.0
             per_label = np.where(np.isfinite(sbg), sbg, typical)
-            near_lab = geom.nearest_label
             s_neg = s_s <= p.sgc_coverage_factor * np.maximum(per_label, 0)[near_lab]
             with np.errstate(invalid="ignore"):
                 vessel = (img_s >= hi * ref) & s_neg & (labels == 0)
@@ -530,6 +544,7 @@ def measure_rings(
                 del seeds
             excl = excl | ((ring_geom > 0) & vessel)
             del vessel, s_neg
+        near_lab = None
         if p.sheath_fraction > 0:
             sheath = _sheath_mask(s_s, sbg, ring_geom, excl, nmax, p.sheath_fraction)
         del s_s

@@ -1,12 +1,17 @@
 """Whole image or tiles: the memory budget that decides how a DRG section is processed.
 
 Tiling costs time (every tile reads and computes its margin again; the exact margin is
-~520-640 µm) and pays only when the whole image does not fit in a worker's memory. A
+~520-670 µm) and pays only when the whole image does not fit in a worker's memory. A
 section is therefore processed whole when its estimated peak memory
-(:data:`DRG_BYTES_PER_PIXEL` x pixels) fits :data:`BUDGET_FRACTION` of the memory one
-worker may use; above that it is tiled, with the largest tile cores whose outer regions
-(core + margin on each side) fit the same budget, so the margins are paid as few times
+(:data:`DRG_BYTES_PER_PIXEL` x pixels) fits the budget of one worker; above that it is
+tiled, with the largest tile cores whose outer regions (core + margin on each side, at
+:data:`TILE_BYTES_PER_PIXEL`) fit the same budget, so the margins are paid as few times
 as possible.
+
+The budget is :data:`BUDGET_FRACTION` of the memory one worker may use, and, unless the
+user set that memory (``parallel.memory_limit``), at most :data:`TILE_MEMORY_TARGET`: an
+explicit per-worker peak, so that the memory of a run does not grow with the machine's
+(on a 24 GiB machine half of one worker's share is ~6 GiB per tile).
 """
 
 from __future__ import annotations
@@ -23,9 +28,23 @@ from typing import Any
 #: plus the 8 B/px uint16 input, rounded up.
 DRG_BYTES_PER_PIXEL = 96
 
+#: peak memory of one tile of :func:`histo_fms.parallel.measure_drg_tiled` per pixel of
+#: its outer region (4 channels, the section's context given), input included (bytes).
+#: Measured as the child-process peak RSS above the interpreter's with the region loaded
+#: (``benchmarks/bench_drg_mosaic.py --bytes-per-pixel``): 84 B/px on 2048² and 77 on
+#: 3072² outer regions of the mosaic phantom (tracemalloc: 78 B/px), plus the 8 B/px input
+TILE_BYTES_PER_PIXEL = 92
+
 #: share of a worker's memory limit one image (or one tile) may take; the rest is the
 #: interpreter, the libraries, dask's own buffers and glibc's fragmentation
 BUDGET_FRACTION = 0.5
+
+#: default peak of one image or tile per worker (bytes) when ``parallel.memory_limit`` is
+#: not set. Tiles with the exact margin (1,344 px at 0.5 µm/px) cannot be made much
+#: smaller: at 2 GiB the cores are ~2,048 px (outer ~4,736 px), the default tile size
+#: (16 x ``max_diameter_um``) needs ~1.8 GiB, and tiles of 1 GiB would read ~20x the
+#: image's pixels
+TILE_MEMORY_TARGET = 2 << 30
 
 
 def _size(nbytes: float) -> str:
@@ -110,7 +129,9 @@ def cluster_worker_memory(client: Any) -> int | None:
 
 def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, align_px: int,
              tile_px: int | None = None, min_tile_px: int = 0,
-             bytes_per_pixel: float = DRG_BYTES_PER_PIXEL) -> TilePlan:
+             bytes_per_pixel: float = DRG_BYTES_PER_PIXEL,
+             tile_bytes_per_pixel: float | None = None,
+             target_bytes: float | None = TILE_MEMORY_TARGET) -> TilePlan:
     """Decide whole image or tiles, and the tile core, for one DRG section.
 
     Parameters
@@ -130,6 +151,12 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
         Smallest core edge chosen from the budget (the default tile size).
     bytes_per_pixel : float
         Peak memory of the whole-image measurement per pixel.
+    tile_bytes_per_pixel : float, optional
+        Peak memory of one tile per pixel of its outer region (default
+        :data:`TILE_BYTES_PER_PIXEL`, or ``bytes_per_pixel`` when that is given).
+    target_bytes : float, optional
+        Per-worker peak the image or a tile may take, whatever the memory
+        (:data:`TILE_MEMORY_TARGET`; ``None``: only ``BUDGET_FRACTION x memory_bytes``).
 
     Returns
     -------
@@ -139,6 +166,13 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
     h, w = (int(s) for s in shape_yx)
     need = bytes_per_pixel * h * w
     budget = BUDGET_FRACTION * float(memory_bytes)
+    of = f"{BUDGET_FRACTION:g} x {_size(memory_bytes)} per worker"
+    if target_bytes is not None and float(target_bytes) < budget:
+        budget = float(target_bytes)
+        of = "the per-worker memory target; parallel.memory_limit sets another"
+    if tile_bytes_per_pixel is None:
+        tile_bytes_per_pixel = (TILE_BYTES_PER_PIXEL if bytes_per_pixel == DRG_BYTES_PER_PIXEL
+                                else bytes_per_pixel)
     if tile_px is not None:
         if max(h, w) > tile_px:
             return TilePlan(True, int(tile_px), f"tiled: {h} x {w} px is larger than the "
@@ -147,11 +181,10 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
                                      f"{tile_px} px tile (parallel.tile_size_um)")
     if need <= budget:
         return TilePlan(False, None, f"whole image: ~{_size(need)} needed, within the "
-                                     f"{_size(budget)} budget ({BUDGET_FRACTION:g} x "
-                                     f"{_size(memory_bytes)} per worker)")
+                                     f"{_size(budget)} budget ({of})")
     # largest cores whose outer region (core + 2 margins) fits the budget, as even as the
     # image allows (fewer, equal tiles: the margins are paid fewest times)
-    outer = int(math.sqrt(budget / bytes_per_pixel))
+    outer = int(math.sqrt(budget / tile_bytes_per_pixel))
     core = max(int(min_tile_px), outer - 2 * int(margin_px), align_px)
     if max(h, w) <= core:
         return TilePlan(False, None, f"whole image: ~{_size(need)} needed, over the "
@@ -160,7 +193,10 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
     n = max(1, math.ceil(max(h, w) / core))
     core = math.ceil(max(h, w) / n)
     core = -(-core // align_px) * align_px
+    tile = tile_bytes_per_pixel * min(h, core + 2 * int(margin_px)) * min(
+        w, core + 2 * int(margin_px))
+    over = "" if tile <= budget * 1.001 else ", over the budget: the smallest tile"
     return TilePlan(True, core, f"tiled: ~{_size(need)} needed whole, over the "
-                                f"{_size(budget)} budget ({BUDGET_FRACTION:g} x "
-                                f"{_size(memory_bytes)} per worker); {core} px cores "
-                                f"with {margin_px} px margins")
+                                f"{_size(budget)} budget ({of}); {core} px cores "
+                                f"with {margin_px} px margins, ~{_size(tile)} per "
+                                f"tile{over}")
