@@ -473,8 +473,7 @@ def drg_plan(shape_yx: tuple[int, int], cfg: PipelineConfig, pixel_size_um: floa
 
     With ``parallel.tile_size_um`` set, a section larger than one tile is tiled. By
     default the section is processed whole when its estimated peak memory fits the
-    budget (half of one worker's memory, at most the per-worker target
-    ``TILE_MEMORY_TARGET`` unless ``parallel.memory_limit`` is set), else tiled with the
+    budget (half of one worker's memory, ``parallel.memory_limit``), else tiled with the
     largest cores that fit it (at least the default 16 x ``drg.max_diameter_um``); see
     :func:`histo_fms.parallel._plan.plan_drg`.
 
@@ -496,7 +495,7 @@ def drg_plan(shape_yx: tuple[int, int], cfg: PipelineConfig, pixel_size_um: floa
         The decision and its reason.
     """
     from .drg._context import alignment_px
-    from .parallel._plan import TILE_MEMORY_TARGET, current_worker_memory, plan_drg
+    from .parallel._plan import current_worker_memory, plan_drg
 
     if cfg.pipeline != "drg":
         return None
@@ -506,13 +505,9 @@ def drg_plan(shape_yx: tuple[int, int], cfg: PipelineConfig, pixel_size_um: floa
         memory_bytes = current_worker_memory() or local_worker_memory(cfg)
     explicit = tile_size_px(cfg, px) if cfg.parallel.tile_size_um is not None else None
     default_core = tile_size_px(cfg, px) or 64
-    # the per-worker memory target bounds the default; a memory_limit set by the user
-    # replaces it (the budget is then half of that limit)
-    limit = getattr(cfg.parallel, "memory_limit", None)
-    target = TILE_MEMORY_TARGET if limit in (None, "auto") else None
     return plan_drg(shape_yx, memory_bytes=memory_bytes, margin_px=drg_margin_px(cfg, px),
                     align_px=alignment_px(params, px), tile_px=explicit,
-                    min_tile_px=default_core, target_bytes=target)
+                    min_tile_px=default_core)
 
 
 def local_worker_memory(cfg: PipelineConfig) -> int:

@@ -105,28 +105,34 @@ def test_over_budget_section_is_tiled_and_equals_whole(tmp_path):
 
 
 def test_per_worker_memory_target_bounds_tiles_on_a_large_machine():
-    from histo_fms.parallel._plan import TILE_BYTES_PER_PIXEL, TILE_MEMORY_TARGET
+    from histo_fms.parallel._plan import TILE_BYTES_PER_PIXEL
 
-    # a 16k section on a 24 GiB machine, 2 workers: half a worker's share is 6 GiB, the
-    # target (2 GiB) decides; every outer region fits it at the measured bytes per pixel
+    # a 16k section on a 24 GiB machine, 2 workers: half a worker's share is 6 GiB; an
+    # explicit 2 GiB target gives smaller tiles whose outer regions fit it at the
+    # measured bytes per pixel
+    target = 2 * GIB
     kw = dict(memory_bytes=12 * GIB, margin_px=1344, align_px=16, min_tile_px=1920)
-    p = plan_drg((16384, 16384), **kw)
+    p = plan_drg((16384, 16384), target_bytes=target, **kw)
     assert p.tiled and "target" in p.reason
-    assert TILE_BYTES_PER_PIXEL * (p.tile_px + 2 * 1344) ** 2 <= TILE_MEMORY_TARGET
-    # without the target (parallel.memory_limit set) the budget alone: larger cores
-    q = plan_drg((16384, 16384), target_bytes=None, **kw)
+    assert TILE_BYTES_PER_PIXEL * (p.tile_px + 2 * 1344) ** 2 <= target
+    # without a target (the default) the budget alone: larger cores
+    q = plan_drg((16384, 16384), **kw)
     assert q.tiled and q.tile_px > 2 * p.tile_px and "target" not in q.reason
     # a section that fits the target stays whole
-    assert not plan_drg((4096, 4096), **kw).tiled
+    assert not plan_drg((4096, 4096), target_bytes=target, **kw).tiled
 
 
-def test_memory_limit_replaces_the_target():
+def test_memory_limit_bounds_the_tiles():
     from histo_fms.batch import drg_plan
+    from histo_fms.parallel._plan import TILE_BYTES_PER_PIXEL
 
     auto = load_config("pipelines/drg_sgc_igg.yaml")
-    set_ = load_config("pipelines/drg_sgc_igg.yaml",
-                       overrides={"parallel": {"memory_limit": "16GiB"}})
+    small = load_config("pipelines/drg_sgc_igg.yaml",
+                        overrides={"parallel": {"memory_limit": "4GiB"}})
     a = drg_plan((16384, 16384), auto, 0.5, memory_bytes=16 * GIB)
-    b = drg_plan((16384, 16384), set_, 0.5, memory_bytes=16 * GIB)
-    assert a.tiled and "target" in a.reason
-    assert b.tiled and b.tile_px > a.tile_px and "target" not in b.reason
+    b = drg_plan((16384, 16384), small, 0.5)
+    assert a.tiled and b.tiled and b.tile_px < a.tile_px
+    margin = 1344
+    assert TILE_BYTES_PER_PIXEL * (b.tile_px + 2 * margin) ** 2 <= 2 * GIB * 1.05
+    # a 6144² section fits half of a 12 GiB worker: processed whole, not tiled
+    assert not drg_plan((6144, 6144), auto, 0.5, memory_bytes=12 * GIB).tiled

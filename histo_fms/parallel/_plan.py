@@ -8,10 +8,12 @@ tiled, with the largest tile cores whose outer regions (core + margin on each si
 :data:`TILE_BYTES_PER_PIXEL`) fit the same budget, so the margins are paid as few times
 as possible.
 
-The budget is :data:`BUDGET_FRACTION` of the memory one worker may use, and, unless the
-user set that memory (``parallel.memory_limit``), at most :data:`TILE_MEMORY_TARGET`: an
-explicit per-worker peak, so that the memory of a run does not grow with the machine's
-(on a 24 GiB machine half of one worker's share is ~6 GiB per tile).
+The budget is :data:`BUDGET_FRACTION` of the memory one worker may use
+(``parallel.memory_limit``; ``auto``: the machine's memory over the workers), so a section
+that fits is never tiled. To bound a run's memory below that, set ``parallel.memory_limit``
+(e.g. ``4GiB`` per worker gives tiles of ~2 GiB) or pass ``target_bytes`` to
+:func:`plan_drg`: tiles are then sized from the measured per-pixel peak of a tile
+(:data:`TILE_BYTES_PER_PIXEL`), at the cost of reading the exact margins more often.
 """
 
 from __future__ import annotations
@@ -39,12 +41,6 @@ TILE_BYTES_PER_PIXEL = 92
 #: interpreter, the libraries, dask's own buffers and glibc's fragmentation
 BUDGET_FRACTION = 0.5
 
-#: default peak of one image or tile per worker (bytes) when ``parallel.memory_limit`` is
-#: not set. Tiles with the exact margin (1,344 px at 0.5 µm/px) cannot be made much
-#: smaller: at 2 GiB the cores are ~2,048 px (outer ~4,736 px), the default tile size
-#: (16 x ``max_diameter_um``) needs ~1.8 GiB, and tiles of 1 GiB would read ~20x the
-#: image's pixels
-TILE_MEMORY_TARGET = 2 << 30
 
 
 def _size(nbytes: float) -> str:
@@ -131,7 +127,7 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
              tile_px: int | None = None, min_tile_px: int = 0,
              bytes_per_pixel: float = DRG_BYTES_PER_PIXEL,
              tile_bytes_per_pixel: float | None = None,
-             target_bytes: float | None = TILE_MEMORY_TARGET) -> TilePlan:
+             target_bytes: float | None = None) -> TilePlan:
     """Decide whole image or tiles, and the tile core, for one DRG section.
 
     Parameters
@@ -155,8 +151,8 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
         Peak memory of one tile per pixel of its outer region (default
         :data:`TILE_BYTES_PER_PIXEL`, or ``bytes_per_pixel`` when that is given).
     target_bytes : float, optional
-        Per-worker peak the image or a tile may take, whatever the memory
-        (:data:`TILE_MEMORY_TARGET`; ``None``: only ``BUDGET_FRACTION x memory_bytes``).
+        Per-worker peak the image or a tile may take, whatever the memory (default
+        ``None``: only ``BUDGET_FRACTION x memory_bytes``).
 
     Returns
     -------
@@ -169,7 +165,7 @@ def plan_drg(shape_yx: tuple[int, int], *, memory_bytes: int, margin_px: int, al
     of = f"{BUDGET_FRACTION:g} x {_size(memory_bytes)} per worker"
     if target_bytes is not None and float(target_bytes) < budget:
         budget = float(target_bytes)
-        of = "the per-worker memory target; parallel.memory_limit sets another"
+        of = "the per-worker memory target"
     if tile_bytes_per_pixel is None:
         tile_bytes_per_pixel = (TILE_BYTES_PER_PIXEL if bytes_per_pixel == DRG_BYTES_PER_PIXEL
                                 else bytes_per_pixel)
