@@ -242,7 +242,7 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
     _check_modality(img, cfg)
     if cfg.brightfield is None:
         return _load_channels(img, cfg), {"modality": "fluorescence"}
-    from .stain import deconvolve
+    from .stain import deconvolve, tissue_mask
 
     bf = cfg.brightfield
     ny, nx = img.shape_yx
@@ -256,7 +256,9 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
         raise InputError(img.path, f"colour deconvolution failed: {exc}") from exc
     chromogen = "dab" if "dab" in sep.names else sep.names[1]
     channels = {"fibre": sep.plane(chromogen) * np.float32(bf.od_scale),
-                "nuclei": sep.plane("haematoxylin") * np.float32(bf.od_scale)}
+                "nuclei": sep.plane("haematoxylin") * np.float32(bf.od_scale),
+                # glass is near-white in every colour (not "no stain" in the stain maps)
+                "tissue": tissue_mask(rgb_arr, sep.white, img.pixel_size_um)}
     prov = sep.provenance()
     img.metadata["brightfield"] = prov
     extra = {"modality": "brightfield", "stain_source": prov["stain_source"],
@@ -570,7 +572,7 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
     params = cfg.params()
     try:
         res = analyze_skin(ch["fibre"], pixel_size_um=px, membrane=ch.get("membrane"),
-                           nuclei=ch.get("nuclei"), params=params)
+                           nuclei=ch.get("nuclei"), params=params, tissue=ch.get("tissue"))
     except NoEpidermisError as exc:
         raise InputError(path, f"no epidermis found ({exc})") from exc
     write_labels_zarr({"epidermis": res.epidermis, "fibres": res.fibres},

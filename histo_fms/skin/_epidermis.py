@@ -156,6 +156,7 @@ def find_epidermis(
     membrane: np.ndarray | None = None,
     fibre: np.ndarray | None = None,
     params: SkinParams | None = None,
+    tissue: np.ndarray | None = None,
 ) -> Epidermis:
     """Find the epidermis, its surface and the DEJ.
 
@@ -172,6 +173,13 @@ def find_epidermis(
         when ``nuclei`` is not given (stratum corneum / epidermal autofluorescence).
     params : SkinParams, optional
         Pipeline parameters.
+    tissue : ndarray of bool, shape (Y, X), optional
+        Tissue versus slide background (glass), when the caller knows it better than
+        the stain maps tell (bright-field: the glass is near-white, low optical density
+        in every colour; see :func:`histo_fms.stain.tissue_mask`). By default it is
+        found from the stains, the background being near their dark offset. Background
+        beyond the deep edge of the dermis or around the ends of the section is
+        excluded like that beyond the surface.
 
     Returns
     -------
@@ -194,15 +202,21 @@ def find_epidermis(
             "keratinocyte nuclei (DAPI), without them only from fibre-channel "
             "autofluorescence, which may not suffice")
     try:
-        return _find_epidermis(chans, px, p, nuclei, membrane, fibre)
+        return _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue)
     except NoEpidermisError as exc:
         if hint:
             raise NoEpidermisError(f"{exc}{hint}") from None
         raise
 
 
-def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
-    tissue = _tissue_mask(chans, px, p)
+def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epidermis:
+    if tissue is None:
+        tissue = _tissue_mask(chans, px, p)
+    else:
+        tissue = np.asarray(tissue, bool)
+        if tissue.shape != chans[0].shape:
+            raise ValueError(f"tissue mask shape {tissue.shape} differs from the image "
+                             f"{chans[0].shape}")
     background = ~tissue
     min_len_px = p.min_epidermis_length_um / px
     if background.sum() < min_len_px or tissue.sum() < min_len_px * 10 / px:
@@ -239,8 +253,12 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
             f"the densest band near the slide background is too small for an epidermis "
             f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
             f"x {p.min_epidermis_thickness_um} µm thick)")
-    # stratum corneum: tissue strips between the band and the background (not through it)
-    strip = tissue & ~band & (d_bg <= sc_px)
+    # stratum corneum: tissue strips between the band and the background (not through it):
+    # a short way from the band to the glass passes through them. Not the rim of tissue
+    # along the glass elsewhere (a section's deep dermal edge and its ends): joined to
+    # the band, that rim would enclose the dermis and fill into the epidermis.
+    d_band = ndi.distance_transform_edt(~band)
+    strip = tissue & ~band & (d_bg <= sc_px) & (d_bg + d_band <= sc_px + 2.0 / px)
     slab, ns = ndi.label(strip)
     sc = np.zeros_like(band)
     if ns:
