@@ -569,10 +569,14 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
               path: Path) -> dict:
     from .skin import NoEpidermisError, analyze_skin, summarize
 
+    if "tissue" in ch:  # bright-field: each tissue piece separated by glass on its own
+        from .brightfield_wsi import run_brightfield_pieces
+
+        return run_brightfield_pieces(ch, px, cfg, outdir, path)
     params = cfg.params()
     try:
         res = analyze_skin(ch["fibre"], pixel_size_um=px, membrane=ch.get("membrane"),
-                           nuclei=ch.get("nuclei"), params=params, tissue=ch.get("tissue"))
+                           nuclei=ch.get("nuclei"), params=params)
     except NoEpidermisError as exc:
         raise InputError(path, f"no epidermis found ({exc})") from exc
     write_labels_zarr({"epidermis": res.epidermis, "fibres": res.fibres},

@@ -29,8 +29,10 @@ from .parallel._local_read import read_local
 #: measured with benchmarks/bench_brightfield_wsi.py (about 100 B/px in the skin analysis).
 BYTES_PER_PIXEL = 130
 
-__all__ = ["BYTES_PER_PIXEL", "Window", "clip_polyline", "find_tissue_pieces",
-           "needs_regions", "plan_windows", "region_budget_px", "run_brightfield_wsi"]
+__all__ = ["BYTES_PER_PIXEL", "RegionResult", "Window", "analyze_tissue_pieces",
+           "clip_polyline", "find_tissue_pieces", "needs_regions", "plan_windows",
+           "region_budget_px", "run_brightfield_pieces", "run_brightfield_wsi",
+           "window_digest"]
 
 
 def region_budget_px(memory_gib: float) -> int:
@@ -334,6 +336,122 @@ def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndar
             r.reason = " ".join(str(exc).split())
         out.append(r)
     return out
+
+
+def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdir: Path,
+                           path: Path) -> dict:
+    """Analyse a bright-field image held in memory, each tissue piece on its own.
+
+    One piece (the usual case) is analysed as the whole image (with its glass mask); with
+    several pieces separated by glass, each is analysed on its own
+    (:func:`analyze_tissue_pieces`) and the file gives their crossings, lines (``dej``,
+    ``surface``, then ``dej_2``, ``surface_2``, ...) and summed lengths, with per piece
+    what it gave or why it failed in ``wsi_windows``. A piece without an epidermis is
+    listed (``qc_flag`` ``window_failed``), never silently left out.
+
+    Parameters
+    ----------
+    ch : dict
+        ``fibre``, ``nuclei`` (stain maps) and ``tissue`` (glass mask) of the image.
+    px : float
+        Pixel size, µm.
+    cfg : PipelineConfig
+        A bright-field skin configuration.
+    outdir : Path
+        The file's output folder.
+    path : Path
+        The input file (for messages).
+
+    Returns
+    -------
+    dict
+        The file's summary row.
+    """
+    from . import schema
+    from .io import InputError, write_labels_zarr, write_polylines
+    from .skin import NoEpidermisError, analyze_skin, summarize
+
+    params = cfg.params()
+    tissue = np.asarray(ch["tissue"], bool)
+    lab, n = ndi.label(tissue)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px * px
+    big = int(np.sum(areas >= MIN_PIECE_AREA_UM2))
+    del lab
+    if big <= 1:
+        try:
+            res = analyze_skin(ch["fibre"], pixel_size_um=px, nuclei=ch["nuclei"],
+                               params=params, tissue=tissue)
+        except NoEpidermisError as exc:
+            raise InputError(path, f"no epidermis found ({exc})") from exc
+        results = [(res, 0, 0)]
+        rows: list[dict] = []
+    else:
+        parts = analyze_tissue_pieces(ch["fibre"], ch["nuclei"], tissue, px, params)
+        results = [(q.result, q.y0, q.x0) for q in parts if q.result is not None]
+        rows = [{"window": 1, "piece": 1, "tissue_piece": i + 1, "y0": q.y0, "x0": q.x0,
+                 "tissue_area_mm2": round(q.area_um2 / 1e6, 4),
+                 "status": "ok" if q.result is not None else "failed", "reason": q.reason,
+                 "n_crossings": int(q.result.n_crossings) if q.result is not None else 0,
+                 "surface_um": round(q.result.epidermis_length_mm * 1000, 1)
+                 if q.result is not None else 0.0,
+                 "dej_um": round(q.result.dej_length_mm * 1000, 1)
+                 if q.result is not None else 0.0} for i, q in enumerate(parts)]
+        if not results:
+            why = "; ".join(dict.fromkeys(r["reason"] for r in rows))
+            raise InputError(path, f"no epidermis found in any of the {len(parts)} tissue "
+                                   f"pieces: {why}")
+    shape = tissue.shape
+    epi = np.zeros(shape, bool)
+    fibres = np.zeros(shape, np.int32)
+    lines: dict[str, np.ndarray] = {}
+    tables, summs = [], []
+    next_id = 0
+    for k, (res, y0, x0) in enumerate(results):
+        h, w = res.epidermis.shape
+        reg = (slice(y0, y0 + h), slice(x0, x0 + w))
+        f = np.where(res.fibres > 0, res.fibres + next_id, 0).astype(np.int32)
+        fibres[reg] = np.where(f > 0, f, fibres[reg])
+        epi[reg] |= res.epidermis
+        off = np.array([y0 * px, x0 * px])
+        suffix = "" if k == 0 else f"_{k + 1}"
+        lines["dej" + suffix] = np.asarray(res.dej_um, float) + off
+        lines["surface" + suffix] = np.asarray(res.surface_um, float) + off
+        cr = res.crossings.copy()
+        cr["y_um"] = cr["y_um"] + off[0]
+        cr["x_um"] = cr["x_um"] + off[1]
+        cr["fibre_id"] = np.where(cr["fibre_id"] > 0, cr["fibre_id"] + next_id,
+                                  cr["fibre_id"])
+        tables.append(cr)
+        next_id += int(res.fibres.max())
+        summs.append(summarize(res, params))
+    write_labels_zarr({"epidermis": epi, "fibres": fibres}, outdir / "labels.zarr",
+                      pixel_size_um=px)
+    write_polylines(lines, outdir / "polylines.json")
+    table = pd.concat(tables, ignore_index=True)
+    schema.write_table(table, outdir / "crossings.csv", "crossings")
+    if len(summs) == 1 and not rows:
+        return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                for k, v in summs[0].items()}
+    nc = int(len(table))
+    surf = sum(x["epidermis_length_mm"] for x in summs)
+    dej = sum(x["dej_length_mm"] for x in summs)
+    flags = [f for x in summs for f in str(x["qc_flag"]).split(";") if f]
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        flags.append("window_failed")
+    src = [x["dej_source"] for x in summs]
+    return {
+        "n_crossings": nc, "epidermis_length_mm": float(surf), "dej_length_mm": float(dej),
+        "ienfd_per_mm": nc / surf if surf > 0 else float("nan"),
+        "dej_source": max(set(src), key=src.count),
+        "dej_to_surface_ratio": dej / surf if surf > 0 else float("nan"),
+        "epidermis_thickness_um": float(np.nanmedian([x["epidermis_thickness_um"]
+                                                      for x in summs])),
+        "qc_flag": ";".join(dict.fromkeys(flags)),
+        "wsi_regions": f"{len(rows)} tissue piece(s) in 1 window"
+                       + (f", {len(failed)} failed" if failed else ""),
+        "wsi_windows": window_digest(rows), "wsi_failed_windows": len(failed),
+    }
 
 
 def _read_rgb(img: Any, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
