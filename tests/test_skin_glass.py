@@ -95,8 +95,11 @@ def test_brightfield_section_with_glass_all_round_counts_its_crossings(seed, ori
     e = evaluate_skin(ph.skin, cr, tolerance_um=10.0)
     assert e["n_true"] >= 4
     assert e["tp"] >= e["n_true"] - 1 and e["n_detected"] - e["tp"] <= 1, e
-    # the DEJ runs the length of the section, not round the dermis
+    # the DEJ runs the length of the section, not round the dermis; the surface too, not
+    # round the section's cut ends (there the epidermis meets the glass across its depth)
     assert res.dej_length_mm == pytest.approx(ph.skin.dej_length_um / 1000, rel=0.25)
+    assert res.epidermis_length_mm == pytest.approx(ph.skin.surface_length_um / 1000,
+                                                    rel=0.08)
 
 
 def test_pieces_separated_by_glass_are_each_analysed_or_listed():

@@ -294,6 +294,8 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
         sizes[0] = 0
         epi = lab == int(np.argmax(sizes))
     surface_px, dej_px = _boundaries(epi, background, p, px)
+    if surface_px is not None and trace is not None:
+        surface_px = _trim_cut_ends(surface_px, along=0 if trace.frame.transpose else 1)
     if surface_px is None or polyline_length(surface_px) * px < p.min_epidermis_length_um:
         raise NoEpidermisError("epidermal surface too short or not found")
     if dej_px is None:
@@ -345,6 +347,25 @@ def _boundaries(epi, background, p, px):
                     best[name], best_len[name] = seg, ln
     return (_smooth_polyline(best["surface"], p, px) if best["surface"] is not None else None,
             _smooth_polyline(best["dej"], p, px) if best["dej"] is not None else None)
+
+
+def _trim_cut_ends(line: np.ndarray, along: int) -> np.ndarray:
+    """Drop the cut ends of the section from the ends of a surface polyline.
+
+    Where a section ends in glass inside the image, the epidermis's boundary with the
+    glass runs on round the end of the section (across it, over the epidermal
+    thickness): not epidermal surface. From each end of the polyline, the run of
+    segments steeper across the section (axis ``1 - along``) than along it is removed.
+    """
+    if len(line) < 3:
+        return line
+    d = np.abs(np.diff(line, axis=0))
+    steep = d[:, 1 - along] > d[:, along]
+    if steep.all():
+        return line
+    i0 = int(np.argmin(steep))                  # first segment that runs along
+    i1 = len(steep) - int(np.argmin(steep[::-1]))  # one past the last such segment
+    return line[i0:i1 + 1]
 
 
 def _runs(flag: np.ndarray, closed: bool) -> list[np.ndarray]:
