@@ -253,12 +253,12 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
             f"the densest band near the slide background is too small for an epidermis "
             f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
             f"x {p.min_epidermis_thickness_um} µm thick)")
-    # stratum corneum: tissue strips between the band and the background (not through it):
-    # a short way from the band to the glass passes through them. Not the rim of tissue
-    # along the glass elsewhere (a section's deep dermal edge and its ends): joined to
-    # the band, that rim would enclose the dermis and fill into the epidermis.
-    d_band = ndi.distance_transform_edt(~band)
-    strip = tissue & ~band & (d_bg <= sc_px) & (d_bg + d_band <= sc_px + 2.0 / px)
+    # stratum corneum: tissue strips between the dense layer and the background (not
+    # through it): within reach of the layer (any of its pieces). Not the rim of tissue
+    # along the glass elsewhere (a section's deep dermal edge): joined to the band, that
+    # rim would enclose the dermis and fill into the epidermis.
+    d_dense = ndi.distance_transform_edt(lab == 0)
+    strip = tissue & ~band & (d_bg <= sc_px) & (d_dense <= sc_px + 2.0 / px)
     slab, ns = ndi.label(strip)
     sc = np.zeros_like(band)
     if ns:
