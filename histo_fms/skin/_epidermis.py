@@ -125,6 +125,28 @@ def _tissue_mask(channels: list[np.ndarray], px: float, p: SkinParams) -> np.nda
     return tissue
 
 
+def _with_stratum_corneum(band: np.ndarray, tissue: np.ndarray, d_bg: np.ndarray,
+                          sc_px: float, between_px: float | None = None) -> np.ndarray:
+    """Return the dense band with the tissue strips between it and the glass, filled.
+
+    Strips: tissue within ``sc_px`` of the glass that touches both the glass and the band.
+    With ``between_px`` only pixels whose distances to the glass and to the band add up to
+    at most that (on a short way from the band to the glass).
+    """
+    strip = tissue & ~band & (d_bg <= sc_px)
+    if between_px is not None:
+        strip &= d_bg + ndi.distance_transform_edt(~band) <= between_px
+    slab, ns = ndi.label(strip)
+    sc = np.zeros_like(band)
+    if ns:
+        ids = np.arange(1, ns + 1)
+        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
+        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
+        ok = np.concatenate([[False], touches_bg & touches_band])
+        sc = ok[slab]
+    return ndi.binary_fill_holes(band | sc)
+
+
 def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     lab, n = ndi.label(mask)
     if n == 0:
@@ -253,22 +275,14 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
             f"the densest band near the slide background is too small for an epidermis "
             f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
             f"x {p.min_epidermis_thickness_um} µm thick)")
-    # stratum corneum: tissue strips between the dense layer and the background (not
-    # through it): within reach of the layer (any of its pieces). Not the rim of tissue
-    # along the glass elsewhere (a section's deep dermal edge): joined to the band, that
-    # rim would enclose the dermis and fill into the epidermis.
-    d_dense = ndi.distance_transform_edt(lab == 0)
-    strip = tissue & ~band & (d_bg <= sc_px) & (d_dense <= sc_px + 2.0 / px)
-    slab, ns = ndi.label(strip)
-    sc = np.zeros_like(band)
-    if ns:
-        ids = np.arange(1, ns + 1)
-        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
-        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
-        ok = np.concatenate([[False], touches_bg & touches_band])
-        sc = ok[slab]
-    epi0 = band | sc
-    epi0 = ndi.binary_fill_holes(epi0)
+    # stratum corneum: tissue strips between the band and the background (not through it)
+    epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px)
+    if (tissue & ~epi0).sum() < min_len_px * 5 / px:
+        # glass beyond the deep edge of the dermis: the rim of tissue along it, joined to
+        # the band by the strips round the section's ends, enclosed the dermis and was
+        # filled into the epidermis. Then only strips on a short way from the band to the
+        # glass (between them) are stratum corneum.
+        epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px, between_px=sc_px + 2.0 / px)
     inner = tex[band]
     rest = tex[tissue & ~_dilate(epi0, 5.0 / px)]
     noise = _noise_sd(tex_src)
