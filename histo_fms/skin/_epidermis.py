@@ -232,6 +232,7 @@ def find_epidermis(
 
 
 def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epidermis:
+    given_tissue = tissue is not None
     if tissue is None:
         tissue = _tissue_mask(chans, px, p)
     else:
@@ -276,13 +277,16 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
             f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
             f"x {p.min_epidermis_thickness_um} µm thick)")
     # stratum corneum: tissue strips between the band and the background (not through it)
-    epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px)
-    if (tissue & ~epi0).sum() < min_len_px * 5 / px:
-        # glass beyond the deep edge of the dermis: the rim of tissue along it, joined to
-        # the band by the strips round the section's ends, enclosed the dermis and was
-        # filled into the epidermis. Then only strips on a short way from the band to the
-        # glass (between them) are stratum corneum.
-        epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px, between_px=sc_px + 2.0 / px)
+    # Glass beyond the deep edge of the dermis: the rim of tissue along it, joined to the
+    # band by the strips round the section's ends, enclosed the dermis and was filled into
+    # the epidermis. Then, and whenever the glass is known (a given tissue mask, as in
+    # bright-field), only strips on a short way from the band to the glass are stratum
+    # corneum.
+    between = sc_px + 2.0 / px
+    epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px,
+                                 between_px=between if given_tissue else None)
+    if not given_tissue and (tissue & ~epi0).sum() < min_len_px * 5 / px:
+        epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px, between_px=between)
     inner = tex[band]
     rest = tex[tissue & ~_dilate(epi0, 5.0 / px)]
     noise = _noise_sd(tex_src)
