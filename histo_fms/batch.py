@@ -242,7 +242,7 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
     _check_modality(img, cfg)
     if cfg.brightfield is None:
         return _load_channels(img, cfg), {"modality": "fluorescence"}
-    from .stain import deconvolve
+    from .stain import deconvolve, tissue_mask
 
     bf = cfg.brightfield
     ny, nx = img.shape_yx
@@ -256,7 +256,9 @@ def _load_inputs(img: Any, cfg: PipelineConfig) -> tuple[dict[str, np.ndarray], 
         raise InputError(img.path, f"colour deconvolution failed: {exc}") from exc
     chromogen = "dab" if "dab" in sep.names else sep.names[1]
     channels = {"fibre": sep.plane(chromogen) * np.float32(bf.od_scale),
-                "nuclei": sep.plane("haematoxylin") * np.float32(bf.od_scale)}
+                "nuclei": sep.plane("haematoxylin") * np.float32(bf.od_scale),
+                # glass is near-white in every colour (not "no stain" in the stain maps)
+                "tissue": tissue_mask(rgb_arr, sep.white, img.pixel_size_um)}
     prov = sep.provenance()
     img.metadata["brightfield"] = prov
     extra = {"modality": "brightfield", "stain_source": prov["stain_source"],
@@ -567,6 +569,10 @@ def _run_skin(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir:
               path: Path) -> dict:
     from .skin import NoEpidermisError, analyze_skin, summarize
 
+    if "tissue" in ch:  # bright-field: each tissue piece separated by glass on its own
+        from .brightfield_wsi import run_brightfield_pieces
+
+        return run_brightfield_pieces(ch, px, cfg, outdir, path)
     params = cfg.params()
     try:
         res = analyze_skin(ch["fibre"], pixel_size_um=px, membrane=ch.get("membrane"),

@@ -29,8 +29,10 @@ from .parallel._local_read import read_local
 #: measured with benchmarks/bench_brightfield_wsi.py (about 100 B/px in the skin analysis).
 BYTES_PER_PIXEL = 130
 
-__all__ = ["BYTES_PER_PIXEL", "Window", "clip_polyline", "find_tissue_pieces",
-           "needs_regions", "plan_windows", "region_budget_px", "run_brightfield_wsi"]
+__all__ = ["BYTES_PER_PIXEL", "RegionResult", "Window", "analyze_tissue_pieces",
+           "clip_polyline", "find_tissue_pieces", "needs_regions", "plan_windows",
+           "region_budget_px", "run_brightfield_pieces", "run_brightfield_wsi",
+           "window_digest"]
 
 
 def region_budget_px(memory_gib: float) -> int:
@@ -251,49 +253,205 @@ def _dedupe(kept: pd.DataFrame, previous: pd.DataFrame, boundary_um: float, axis
     return kept.loc[~(near.to_numpy() & (d <= distance_um))]
 
 
-def _tissue_edges(nuclei: np.ndarray, axis: int, level: float) -> tuple[int, int]:
-    """First and last line across the section (perpendicular to ``axis``) full of tissue."""
-    prof = np.median(nuclei, axis=axis)  # one value per line across the window axis
-    full = np.flatnonzero(prof > level)
-    if not len(full):
-        return 0, len(prof)
-    return int(full[0]), int(full[-1]) + 1
+#: Glass kept around a tissue piece of a window when it is analysed on its own, µm.
+PIECE_MARGIN_UM = 60.0
+#: Tissue pieces of a window with less area than this inside its core are debris, µm².
+MIN_PIECE_AREA_UM2 = 20_000.0
 
 
-def _analyze_window(fibre: np.ndarray, nuclei: np.ndarray, px: float, params: Any,
-                    axis: int, tissue_level: float) -> tuple[Any, tuple[int, int]]:
-    """Analyse one window; when glass lies on both sides of the section, retry cropped.
+@dataclass
+class RegionResult:
+    """One tissue piece of a window, analysed or failed.
 
-    The epidermis finder needs dermis on the far side of the dense layer; a window over a
-    whole section has glass beyond the deep (dermal) edge too. Then the window is cropped
-    to the tissue on one side, then on the other, and the first that gives an epidermis
-    is kept (tissue: a median counterstain above ``tissue_level`` along the line).
-    Returns the result and the (y, x) pixel offset of the analysed crop.
+    ``result`` is the :class:`~histo_fms.skin.SkinResult` of the crop ``(y0, x0)`` (pixel
+    offset in the analysed region) or None, with ``reason`` saying why it failed.
+    """
+
+    y0: int
+    x0: int
+    area_um2: float
+    result: Any = None
+    reason: str = ""
+
+
+def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndarray,
+                          px: float, params: Any, *, core: np.ndarray | None = None,
+                          margin_um: float = PIECE_MARGIN_UM,
+                          min_area_um2: float = MIN_PIECE_AREA_UM2) -> list[RegionResult]:
+    """Analyse each tissue piece of a region on its own (glass excluded, never dropped).
+
+    Pieces of tissue separated by glass are labelled; each with at least ``min_area_um2``
+    of tissue (and some inside ``core`` when given) is cropped with ``margin_um`` of glass around
+    it and analysed by :func:`histo_fms.skin.analyze_skin` with its own tissue mask (the
+    other pieces are background there). A piece without an epidermis is returned with the
+    reason, not skipped.
+
+    Parameters
+    ----------
+    fibre, nuclei : ndarray, shape (Y, X)
+        Chromogen and counterstain maps.
+    tissue : ndarray of bool, shape (Y, X)
+        Tissue versus glass (:func:`histo_fms.stain.tissue_mask`).
+    px : float
+        Pixel size, µm.
+    params : SkinParams
+        Skin parameters.
+    core : ndarray of bool, shape (Y, X), optional
+        The part of the region whose results are kept; pieces without tissue in it are
+        not analysed (a piece in a window's overlap alone belongs to its neighbour).
+    margin_um : float
+        Glass kept around each piece.
+    min_area_um2 : float
+        Smaller pieces are debris.
+
+    Returns
+    -------
+    list of RegionResult
+        In reading order.
     """
     from .skin import NoEpidermisError, analyze_skin
 
-    try:
-        return analyze_skin(fibre, pixel_size_um=px, nuclei=nuclei, params=params), (0, 0)
-    except NoEpidermisError:
-        first, last = _tissue_edges(nuclei, axis, tissue_level)
-        n = nuclei.shape[0] if axis == 1 else nuclei.shape[1]
-        crops = [(0, last), (first, n)]
-        for a, b in crops:
-            if (a, b) == (0, n) or b - a < 16:
-                continue
-            sl = (slice(a, b), slice(None)) if axis == 1 else (slice(None), slice(a, b))
-            try:
-                res = analyze_skin(fibre[sl], pixel_size_um=px, nuclei=nuclei[sl],
-                                   params=params)
-            except NoEpidermisError:
-                continue
-            shift = (a, 0) if axis == 1 else (0, a)
-            full_f = np.zeros(fibre.shape, res.fibres.dtype)
-            full_e = np.zeros(fibre.shape, bool)
-            full_f[sl], full_e[sl] = res.fibres, res.epidermis
-            res.fibres, res.epidermis = full_f, full_e
-            return res, shift
-        raise
+    lab, n = ndi.label(tissue)
+    if n == 0:
+        return []
+    idx = np.arange(1, n + 1)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px * px
+    in_core = (np.bincount(lab[core].ravel(), minlength=n + 1)[1:] > 0 if core is not None
+               else np.ones(n, bool))
+    m = int(np.ceil(margin_um / px))
+    h, w = tissue.shape
+    out = []
+    for k, sl in zip(idx, ndi.find_objects(lab), strict=True):
+        if sl is None or areas[k - 1] < min_area_um2 or not in_core[k - 1]:
+            continue
+        y0, y1 = max(0, sl[0].start - m), min(h, sl[0].stop + m)
+        x0, x1 = max(0, sl[1].start - m), min(w, sl[1].stop + m)
+        crop = (slice(y0, y1), slice(x0, x1))
+        mask = lab[crop] == k
+        r = RegionResult(y0, x0, float(areas[k - 1]))
+        try:
+            r.result = analyze_skin(fibre[crop], pixel_size_um=px, nuclei=nuclei[crop],
+                                    params=params, tissue=mask)
+        except NoEpidermisError as exc:
+            r.reason = " ".join(str(exc).split())
+        out.append(r)
+    return out
+
+
+def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdir: Path,
+                           path: Path) -> dict:
+    """Analyse a bright-field image held in memory, each tissue piece on its own.
+
+    One piece (the usual case) is analysed as the whole image (with its glass mask); with
+    several pieces separated by glass, each is analysed on its own
+    (:func:`analyze_tissue_pieces`) and the file gives their crossings, lines (``dej``,
+    ``surface``, then ``dej_2``, ``surface_2``, ...) and summed lengths, with per piece
+    what it gave or why it failed in ``wsi_windows``. A piece without an epidermis is
+    listed (``qc_flag`` ``window_failed``), never silently left out.
+
+    Parameters
+    ----------
+    ch : dict
+        ``fibre``, ``nuclei`` (stain maps) and ``tissue`` (glass mask) of the image.
+    px : float
+        Pixel size, µm.
+    cfg : PipelineConfig
+        A bright-field skin configuration.
+    outdir : Path
+        The file's output folder.
+    path : Path
+        The input file (for messages).
+
+    Returns
+    -------
+    dict
+        The file's summary row.
+    """
+    from . import schema
+    from .io import InputError, write_labels_zarr, write_polylines
+    from .skin import NoEpidermisError, analyze_skin, summarize
+
+    params = cfg.params()
+    tissue = np.asarray(ch["tissue"], bool)
+    lab, n = ndi.label(tissue)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px * px
+    big = int(np.sum(areas >= MIN_PIECE_AREA_UM2))
+    del lab
+    if big <= 1:
+        try:
+            res = analyze_skin(ch["fibre"], pixel_size_um=px, nuclei=ch["nuclei"],
+                               params=params, tissue=tissue)
+        except NoEpidermisError as exc:
+            raise InputError(path, f"no epidermis found ({exc})") from exc
+        results = [(res, 0, 0)]
+        rows: list[dict] = []
+    else:
+        parts = analyze_tissue_pieces(ch["fibre"], ch["nuclei"], tissue, px, params)
+        results = [(q.result, q.y0, q.x0) for q in parts if q.result is not None]
+        rows = [{"window": 1, "piece": 1, "tissue_piece": i + 1, "y0": q.y0, "x0": q.x0,
+                 "tissue_area_mm2": round(q.area_um2 / 1e6, 4),
+                 "status": "ok" if q.result is not None else "failed", "reason": q.reason,
+                 "n_crossings": int(q.result.n_crossings) if q.result is not None else 0,
+                 "surface_um": round(q.result.epidermis_length_mm * 1000, 1)
+                 if q.result is not None else 0.0,
+                 "dej_um": round(q.result.dej_length_mm * 1000, 1)
+                 if q.result is not None else 0.0} for i, q in enumerate(parts)]
+        if not results:
+            why = "; ".join(dict.fromkeys(r["reason"] for r in rows))
+            raise InputError(path, f"no epidermis found in any of the {len(parts)} tissue "
+                                   f"pieces: {why}")
+    shape = tissue.shape
+    epi = np.zeros(shape, bool)
+    fibres = np.zeros(shape, np.int32)
+    lines: dict[str, np.ndarray] = {}
+    tables, summs = [], []
+    next_id = 0
+    for k, (res, y0, x0) in enumerate(results):
+        h, w = res.epidermis.shape
+        reg = (slice(y0, y0 + h), slice(x0, x0 + w))
+        f = np.where(res.fibres > 0, res.fibres + next_id, 0).astype(np.int32)
+        fibres[reg] = np.where(f > 0, f, fibres[reg])
+        epi[reg] |= res.epidermis
+        off = np.array([y0 * px, x0 * px])
+        suffix = "" if k == 0 else f"_{k + 1}"
+        lines["dej" + suffix] = np.asarray(res.dej_um, float) + off
+        lines["surface" + suffix] = np.asarray(res.surface_um, float) + off
+        cr = res.crossings.copy()
+        cr["y_um"] = cr["y_um"] + off[0]
+        cr["x_um"] = cr["x_um"] + off[1]
+        cr["fibre_id"] = np.where(cr["fibre_id"] > 0, cr["fibre_id"] + next_id,
+                                  cr["fibre_id"])
+        tables.append(cr)
+        next_id += int(res.fibres.max())
+        summs.append(summarize(res, params))
+    write_labels_zarr({"epidermis": epi, "fibres": fibres}, outdir / "labels.zarr",
+                      pixel_size_um=px)
+    write_polylines(lines, outdir / "polylines.json")
+    table = pd.concat(tables, ignore_index=True)
+    schema.write_table(table, outdir / "crossings.csv", "crossings")
+    if len(summs) == 1 and not rows:
+        return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                for k, v in summs[0].items()}
+    nc = int(len(table))
+    surf = sum(x["epidermis_length_mm"] for x in summs)
+    dej = sum(x["dej_length_mm"] for x in summs)
+    flags = [f for x in summs for f in str(x["qc_flag"]).split(";") if f]
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        flags.append("window_failed")
+    src = [x["dej_source"] for x in summs]
+    return {
+        "n_crossings": nc, "epidermis_length_mm": float(surf), "dej_length_mm": float(dej),
+        "ienfd_per_mm": nc / surf if surf > 0 else float("nan"),
+        "dej_source": max(set(src), key=src.count),
+        "dej_to_surface_ratio": dej / surf if surf > 0 else float("nan"),
+        "epidermis_thickness_um": float(np.nanmedian([x["epidermis_thickness_um"]
+                                                      for x in summs])),
+        "qc_flag": ";".join(dict.fromkeys(flags)),
+        "wsi_regions": f"{len(rows)} tissue piece(s) in 1 window"
+                       + (f", {len(failed)} failed" if failed else ""),
+        "wsi_windows": window_digest(rows), "wsi_failed_windows": len(failed),
+    }
 
 
 def _read_rgb(img: Any, y0: int, y1: int, x0: int, x1: int, step: int = 1) -> np.ndarray:
@@ -328,8 +486,8 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
     """
     from . import schema
     from .io import InputError, labels_zarr_writer, write_polylines
-    from .skin import NoEpidermisError, summarize
-    from .stain import optical_density, resolve_stains, sample_step, separate
+    from .skin import summarize
+    from .stain import optical_density, resolve_stains, sample_step, separate, tissue_mask
 
     bf = cfg.brightfield
     params = cfg.params()
@@ -357,77 +515,113 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
     crossings: list[pd.DataFrame] = []
     lines: dict[int, dict[str, list[np.ndarray]]] = {}
     length = {"surface": 0.0, "dej": 0.0}
-    thick, flags, sources, skipped = [], [], [], []
+    thick, flags, sources = [], [], []
+    table_w: list[dict] = []  # one row per window and tissue piece in it: what it gave
     prev: dict[int, tuple[Window, pd.DataFrame]] = {}
     next_id = 0
     with labels_zarr_writer({"epidermis": np.uint8, "fibres": np.int32}, (ny, nx),
                             outdir / "labels.zarr", pixel_size_um=px) as arrays:
-        for w in windows:
+        for wi, w in enumerate(windows):
             rgb = _read_rgb(img, w.y0, w.y1, w.x0, w.x1)
+            tissue = tissue_mask(rgb, stains.white, px)
             conc = separate(rgb, stains.vectors, stains.white, planes=planes)
             del rgb
             fibre = np.ascontiguousarray(conc[..., 0]) * scale
             nuclei = np.ascontiguousarray(conc[..., 1]) * scale
             del conc
-            try:
-                res, shift = _analyze_window(fibre, nuclei, px, params, w.axis,
-                                             0.02 * float(scale))
-            except NoEpidermisError:
-                skipped.append(f"piece {w.piece + 1} window y {w.y0}-{w.y1} x {w.x0}-{w.x1}")
-                continue
-            finally:
-                del fibre, nuclei
-            off = np.array([w.y0 * px, w.x0 * px]) + np.array(shift) * px
             axis_off = (w.y0, w.x0)[w.axis]
             # the core in window pixels along the axis, and in slide µm
             c0 = int(np.clip(np.ceil(w.core0 - axis_off), 0, None)) if np.isfinite(w.core0) \
                 else 0
             c1 = int(np.ceil(w.core1 - axis_off)) if np.isfinite(w.core1) else None
-            sl = (slice(None), slice(c0, c1)) if w.axis == 1 else (slice(c0, c1), slice(None))
-            fib = res.fibres[sl]
-            fib = np.where(fib > 0, fib + next_id, 0).astype(np.int32)
-            ys, xs = sl
-            oy = w.y0 + (ys.start or 0)
-            ox = w.x0 + (xs.start or 0)
-            arrays["fibres"][oy:oy + fib.shape[0], ox:ox + fib.shape[1]] = fib
-            epi = res.epidermis[sl].astype(np.uint8)
-            arrays["epidermis"][oy:oy + epi.shape[0], ox:ox + epi.shape[1]] = epi
+            core = np.zeros(tissue.shape, bool)
+            core[(slice(None), slice(c0, c1)) if w.axis == 1 else (slice(c0, c1), slice(None))] \
+                = True
+            parts = analyze_tissue_pieces(fibre, nuclei, tissue, px, params, core=core)
+            del fibre, nuclei, tissue, core
             lo_um = w.core0 * px if np.isfinite(w.core0) else -np.inf
             hi_um = w.core1 * px if np.isfinite(w.core1) else np.inf
-            for name, pts in (("surface", res.surface_um), ("dej", res.dej_um)):
-                kept, ln = clip_polyline(np.asarray(pts, float) + off, w.axis, lo_um, hi_um)
-                length[name] += ln
-                lines.setdefault(w.piece, {"surface": [], "dej": []})[name].append(kept)
-            cr = res.crossings.copy()
-            cr["y_um"] = cr["y_um"] + off[0]
-            cr["x_um"] = cr["x_um"] + off[1]
-            cr["fibre_id"] = np.where(cr["fibre_id"] > 0, cr["fibre_id"] + next_id,
-                                      cr["fibre_id"])
             col = ("y_um", "x_um")[w.axis]
-            cr = cr.loc[(cr[col] >= lo_um) & (cr[col] < hi_um)]
-            if w.piece in prev:
-                pw, pcr = prev[w.piece]
-                cr = _dedupe(cr, pcr, pw.core1 * px, col, params.merge_distance_um)
-            prev[w.piece] = (w, cr)
-            crossings.append(cr)
-            next_id += int(res.fibres.max())
-            summ = summarize(res, params)
-            thick.append(summ["epidermis_thickness_um"])
-            flags.extend(f for f in str(summ["qc_flag"]).split(";") if f)
-            sources.append(summ["dej_source"])
-            del res
+            row0 = {"piece": w.piece + 1, "window": wi + 1, "y0": w.y0, "y1": w.y1,
+                    "x0": w.x0, "x1": w.x1}
+            if not parts:
+                table_w.append({**row0, "tissue_piece": 0, "status": "empty",
+                                "reason": "no tissue piece in the window's core",
+                                "n_crossings": 0, "surface_um": 0.0, "dej_um": 0.0})
+            win_cr = []
+            for j, part in enumerate(parts):
+                row = {**row0, "tissue_piece": j + 1,
+                       "tissue_area_mm2": round(part.area_um2 / 1e6, 4)}
+                res = part.result
+                if res is None:
+                    table_w.append({**row, "status": "failed", "reason": part.reason,
+                                    "n_crossings": 0, "surface_um": 0.0, "dej_um": 0.0})
+                    continue
+                oy, ox = w.y0 + part.y0, w.x0 + part.x0  # slide pixel of the crop
+                off = np.array([oy * px, ox * px])
+                # labels of the crop's part inside the core (slide coordinates)
+                ax0 = (oy, ox)[w.axis]
+                k0 = int(np.clip(np.ceil(w.core0 - ax0), 0, None)) if np.isfinite(w.core0) \
+                    else 0
+                k1 = int(np.ceil(w.core1 - ax0)) if np.isfinite(w.core1) else None
+                sl = (slice(None), slice(k0, k1)) if w.axis == 1 else (slice(k0, k1),
+                                                                        slice(None))
+                fib = res.fibres[sl]
+                fib = np.where(fib > 0, fib + next_id, 0).astype(np.int32)
+                epi = res.epidermis[sl].astype(np.uint8)
+                if fib.size:
+                    ty, tx = oy + (sl[0].start or 0), ox + (sl[1].start or 0)
+                    reg = (slice(ty, ty + fib.shape[0]), slice(tx, tx + fib.shape[1]))
+                    arrays["fibres"][reg] = np.where(fib > 0, fib, arrays["fibres"][reg])
+                    arrays["epidermis"][reg] = np.maximum(epi, arrays["epidermis"][reg])
+                got = {}
+                for name, pts in (("surface", res.surface_um), ("dej", res.dej_um)):
+                    kept, ln = clip_polyline(np.asarray(pts, float) + off, w.axis, lo_um,
+                                             hi_um)
+                    length[name] += ln
+                    got[name] = ln
+                    if len(kept) > 1 and kept[-1, w.axis] < kept[0, w.axis]:
+                        kept = kept[::-1]  # along the section, window after window
+                    lines.setdefault(w.piece, {"surface": [], "dej": []})[name].append(kept)
+                cr = res.crossings.copy()
+                cr["y_um"] = cr["y_um"] + off[0]
+                cr["x_um"] = cr["x_um"] + off[1]
+                cr["fibre_id"] = np.where(cr["fibre_id"] > 0, cr["fibre_id"] + next_id,
+                                          cr["fibre_id"])
+                cr = cr.loc[(cr[col] >= lo_um) & (cr[col] < hi_um)]
+                if w.piece in prev:
+                    pw, pcr = prev[w.piece]
+                    cr = _dedupe(cr, pcr, pw.core1 * px, col, params.merge_distance_um)
+                win_cr.append(cr)
+                next_id += int(res.fibres.max())
+                summ = summarize(res, params)
+                thick.append(summ["epidermis_thickness_um"])
+                flags.extend(f for f in str(summ["qc_flag"]).split(";") if f)
+                sources.append(summ["dej_source"])
+                table_w.append({**row, "status": "ok", "reason": "", "n_crossings": len(cr),
+                                "surface_um": round(got["surface"], 1),
+                                "dej_um": round(got["dej"], 1)})
+            if win_cr:
+                crossings.extend(win_cr)
+                prev[w.piece] = (w, pd.concat(win_cr, ignore_index=True))
+            else:
+                prev.pop(w.piece, None)
         if not crossings:
+            why = "; ".join(dict.fromkeys(r["reason"] for r in table_w if r["reason"]))
             raise InputError(path, f"no epidermis found in any of the {len(boxes)} tissue "
-                                   f"piece(s) ({len(windows)} window(s))")
+                                   f"piece(s) ({len(windows)} window(s)): {why}")
     table = pd.concat(crossings, ignore_index=True)
     schema.write_table(table, outdir / "crossings.csv", "crossings")
     out_lines: dict[str, np.ndarray] = {}
     for k, piece in enumerate(sorted(lines)):
         suffix = "" if k == 0 else f"_{k + 1}"
         for name in ("dej", "surface"):
-            parts = [p for p in lines[piece][name] if len(p)]
-            out_lines[name + suffix] = np.vstack(parts) if parts else np.zeros((0, 2))
+            parts_l = [q for q in lines[piece][name] if len(q)]
+            out_lines[name + suffix] = np.vstack(parts_l) if parts_l else np.zeros((0, 2))
     write_polylines(out_lines, outdir / "polylines.json")
+    failed = [r for r in table_w if r["status"] == "failed"]
+    if failed:
+        flags.append("window_failed")
     n = int(len(table))
     surf_mm, dej_mm = length["surface"] / 1000.0, length["dej"] / 1000.0
     summary = {
@@ -439,19 +633,43 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
         "dej_to_surface_ratio": dej_mm / surf_mm if surf_mm > 0 else float("nan"),
         "epidermis_thickness_um": float(np.nanmedian(thick)) if thick else float("nan"),
         "qc_flag": ";".join(dict.fromkeys(flags)),
-        "wsi_regions": f"{len(boxes)} piece(s), {len(windows)} window(s)",
+        "wsi_regions": f"{len(boxes)} piece(s), {len(windows)} window(s)"
+                       + (f", {len(failed)} failed" if failed else ""),
+        "wsi_windows": window_digest(table_w),
+        "wsi_failed_windows": len(failed),
     }
     prov = stains.provenance()
     img.metadata["brightfield"] = prov
     img.metadata["whole_slide"] = {
         "sample_step": s, "memory_gib": bf.memory_gib, "window_overlap_um":
         bf.window_overlap_um, "pieces": [list(b) for b in boxes],
-        "windows": [[w.piece, w.y0, w.y1, w.x0, w.x1] for w in windows],
-        "skipped_windows": skipped}
+        "windows": table_w,
+        "failed_windows": failed}
     extra = {"modality": "brightfield", "stain_source": prov["stain_source"],
              "stain_vectors": _json(prov["stain_vectors"]),
              "white_level": json.dumps(prov["white_level"])}
     return summary, extra
+
+
+def window_digest(rows: list[dict]) -> str:
+    """One line per window and tissue piece: where the DEJ length and crossings came from.
+
+    ``w2 (piece 1): dej 0.812 mm, surface 0.830 mm, 9 crossings`` for an analysed one,
+    ``w3 (piece 1): FAILED (reason)`` for one that gave no epidermis, ``glass only`` for a
+    window without tissue in its core; joined by ``"; "``.
+    """
+    out = []
+    for r in rows:
+        tag = f"w{r['window']} (piece {r['piece']}"
+        tag += f".{r['tissue_piece']})" if r.get("tissue_piece", 1) > 1 else ")"
+        if r["status"] == "empty":
+            out.append(f"{tag}: glass only")
+        elif r["status"] == "ok":
+            out.append(f"{tag}: dej {r['dej_um'] / 1000:.3f} mm, surface "
+                       f"{r['surface_um'] / 1000:.3f} mm, {r['n_crossings']} crossings")
+        else:
+            out.append(f"{tag}: FAILED ({r['reason']})")
+    return "; ".join(out)
 
 
 def _json(v: Any) -> str:

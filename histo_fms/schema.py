@@ -194,6 +194,11 @@ _SKIN_EXTRA = (
     _c("wsi_regions", "str", "", "bright-field whole-slide path only: tissue pieces and "
        "analysis windows, e.g. `1 piece(s), 3 window(s)` (blank when analysed whole)",
        required=False),
+    _c("wsi_windows", "str", "", "bright-field whole-slide path only: per window and tissue "
+       "piece, the DEJ and surface length (mm) and crossings it gave, or `FAILED (reason)`",
+       required=False),
+    _c("wsi_failed_windows", "int", "", "bright-field whole-slide path only: windows (tissue "
+       "pieces in them) that gave no epidermis; their tissue is not counted", required=False),
 )
 
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (

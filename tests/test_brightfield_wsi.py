@@ -127,3 +127,71 @@ def test_windowed_whole_slide_run_counts_the_whole_image_crossings(tmp_path):
     assert set(cn["fibre_id"]) <= ids
     status = json.loads((out / "scan" / "status.json").read_text())
     assert len(status["reader"]["whole_slide"]["windows"]) == 3
+
+
+def test_sections_on_glass_whole_and_in_windows_count_each_crossing_once(tmp_path):
+    # two sections with glass all round (one upside down), as on a slide: the glass beyond
+    # the deep edge of each is background; every window gives its piece's epidermis, the
+    # seams count each crossing once and the windows' DEJ lengths add up to the file's.
+    # No dermal nerve bundles or fibres parallel under the DEJ: those test the DEJ tracer
+    # (tests/test_skin_*); here the glass, the pieces and the seams are tested.
+    px = 0.5
+    kw = dict(density_per_mm=25.0, parallel_per_mm=0.0, n_bundles=0, jpeg_quality=None)
+    a = make_brightfield_skin_section((400, 1000), px, seed=81, **kw)
+    b = make_brightfield_skin_section((400, 1000), px, seed=82, **kw,
+                                      stain_vectors=a.stain_vectors, white=a.white)
+    rng = np.random.default_rng(0)
+    slide = np.clip(rng.normal(a.white, 2.0, (480, 2200, 3)), 0, 255).astype(np.uint8)
+    slide[40:440, 40:1040] = a.rgb
+    slide[40:440, 1160:2160] = b.rgb[::-1]
+    truth = []
+    for ph, x0, flip in ((a, 40, False), (b, 1160, True)):
+        t = ph.skin.truth_crossings[["y_um", "x_um"]].copy()
+        if flip:
+            t["y_um"] = (400 - 1) * px - t["y_um"]
+        t["y_um"] += 40 * px
+        t["x_um"] += x0 * px
+        truth.append(t)
+    truth = pd.concat(truth, ignore_index=True)
+    d = tmp_path / "in"
+    d.mkdir()
+    tifffile.imwrite(d / "slide.svs", slide, photometric="rgb", tile=(256, 256),
+                     description=f"Aperio Image Library v12 |AppMag = 20|MPP = {px}")
+    base = yaml.safe_load(open("pipelines/skin_ienfd_brightfield.yaml"))
+    res = {}
+    for name, gib in (("whole", 2.0), ("windows", 0.03)):
+        cfg = dict(base, brightfield=dict(base["brightfield"], memory_gib=gib,
+                                          window_overlap_um=150.0))
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(yaml.safe_dump(cfg))
+        out = tmp_path / name
+        assert main(["run", str(p), str(d), "--out", str(out), "--scheduler",
+                     "synchronous"]) == 0
+        res[name] = (pd.read_csv(out / "skin_summary.csv").iloc[0],
+                     pd.read_csv(out / "slide" / "crossings.csv"),
+                     json.loads((out / "slide" / "status.json").read_text()))
+    from histo_fms.synthetic.skin import match_crossings
+
+    for name, (summ, cr, _) in res.items():
+        m = match_crossings(truth, cr, tolerance_um=10.0)
+        assert len(truth) >= 20
+        assert len(m) >= 0.9 * len(truth) and len(m) >= 0.9 * len(cr), (name, len(truth),
+                                                                      len(cr), len(m))
+        assert summ["wsi_failed_windows"] == 0 and "FAILED" not in summ["wsi_windows"]
+        assert summ["n_crossings"] == len(cr)
+    (sw, cw, _), (sn, cn, st) = res["whole"], res["windows"]
+    assert sw["wsi_regions"] == "2 tissue piece(s) in 1 window"
+    windows = st["reader"]["whole_slide"]["windows"]
+    # the two sections are one box (their glass margins overlap); in a window holding the
+    # end of one and the start of the other, only the section in its core is analysed
+    assert len(windows) >= 3 and all(w["status"] == "ok" for w in windows)
+    # the windows' DEJ and crossings add up to the file's: nothing counted twice at a seam
+    assert sum(w["dej_um"] for w in windows) / 1000 == pytest.approx(sn["dej_length_mm"],
+                                                                       abs=1e-3)
+    assert sum(w["n_crossings"] for w in windows) == len(cn)
+    assert sn["dej_length_mm"] == pytest.approx(sw["dej_length_mm"], rel=0.05)
+    assert abs(len(cn) - len(cw)) <= 1
+    d2 = np.hypot(cn["y_um"].to_numpy()[:, None] - cn["y_um"].to_numpy()[None],
+                  cn["x_um"].to_numpy()[:, None] - cn["x_um"].to_numpy()[None])
+    np.fill_diagonal(d2, np.inf)
+    assert d2.min() > 3.0  # no crossing counted twice (merge distance)

@@ -254,6 +254,7 @@ def analyze_skin(
     membrane: np.ndarray | None = None,
     nuclei: np.ndarray | None = None,
     params: SkinParams | None = None,
+    tissue: np.ndarray | None = None,
 ) -> SkinResult:
     """Measure the intraepidermal nerve fibre density (IENFD) of a skin section.
 
@@ -269,6 +270,8 @@ def analyze_skin(
         Nuclear stain (DAPI): marks the epidermis by its dense nuclei.
     params : SkinParams, optional
         Pipeline parameters (defaults when omitted).
+    tissue : ndarray of bool, shape (Y, X), optional
+        Tissue versus slide background (see :func:`find_epidermis`).
 
     Returns
     -------
@@ -285,7 +288,7 @@ def analyze_skin(
     px = float(pixel_size_um)
     fibre = np.asarray(fibre)
     epi = find_epidermis(pixel_size_um=px, nuclei=nuclei, membrane=membrane, fibre=fibre,
-                         params=p)
+                         params=p, tissue=tissue)
     depth = dej_depth(epi, fibre.shape)
     region = depth > -(p.crossing_band_um + 20.0)
     fibres = trace_fibres(fibre, pixel_size_um=px, params=p, mask=region)

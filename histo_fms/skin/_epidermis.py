@@ -125,6 +125,28 @@ def _tissue_mask(channels: list[np.ndarray], px: float, p: SkinParams) -> np.nda
     return tissue
 
 
+def _with_stratum_corneum(band: np.ndarray, tissue: np.ndarray, d_bg: np.ndarray,
+                          sc_px: float, between_px: float | None = None) -> np.ndarray:
+    """Return the dense band with the tissue strips between it and the glass, filled.
+
+    Strips: tissue within ``sc_px`` of the glass that touches both the glass and the band.
+    With ``between_px`` only pixels whose distances to the glass and to the band add up to
+    at most that (on a short way from the band to the glass).
+    """
+    strip = tissue & ~band & (d_bg <= sc_px)
+    if between_px is not None:
+        strip &= d_bg + ndi.distance_transform_edt(~band) <= between_px
+    slab, ns = ndi.label(strip)
+    sc = np.zeros_like(band)
+    if ns:
+        ids = np.arange(1, ns + 1)
+        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
+        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
+        ok = np.concatenate([[False], touches_bg & touches_band])
+        sc = ok[slab]
+    return ndi.binary_fill_holes(band | sc)
+
+
 def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     lab, n = ndi.label(mask)
     if n == 0:
@@ -156,6 +178,7 @@ def find_epidermis(
     membrane: np.ndarray | None = None,
     fibre: np.ndarray | None = None,
     params: SkinParams | None = None,
+    tissue: np.ndarray | None = None,
 ) -> Epidermis:
     """Find the epidermis, its surface and the DEJ.
 
@@ -172,6 +195,13 @@ def find_epidermis(
         when ``nuclei`` is not given (stratum corneum / epidermal autofluorescence).
     params : SkinParams, optional
         Pipeline parameters.
+    tissue : ndarray of bool, shape (Y, X), optional
+        Tissue versus slide background (glass), when the caller knows it better than
+        the stain maps tell (bright-field: the glass is near-white, low optical density
+        in every colour; see :func:`histo_fms.stain.tissue_mask`). By default it is
+        found from the stains, the background being near their dark offset. Background
+        beyond the deep edge of the dermis or around the ends of the section is
+        excluded like that beyond the surface.
 
     Returns
     -------
@@ -194,15 +224,22 @@ def find_epidermis(
             "keratinocyte nuclei (DAPI), without them only from fibre-channel "
             "autofluorescence, which may not suffice")
     try:
-        return _find_epidermis(chans, px, p, nuclei, membrane, fibre)
+        return _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue)
     except NoEpidermisError as exc:
         if hint:
             raise NoEpidermisError(f"{exc}{hint}") from None
         raise
 
 
-def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
-    tissue = _tissue_mask(chans, px, p)
+def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epidermis:
+    given_tissue = tissue is not None
+    if tissue is None:
+        tissue = _tissue_mask(chans, px, p)
+    else:
+        tissue = np.asarray(tissue, bool)
+        if tissue.shape != chans[0].shape:
+            raise ValueError(f"tissue mask shape {tissue.shape} differs from the image "
+                             f"{chans[0].shape}")
     background = ~tissue
     min_len_px = p.min_epidermis_length_um / px
     if background.sum() < min_len_px or tissue.sum() < min_len_px * 10 / px:
@@ -240,17 +277,16 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
             f"({band.sum() * px * px:.0f} µm², needs >= {p.min_epidermis_length_um} µm long "
             f"x {p.min_epidermis_thickness_um} µm thick)")
     # stratum corneum: tissue strips between the band and the background (not through it)
-    strip = tissue & ~band & (d_bg <= sc_px)
-    slab, ns = ndi.label(strip)
-    sc = np.zeros_like(band)
-    if ns:
-        ids = np.arange(1, ns + 1)
-        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
-        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
-        ok = np.concatenate([[False], touches_bg & touches_band])
-        sc = ok[slab]
-    epi0 = band | sc
-    epi0 = ndi.binary_fill_holes(epi0)
+    # Glass beyond the deep edge of the dermis: the rim of tissue along it, joined to the
+    # band by the strips round the section's ends, enclosed the dermis and was filled into
+    # the epidermis. Then, and whenever the glass is known (a given tissue mask, as in
+    # bright-field), only strips on a short way from the band to the glass are stratum
+    # corneum.
+    between = sc_px + 2.0 / px
+    epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px,
+                                 between_px=between if given_tissue else None)
+    if not given_tissue and (tissue & ~epi0).sum() < min_len_px * 5 / px:
+        epi0 = _with_stratum_corneum(band, tissue, d_bg, sc_px, between_px=between)
     inner = tex[band]
     rest = tex[tissue & ~_dilate(epi0, 5.0 / px)]
     noise = _noise_sd(tex_src)
@@ -276,6 +312,8 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre) -> Epidermis:
         sizes[0] = 0
         epi = lab == int(np.argmax(sizes))
     surface_px, dej_px = _boundaries(epi, background, p, px)
+    if surface_px is not None and trace is not None:
+        surface_px = _trim_cut_ends(surface_px, along=0 if trace.frame.transpose else 1)
     if surface_px is None or polyline_length(surface_px) * px < p.min_epidermis_length_um:
         raise NoEpidermisError("epidermal surface too short or not found")
     if dej_px is None:
@@ -327,6 +365,25 @@ def _boundaries(epi, background, p, px):
                     best[name], best_len[name] = seg, ln
     return (_smooth_polyline(best["surface"], p, px) if best["surface"] is not None else None,
             _smooth_polyline(best["dej"], p, px) if best["dej"] is not None else None)
+
+
+def _trim_cut_ends(line: np.ndarray, along: int) -> np.ndarray:
+    """Drop the cut ends of the section from the ends of a surface polyline.
+
+    Where a section ends in glass inside the image, the epidermis's boundary with the
+    glass runs on round the end of the section (across it, over the epidermal
+    thickness): not epidermal surface. From each end of the polyline, the run of
+    segments steeper across the section (axis ``1 - along``) than along it is removed.
+    """
+    if len(line) < 3:
+        return line
+    d = np.abs(np.diff(line, axis=0))
+    steep = d[:, 1 - along] > d[:, along]
+    if steep.all():
+        return line
+    i0 = int(np.argmin(steep))                  # first segment that runs along
+    i1 = len(steep) - int(np.argmin(steep[::-1]))  # one past the last such segment
+    return line[i0:i1 + 1]
 
 
 def _runs(flag: np.ndarray, closed: bool) -> list[np.ndarray]:

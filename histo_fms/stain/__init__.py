@@ -8,6 +8,7 @@ image is separated into one concentration map per stain with
 """
 
 from ._deconvolution import (
+    GLASS_OD,
     NAMED_STAINS,
     StainSeparation,
     deconvolve,
@@ -18,10 +19,12 @@ from ._deconvolution import (
     sample_step,
     separate,
     stain_matrix,
+    tissue_mask,
     vector_angle_deg,
 )
 
 __all__ = [
+    "GLASS_OD",
     "NAMED_STAINS",
     "StainSeparation",
     "deconvolve",
@@ -32,5 +35,6 @@ __all__ = [
     "sample_step",
     "separate",
     "stain_matrix",
+    "tissue_mask",
     "vector_angle_deg",
 ]

@@ -79,6 +79,8 @@ def make_brightfield_skin_section(
     white_jitter: float = 10.0,
     noise: float = 2.0,
     jpeg_quality: int | None = 90,
+    stain_vectors: np.ndarray | None = None,
+    white: np.ndarray | None = None,
     **skin_kw,
 ) -> BrightfieldSkinPhantom:
     """Render a skin section as bright-field PGP9.5 IHC (DAB, haematoxylin counterstain).
@@ -106,6 +108,11 @@ def make_brightfield_skin_section(
         Sensor noise (counts, standard deviation).
     jpeg_quality : int or None
         JPEG compression quality (None: none).
+    stain_vectors : ndarray, shape (3, 3), optional
+        Render with these unit OD vectors (haematoxylin, DAB, eosin-like) instead of
+        jittered ones, e.g. another section's, for sections of one slide (one stain batch).
+    white : ndarray, shape (3,), optional
+        Render with this white level instead of a jittered one (one slide, one scan).
     **skin_kw
         Passed to :func:`make_skin_section` (orientation, rete ridges, decoys...).
 
@@ -134,13 +141,15 @@ def make_brightfield_skin_section(
     v_h = rotate_vector(base[0], jitter[0], rng)
     v_dab = rotate_vector(base[2], jitter[1], rng)
     v_e = rotate_vector(base[1], jitter[2], rng)
-    vectors = stain_matrix(np.vstack([v_h, v_dab, v_e]))
+    vectors = stain_matrix(np.vstack([v_h, v_dab, v_e]) if stain_vectors is None
+                           else np.asarray(stain_vectors, float))
     c_dab = dab_od * rng.uniform(0.8, 1.2) * fib + background_dab_od * tissue
     c_h = haematoxylin_od * rng.uniform(0.8, 1.2) * nuc + 0.05 * tissue + 0.05 * epi
     c_e = eosin_od * rng.uniform(0.6, 1.4) * (dermis + 1.5 * epi)
     od = (c_h[..., None] * vectors[0] + c_dab[..., None] * vectors[1]
           + c_e[..., None] * vectors[2])
-    white = np.clip(245.0 + rng.uniform(-white_jitter, white_jitter, 3), 200, 255)
+    white_j = np.clip(245.0 + rng.uniform(-white_jitter, white_jitter, 3), 200, 255)
+    white = white_j if white is None else np.asarray(white, float).reshape(3)
     img = white.reshape(1, 1, 3) * np.exp(-od) + rng.normal(0, noise, od.shape)
     rgb = np.clip(np.round(img), 0, 255).astype(np.uint8)
     if jpeg_quality is not None:
