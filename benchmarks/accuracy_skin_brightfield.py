@@ -103,13 +103,17 @@ def main(argv=None) -> int:
             cr = pd.read_csv(f)
             cr["y_um"] -= shift
             cr["x_um"] -= shift
-            e = evaluate_skin(ph.skin, cr, tolerance_um=10.0)
+            e = evaluate_skin(ph.skin, cr, tolerance_um=10.0,
+                              surface_length_um=float(row["epidermis_length_mm"].iloc[0]) * 1e3,
+                              dej_length_um=float(row["dej_length_mm"].iloc[0]) * 1e3)
             vec = json.loads(row["stain_vectors"].iloc[0])
             rows.append({
                 "image": stem, "px_um": ph.pixel_size_um, "glass": bool(shift),
                 "true": ph.skin.n_crossings,
                 "counted": int(row["n_crossings"].iloc[0]), "tp": e["tp"],
                 "fp": e["n_detected"] - e["tp"], "fn": e["n_true"] - e["tp"],
+                "surface_err_pct": 100 * e["surface_length_rel_error"],
+                "dej_err_pct": 100 * e["dej_length_rel_error"],
                 "dab_angle_deg": vector_angle_deg(vec["dab"], ph.stain_vectors[1]),
                 "h_angle_deg": vector_angle_deg(vec["haematoxylin"], ph.stain_vectors[0]),
             })
@@ -133,6 +137,11 @@ def main(argv=None) -> int:
         print(f"| precision / recall, {'on glass all round' if g else 'cut to the edges'} "
               f"({len(sub)}) | {t_ / max(t_ + f_, 1):.3f} / {t_ / max(t_ + n_, 1):.3f} | |")
     print(f"| mean abs count error | {(ok['counted'] - ok['true']).abs().mean():.2f} | |")
+    for g, sub in ok.groupby("glass"):
+        print(f"| epidermal (surface) / DEJ length error, mean abs, "
+              f"{'on glass' if g else 'cut to the edges'} | "
+              f"{sub['surface_err_pct'].abs().mean():.1f} % / "
+              f"{sub['dej_err_pct'].abs().mean():.1f} % | |")
     print(f"| stain angle DAB / H (mean, deg) | {ok['dab_angle_deg'].mean():.1f} / "
           f"{ok['h_angle_deg'].mean():.1f} | |")
     print(f"| wall time | {time.perf_counter() - t0:.1f} s | |")
