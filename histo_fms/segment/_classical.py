@@ -15,6 +15,7 @@ from ._objects import (
     close_objects,
     disc_closing,
     disc_opening,
+    fill_small_holes,
     shape_measures,
     split_pieces_keep_largest,
 )
@@ -35,36 +36,6 @@ def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
         fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
         out[sl][own] = fill[own]
     return out
-
-
-def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
-    """Fill holes (background components not touching the border) up to an area.
-
-    Unlike :func:`scipy.ndimage.binary_fill_holes` the result is local: a hole is at
-    most ``max_area_px`` pixels, so whether a pixel is filled depends only on pixels
-    within that distance (the gap between a ring of touching neurons is not a hole).
-
-    Parameters
-    ----------
-    mask : ndarray of bool
-        Foreground.
-    max_area_px : float
-        Largest hole filled, in pixels.
-
-    Returns
-    -------
-    ndarray of bool
-        The filled mask.
-    """
-    bg, n = ndi.label(~mask)
-    if n == 0:
-        return mask
-    size = np.bincount(bg.ravel())
-    fill = size <= max_area_px
-    fill[0] = False
-    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
-        fill[edge] = False
-    return mask | fill[bg]
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:

@@ -19,19 +19,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .._numerics._local import distance_float32
-from ._objects import disc_opening, shape_measures
-
-
-def _fill_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
-    bg, n = ndi.label(~mask)
-    if n == 0:
-        return mask
-    size = np.bincount(bg.ravel())
-    fill = size <= max_area_px
-    fill[0] = False
-    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
-        fill[edge] = False
-    return mask | fill[bg]
+from ._objects import disc_opening, fill_small_holes, shape_measures
 
 
 def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
@@ -85,7 +73,7 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     for t in levels[::-1]:  # highest level first: children before parents
         m = obj & (contrast > t)
         m = disc_opening(m, open_px)
-        m = _fill_holes(m, max_area_px)
+        m = fill_small_holes(m, max_area_px)
         lab, n = ndi.label(m)
         if n == 0:
             continue

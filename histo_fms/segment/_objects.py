@@ -203,3 +203,33 @@ def close_objects(labels: np.ndarray, radius_px: float, max_hole_px: float,
         add = (closed | fill[bg]) & ~m & (sub == 0) & (out[y0:y1, x0:x1] == 0)
         out[y0:y1, x0:x1][add] = k
     return out
+
+
+def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
+    """Fill holes (background components not touching the border) up to an area.
+
+    Unlike :func:`scipy.ndimage.binary_fill_holes` the result is local: a hole is at
+    most ``max_area_px`` pixels, so whether a pixel is filled depends only on pixels
+    within that distance (the gap between a ring of touching neurons is not a hole).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    max_area_px : float
+        Largest hole filled, in pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        The filled mask.
+    """
+    bg, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    size = np.bincount(bg.ravel())
+    fill = size <= max_area_px
+    fill[0] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        fill[edge] = False
+    return mask | fill[bg]
