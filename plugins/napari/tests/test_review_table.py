@@ -180,6 +180,7 @@ def test_painting_a_shared_layer_is_saved_exactly_and_undone(make_napari_viewer,
 
     monkeypatch.setattr(layers_mod, "SHARE_PIXELS", 0)
     monkeypatch.setattr(widget_mod, "SHARE_PIXELS", 0)
+    monkeypatch.setattr(layers_mod, "DISPLAY_MAX_ID", 0)  # ids beyond 16 bits: shared
     viewer = make_napari_viewer()
     w = ReviewWidget(viewer)
     viewer.window.add_dock_widget(w)

@@ -95,12 +95,37 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
 
 
 #: Label images larger than this (pixels) are shown without a copy: the layer shares
-#: the review's array (a copy of a whole section costs seconds and a gigabyte).
+#: the review's array (a copy of a whole section costs seconds and a gigabyte), unless
+#: their ids fit 16 bits (then the layer holds a 16-bit copy, see below).
 SHARE_PIXELS = 2**22
+#: Largest neuron id shown as 16-bit labels. napari draws 8- and 16-bit labels as they
+#: are (the colours are a look-up table on the GPU); wider integers are converted pixel
+#: by pixel to a texture at every redraw of the whole layer (seconds for a section) and
+#: a colour change re-textures the neuron's pixels.
+DISPLAY_MAX_ID = int(np.iinfo(np.uint16).max)
+
+
+def display_dtype(labels: np.ndarray) -> np.dtype:
+    """Return the dtype the neurons layer shows ``labels`` in: uint16 when every id fits.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Neuron labels (non-negative).
+
+    Returns
+    -------
+    numpy.dtype
+        ``uint16`` when ``0 <= labels <= DISPLAY_MAX_ID``, else the labels' own dtype.
+    """
+    if labels.size == 0 or (labels.dtype.kind == "u" and labels.dtype.itemsize <= 2):
+        return np.dtype(np.uint16)
+    lo, hi = int(labels.min()), int(labels.max())
+    return np.dtype(np.uint16) if 0 <= lo and hi <= DISPLAY_MAX_ID else labels.dtype
 
 
 def neurons_layer_array(session: ReviewSession) -> np.ndarray:
-    """Return the array the neurons layer shows: the review's own for large images.
+    """Return the array the neurons layer shows.
 
     Parameters
     ----------
@@ -110,13 +135,45 @@ def neurons_layer_array(session: ReviewSession) -> np.ndarray:
     Returns
     -------
     ndarray
-        A copy of the neuron labels, or (above :data:`SHARE_PIXELS` pixels) the
-        session's array itself; the review widget then records the layer's paint
-        strokes from napari's paint events (old values included), never by comparing
-        arrays.
+        A 16-bit copy of the neuron labels when every id fits 16 bits (ids exact: the
+        review widget writes each edit's pixels into it); else a copy, or (above
+        :data:`SHARE_PIXELS` pixels) the session's array itself. The widget records
+        the layer's paint strokes from napari's paint events (old values included),
+        never by comparing whole arrays.
     """
     lab = session.labels["neurons"]
+    if display_dtype(lab) == np.uint16:
+        return lab.astype(np.uint16)  # (a copy, also when the labels are 16-bit)
     return lab if lab.size > SHARE_PIXELS else lab.copy()
+
+
+def direct_colormap(colours: dict):
+    """Return a napari ``DirectLabelColormap`` for a label -> RGBA dict, built fast.
+
+    napari validates every entry of a colour dict one by one (about a second for a
+    section's 60,000 neurons); the colours here are RGBA tuples already, so the map is
+    made from the background entries and the rest put in directly.
+
+    Parameters
+    ----------
+    colours : dict
+        Label value (and ``None``) -> RGBA in 0..1.
+
+    Returns
+    -------
+    napari.utils.colormaps.DirectLabelColormap
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    base = {None: colours.get(None, (0, 0, 0, 0)), 0: colours.get(0, (0, 0, 0, 0))}
+    cm = DirectLabelColormap(color_dict=base)
+    try:
+        cm.color_dict.update({int(k): np.asarray(v, np.float32).reshape(4)
+                              for k, v in colours.items() if k is not None and k != 0})
+        cm._clear_cache()
+    except Exception:  # noqa: BLE001 - napari internals changed: validate every entry
+        cm = DirectLabelColormap(color_dict=dict(colours))
+    return cm
 
 
 #: Images larger than this (pixels per channel) without a pyramid in the file are shown

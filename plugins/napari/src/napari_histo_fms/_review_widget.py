@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from . import _layers
 from ._layers import (
     COLOURS,
     CROSSINGS,
@@ -39,6 +40,8 @@ from ._layers import (
     SHARE_PIXELS,
     SURFACE,
     crossings_layer_data,
+    direct_colormap,
+    display_dtype,
     neuron_colour,
     neuron_colours,
     neuron_features,
@@ -215,6 +218,57 @@ def retexture(layer, boxes: list) -> None:
         layer._partial_labels_refresh()
     except Exception:  # noqa: BLE001 - napari internals changed: redraw everything
         layer.refresh()
+
+
+def _lut_key() -> tuple:
+    return (np.dtype(np.uint16), np.dtype(np.uint16))
+
+
+def recolour_lut(layer, colours: dict, visual=None) -> bool:
+    """Change some labels' colours in a 16-bit labels layer: its colour table only.
+
+    napari draws 8- and 16-bit labels through a colour look-up table on the GPU (one
+    entry per label value), so a colour change rewrites the changed entries of that
+    table and uploads it (1 MB); no pixel is re-textured and no map is rebuilt.
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels
+        A layer with 16-bit data and a direct colour map.
+    colours : dict of int to RGBA
+        New colours.
+    visual : napari vispy layer, optional
+        The layer's visual (its colour table texture is updated in place); without it
+        napari rebuilds the visual's colour table from the map.
+
+    Returns
+    -------
+    bool
+        False when the layer is not 16-bit (nothing changed; use :func:`recolour`).
+    """
+    cm = layer.colormap
+    raw = getattr(getattr(getattr(layer, "_slice", None), "image", None), "raw", None)
+    dtype = np.dtype(raw.dtype) if raw is not None else np.asarray(layer.data[:1, :1]).dtype
+    if dtype.itemsize > 2 or not hasattr(cm, "color_dict"):
+        return False
+    try:
+        for k, c in colours.items():
+            cm.color_dict[int(k)] = np.asarray(c, np.float32).reshape(4)
+        for name in ("_num_unique_colors", "_label_mapping_and_color_dict", "_array_map"):
+            cm.__dict__.pop(name, None)  # (derived from the colour dict: rebuilt on use)
+        lut = cm._cache_mapping.get(_lut_key()) if dtype == np.uint16 else None
+        if lut is None or lut.shape != (65536, 4):
+            raise LookupError("no cached colour table")
+        for k, c in colours.items():
+            if 0 <= int(k) < lut.shape[0]:
+                lut[int(k)] = np.asarray(c, np.float32).reshape(4)
+        tex = visual.node.shared_program["texture2D_values"]
+        tex.set_data(lut.reshape(256, -1, 4))
+        visual.node.update()
+    except Exception:  # noqa: BLE001 - no visual / napari internals changed: rebuild
+        cm._clear_cache()
+        layer.events.colormap()
+    return True
 
 
 def _atom_box(atom) -> list[int] | None:
@@ -640,7 +694,11 @@ class ReviewWidget(QWidget):
             for data, kw, kind in layers:
                 old = self._layer(kw["name"])
                 if kw["name"] == NEURONS and isinstance(kw.get("colormap"), dict):
-                    kw = {**kw, "colormap": stable_colours(kw["colormap"])}
+                    cols = kw["colormap"]
+                    # 16-bit labels: colours are a table, no reserved labels needed
+                    kw = {**kw, "colormap": direct_colormap(
+                        cols if np.asarray(data[:1, :1]).dtype.itemsize <= 2
+                        else stable_colours(cols))}
                 big = kind == "labels" and np.size(data) > 2**22
                 # a large label image is given to the layer once it is in the viewer:
                 # napari converts the whole image to its texture at every step of
@@ -723,9 +781,12 @@ class ReviewWidget(QWidget):
                 if lab is None:
                     self._replace_layers(session_layer_data(s, with_image=False))
                     return
-                lab.data = neurons_layer_array(s)  # shared only for large images
+                data = neurons_layer_array(s)  # 16-bit copy, or shared for large images
+                lab.data = data
                 self.table.reload()
-                lab.colormap = stable_colours(neuron_colours(s, self.table.model.df))
+                cols = neuron_colours(s, self.table.model.df)
+                lab.colormap = direct_colormap(cols if data.dtype.itemsize <= 2
+                                               else stable_colours(cols))
                 lab.features = neuron_features(s, self.table.model.df)
                 lab.refresh()
                 if "rings" in s.labels and self._layer("rings") is not None:
@@ -752,7 +813,13 @@ class ReviewWidget(QWidget):
         self._syncing = True
         try:
             px = s.last_edit_pixels
-            if lab.data is not s.neurons and s.neurons.size > SHARE_PIXELS:
+            copy16 = lab.data is not s.neurons and np.asarray(lab.data[:1, :1]).dtype == np.uint16
+            if copy16 and px is not None and px[0].size and (
+                    int(px[1].max()) > _layers.DISPLAY_MAX_ID):
+                # a new id beyond 16 bits: show the labels as the model holds them
+                self._show_labels_as_model(lab)
+            elif (not copy16 and lab.data is not s.neurons
+                  and s.neurons.size > SHARE_PIXELS):
                 lab.data = s.neurons  # the model replaced its array: share it again
             elif px is not None and px[0].size:
                 if lab.data is s.neurons:  # shared: the pixels are there, redraw them
@@ -769,6 +836,22 @@ class ReviewWidget(QWidget):
         finally:
             self._syncing = False
         self._refresh_log()
+
+    def _show_labels_as_model(self, lab) -> None:
+        """Show the model's labels in their own dtype (ids no longer fit the layer's)."""
+        s = self.session
+        data = neurons_layer_array(s)
+        cols = stable_colours(neuron_colours(s, self.table.model.df)) if (
+            display_dtype(data) != np.uint16) else neuron_colours(s, self.table.model.df)
+        lab.data = data
+        lab.colormap = direct_colormap(cols)
+
+    def _visual(self, layer):
+        """Return the vispy visual napari draws a layer with (None without a canvas)."""
+        try:
+            return self.viewer.window._qt_viewer.canvas.layer_to_visual[layer]
+        except Exception:  # noqa: BLE001 - headless viewer / napari internals changed
+            return None
 
     def _show_ids(self, lab, ids: set) -> None:
         """Refresh some neurons' table rows, colours and layer features (nothing else)."""
@@ -790,7 +873,7 @@ class ReviewWidget(QWidget):
             if old is None or not np.allclose(old, c):
                 new_cols[int(nid)] = c
                 boxes.append(obj[0])
-        if new_cols:
+        if new_cols and not recolour_lut(lab, new_cols, self._visual(lab)):
             recolour(lab, new_cols, boxes)
         if ids:
             live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
@@ -1228,8 +1311,9 @@ class ReviewWidget(QWidget):
             try:
                 rec = s.set_labels_region(box, painted)
             except ReviewError:
-                if shared:
-                    retexture(lab, [box])  # the refused strokes are gone: show that
+                if not shared:  # a copy: put the model's pixels back in the layer
+                    np.asarray(lab.data)[box] = s.neurons[box]
+                retexture(lab, [box])  # the refused strokes are gone: show that
                 raise
         elif shared and not atoms:
             return None  # every stroke is saved already

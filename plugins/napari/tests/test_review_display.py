@@ -1,0 +1,132 @@
+"""The neurons layer at whole-section speed: 16-bit display copy, colour table, regions."""
+
+import numpy as np
+import pytest
+
+from napari_histo_fms import ReviewWidget
+
+STEM = "drgimg_m1_fms"
+
+
+def _interior(table):
+    return [int(i) for i in table.loc[~table["touches_border"].astype(bool), "neuron_id"]]
+
+
+@pytest.fixture
+def opened(make_napari_viewer, drg_out):
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.open_session(drg_out, STEM, "AB")
+    return viewer, w, drg_out
+
+
+def _same(lab, s):
+    return np.array_equal(np.asarray(lab.data).astype(np.int64), s.neurons.astype(np.int64))
+
+
+def test_layer_is_a_16bit_copy_with_exact_ids_through_edits_and_undo(opened, qtbot):
+    from histo_fms.review import ReviewSession
+
+    viewer, w, out = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    assert lab.data.dtype == np.uint16 and lab.data is not s.neurons
+    assert s.neurons.dtype == np.int32 and _same(lab, s)
+    ids = _interior(s.table)
+    w.delete_neuron(ids[0])
+    w.merge([ids[1], ids[2]])
+    row = s.table.set_index("neuron_id").loc[ids[3]]
+    y, x = row["y_um"], row["x_um"]
+    w.split(ids[3], [(y - 3.0, x), (y + 3.0, x)])
+    assert _same(lab, s)
+    # a stroke painted by napari into the copy is saved exactly (from its paint event)
+    yc, xc = row["y_um"] / s.pixel_size_um, row["x_um"] / s.pixel_size_um
+    lab.brush_size = 5
+    lab.paint((yc, xc + 10), 777)
+    qtbot.waitUntil(lambda: s.history()[-1]["kind"] == "paint_layer", timeout=5000)
+    assert (s.neurons == 777).any() and _same(lab, s)
+    assert np.array_equal(ReviewSession.open(out, STEM, "AB").neurons, s.neurons)
+    for _ in range(4):
+        w.undo()
+        assert _same(lab, s)
+    assert np.array_equal(s.neurons, s.auto_labels["neurons"][...])
+    for _ in range(4):
+        w.redo()
+        assert _same(lab, s)
+
+
+def test_an_edit_redraws_only_its_region(opened):
+    viewer, w, _ = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    seen = []
+    lab.events.labels_update.connect(lambda e: seen.append((tuple(e.offset), e.data.shape)))
+    a = _interior(s.table)[0]
+    box = s._obj(a)[0]
+    w.delete_neuron(a)
+    assert seen, "no regional refresh"
+    (oy, ox), (h, wd) = seen[-1][0][-2:], seen[-1][1][-2:]
+    assert h * wd < lab.data.size / 4  # a region, not the whole image
+    assert oy <= box[0].start and ox <= box[1].start
+    assert oy + h >= box[0].stop and ox + wd >= box[1].stop
+    view = np.asarray(lab._slice.image.view)
+    assert not (view[box] == a).any()
+
+
+def test_flip_changes_the_colour_table_entry_only(opened):
+    viewer, w, _ = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    ids = _interior(s.table)
+    probe = np.asarray(ids[:6], np.uint16)
+    before = lab.colormap.map(probe).copy()  # (builds napari's 16-bit colour table)
+    w.flip_call(ids[0])
+    after = lab.colormap.map(probe)
+    assert not np.allclose(before[0], after[0])
+    np.testing.assert_allclose(before[1:], after[1:])
+    np.testing.assert_allclose(after[0], lab.colormap.color_dict[ids[0]])
+    # the table the layer draws with is the map's (a fresh map gives the same colours)
+    from napari_histo_fms._layers import direct_colormap
+
+    fresh = direct_colormap(dict(lab.colormap.color_dict))
+    np.testing.assert_allclose(fresh.map(probe), after)
+
+
+def test_ids_beyond_16_bits_switch_the_layer_to_the_models_dtype(opened, monkeypatch):
+    import napari_histo_fms._layers as layers_mod
+
+    viewer, w, _ = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    top = int(s.neurons.max())
+    monkeypatch.setattr(layers_mod, "DISPLAY_MAX_ID", top)  # the next new id does not fit
+    a = _interior(s.table)[0]
+    row = s.table.set_index("neuron_id").loc[a]
+    y, x = row["y_um"], row["x_um"]
+    w.split(a, [(y - 3.0, x), (y + 3.0, x)])
+    assert int(s.neurons.max()) > top
+    assert lab.data.dtype == s.neurons.dtype and _same(lab, s)
+    w.undo()
+    assert _same(lab, s)
+
+
+def test_refused_painting_in_the_copy_is_taken_back(opened, monkeypatch):
+    from histo_fms.review import ReviewError
+
+    viewer, w, _ = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    auto = s.neurons.copy()
+
+    def refuse(*a, **k):
+        raise ReviewError("refused")
+
+    monkeypatch.setattr(type(s), "set_labels_region", refuse)
+    w.autosave_paint.setChecked(False)
+    lab.brush_size = 5
+    lab.paint((20, 20), 555)
+    assert (np.asarray(lab.data) == 555).any()
+    with pytest.raises(ReviewError):
+        w.apply_painting()
+    assert _same(lab, s) and np.array_equal(s.neurons, auto)
