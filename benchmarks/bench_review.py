@@ -8,10 +8,14 @@ each edit including Qt event processing. Run under a display, e.g.::
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 4096
     xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_review.py --size 16384
 
-Prints open time and the per-edit median / max (ms) per edit kind and overall. With
-``--recompute`` the phantom also has an image (an OME-Zarr, NeuN and IgG) and the
-benchmark first times **Recompute** after one edit (which also computes the section's
-context) and after one more (only the neurons near the edit are re-measured).
+Prints open time and the per-edit median / max (ms) per edit kind and overall. The
+phantom has an image (an OME-Zarr, NeuN and IgG): ``--image flat`` (default) one level,
+as a plain TIFF would be (the widget computes its overview off the GUI thread and adds
+the channels when it is ready: ``image_s``), ``--image pyramid`` with its own levels, as
+slide scanners write, or ``--image none``. With ``--recompute`` the benchmark first times
+**Recompute** after one edit (which also computes the section's context) and after one
+more (only the neurons near the edit are re-measured). ``load_avg`` is the machine's
+1-minute load average at the start and the end (other work slows every figure).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pandas as pd
 
 
 def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed: int = 0,
-          image: bool = False) -> int:
+          image: bool = False, levels: int = 1) -> int:
     """Write a phantom DRG result of ``size``² pixels; return the number of neurons."""
     from histo_fms.drg._measure import TABLE_COLUMNS
     from histo_fms.io import write_json, write_labels_zarr, write_table
@@ -69,7 +73,7 @@ def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed
     img_name = "bench.ome.tif"
     if image:
         img_name = "bench.ome.zarr"
-        _write_image(d / "labels.zarr", root / img_name, px)
+        _write_image(d / "labels.zarr", root / img_name, px, levels)
     write_json({"config": {"pipeline": "drg", "channels": {"neuron": "NeuN", "igg": "IgG"}},
                 "threshold": {"ring_igg": 1.5, "source": "benchmark"},
                 "files": [{"image": img_name, "path": str(root / img_name),
@@ -78,7 +82,7 @@ def build(root: Path, size: int, px: float = 0.5, spacing_px: int = 64 + 8, seed
     return nid
 
 
-def _write_image(labels_zarr: Path, dest: Path, px: float) -> None:
+def _write_image(labels_zarr: Path, dest: Path, px: float, levels: int = 1) -> None:
     """NeuN (bright neurons) and IgG (a brighter band around them) with noise, chunk-wise."""
     import dask.array as da
     from scipy import ndimage as ndi
@@ -101,7 +105,7 @@ def _write_image(labels_zarr: Path, dest: Path, px: float) -> None:
     neun = lab.map_blocks(channel, which=0, dtype=np.uint16)
     igg = lab.map_blocks(channel, which=1, dtype=np.uint16)
     write_omezarr(da.stack([neun, igg]), dest, channel_names=["NeuN", "IgG"],
-                  pixel_size_um=px, chunk=2048)
+                  pixel_size_um=px, chunk=2048, levels=levels)
 
 
 def main(argv=None) -> dict:
@@ -109,24 +113,30 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--edits", type=int, default=50)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--image", choices=["flat", "pyramid", "none"], default="flat",
+                    help="the phantom's image: one level, with its own pyramid, or none")
     ap.add_argument("--recompute", action="store_true",
-                    help="also write an image and time Recompute after the edits")
+                    help="also time Recompute (needs an image)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="keep the phantom here and reuse it (its review is reset each run)")
     a = ap.parse_args(argv)
+    if a.recompute and a.image == "none":
+        ap.error("--recompute needs an image")
+    load0 = os.getloadavg()[0]
     import napari
     from napari_histo_fms import ReviewWidget
     from qtpy.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) if a.cache is None else a.cache / (
-            f"bench_{a.size}" + ("_image" if a.recompute else ""))
+        root = Path(tmp) if a.cache is None else a.cache / f"bench_{a.size}_{a.image}"
         t0 = time.perf_counter()
         if (root / "out" / "run.json").is_file():
             shutil.rmtree(root / "out" / "bench" / "reviewed", ignore_errors=True)
             n = int(pd.read_csv(root / "out" / "bench" / "neurons.csv")["neuron_id"].max())
         else:
-            n = build(root, a.size, image=a.recompute)
+            n = build(root, a.size, image=a.image != "none",
+                      levels=1 if a.image != "pyramid" else
+                      max(1, int(np.ceil(np.log2(a.size / 1024))) + 1))
         t_build = time.perf_counter() - t0
         viewer = napari.Viewer(show=True)  # drawn: textures exist, as for a user
         w = ReviewWidget(viewer)
@@ -134,20 +144,49 @@ def main(argv=None) -> dict:
         app = QApplication.instance()
         app.processEvents()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         w.open_session(root / "out", "bench", "bench")
         app.processEvents()
         t_open = time.perf_counter() - t0
+        cpu_open = time.process_time() - c0
+        while w.image_pending:  # an image without a pyramid: its overview, in a thread
+            app.processEvents()
+            time.sleep(0.01)
+        app.processEvents()
+        t_image = time.perf_counter() - t0
         s = w.session
         rng = np.random.default_rng(1)
         interior = [int(i) for i in s.table.loc[~s.table["touches_border"], "neuron_id"]]
         rng.shuffle(interior)
         pool = iter(interior)
+        yx = s.table[["y_um", "x_um"]].to_numpy(float)
+        tid = s.table["neuron_id"].to_numpy()
+
+        def neighbour(nid):
+            d = np.hypot(*(yx - yx[tid == nid][0]).T)
+            d[tid == nid] = np.inf
+            d[~np.isin(tid, list(left))] = np.inf
+            return int(tid[np.argmin(d)])
+
+        left = set(interior)
+
+        def _take():
+            i = next(i for i in pool if i in left)
+            left.discard(i)
+            return i
+
+        def _pair():
+            i = _take()
+            j = neighbour(i)
+            left.discard(j)
+            return [i, j]
+
         rc = {}
         if a.recompute:
             # Recompute after one edit (the first also computes the section's context),
             # then after one more (the context cached): the neurons near the edit only
-            for key, edit in (("first", lambda: (w.go_to(next(pool)), w.delete_neuron())),
-                              ("next", lambda: w.merge([next(pool), next(pool)]))):
+            for key, edit in (("first", lambda: (w.go_to(_take()), w.delete_neuron())),
+                              ("next", lambda: w.merge(_pair()))):
                 edit()
                 app.processEvents()
                 t0 = time.perf_counter()
@@ -156,14 +195,15 @@ def main(argv=None) -> dict:
                 rc[f"recompute_{key}_s"] = round(time.perf_counter() - t0, 2)
                 rc[f"recompute_{key}"] = s.history()[-1]["params"]
         times: dict[str, list[float]] = {}
+        cpu: list[float] = []
         work: list[float] = []
         draw: list[float] = []
         plan = ["flip", "exclude", "delete", "merge", "split", "paint", "undo", "redo"]
         lab = viewer.layers["neurons"]
         for k in range(a.edits):
             kind = plan[k % len(plan)]
-            nid = next(pool)
-            t0 = time.perf_counter()
+            nid = _take()
+            t0, c0 = time.perf_counter(), time.process_time()
             if kind == "flip":
                 w.go_to(nid)
                 w.flip_call()
@@ -174,7 +214,9 @@ def main(argv=None) -> dict:
                 w.go_to(nid)
                 w.delete_neuron()
             elif kind == "merge":
-                w.merge([nid, next(pool)])
+                other = neighbour(nid)  # a reviewer merges neighbouring fragments
+                left.discard(other)
+                w.merge([nid, other])
             elif kind == "split":
                 row = s.table.set_index("neuron_id").loc[nid]
                 y, x = row["y_um"], row["x_um"]
@@ -200,17 +242,22 @@ def main(argv=None) -> dict:
             t1 = time.perf_counter()
             app.processEvents()  # draw (software OpenGL under Xvfb)
             t2 = time.perf_counter()
+            cpu.append((time.process_time() - c0) * 1000)
             times.setdefault(kind, []).append((t2 - t0) * 1000)
             work.append((t1 - t0) * 1000)
             draw.append((t2 - t1) * 1000)
         allt = [v for vs in times.values() for v in vs]
         res = {"size": a.size, "neurons": n, "cpus": os.cpu_count(),
+               "image": a.image, "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
                "build_s": round(t_build, 2), "open_s": round(t_open, 2),
+               "open_cpu_s": round(cpu_open, 2), "image_s": round(t_image, 2),
                "edit_median_ms": round(float(np.median(allt)), 1),
                "edit_max_ms": round(float(np.max(allt)), 1),
                "widget_and_model_median_ms": round(float(np.median(work)), 1),
                "widget_and_model_max_ms": round(float(np.max(work)), 1),
                "draw_median_ms": round(float(np.median(draw)), 1),
+               "edit_cpu_median_ms": round(float(np.median(cpu)), 1),
+               "edit_cpu_max_ms": round(float(np.max(cpu)), 1),
                "by_kind_median_ms": {k: round(float(np.median(v)), 1) for k, v in times.items()},
                "by_kind_max_ms": {k: round(float(np.max(v)), 1) for k, v in times.items()},
                **rc}

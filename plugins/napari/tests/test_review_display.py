@@ -130,3 +130,57 @@ def test_refused_painting_in_the_copy_is_taken_back(opened, monkeypatch):
     with pytest.raises(ReviewError):
         w.apply_painting()
     assert _same(lab, s) and np.array_equal(s.neurons, auto)
+
+
+def test_an_image_without_pyramid_is_added_when_its_overview_is_ready(make_napari_viewer,
+                                                                      drg_out, monkeypatch,
+                                                                      qtbot):
+    import dask.array as da
+
+    import napari_histo_fms._layers as layers_mod
+
+    monkeypatch.setattr(layers_mod, "PYRAMID_PIXELS", 0)  # the small test image: "large"
+    monkeypatch.setattr(layers_mod, "PYRAMID_TOP", 64)
+    monkeypatch.setattr(layers_mod, "OVERVIEW_SIDE", 128)
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    w.open_session(drg_out, STEM, "AB")
+    lab = viewer.layers["neurons"]
+    qtbot.waitUntil(lambda: not w.image_pending, timeout=20000)
+    images = [ly for ly in viewer.layers if ly._type_string == "image"]
+    assert images and all(ly.multiscale for ly in images)
+    names = [ly.name for ly in viewer.layers]
+    assert max(names.index(ly.name) for ly in images) < names.index("neurons")  # below
+    assert viewer.layers.selection.active is lab
+    for ly in images:
+        levels = ly.data
+        assert isinstance(levels[0], da.Array)  # full resolution: read when shown
+        small = [k for k, lv in enumerate(levels) if max(lv.shape) <= 128]
+        assert small and all(isinstance(levels[k], np.ndarray) for k in small)
+        # the same values as the lazily computed 2x block means
+        lazy = [levels[0]]
+        for _ in range(1, len(levels)):
+            lazy.append(da.coarsen(np.mean, lazy[-1], {0: 2, 1: 2}, trim_excess=True)
+                        .astype(levels[0].dtype))
+        for k in small:
+            np.testing.assert_array_equal(levels[k], np.asarray(lazy[k]))
+
+
+def test_an_overview_of_a_closed_image_is_dropped(make_napari_viewer, drg_out, monkeypatch,
+                                                  qtbot):
+    import napari_histo_fms._layers as layers_mod
+
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    w.open_session(drg_out, STEM, "AB")
+    names = [ly.name for ly in viewer.layers]
+    layers = [(np.zeros((4, 4), np.uint16), {"name": "stale channel"}, "image")]
+    token = object()
+    w._overview_token = token
+    w.open_session(drg_out, STEM, "AB")  # another image (the same one) opened meanwhile
+    w._add_overviews(layers, token)
+    assert "stale channel" not in viewer.layers
+    assert [ly.name for ly in viewer.layers] == names
+    # a single level (nothing computed) comes back as it is
+    one = [np.ones((8, 8), np.uint16)]
+    assert layers_mod.overview_levels(one)[0] is one[0]

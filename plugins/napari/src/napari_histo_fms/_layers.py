@@ -83,14 +83,59 @@ def image_layer_data(path: str | Path, *, pixel_size_um: float | None = None,
                                        "path": str(img.path)}},
         }, "image")]
     levels = _pyramid(path, img, pixel_size_um, read_kwargs or {})
+    computed = len(levels) > 1 and getattr(levels, "computed", False)
     for i, name in enumerate(img.channel_names):
         data = [lv[i] for lv in levels] if len(levels) > 1 else img.data[i]
+        meta = {"channel": str(name), "pixel_size_um": px, "path": str(img.path)}
+        if computed:
+            meta["overview"] = "computed"  # no pyramid in the file: see overview_levels
         out.append((data, {
             "name": str(name), "scale": scale, "units": units, "axis_labels": AXES,
             "colormap": _cmap(str(name), i), "blending": "additive",
-            "metadata": {"histo_fms": {"channel": str(name), "pixel_size_um": px,
-                                       "path": str(img.path)}},
+            "metadata": {"histo_fms": meta},
         }, "image"))
+    return out
+
+
+#: Levels of a computed pyramid at most this large (pixels a side) are held in memory
+#: (4096² 16-bit: 32 MB a channel); larger ones are read region by region when shown.
+OVERVIEW_SIDE = 4096
+
+
+def overview_levels(levels: list) -> list:
+    """Compute the small levels of a lazily downsampled pyramid once, in one pass.
+
+    napari reads the smallest level of a pyramid to set the contrast and to draw a
+    whole section; computed from the full-resolution image that is a pass over all of
+    it, each time. This computes the first level at most :data:`OVERVIEW_SIDE` a side
+    once (a pass over level 0, chunk by chunk) and the smaller ones from it, in memory.
+    Call it off the GUI thread.
+
+    Parameters
+    ----------
+    levels : list of array
+        One channel's levels (Y x X each), as :func:`image_layer_data` gives them for an
+        image without a pyramid of its own (2x block means).
+
+    Returns
+    -------
+    list of array
+        The same levels, those at most :data:`OVERVIEW_SIDE` a side as numpy arrays
+        (the same values: the same block means).
+    """
+    out = list(levels)
+    k = next((i for i, lv in enumerate(out) if i and max(lv.shape[-2:]) <= OVERVIEW_SIDE),
+             None)
+    if k is None:
+        return out
+    first = out[k]
+    out[k] = np.asarray(first.compute() if hasattr(first, "compute") else first)
+    for i in range(k + 1, len(out)):
+        prev = out[i - 1].astype(np.float64)
+        h, w = (prev.shape[-2] // 2) * 2, (prev.shape[-1] // 2) * 2
+        prev = prev[..., :h, :w]
+        mean = prev.reshape(*prev.shape[:-2], h // 2, 2, w // 2, 2).mean(axis=(-3, -1))
+        out[i] = mean.astype(levels[i].dtype)
     return out
 
 
@@ -142,9 +187,35 @@ def neurons_layer_array(session: ReviewSession) -> np.ndarray:
         never by comparing whole arrays.
     """
     lab = session.labels["neurons"]
-    if display_dtype(lab) == np.uint16:
-        return lab.astype(np.uint16)  # (a copy, also when the labels are 16-bit)
+    small = as_uint16(lab)
+    if small is not None:
+        return small
     return lab if lab.size > SHARE_PIXELS else lab.copy()
+
+
+def as_uint16(labels: np.ndarray) -> np.ndarray | None:
+    """Return a 16-bit copy of labels when every value fits, else None (one pass).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Labels (2-D).
+
+    Returns
+    -------
+    ndarray of uint16 or None
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        return lab.astype(np.uint16) if display_dtype(lab) == np.uint16 else None
+    out = np.empty(lab.shape, np.uint16)
+    step = max(1, 2**20 // max(lab.shape[1], 1))  # blocks of ~1 M pixels: read once
+    for y in range(0, lab.shape[0], step):
+        blk = lab[y:y + step]
+        if blk.size and (int(blk.min()) < 0 or int(blk.max()) > DISPLAY_MAX_ID):
+            return None
+        out[y:y + step] = blk
+    return out
 
 
 def direct_colormap(colours: dict):
@@ -179,6 +250,8 @@ def direct_colormap(colours: dict):
 #: Images larger than this (pixels per channel) without a pyramid in the file are shown
 #: through a lazily downsampled one (napari would otherwise load the whole plane).
 PYRAMID_PIXELS = 4096 * 4096
+#: A computed pyramid ends at the first level at most this large (pixels a side).
+PYRAMID_TOP = 2048
 
 
 def _pyramid(path, img, pixel_size_um, read_kwargs) -> list:
@@ -205,11 +278,19 @@ def _pyramid(path, img, pixel_size_um, read_kwargs) -> list:
         import dask.array as da
 
         cur = da.asarray(img.data)
-        while max(cur.shape[-2:]) > 2048:
+        while max(cur.shape[-2:]) > PYRAMID_TOP:
             nxt = da.coarsen(np.mean, cur, {1: 2, 2: 2}, trim_excess=True)
             cur = nxt.astype(img.data.dtype)
             levels.append(cur)
+        levels = _Levels(levels)
+        levels.computed = True
     return levels
+
+
+class _Levels(list):
+    """A list of pyramid levels that can say whether they were computed (not read)."""
+
+    computed = False
 
 
 def neuron_colours(session: ReviewSession, table: pd.DataFrame | None = None) -> dict:

@@ -407,6 +407,8 @@ class ReviewWidget(QWidget):
         self._syncing = False
         self._paint_atoms: list = []
         self._worker = None
+        self._overview_token = None
+        self._overview_worker = None
         lay = QVBoxLayout(self)
 
         self.open_box = QGroupBox("Results")
@@ -647,9 +649,19 @@ class ReviewWidget(QWidget):
 
             table = object_table(session)  # built once: the layer's colours and the table
         layers = session_layer_data(session, with_image=with_image, table=table)
+        # an image without a pyramid of its own: its overview is computed off the GUI
+        # thread and the channels are added when it is ready (the labels show first)
+        later = [d for d in layers if d[2] == "image" and isinstance(d[0], list) and (
+            (d[1].get("metadata") or {}).get("histo_fms") or {}).get("overview") == "computed"]
+        layers = [d for d in layers if not any(d is x for x in later)]
         if self.blind:
-            for _, kw, _ in layers:
+            for _, kw, _ in layers + later:
                 kw.pop("metadata", None)
+        self._overview_token = None
+        for _, kw, _ in later:  # never the previous image under this one's labels
+            old = self._layer(kw["name"])
+            if old is not None:
+                self.viewer.layers.remove(old)
         self._replace_layers(layers)
         self._colours = None
         if session.kind == "drg":
@@ -660,6 +672,51 @@ class ReviewWidget(QWidget):
             if lab is not None:  # the neurons layer active: its shortcuts work at once
                 self.viewer.layers.selection.active = lab
         self._refresh_log()
+        if later:
+            self._load_overviews(later)
+
+    @property
+    def image_pending(self) -> bool:
+        """Whether image channels are still being prepared (their overview computed)."""
+        return self._overview_token is not None
+
+    def _load_overviews(self, layers: list) -> None:
+        from napari.qt.threading import create_worker
+
+        from ._layers import overview_levels
+
+        token = object()
+        self._overview_token = token
+
+        def work():
+            return [(overview_levels(d), kw, kind) for d, kw, kind in layers]
+
+        worker = create_worker(work)
+        worker.returned.connect(lambda res: self._add_overviews(res, token))
+        worker.errored.connect(lambda e: self._overview_failed(e, token))
+        self._overview_worker = worker
+        worker.start()
+
+    def _overview_failed(self, exc, token) -> None:
+        if token is self._overview_token:
+            self._overview_token = None
+            self.error_label.setText(f"the image could not be shown: {exc}")
+
+    def _add_overviews(self, layers: list, token) -> None:
+        """Add the image channels under the results (if this image is still open)."""
+        from napari.layers import Layer
+
+        if token is not self._overview_token:
+            return  # another image was opened meanwhile
+        lab = self._layer(NEURONS)
+        for i, (data, kw, kind) in enumerate(layers):
+            old = self._layer(kw["name"])
+            if old is not None:
+                self.viewer.layers.remove(old)
+            self.viewer.layers.insert(i, Layer.create(data, kw, kind))
+        if lab is not None:
+            self.viewer.layers.selection.active = lab
+        self._overview_token = None
 
     def _set_kind(self, kind: str | None) -> None:
         self.drg_box.setVisible(kind == "drg")
