@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
         app.processEvents()
         t_open = time.perf_counter() - t0
         cpu_open = time.process_time() - c0
-        while w.image_pending:  # an image without a pyramid: its overview, in a thread
+        while getattr(w, "image_pending", False):  # no pyramid: its overview, in a thread
             app.processEvents()
             time.sleep(0.01)
         app.processEvents()
