@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 from test_review_session import make_drg_results
@@ -119,3 +120,20 @@ def test_an_interrupted_label_save_is_completed_on_reopening(drg_out):
     assert np.array_equal(np.asarray(ds[...]), want)  # and saved
     s2.undo()
     assert np.array_equal(s2.neurons, s.auto_labels["neurons"])
+
+
+def test_object_rows_equal_the_object_tables_rows(drg_out):
+    """The rows refreshed after an edit are the object table's, value and dtype."""
+    from histo_fms.review._triage import object_rows
+
+    s = ReviewSession.open(drg_out, STEM, "AB")
+    _edit(s)
+    s.flip_call(_interior(s)[5])
+    s.set_excluded(_interior(s)[6], True)
+    full = object_table(s)
+    pick = full["neuron_id"].to_numpy()[::3]
+    rows = object_rows(s, pick).reset_index(drop=True)
+    want = full.set_index("neuron_id").loc[pick].reset_index()[list(rows.columns)]
+    assert list(rows.dtypes) == list(want.dtypes)
+    assert set(rows["status"]) >= {"deleted", ""}
+    pd.testing.assert_frame_equal(rows, want, check_exact=False, rtol=1e-12)

@@ -342,3 +342,18 @@ def test_recompute_without_edits_reproduces_automatic(drg_out):
         np.testing.assert_allclose(rev[col].astype(float), auto[col].astype(float), rtol=1e-5)
     assert summ["delta"] == 0 and summ["delta_pct_igg_positive"] == 0
     assert (rev["call_source"] == "threshold").all() and not rev["excluded"].any()
+
+
+def test_audit_tail_equals_the_end_of_the_log(tmp_path):
+    from histo_fms.review._audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    assert log.tail(5) == []
+    for i in range(3000):  # a long review: the tail spans several read blocks
+        log.append({"seq": i, "kind": "flip", "params": {"note": "é" * (i % 7)}})
+    full = log.read()
+    for n in (1, 30, 2999, 3000, 4000):
+        assert log.tail(n) == full[-n:]
+    with open(log.path, "a") as fh:
+        fh.write('{"seq": 3000, "kind": "del')  # crash mid-write
+    assert log.tail(2) == full[-2:]

@@ -90,6 +90,44 @@ class AuditLog:
             os.fsync(fh.fileno())
         return rec
 
+    def tail(self, n: int) -> list[dict]:
+        """Return the last ``n`` entries, reading only the end of the log.
+
+        Parameters
+        ----------
+        n : int
+            How many entries.
+
+        Returns
+        -------
+        list of dict
+            The entries in order (as :meth:`read` gives them: torn lines skipped).
+        """
+        if n <= 0 or not self.path.is_file():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            pos = fh.tell()
+            data = b""
+            while pos > 0 and data.count(b"\n") <= n + 1:
+                step = min(pos, 1 << 16)
+                pos -= step
+                fh.seek(pos)
+                data = fh.read(step) + data
+        lines = data.split(b"\n")
+        if pos > 0:
+            lines = lines[1:]  # (the first may be cut)
+        out = []
+        for line in lines:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line.decode("utf-8")))
+            except ValueError:
+                continue
+        return out[-n:]
+
     def read(self) -> list[dict]:
         """Return every entry; a torn last line (crash mid-write) is skipped.
 

@@ -97,26 +97,27 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
     at = _by_id(session, "auto_table")
     rev = reviewed_ids(session)
     px = session.pixel_size_um
-    rows = []
+    cols: dict[str, list] = {c: [] for c in OBJECT_COLUMNS}
+    measured = ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
+                "touches_border")
     for nid in ids:
         obj = session._obj(nid)
         src = t if t is not None and nid in t.index else (
             at if at is not None and nid in at.index else None)
-        r: dict[str, Any] = {c: np.nan for c in OBJECT_COLUMNS}
-        r["neuron_id"] = nid
+        r: dict[str, Any] = dict.fromkeys(measured, np.nan)
         if src is not None:
-            s = src.loc[nid]
-            for c in ("ring_igg", "area_um2", "diameter_um", "size_class", "y_um", "x_um",
-                      "touches_border"):
-                if c in s.index:
-                    r[c] = s[c]
+            row = src.loc[nid]
+            for c in measured:
+                if c in row.index:
+                    r[c] = row[c]
+        r["neuron_id"] = nid
         if obj is None:
             r["status"] = "deleted"
             r["call"] = ""
         else:
             sl, m = obj
             area = float(m.sum()) * px ** 2
-            if src is None or abs(float(r["area_um2"]) - area) > 1e-6 * max(area, 1):
+            if src is None or abs(_num(r["area_um2"]) - area) > 1e-6 * max(area, 1):
                 r["status"] = "edited"
                 r["area_um2"] = area
                 r["diameter_um"] = float(np.sqrt(4 * area / np.pi))
@@ -132,8 +133,33 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         r["touches_border"] = bool(r["touches_border"]) if not pd.isna(
             r["touches_border"]) else False
         r["reviewed"] = nid in rev
-        rows.append(r)
-    return _typed(pd.DataFrame(rows, columns=OBJECT_COLUMNS))
+        for c in OBJECT_COLUMNS:
+            cols[c].append(r[c])
+    # typed as object_table's columns (a row replaces a row of it, value for value)
+    out: dict[str, np.ndarray] = {"neuron_id": np.asarray(cols["neuron_id"], np.int64)}
+    for c in OBJECT_COLUMNS[1:]:
+        v = cols[c]
+        if c in ("call", "call_source", "size_class", "status"):
+            a = np.empty(len(v), object)
+            a[:] = ["" if x is None or (not isinstance(x, str) and pd.isna(x)) else x
+                    for x in v]
+        elif c in ("touches_border", "excluded", "reviewed"):
+            a = np.asarray([bool(x) for x in v], bool)
+        else:
+            a = np.asarray([_num(x) for x in v], float)
+        out[c] = a
+    df = pd.DataFrame(out, columns=OBJECT_COLUMNS)
+    for c in ("call", "call_source", "size_class", "status"):  # the dtype _typed gives
+        df[c] = df[c].astype(object).where(df[c].notna(), "")
+    return df
+
+
+def _num(v: Any) -> float:
+    """Return a float, NaN when not a number (as ``pd.to_numeric(errors="coerce")``)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _by_id(session: Any, name: str) -> pd.DataFrame | None:

@@ -987,7 +987,9 @@ class ReviewWidget(QWidget):
         if self.session is None:
             return
         lines = []
-        for e in self.session.history()[-30:]:
+        audit = getattr(self.session, "audit", None)
+        last = audit.tail(30) if hasattr(audit, "tail") else self.session.history()[-30:]
+        for e in last:
             p = e.get("params") or {}
             what = ", ".join(f"{k}={v}" for k, v in p.items()
                              if k not in ("polygon_um", "bbox", "seeds_um", "line_um"))
