@@ -252,6 +252,9 @@ class ReviewSession(HistoryMixin):
             except (KeyError, OSError, ValueError):
                 ok = False
             if ok:
+                # whole chunks from the labels in memory: zarr then writes them without
+                # reading and decompressing the old ones first
+                box = _chunk_aligned(box, tuple(ds.chunks), self.neurons.shape)
                 ds[box] = self.neurons[box]
                 self._labels_are_auto = False
                 return
@@ -1323,6 +1326,16 @@ def _bbox(mask: np.ndarray) -> list[int]:
     if ys.size == 0:
         return []
     return [int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1]
+
+
+def _chunk_aligned(box: tuple[slice, slice], chunks: tuple[int, ...],
+                   shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """Grow a 2-D box to the chunk grid (clipped to the array)."""
+    out = []
+    for sl, c, n in zip(box, chunks[-2:], shape[-2:], strict=True):
+        c = max(int(c), 1)
+        out.append(slice((sl.start // c) * c, min(-(-sl.stop // c) * c, n)))
+    return tuple(out)
 
 
 def _pixel_size(run: dict, stem: str, labels: Path) -> float:
