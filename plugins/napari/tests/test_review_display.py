@@ -81,8 +81,12 @@ def test_flip_changes_the_colour_table_entry_only(opened):
     ids = _interior(s.table)
     probe = np.asarray(ids[:6], np.uint16)
     before = lab.colormap.map(probe).copy()  # (builds napari's 16-bit colour table)
+    visual = w._visual(lab)
+    tex = visual.node.shared_program["texture2D_values"] if visual is not None else None
     w.flip_call(ids[0])
     after = lab.colormap.map(probe)
+    if tex is not None:  # the drawn table was updated in place, not rebuilt
+        assert visual.node.shared_program["texture2D_values"] is tex
     assert not np.allclose(before[0], after[0])
     np.testing.assert_allclose(before[1:], after[1:])
     np.testing.assert_allclose(after[0], lab.colormap.color_dict[ids[0]])
