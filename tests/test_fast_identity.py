@@ -70,6 +70,23 @@ def test_open_fill_equals_opening_then_hole_filling():
         np.testing.assert_array_equal(_fast.open_fill(m, r, hole), ref)
 
 
+def test_level_openings_equal_opening_then_hole_filling_at_every_level():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(8, 90, 2))
+        c = ndi.gaussian_filter(rng.random((h, w)), rng.uniform(1, 5)).astype(np.float32)
+        obj = c > np.quantile(c, rng.uniform(0.2, 0.6))
+        c[rng.random((h, w)) < 0.01] = np.nan
+        if rng.random() < 0.1:
+            obj[:] = True  # fills its crop: no background
+        r = float(rng.choice([0.5, 1.0, 2.0, 3.0, 4.5, 7.0]))
+        hole = float(rng.choice([3, 30, 400]))
+        opened = _fast.LevelOpenings(c, obj, r)
+        for t in np.quantile(c[~np.isnan(c)], np.linspace(0, 0.95, 8)):
+            ref = _objects.fill_small_holes(_objects.disc_opening(obj & (c > t), r), hole)
+            np.testing.assert_array_equal(opened(t, hole), ref)
+
+
 def _random_labels(seed: int, shape=(160, 160)):
     rng = np.random.default_rng(seed)
     m = ndi.gaussian_filter(rng.random(shape), 3) > 0.52
@@ -103,8 +120,13 @@ def _reference_shape_measures(labels, round_fraction=0.2, **_gates):
     return _objects.shape_measures(labels, round_fraction)
 
 
-def _reference_open_fill(mask, radius_px, max_hole_px):
-    return _objects.fill_small_holes(_objects.disc_opening(mask, radius_px), max_hole_px)
+class _ReferenceLevelOpenings:
+    def __init__(self, contrast, obj, radius_px):
+        self.c, self.obj, self.r = contrast, obj, radius_px
+
+    def __call__(self, t, max_hole_px):
+        m = _objects.disc_opening(self.obj & (self.c > t), self.r)
+        return _objects.fill_small_holes(m, max_hole_px)
 
 
 def _run(ph, px):
@@ -119,7 +141,7 @@ def test_drg_measurement_identical_with_reference_kernels(monkeypatch, seed, px)
     new = _run(ph, px)
     assert len(new.table) > 5
     monkeypatch.setattr(_levels, "shape_measures", _reference_shape_measures)
-    monkeypatch.setattr(_levels, "open_fill", _reference_open_fill)
+    monkeypatch.setattr(_levels, "LevelOpenings", _ReferenceLevelOpenings)
     monkeypatch.setattr(_classical, "shape_measures", _reference_shape_measures)
     monkeypatch.setattr(_classical, "disc_opening", _objects.disc_opening)
     monkeypatch.setattr(_classical, "disc_closing", _objects.disc_closing)

@@ -64,20 +64,47 @@ def disc_rectangles(radius_px: float) -> list[tuple[int, int]]:
     return sorted(best.items(), key=lambda ah: ah[1])
 
 
-def _combine(mask: np.ndarray, radius_px: float, erode: bool) -> np.ndarray:
+def _combine(a: np.ndarray, radius_px: float, erode: bool) -> np.ndarray:
+    """Take the running min (erode) or max over the disc; beyond the edge: neutral."""
     filt = ndi.minimum_filter1d if erode else ndi.maximum_filter1d
+    if a.dtype == bool:
+        cval = erode
+    else:
+        cval = np.inf if erode else -np.inf
+    comb = np.minimum if erode else np.maximum
     out = None
-    for h, a in disc_rectangles(radius_px):
-        v = filt(mask, 2 * h + 1, axis=0, mode="constant", cval=erode) if h else mask
-        if a:
-            v = filt(v, 2 * a + 1, axis=1, mode="constant", cval=erode)
+    for h, w in disc_rectangles(radius_px):
+        v = filt(a, 2 * h + 1, axis=0, mode="constant", cval=cval) if h else a
+        if w:
+            v = filt(v, 2 * w + 1, axis=1, mode="constant", cval=cval)
         if out is None:
-            out = v.copy() if v is mask else v
-        elif erode:
-            out &= v
+            out = v.copy() if v is a else v
         else:
-            out |= v
+            comb(out, v, out=out)
     return out
+
+
+def grey_disc_opening(image: np.ndarray, radius_px: float) -> np.ndarray:
+    """Grey-level opening by a flat Euclidean disc (max over the disc of its min).
+
+    For every threshold ``t``, ``grey_disc_opening(f, r) > t`` is the binary opening
+    (:func:`disc_erode`, then :func:`disc_dilate`) of ``f > t``: the values are those
+    of ``f`` (min and max select, nothing is rounded), so the comparison is exact.
+
+    Parameters
+    ----------
+    image : ndarray of float, shape (Y, X)
+        Image (``-inf`` where a pixel belongs to no threshold set).
+    radius_px : float
+        Disc radius in pixels.
+
+    Returns
+    -------
+    ndarray
+        The opened image, same dtype.
+    """
+    a = np.asarray(image)
+    return _combine(_combine(a, radius_px, True), radius_px, False)
 
 
 def disc_erode(mask: np.ndarray, radius_px: float) -> np.ndarray:

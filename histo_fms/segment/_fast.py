@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .._numerics._morph import disc_dilate, disc_erode
+from .._numerics._morph import disc_dilate, disc_erode, grey_disc_opening
 from ._objects import disc_closing as _disc_closing_edt
 from ._objects import disc_opening as _disc_opening_edt
 from ._objects import fill_small_holes
@@ -300,3 +300,45 @@ def hull_pixel_count(mask: np.ndarray) -> int:
     left = np.maximum(left, 0)
     right = np.minimum(right, w - 1)
     return int(np.maximum(right - left + 1, 0).sum())
+
+
+class LevelOpenings:
+    """:func:`open_fill` of ``obj & (contrast > t)`` for many levels ``t`` of one object.
+
+    The disc opening of every threshold set is one grey-level opening of the object's
+    contrast (computed once): ``opened(obj & (contrast > t)) == opening(f) > t`` with
+    ``f`` the contrast on the object and ``-inf`` off it.
+
+    Parameters
+    ----------
+    contrast : ndarray of float, shape (Y, X)
+        The object's crop of the contrast.
+    obj : ndarray of bool, same shape
+        The object.
+    radius_px : float
+        Disc radius of the opening (< 1: none).
+    """
+
+    def __init__(self, contrast: np.ndarray, obj: np.ndarray, radius_px: float):
+        self.contrast = np.asarray(contrast)
+        self.obj = np.asarray(obj, bool)
+        self.radius_px = float(radius_px)
+        # an object filling its whole crop has no background: the reference, level by level
+        self.opened = None
+        if (self.radius_px >= 1 and not self.obj.all()
+                and np.issubdtype(self.contrast.dtype, np.floating)):
+            # NaN is in no threshold set (nan > t is False), as -inf
+            inside = self.obj & ~np.isnan(self.contrast)
+            f = np.where(inside, self.contrast, -np.inf).astype(self.contrast.dtype)
+            self.opened = grey_disc_opening(f, self.radius_px)
+
+    def __call__(self, t: float, max_hole_px: float) -> np.ndarray:
+        """``fill_small_holes(disc_opening(obj & (contrast > t)), max_hole_px)``."""
+        if self.opened is None:
+            return open_fill(self.obj & (self.contrast > t), self.radius_px, max_hole_px)
+        m = self.opened > t
+        out = np.zeros(m.shape, bool)
+        box = _tight_box(m)
+        if box is not None:
+            out[box] = fill_small_holes(m[box], max_hole_px)
+        return out

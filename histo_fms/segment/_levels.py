@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .._numerics._local import distance_float32
-from ._fast import open_fill, shape_measures
+from ._fast import LevelOpenings, shape_measures
 
 
 def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
@@ -70,8 +70,9 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     # large bright object separates only near the top of its range)
     levels = np.unique(np.concatenate([q, lo + (hi - lo) * np.linspace(0, 0.9, 10)]))
     nsel = 0
+    opened = LevelOpenings(contrast, obj, open_px)  # disc_opening + fill_small_holes, fast
     for t in levels[::-1]:  # highest level first: children before parents
-        m = open_fill(obj & (contrast > t), open_px, max_area_px)  # disc_opening, fill_small_holes
+        m = opened(t, max_area_px)  # fill_small_holes(disc_opening(obj & (contrast > t)))
         lab, n = ndi.label(m)
         if n == 0:
             continue
