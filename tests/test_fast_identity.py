@@ -149,3 +149,11 @@ def test_drg_measurement_identical_with_reference_kernels(monkeypatch, seed, px)
     np.testing.assert_array_equal(new.neurons, ref.neurons)
     np.testing.assert_array_equal(new.rings, ref.rings)
     pd.testing.assert_frame_equal(new.table, ref.table, check_exact=True)
+
+
+def test_within_depth_equals_distance_transform_threshold():
+    from histo_fms._numerics._morph import within_depth
+    for rng, m in _random_masks(4, 200, max_size=80):
+        d = float(rng.choice([0.5, 1.0, np.sqrt(2), 2.0, 3.0, 4.6, 6.0, np.sqrt(50), 9.5]))
+        ref = m & (ndi.distance_transform_edt(m) <= d)
+        np.testing.assert_array_equal(within_depth(m, d), ref, err_msg=f"{m.shape} d={d}")

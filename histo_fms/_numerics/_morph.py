@@ -147,3 +147,36 @@ def disc_dilate(mask: np.ndarray, radius_px: float) -> np.ndarray:
         The dilated mask.
     """
     return _combine(np.asarray(mask, bool), radius_px, False)
+
+
+def within_depth(mask: np.ndarray, depth_px: float) -> np.ndarray:
+    """``mask & (scipy.ndimage.distance_transform_edt(mask) <= depth_px)``, from filters.
+
+    The float64 distance is ``sqrt`` of an integer squared distance, so the comparison
+    is one on squared distances with the largest integer ``K`` whose ``sqrt`` is at
+    most ``depth_px``; the pixels beyond are a disc erosion of radius ``sqrt(K)``.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        Foreground (with a background pixel; else the distance transform is used).
+    depth_px : float
+        Largest distance to the background kept.
+
+    Returns
+    -------
+    ndarray of bool
+        Foreground pixels within ``depth_px`` of the background.
+    """
+    mask = np.asarray(mask, bool)
+    d = float(depth_px)
+    if mask.all() or not mask.any() or not d >= 0:
+        return mask & (ndi.distance_transform_edt(mask) <= d)
+    k = int(np.floor(d * d))
+    while np.sqrt(np.float64(k + 1)) <= d:
+        k += 1
+    while k >= 0 and np.sqrt(np.float64(k)) > d:
+        k -= 1
+    if k < 1:  # no foreground pixel (squared distance >= 1) is that near
+        return mask & (ndi.distance_transform_edt(mask) <= d)
+    return mask & ~disc_erode(mask, float(np.sqrt(k + 0.5)))
