@@ -9,6 +9,10 @@ the references and pins the segmentation end to end); they are faster because th
   distance transforms) of an object that already fails a cheaper check;
 * count convex-hull pixels in exact integer arithmetic (:func:`hull_pixel_count`)
   instead of rasterising a Qhull polygon;
+* open and close by discs up to :data:`FILTER_MAX_RADIUS` with running min / max
+  filters (:mod:`histo_fms._numerics._morph`) instead of two feature transforms, and
+  open all threshold levels of an object at once (:class:`LevelOpenings`: one grey-level
+  opening, as opening commutes with thresholds);
 * work on tight crops: :func:`open_fill` opens and hole-fills a mask in the bounding
   box of its pixels (plus one background pixel), not in the whole object crop.
 """
@@ -201,7 +205,7 @@ def open_fill(mask: np.ndarray, radius_px: float, max_hole_px: float) -> np.ndar
     box = _tight_box(mask)
     if box is None:
         return out  # nothing to open; the background touches the edge: no hole
-    sub = disc_opening(mask[box], radius_px)  # the fast one below (same values)
+    sub = disc_opening(mask[box], radius_px)  # this module's (the reference's values)
     box2 = _tight_box(sub)
     if box2 is None:
         return out
