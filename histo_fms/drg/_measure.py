@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .._numerics._background import estimate_dark_level, local_background
+from .._numerics._morph import within_depth
 from .._numerics._quantiles import label_quantiles
 from ..segment import segment_neurons
 from ..segment._classical import _segment as _segment_classical
@@ -307,9 +308,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     Where the fit is undetermined, ``fallback`` is kept.
     """
     inside = labels > 0
-    depth = ndi.distance_transform_edt(inside) if inside.any() else np.zeros(labels.shape)
-    soma = np.where(inside & (depth <= p.glow_depth_um / px) & ~excl, labels, 0)
-    del depth
+    # inside & (distance_transform_edt(inside) <= depth), exactly, from running filters
+    soma = np.where(within_depth(inside, p.glow_depth_um / px) & ~excl, labels, 0)
     ring_other = np.where((ring_geom > 0) & (ring_meas == 0) & ~excl, ring_geom, 0)
     fit = soma + ring_other + np.where(valid_bg & (ring_geom == 0), bands, 0)
     del soma, ring_other

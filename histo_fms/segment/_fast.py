@@ -1,0 +1,348 @@
+"""Faster, bit-identical versions of the per-object steps of the classical segmentation.
+
+The functions here give exactly the values of their references in
+:mod:`histo_fms.segment._objects` (``tests/test_fast_identity.py`` checks them against
+the references and pins the segmentation end to end); they are faster because they
+
+* skip the measures nobody reads: :func:`shape_measures` takes the acceptance limits of
+  its caller and does not compute the solidity (a convex hull) or the roundness (two
+  distance transforms) of an object that already fails a cheaper check;
+* count convex-hull pixels in exact integer arithmetic (:func:`hull_pixel_count`)
+  instead of rasterising a Qhull polygon;
+* open and close by discs up to :data:`FILTER_MAX_RADIUS` with running min / max
+  filters (:mod:`histo_fms._numerics._morph`) instead of two feature transforms, and
+  open all threshold levels of an object at once (:class:`LevelOpenings`: one grey-level
+  opening, as opening commutes with thresholds);
+* work on tight crops: :func:`open_fill` opens and hole-fills a mask in the bounding
+  box of its pixels (plus one background pixel), not in the whole object crop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .._numerics._morph import disc_dilate, disc_erode, grey_disc_opening
+from ._objects import disc_closing as _disc_closing_edt
+from ._objects import disc_opening as _disc_opening_edt
+from ._objects import fill_small_holes
+
+#: above this radius (px) two distance transforms beat ~4 r running-filter passes
+FILTER_MAX_RADIUS = 6.0
+
+
+def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """:func:`histo_fms.segment._objects.disc_opening` from running min / max filters.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    radius_px : float
+        Disc radius in pixels (< 1: no-op).
+
+    Returns
+    -------
+    ndarray of bool
+        The opened mask (the reference's, bit for bit).
+    """
+    mask = np.asarray(mask, bool)
+    if radius_px < 1 or not mask.any():
+        return mask
+    if radius_px > FILTER_MAX_RADIUS or mask.all():  # (no background: the reference's)
+        return _disc_opening_edt(mask, radius_px)
+    core = disc_erode(mask, radius_px)
+    if not core.any():
+        return np.zeros_like(mask)
+    return disc_dilate(core, radius_px) & mask
+
+
+def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """:func:`histo_fms.segment._objects.disc_closing` from running min / max filters.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    radius_px : float
+        Disc radius in pixels (< 1: no-op).
+
+    Returns
+    -------
+    ndarray of bool
+        The closed mask (the reference's, bit for bit).
+    """
+    mask = np.asarray(mask, bool)
+    if radius_px < 1 or not mask.any():
+        return mask
+    if radius_px > FILTER_MAX_RADIUS:
+        return _disc_closing_edt(mask, radius_px)
+    grown = disc_dilate(mask, radius_px)
+    if grown.all():
+        return grown
+    return disc_erode(grown, radius_px)
+
+
+def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
+                   min_area: float | None = None, max_area: float | None = None,
+                   min_axis_ratio: float | None = None, min_solidity: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`histo_fms.segment._objects.shape_measures`, skipping failed objects.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    round_fraction : float
+        See the reference.
+    min_area, max_area : float, optional
+        An object with an area outside this range gets NaN axis ratio, solidity and
+        roundness (not computed).
+    min_axis_ratio : float, optional
+        An object with a smaller axis ratio gets NaN solidity and roundness.
+    min_solidity : float, optional
+        An object with a smaller solidity gets NaN roundness.
+
+    Returns
+    -------
+    area, axis_ratio, solidity, roundness : ndarray, shape (n + 1,)
+        The reference's values wherever they are computed, NaN where a limit skipped
+        them: a caller that accepts an object only when every measure passes its limit
+        (NaN compares False) decides exactly as with the reference. Without limits
+        every value is the reference's.
+    """
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    area = np.bincount(labels.ravel(), minlength=n + 1).astype(float)
+    ratio = np.ones(n + 1)
+    solid = np.ones(n + 1)
+    rnd = np.ones(n + 1)
+    if n == 0:
+        return area, ratio, solid, rnd
+    todo = np.ones(n + 1, bool)
+    if min_area is not None:
+        todo &= area >= min_area
+    if max_area is not None:
+        todo &= area <= max_area
+    todo[0] = False
+    skipped = ~todo
+    skipped[0] = False
+    ratio[skipped] = solid[skipped] = rnd[skipped] = np.nan
+    if not todo.any():
+        return area, ratio, solid, rnd
+    slices = ndi.find_objects(labels)
+    ids, masks, covs = [], [], []
+    for k in np.flatnonzero(todo).tolist():
+        sl = slices[k - 1]
+        if sl is None:  # pragma: no cover - every id with a pixel has a box
+            continue
+        m = labels[sl] == k
+        yy, xx = np.nonzero(m)
+        if yy.size < 3:
+            continue
+        covs.append(np.cov(np.stack([yy, xx]).astype(float)) + np.eye(2) / 12.0)
+        ids.append(k)
+        masks.append(m)
+    if not ids:
+        return area, ratio, solid, rnd
+    ev = np.linalg.eigvalsh(np.stack(covs))  # same LAPACK call per matrix
+    r = np.sqrt(np.maximum(ev[:, 0], 1e-12) / np.maximum(ev[:, 1], 1e-12))
+    ratio[ids] = r
+    for k, m, rk in zip(ids, masks, r.tolist(), strict=True):
+        if min_axis_ratio is not None and not rk >= min_axis_ratio:
+            solid[k] = rnd[k] = np.nan
+            continue
+        s = 1.0
+        if m.shape[0] >= 2 and m.shape[1] >= 2:  # convex_hull_image(m).sum(), faster
+            s = float(m.sum()) / max(float(hull_pixel_count(m)), 1.0)
+        solid[k] = s
+        if min_solidity is not None and not s >= min_solidity:
+            rnd[k] = np.nan
+            continue
+        rad = round_fraction * np.sqrt(4 * area[k] / np.pi)
+        if rad >= 1:
+            pm = np.pad(m, 1)  # (a padded object has background: either opening)
+            rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(m.sum()), 1.0)
+    return area, ratio, solid, rnd
+
+
+def _tight_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """Bounding box of ``mask``'s pixels grown by one pixel (clipped), None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(0, int(rows[0]) - 1), min(h, int(rows[-1]) + 2)),
+            slice(max(0, int(cols[0]) - 1), min(w, int(cols[-1]) + 2)))
+
+
+def open_fill(mask: np.ndarray, radius_px: float, max_hole_px: float) -> np.ndarray:
+    """``fill_small_holes(disc_opening(mask, radius_px), max_hole_px)`` in tight crops.
+
+    A pixel's distance to the background, and the holes of a mask, are the same in the
+    bounding box of the mask grown by one background pixel as in any larger array
+    (the ring of background around the box is nearer than anything beyond it, and the
+    outside is one component touching the edge); where the box meets the array edge it
+    is that edge, as for the whole array.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Foreground.
+    radius_px : float
+        Disc radius of :func:`histo_fms.segment._objects.disc_opening`.
+    max_hole_px : float
+        Largest hole filled (:func:`histo_fms.segment._objects.fill_small_holes`).
+
+    Returns
+    -------
+    ndarray of bool
+        The opened, hole-filled mask (a new array of ``mask``'s shape).
+    """
+    mask = np.asarray(mask, bool)
+    out = np.zeros(mask.shape, bool)
+    box = _tight_box(mask)
+    if box is None:
+        return out  # nothing to open; the background touches the edge: no hole
+    sub = disc_opening(mask[box], radius_px)  # this module's (the reference's values)
+    box2 = _tight_box(sub)
+    if box2 is None:
+        return out
+    sub = sub[box2]
+    box = (slice(box[0].start + box2[0].start, box[0].start + box2[0].stop),
+           slice(box[1].start + box2[1].start, box[1].start + box2[1].stop))
+    out[box] = fill_small_holes(sub, max_hole_px)
+    return out
+
+
+def _envelope(ys: np.ndarray, xs: np.ndarray, lower: bool) -> tuple[list[int], list[int]]:
+    """Lower (or upper) convex envelope of points ``(y, x)`` sorted by ``y`` (unique)."""
+    hy: list[int] = []
+    hx: list[int] = []
+    sgn = 1 if lower else -1
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        while len(hy) >= 2:
+            # keep the turn convex: drop the last vertex if it is not below the chord
+            cross = (hy[-1] - hy[-2]) * (x - hx[-2]) - (hx[-1] - hx[-2]) * (y - hy[-2])
+            if sgn * cross <= 0:
+                hy.pop()
+                hx.pop()
+            else:
+                break
+        hy.append(y)
+        hx.append(x)
+    return hy, hx
+
+
+def _chain_at(hy: list[int], hx: list[int], yq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numerator and denominator of a chain's x at doubled rows ``yq`` (exact integers)."""
+    vy, vx = np.asarray(hy, np.int64), np.asarray(hx, np.int64)
+    if vy.size == 1:
+        return np.full(yq.shape, vx[0]), np.ones(yq.shape, np.int64)
+    j = np.clip(np.searchsorted(vy, yq, side="left"), 1, vy.size - 1)
+    ya, yb, xa, xb = vy[j - 1], vy[j], vx[j - 1], vx[j]
+    d = yb - ya
+    return xa * d + (xb - xa) * (yq - ya), d
+
+
+def hull_pixel_count(mask: np.ndarray) -> int:
+    """Count the pixels of ``skimage.morphology.convex_hull_image(mask)``.
+
+    The hull of the pixels' edge midpoints (``offset_coordinates``), borders included,
+    counted row by row in exact integer arithmetic (coordinates doubled): its left
+    outline is the lower convex envelope of the row starts' midpoints, its right one the
+    upper envelope of the row ends'.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        A non-empty mask.
+
+    Returns
+    -------
+    int
+        Pixel centres inside or on the hull.
+    """
+    mask = np.asarray(mask, bool)
+    rows = np.flatnonzero(mask.any(axis=1))
+    sub = mask[rows]
+    w = mask.shape[1]
+    c0 = np.argmax(sub, axis=1).astype(np.int64)
+    c1 = (w - 1 - np.argmax(sub[:, ::-1], axis=1)).astype(np.int64)
+    # doubled coordinates: row r's diamonds have left points (2r, 2 c0 - 1) and top /
+    # bottom points (2r -+ 1, 2 c0) (right points likewise); slot k is y = 2 r0 - 1 + k
+    i = 2 * (rows - rows[0]).astype(np.int64)
+    n = int(i[-1]) + 3
+    big = np.int64(4 * (w + 2))
+    lo = np.full(n, big)
+    hi = np.full(n, -big)
+    lo[i + 1], hi[i + 1] = 2 * c0 - 1, 2 * c1 + 1
+    for k in (i, i + 2):  # each pass writes distinct slots
+        lo[k] = np.minimum(lo[k], 2 * c0)
+        hi[k] = np.maximum(hi[k], 2 * c1)
+    uy = np.arange(n, dtype=np.int64) + (2 * int(rows[0]) - 1)
+    # a point with one at least as far out above it and one below it is not a vertex
+    ok = lo < big
+    yl, lo = uy[ok], lo[ok]
+    keep = np.ones(lo.size, bool)
+    keep[1:-1] = ((lo[1:-1] < np.minimum.accumulate(lo)[:-2])
+                  | (lo[1:-1] < np.minimum.accumulate(lo[::-1])[::-1][2:]))
+    yl, lo = yl[keep], lo[keep]
+    yr, hi = uy[ok], hi[ok]
+    keep = np.ones(hi.size, bool)
+    keep[1:-1] = ((hi[1:-1] > np.maximum.accumulate(hi)[:-2])
+                  | (hi[1:-1] > np.maximum.accumulate(hi[::-1])[::-1][2:]))
+    yr, hi = yr[keep], hi[keep]
+    ly, lx = _envelope(yl, lo, lower=True)
+    ry, rx = _envelope(yr, hi, lower=False)
+    yq = 2 * np.arange(int(rows[0]), int(rows[-1]) + 1, dtype=np.int64)
+    nl, dl = _chain_at(ly, lx, yq)
+    nr, dr = _chain_at(ry, rx, yq)
+    left = -((-nl) // (2 * dl))  # ceil(x_left / 2)
+    right = nr // (2 * dr)  # floor(x_right / 2)
+    left = np.maximum(left, 0)
+    right = np.minimum(right, w - 1)
+    return int(np.maximum(right - left + 1, 0).sum())
+
+
+class LevelOpenings:
+    """:func:`open_fill` of ``obj & (contrast > t)`` for many levels ``t`` of one object.
+
+    The disc opening of every threshold set is one grey-level opening of the object's
+    contrast (computed once): ``opened(obj & (contrast > t)) == opening(f) > t`` with
+    ``f`` the contrast on the object and ``-inf`` off it.
+
+    Parameters
+    ----------
+    contrast : ndarray of float, shape (Y, X)
+        The object's crop of the contrast.
+    obj : ndarray of bool, same shape
+        The object.
+    radius_px : float
+        Disc radius of the opening (< 1: none).
+    """
+
+    def __init__(self, contrast: np.ndarray, obj: np.ndarray, radius_px: float):
+        self.contrast = np.asarray(contrast)
+        self.obj = np.asarray(obj, bool)
+        self.radius_px = float(radius_px)
+        # an object filling its whole crop has no background: the reference, level by level
+        self.opened = None
+        if (self.radius_px >= 1 and not self.obj.all()
+                and np.issubdtype(self.contrast.dtype, np.floating)):
+            # NaN is in no threshold set (nan > t is False), as -inf
+            inside = self.obj & ~np.isnan(self.contrast)
+            f = np.where(inside, self.contrast, -np.inf).astype(self.contrast.dtype)
+            self.opened = grey_disc_opening(f, self.radius_px)
+
+    def __call__(self, t: float, max_hole_px: float) -> np.ndarray:
+        """``fill_small_holes(disc_opening(obj & (contrast > t)), max_hole_px)``."""
+        if self.opened is None:
+            return open_fill(self.obj & (self.contrast > t), self.radius_px, max_hole_px)
+        m = self.opened > t
+        out = np.zeros(m.shape, bool)
+        box = _tight_box(m)
+        if box is not None:
+            out[box] = fill_small_holes(m[box], max_hole_px)
+        return out

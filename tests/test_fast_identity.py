@@ -1,0 +1,159 @@
+"""The fast segmentation kernels give bit-identical results (issue 17).
+
+:mod:`histo_fms.segment._fast` and :mod:`histo_fms._numerics._morph` replace per-object
+steps of the classical segmentation by faster ones. Each is compared here with the
+reference it replaces (in :mod:`histo_fms.segment._objects` and scikit-image), on random
+masks including degenerate ones, and the whole DRG measurement is run with the fast
+kernels and with the references swapped back in: labels, rings and every table column
+must be equal bit for bit.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
+
+from histo_fms.drg import measure_drg
+from histo_fms.segment import _classical, _fast, _levels, _objects
+from histo_fms.synthetic.drg import REAL_TISSUE, make_drg_section
+
+
+def _random_masks(seed: int, n: int, max_size: int = 70):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        h, w = (int(v) for v in rng.integers(1, max_size, 2))
+        kind = rng.random()
+        if kind < 0.15:  # a few scattered pixels
+            m = np.zeros((h, w), bool)
+            m[rng.integers(0, h, 3), rng.integers(0, w, 3)] = True
+        elif kind < 0.2:
+            m = np.ones((h, w), bool)
+        elif kind < 0.25:  # one line
+            m = np.zeros((h, w), bool)
+            m[int(rng.integers(0, h))] = True
+        else:
+            m = (ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.5, 6))
+                 > rng.uniform(0.35, 0.65))
+        yield rng, m
+
+
+def test_hull_pixel_count_equals_convex_hull_image():
+    n = 0
+    for _, m in _random_masks(0, 600):
+        if m.any() and min(m.shape) >= 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # degenerate hulls warn
+                ref = int(convex_hull_image(m).sum())
+            assert _fast.hull_pixel_count(m) == ref
+            n += 1
+    assert n > 400
+
+
+@pytest.mark.parametrize("name", ["disc_opening", "disc_closing"])
+def test_disc_morphology_equals_distance_transform_reference(name):
+    ref, fast = getattr(_objects, name), getattr(_fast, name)
+    radii = [0.5, 1.0, 1.5, 2.0, 2.9, 3.0, np.sqrt(8), 4.7, 5.5, 6.0, 7.3, 12.0]
+    for rng, m in _random_masks(1, 300):
+        r = float(rng.choice(radii))
+        np.testing.assert_array_equal(fast(m, r), ref(m, r), err_msg=f"{m.shape} r={r}")
+
+
+def test_open_fill_equals_opening_then_hole_filling():
+    for rng, m in _random_masks(2, 300, max_size=90):
+        r, hole = float(rng.choice([1.0, 2.0, 3.0, 4.5])), float(rng.choice([3, 30, 400]))
+        ref = _objects.fill_small_holes(_objects.disc_opening(m, r), hole)
+        np.testing.assert_array_equal(_fast.open_fill(m, r, hole), ref)
+
+
+def test_level_openings_equal_opening_then_hole_filling_at_every_level():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(8, 90, 2))
+        c = ndi.gaussian_filter(rng.random((h, w)), rng.uniform(1, 5)).astype(np.float32)
+        obj = c > np.quantile(c, rng.uniform(0.2, 0.6))
+        c[rng.random((h, w)) < 0.01] = np.nan
+        if rng.random() < 0.1:
+            obj[:] = True  # fills its crop: no background
+        r = float(rng.choice([0.5, 1.0, 2.0, 3.0, 4.5, 7.0]))
+        hole = float(rng.choice([3, 30, 400]))
+        opened = _fast.LevelOpenings(c, obj, r)
+        for t in np.quantile(c[~np.isnan(c)], np.linspace(0, 0.95, 8)):
+            ref = _objects.fill_small_holes(_objects.disc_opening(obj & (c > t), r), hole)
+            np.testing.assert_array_equal(opened(t, hole), ref)
+
+
+def _random_labels(seed: int, shape=(160, 160)):
+    rng = np.random.default_rng(seed)
+    m = ndi.gaussian_filter(rng.random(shape), 3) > 0.52
+    lab, _ = ndi.label(m)
+    return lab
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shape_measures_equal_reference_and_gates_only_skip(seed):
+    lab = _random_labels(seed)
+    assert lab.max() > 10
+    ref = _objects.shape_measures(lab)
+    for a, b in zip(_fast.shape_measures(lab), ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    gates = {"min_area": 30, "max_area": 400, "min_axis_ratio": 0.4, "min_solidity": 0.8}
+    area, ratio, solid, rnd = _fast.shape_measures(lab, **gates)
+    r_area, r_ratio, r_solid, r_rnd = ref
+    np.testing.assert_array_equal(area, r_area)
+    for got, want in ((ratio, r_ratio), (solid, r_solid), (rnd, r_rnd)):
+        done = ~np.isnan(got)
+        np.testing.assert_array_equal(got[done], want[done])
+    # a measure is skipped only when an earlier limit already fails
+    in_range = (r_area >= 30) & (r_area <= 400)
+    assert not np.isnan(ratio[in_range]).any() and np.isnan(ratio[1:][~in_range[1:]]).all()
+    assert (~np.isnan(solid) | ~in_range | (r_ratio < 0.4)).all()
+    assert (~np.isnan(rnd) | ~in_range | (r_ratio < 0.4) | (r_solid < 0.8)).all()
+    assert np.isnan(rnd).any() and (~np.isnan(rnd[1:])).any()
+
+
+def _reference_shape_measures(labels, round_fraction=0.2, **_gates):
+    return _objects.shape_measures(labels, round_fraction)
+
+
+class _ReferenceLevelOpenings:
+    def __init__(self, contrast, obj, radius_px):
+        self.c, self.obj, self.r = contrast, obj, radius_px
+
+    def __call__(self, t, max_hole_px):
+        m = _objects.disc_opening(self.obj & (self.c > t), self.r)
+        return _objects.fill_small_holes(m, max_hole_px)
+
+
+def _run(ph, px):
+    c = {n: ph.channel(n) for n in ph.channel_names}
+    return measure_drg(c["NeuN"], c["IgG"], sgc=c.get("GS"), nuclei=c.get("DAPI"),
+                       pixel_size_um=px)
+
+
+@pytest.mark.parametrize(("seed", "px"), [(5, 0.5), (8, 0.65)])
+def test_drg_measurement_identical_with_reference_kernels(monkeypatch, seed, px):
+    ph = make_drg_section((384, 384), px, seed=seed, **REAL_TISSUE)
+    new = _run(ph, px)
+    assert len(new.table) > 5
+    monkeypatch.setattr(_levels, "shape_measures", _reference_shape_measures)
+    monkeypatch.setattr(_levels, "LevelOpenings", _ReferenceLevelOpenings)
+    monkeypatch.setattr(_classical, "shape_measures", _reference_shape_measures)
+    monkeypatch.setattr(_classical, "disc_opening", _objects.disc_opening)
+    monkeypatch.setattr(_classical, "disc_closing", _objects.disc_closing)
+    ref = _run(ph, px)
+    np.testing.assert_array_equal(new.neurons, ref.neurons)
+    np.testing.assert_array_equal(new.rings, ref.rings)
+    pd.testing.assert_frame_equal(new.table, ref.table, check_exact=True)
+
+
+def test_within_depth_equals_distance_transform_threshold():
+    from histo_fms._numerics._morph import within_depth
+    for rng, m in _random_masks(4, 200, max_size=80):
+        d = float(rng.choice([0.5, 1.0, np.sqrt(2), 2.0, 3.0, 4.6, 6.0, np.sqrt(50), 9.5]))
+        ref = m & (ndi.distance_transform_edt(m) <= d)
+        np.testing.assert_array_equal(within_depth(m, d), ref, err_msg=f"{m.shape} d={d}")
