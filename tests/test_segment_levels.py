@@ -98,3 +98,28 @@ def test_unsheathed_debris_on_the_slide_is_rejected():
     assert lab[100, 215] == 0 and lab.max() == len(somata)
     kept = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg}, isolated=0.0)
     assert kept[100, 215] > 0  # the rule, not some other check, removes it
+
+
+def test_bare_soma_among_sheathed_neighbours_in_dark_tissue_is_kept():
+    # confocal-like: interstitium as dark as the slide; one soma has no sheath of its
+    # own but its neighbours' sheaths lie a few µm away (tissue, not the empty slide)
+    rng = np.random.default_rng(5)
+    shape = (240, 300)
+    nf = np.full(shape, 20.0)
+    gs = np.full(shape, 20.0)
+    bare = (120, 110, 18)
+    sheathed = [(120, 56, 18), (120, 164, 18), (66, 110, 18), (174, 110, 18)]
+    for cy, cx, r in sheathed:
+        m = _ellipse(shape, cy, cx, r)
+        gs[_ellipse(shape, cy, cx, r + 4) & ~m] = 800
+        nf[m] = 1500
+    nf[_ellipse(shape, *bare[:2], bare[2])] = 1000
+    debris = _ellipse(shape, 120, 262, 12)  # on the slide, no sheath within 12 µm
+    nf[debris] = 1500
+    im, sg = _acquire(nf, rng, 1.0), _acquire(gs, rng, 1.0)
+    lab = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg})
+    assert all(lab[cy, cx] > 0 for cy, cx, _ in sheathed)
+    k = lab[bare[0], bare[1]]
+    assert k > 0
+    assert _iou(lab == k, _ellipse(shape, *bare[:2], bare[2])) > 0.8
+    assert lab[120, 262] == 0

@@ -696,6 +696,43 @@ def band_owner(labels: np.ndarray, inner_px: float, outer_px: float) -> np.ndarr
     return owner
 
 
+def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_px: float
+                  ) -> np.ndarray:
+    """Fraction of ``mask`` pixels in the band ``inner_px``-``outer_px`` around each object.
+
+    Unlike :func:`band_owner` the band is not shared out among neighbours: it holds
+    whatever lies at that distance from the object, the neighbours' sheaths included.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    mask : ndarray of bool
+        Pixels counted.
+    inner_px, outer_px : float
+        Band limits (distance from the object, px).
+
+    Returns
+    -------
+    ndarray, shape (n + 1,)
+        Fraction per label id (0 where an object has no band).
+    """
+    n = int(labels.max())
+    frac = np.zeros(n + 1)
+    h, w = labels.shape
+    pad = int(np.ceil(outer_px)) + 1
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
+        x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
+        d = distance_float32(labels[y0:y1, x0:x1] != k)
+        band = (d > inner_px) & (d <= outer_px)
+        if band.any():
+            frac[k] = float(mask[y0:y1, x0:x1][band].mean())
+    return frac
+
+
 def _finish(labels, checks, sgc_pos, px, contrast=None):
     """Reject what cannot be a soma, renumber 1..n in raster order of first pixels.
 
@@ -733,8 +770,7 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
             owner = band_owner(labels, 3.0 / px, 12.0 / px)
             cnt = np.bincount(owner.ravel(), minlength=n + 1)
             surr = np.where(cnt > 0, label_quantiles(contrast, owner, 0.5, n), np.inf)
-            near = np.bincount(owner.ravel(), weights=sgc_pos.ravel(), minlength=n + 1)
-            bare = (cov < 0.05) & (near <= 0.02 * np.maximum(cnt, 1))
+            bare = (cov < 0.05) & (band_fraction(labels, sgc_pos, 3.0 / px, 12.0 / px) <= 0.02)
             bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))
