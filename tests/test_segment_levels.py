@@ -123,3 +123,27 @@ def test_bare_soma_among_sheathed_neighbours_in_dark_tissue_is_kept():
     assert k > 0
     assert _iou(lab == k, _ellipse(shape, *bare[:2], bare[2])) > 0.8
     assert lab[120, 262] == 0
+
+
+def test_phantom_somata_without_stained_sheath_are_kept():
+    # somata whose SGC sheath is nearly unstained, in a dark interstitium beside the
+    # empty slide with debris: tissue somata, not debris (the debris rule kept none
+    # of them when it looked only at the band pixels nearest to each object)
+    from histo_fms.synthetic.drg import make_drg_section
+
+    found = total = false = 0
+    for seed in (1, 2):
+        ph = make_drg_section((320, 320), PX, seed=seed, bare_fraction=0.4,
+                              outside_fraction=0.15, nucleus_contrast=(0.15, 1.0))
+        lab = segment_classical(ph.channel("NeuN"), pixel_size_um=PX,
+                                channels={"sgc": ph.channel("GS")})
+        t = ph.truth[ph.truth["bare"] & ~ph.truth["touches_border"]]
+        for r in t.itertuples():
+            m = ph.labels == r.neuron_id
+            ids, cnt = np.unique(lab[m], return_counts=True)
+            found += any(i > 0 and c > 0.5 * m.sum() for i, c in zip(ids, cnt, strict=True))
+        total += len(t)
+        false += sum((ph.labels[lab == k] > 0).mean() < 0.5 for k in np.unique(lab[lab > 0]))
+    assert total >= 8
+    assert found >= 0.8 * total
+    assert false <= 1

@@ -61,7 +61,7 @@ class DrgPhantom:
         Ground-truth neuron labels (0 background, ids 1..n).
     truth : pandas.DataFrame
         One row per neuron: ``neuron_id, y_um, x_um, area_um2, diameter_um,
-        touches_border, igg_positive, ring_igg_true``.
+        touches_border, igg_positive, ring_igg_true, dim, bare``.
     sheaths : ndarray of int32, shape (Y, X)
         Ground-truth SGC sheath of neuron ``i`` (value ``i``).
     lipofuscin : ndarray of bool, shape (Y, X)
@@ -231,6 +231,7 @@ def make_drg_section(
     haze_um: float = 8.0,
     psf_um: float | None = None,
     sheath_um: tuple[float, float] = (1.0, 5.0),
+    bare_fraction: float = 0.0,
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
 
@@ -307,6 +308,10 @@ def make_drg_section(
     sheath_um : tuple of float
         Range of the mean SGC sheath thickness (µm), drawn per neuron; it also sets
         the spacing between neighbours (default 1-5 µm).
+    bare_fraction : float
+        Fraction of neurons whose SGC sheath is nearly unstained (3-10 % of the usual
+        GS level, below any sheath threshold), as where real SGC coverage is
+        incomplete; marked ``bare`` in the truth. 0 (default): none.
 
     Returns
     -------
@@ -516,6 +521,11 @@ def make_drg_section(
 
     sheath_mask = sheath > 0
     gs_level = np.concatenate([[0.0], rng.uniform(0.6, 1.2, n)]).astype(np.float32)
+    bare = np.zeros(n, bool)
+    if bare_fraction > 0:  # own stream: the other draws of the seed are unchanged
+        rb = np.random.default_rng([int(seed), 13])
+        bare = rb.uniform(size=n) < bare_fraction
+        gs_level[1:][bare] *= rb.uniform(0.03, 0.1, int(bare.sum())).astype(np.float32)
     patch = _smooth_field((h, w), rng, 6 / px, 0.6, 1.3)
     gs = _GS_TISSUE * tex_lo
     gs = np.where(sheath_mask, _GS_SHEATH * gs_level[sheath] * patch, gs)
@@ -657,6 +667,7 @@ def make_drg_section(
             "igg_positive": positive.astype(bool),
             "ring_igg_true": ring_true,
             "dim": dim.astype(bool),
+            "bare": bare,
         }
     )
     return DrgPhantom(
