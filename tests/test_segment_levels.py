@@ -147,3 +147,47 @@ def test_phantom_somata_without_stained_sheath_are_kept():
     assert total >= 8
     assert found >= 0.8 * total
     assert false <= 1
+
+
+def _pressed_pair_section(line_level, seed=0):
+    """Two somata pressed into one convex ellipse (axis ratio 0.5) with a faint SGC line
+    between them (a gap where it meets the outline), among six round sheathed somata."""
+    rng = np.random.default_rng(seed)
+    shape = (256, 256)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    nf = np.full(shape, 100.0)
+    gs = np.full(shape, 60.0)
+
+    def soma(cy, cx, ry, rx):
+        m = _ellipse(shape, cy, cx, ry, rx)
+        gs[_ellipse(shape, cy, cx, ry + 3, rx + 3) & ~m] = 600
+        nf[m] = 1500
+        return m
+
+    pair = soma(128, 128, 26, 50)
+    for cy, cx in ((50, 50), (50, 128), (50, 206), (206, 50), (206, 128), (206, 206)):
+        soma(cy, cx, 20, 20)
+        nf[_ellipse(shape, cy, cx, 6, 6)] = 500  # dark nuclei
+    for cx in (103, 153):
+        nf[_ellipse(shape, 128, cx, 8, 8)] = 500
+    gs[(np.abs(xx - 128) <= 1) & pair & (yy > 110)] = line_level
+    halves = (pair & (xx < 128), pair & (xx > 128))
+    return _acquire(nf, rng, 1.5), _acquire(gs, rng, 1.5), halves
+
+
+def test_pressed_somata_split_along_a_faint_sheath_line():
+    nf, gs, halves = _pressed_pair_section(360)
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    a, b = lab[128, 100], lab[128, 156]
+    assert a > 0 and b > 0 and a != b
+    assert _iou(lab == a, halves[0]) > 0.75 and _iou(lab == b, halves[1]) > 0.75
+    one = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs}, faint_sheath=0.0)
+    assert one[128, 100] == one[128, 156] > 0  # the new step, not another, splits them
+
+
+def test_elongated_soma_without_a_sheath_line_stays_whole():
+    nf, gs, halves = _pressed_pair_section(60)  # no line: one elongated soma, two nuclei
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    k = lab[128, 100]
+    assert k > 0 and lab[128, 156] == k
+    assert _iou(lab == k, halves[0] | halves[1]) > 0.8

@@ -19,7 +19,7 @@ from ._objects import (
     shape_measures,
     split_pieces_keep_largest,
 )
-from ._ridges import sheath_lines
+from ._ridges import ridge_strength, sheath_lines, split_at_faint_sheath
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -286,6 +286,8 @@ def segment_classical(
     dim_level: float = 0.5,
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
+    faint_sheath: float = 0.25,
+    pair_axis_ratio: float = 0.65,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -454,7 +456,8 @@ def segment_classical(
                     sheath_ridge=sheath_ridge, ridge_um=ridge_um,
                     ridge_length_um=ridge_length_um, ridge_valley=ridge_valley,
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
-                    dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated)[0]
+                    dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
+                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio)[0]
 
 
 def _segment(
@@ -495,6 +498,8 @@ def _segment(
     dim_level: float = 0.5,
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
+    faint_sheath: float = 0.25,
+    pair_axis_ratio: float = 0.65,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -522,7 +527,7 @@ def _segment(
     mask = contrast > threshold
     max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
-    enclosed = sgc_pos = None
+    enclosed = sgc_pos = ridge = None
     checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
@@ -534,9 +539,12 @@ def _segment(
             cs = _contrast(s, window, sgc_spread, sgc)
             sgc_pos = cs > sheath_threshold
             mask &= ~(sgc_pos & (cs > contrast))
+            if faint_sheath > 0:
+                ridge = ridge_strength(cs, ridge_um / px)
             if sheath_ridge > 0:
                 mask &= ~sheath_lines(cs, ridge_um / px, sheath_ridge, ridge_length_um / px,
-                                      neuron=contrast, neuron_valley=ridge_valley)
+                                      neuron=contrast, neuron_valley=ridge_valley,
+                                      strength=ridge)
             if max_texture > 0:
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
@@ -590,6 +598,12 @@ def _segment(
                                open_px=opening_radius_px(min_diameter_um, px, open_um),
                                split_solidity=split_solidity, edge_fraction=edge_fraction,
                                grow_px=max(1.0, split_grow_um / px))
+    if ridge is not None and int(labels.max()):
+        labels = split_at_faint_sheath(labels, ridge, min_area_px=min_area_px,
+                                       neck_px=0.1 * min_diameter_um / px, band_px=2.0 / px,
+                                       relative=faint_sheath, floor=0.5 * (sheath_ridge or 0.05),
+                                       max_axis_ratio=pair_axis_ratio)
+    del ridge
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
