@@ -134,4 +134,4 @@ def test_pressed_pairs_are_convex_with_a_faint_sheath_between():
     line = np.zeros(lab.shape, bool)
     line[:, :-1] |= sel
     line = line & (lab > 0)
-    assert inside < np.median(gs[line]) < 0.6 * sheath  # a faint line, not a sheath
+    assert inside < np.median(gs[line]) < 0.75 * sheath  # a faint line, not a sheath

@@ -317,7 +317,7 @@ def make_drg_section(
     pressed_fraction : float
         Fraction of neighbour pairs allowed to be pressed together (centres 0.8 of the
         sum of their radii apart): the gap at their waist is filled, so their union is
-        convex with no neck, and only a thin (1 µm), faint (15-40 % of the sheath
+        convex with no neck, and only a thin (1 µm), faint (30-60 % of the sheath
         level) SGC line separates them, as with somata pressed together in real
         ganglia. 0 (default): none.
 
@@ -568,7 +568,7 @@ def make_drg_section(
     gs[neuron_mask] = 1.0
     if faint_line.any():
         gs = np.where(faint_line & neuron_mask,
-                      _GS_SHEATH * rp.uniform(0.15, 0.4) * patch, gs).astype(np.float32)
+                      _GS_SHEATH * rp.uniform(0.3, 0.6) * patch, gs).astype(np.float32)
     gs[capsule_mask] = 4.0
 
     igg_bg = _IGG_TISSUE * _smooth_field((h, w), rng, 60 / px, 0.85, 1.15) * (1 + 0.05 * grain)
