@@ -325,7 +325,11 @@ def segment_classical(
       (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
       sheathed somata); with an SGC channel, an object without any sheath on or near
       it whose surroundings are darker than ``isolated`` times its own contrast is
-      debris on the empty slide.
+      debris on the empty slide;
+    * with an SGC channel, an object more elongated than one soma (axis ratio below
+      ``pair_axis_ratio``) is divided along a faint SGC line crossing it (ridge
+      strength above ``faint_sheath`` times that of its own sheath): somata pressed
+      into one convex shape, with a thin sheath between them.
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -424,7 +428,16 @@ def segment_classical(
         0.05, at most 2 % SGC-positive pixels 3-12 µm out) is rejected when the median
         contrast 3-12 µm around it is below this fraction of its own (debris on the
         slide); 0 disables. Without an SGC channel nothing tells debris from an
-        isolated soma, and the rule is off.
+        isolated soma, and the rule is off. The 3-12 µm band counts every pixel at
+        that distance, the neighbours' sheaths included.
+    faint_sheath : float
+        With an SGC channel, an object more elongated than ``pair_axis_ratio`` is cut
+        along SGC ridges stronger than this fraction of its own sheath's ridge
+        strength (somata pressed together with only a faint sheath between them; see
+        :func:`histo_fms.segment._ridges.split_at_faint_sheath`); 0 disables.
+    pair_axis_ratio : float
+        Axis ratio (minor / major) below which an object is looked into for a faint
+        sheath line (more elongated than a soma).
 
     Returns
     -------
