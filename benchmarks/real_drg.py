@@ -15,7 +15,10 @@ one to annotations by centroid within half the annotated radius (at least 5 µm)
 precision, recall, F1 per plane and pooled. ``iou_*`` columns score outlines too: each
 annotation is taken as a disc of its diameter and detections are matched one-to-one at
 IoU >= 0.5 (``iou_f1``; the annotated diameters are approximate, so this is a lower
-bound on the outline accuracy), ``median_iou`` over the centroid matches.
+bound on the outline accuracy), ``median_iou`` over the centroid matches. ``inner_*``
+columns leave out the annotations marked ``touches_border`` and the detections touching
+the image edge (we annotated only some of the somata cut by the edge, so a piece of one
+found there would otherwise count as a false positive).
 
 ``--widefield`` turns each annotated plane into a widefield proxy of a thin section
 (what a 10-20x epifluorescence image of a cryosection looks like): every plane within
@@ -64,6 +67,14 @@ def detections(labels: np.ndarray, px: float) -> pd.DataFrame:
     ids = np.flatnonzero(cnt[1:]) + 1
     return pd.DataFrame({"y_px": ys[ids] / cnt[ids], "x_px": xs[ids] / cnt[ids],
                          "diameter_um": np.sqrt(4 * cnt[ids] / np.pi) * px})
+
+
+def edge_touching(labels: np.ndarray) -> np.ndarray:
+    """For each label id present (in increasing order): does it touch the image edge."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(ids, edge)
 
 
 def score(ann: pd.DataFrame, det: pd.DataFrame, px: float) -> dict:
@@ -192,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         det = detections(labels, ppx)
         sc = score(a, det, ppx)
         pairs = sc.pop("_pairs")
-        rows.append({"plane": int(plane), **sc, **iou_score(a, labels, det, ppx, pairs)})
+        inner = score(a[~a["touches_border"].astype(bool)], det[~edge_touching(labels)], ppx)
+        rows.append({"plane": int(plane), **sc, **iou_score(a, labels, det, ppx, pairs),
+                     "inner_tp": inner["tp"], "inner_fp": inner["fp"], "inner_fn": inner["fn"]})
         if args.png:
             _overlay(args.png / f"plane_{int(plane):02d}.png", nf, chans.get("sgc"), labels, a)
     df = pd.DataFrame(rows)
@@ -205,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     itp = int(df["iou_tp"].sum())
     pooled.update({"iou_f1": 2 * itp / (pooled["n_annotated"] + pooled["n_detected"]),
                    "iou_tp": itp, "median_iou": float(df["median_iou"].median())})
+    tp, fp, fn = (int(df[k].sum()) for k in ("inner_tp", "inner_fp", "inner_fn"))
+    pooled.update({"inner_tp": tp, "inner_fp": fp, "inner_fn": fn})
     df = pd.concat([df, pd.DataFrame([pooled])], ignore_index=True)
+    df["inner_f1"] = 2 * df["inner_tp"] / (2 * df["inner_tp"] + df["inner_fp"] + df["inner_fn"])
     if args.widefield:
         print(f"widefield proxy: {args.section_um} µm section, z step {args.z_step_um} µm, "
               f"defocus {args.defocus}, {args.photons:g} photons, {args.out_pixel_size} µm/px")

@@ -98,3 +98,96 @@ def test_unsheathed_debris_on_the_slide_is_rejected():
     assert lab[100, 215] == 0 and lab.max() == len(somata)
     kept = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg}, isolated=0.0)
     assert kept[100, 215] > 0  # the rule, not some other check, removes it
+
+
+def test_bare_soma_among_sheathed_neighbours_in_dark_tissue_is_kept():
+    # confocal-like: interstitium as dark as the slide; one soma has no sheath of its
+    # own but its neighbours' sheaths lie a few µm away (tissue, not the empty slide)
+    rng = np.random.default_rng(5)
+    shape = (240, 300)
+    nf = np.full(shape, 20.0)
+    gs = np.full(shape, 20.0)
+    bare = (120, 110, 18)
+    sheathed = [(120, 56, 18), (120, 164, 18), (66, 110, 18), (174, 110, 18)]
+    for cy, cx, r in sheathed:
+        m = _ellipse(shape, cy, cx, r)
+        gs[_ellipse(shape, cy, cx, r + 4) & ~m] = 800
+        nf[m] = 1500
+    nf[_ellipse(shape, *bare[:2], bare[2])] = 1000
+    debris = _ellipse(shape, 120, 262, 12)  # on the slide, no sheath within 12 µm
+    nf[debris] = 1500
+    im, sg = _acquire(nf, rng, 1.0), _acquire(gs, rng, 1.0)
+    lab = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg})
+    assert all(lab[cy, cx] > 0 for cy, cx, _ in sheathed)
+    k = lab[bare[0], bare[1]]
+    assert k > 0
+    assert _iou(lab == k, _ellipse(shape, *bare[:2], bare[2])) > 0.8
+    assert lab[120, 262] == 0
+
+
+def test_phantom_somata_without_stained_sheath_are_kept():
+    # somata whose SGC sheath is nearly unstained, in a dark interstitium beside the
+    # empty slide with debris: tissue somata, not debris (the debris rule kept none
+    # of them when it looked only at the band pixels nearest to each object)
+    from histo_fms.synthetic.drg import make_drg_section
+
+    found = total = false = 0
+    for seed in (1, 2):
+        ph = make_drg_section((320, 320), PX, seed=seed, bare_fraction=0.4,
+                              outside_fraction=0.15, nucleus_contrast=(0.15, 1.0))
+        lab = segment_classical(ph.channel("NeuN"), pixel_size_um=PX,
+                                channels={"sgc": ph.channel("GS")})
+        t = ph.truth[ph.truth["bare"] & ~ph.truth["touches_border"]]
+        for r in t.itertuples():
+            m = ph.labels == r.neuron_id
+            ids, cnt = np.unique(lab[m], return_counts=True)
+            found += any(i > 0 and c > 0.5 * m.sum() for i, c in zip(ids, cnt, strict=True))
+        total += len(t)
+        false += sum((ph.labels[lab == k] > 0).mean() < 0.5 for k in np.unique(lab[lab > 0]))
+    assert total >= 8
+    assert found >= 0.8 * total
+    assert false <= 1
+
+
+def _pressed_pair_section(line_level, seed=0):
+    """Two somata pressed into one convex ellipse (axis ratio 0.5) with a faint SGC line
+    between them (a gap where it meets the outline), among six round sheathed somata."""
+    rng = np.random.default_rng(seed)
+    shape = (256, 256)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    nf = np.full(shape, 100.0)
+    gs = np.full(shape, 60.0)
+
+    def soma(cy, cx, ry, rx):
+        m = _ellipse(shape, cy, cx, ry, rx)
+        gs[_ellipse(shape, cy, cx, ry + 3, rx + 3) & ~m] = 600
+        nf[m] = 1500
+        return m
+
+    pair = soma(128, 128, 26, 50)
+    for cy, cx in ((50, 50), (50, 128), (50, 206), (206, 50), (206, 128), (206, 206)):
+        soma(cy, cx, 20, 20)
+        nf[_ellipse(shape, cy, cx, 6, 6)] = 500  # dark nuclei
+    for cx in (103, 153):
+        nf[_ellipse(shape, 128, cx, 8, 8)] = 500
+    gs[(np.abs(xx - 128) <= 1) & pair & (yy > 110)] = line_level
+    halves = (pair & (xx < 128), pair & (xx > 128))
+    return _acquire(nf, rng, 1.5), _acquire(gs, rng, 1.5), halves
+
+
+def test_pressed_somata_split_along_a_faint_sheath_line():
+    nf, gs, halves = _pressed_pair_section(360)
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    a, b = lab[128, 100], lab[128, 156]
+    assert a > 0 and b > 0 and a != b
+    assert _iou(lab == a, halves[0]) > 0.75 and _iou(lab == b, halves[1]) > 0.75
+    one = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs}, faint_sheath=0.0)
+    assert one[128, 100] == one[128, 156] > 0  # the new step, not another, splits them
+
+
+def test_elongated_soma_without_a_sheath_line_stays_whole():
+    nf, gs, halves = _pressed_pair_section(60)  # no line: one elongated soma, two nuclei
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    k = lab[128, 100]
+    assert k > 0 and lab[128, 156] == k
+    assert _iou(lab == k, halves[0] | halves[1]) > 0.8

@@ -108,3 +108,30 @@ def test_nerve_root_and_slide_with_debris():
     assert np.median(bands[slide]) < 0.02 * level  # empty slide ...
     assert bands[slide].max() > 0.2 * level  # ... with bright debris
     assert not labs[slide].any()
+
+
+def test_pressed_pairs_are_convex_with_a_faint_sheath_between():
+    from skimage.morphology import convex_hull_image
+
+    ph = make_drg_section((320, 320), 0.5, seed=4, pressed_fraction=0.6)
+    lab, gs = ph.labels, ph.channel("GS").astype(float) - ph.dark_level
+    # neighbour pairs sharing a long interface
+    a, b = lab[:, :-1], lab[:, 1:]
+    sel = (a != b) & (a > 0) & (b > 0)
+    pairs, count = np.unique(np.stack([np.minimum(a[sel], b[sel]),
+                                       np.maximum(a[sel], b[sel])]), axis=1, return_counts=True)
+    convex = 0
+    for (i, j), c in zip(pairs.T, count, strict=True):
+        both = (lab == i) | (lab == j)
+        if c < 10 or ph.truth.loc[[i - 1, j - 1], "touches_border"].any():
+            continue
+        ys, xs = np.nonzero(both)
+        m = both[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        convex += m.sum() / convex_hull_image(m).sum() > 0.95
+    assert convex >= 2  # unions with no neck at their waist
+    sheath = np.median(gs[ph.sheaths > 0])
+    inside = np.median(gs[lab > 0])
+    line = np.zeros(lab.shape, bool)
+    line[:, :-1] |= sel
+    line = line & (lab > 0)
+    assert inside < np.median(gs[line]) < 0.75 * sheath  # a faint line, not a sheath

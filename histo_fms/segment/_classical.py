@@ -17,7 +17,7 @@ from ._objects import (
     fill_small_holes,
     split_pieces_keep_largest,
 )
-from ._ridges import sheath_lines
+from ._ridges import ridge_strength, sheath_lines, split_at_faint_sheath
 
 
 def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
@@ -284,6 +284,8 @@ def segment_classical(
     dim_level: float = 0.5,
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
+    faint_sheath: float = 0.25,
+    pair_axis_ratio: float = 0.65,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -321,7 +323,11 @@ def segment_classical(
       (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
       sheathed somata); with an SGC channel, an object without any sheath on or near
       it whose surroundings are darker than ``isolated`` times its own contrast is
-      debris on the empty slide.
+      debris on the empty slide;
+    * with an SGC channel, an object more elongated than one soma (axis ratio below
+      ``pair_axis_ratio``) is divided along a faint SGC line crossing it (ridge
+      strength above ``faint_sheath`` times that of its own sheath): somata pressed
+      into one convex shape, with a thin sheath between them.
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -420,7 +426,16 @@ def segment_classical(
         0.05, at most 2 % SGC-positive pixels 3-12 µm out) is rejected when the median
         contrast 3-12 µm around it is below this fraction of its own (debris on the
         slide); 0 disables. Without an SGC channel nothing tells debris from an
-        isolated soma, and the rule is off.
+        isolated soma, and the rule is off. The 3-12 µm band counts every pixel at
+        that distance, the neighbours' sheaths included.
+    faint_sheath : float
+        With an SGC channel, an object more elongated than ``pair_axis_ratio`` is cut
+        along SGC ridges stronger than this fraction of its own sheath's ridge
+        strength (somata pressed together with only a faint sheath between them; see
+        :func:`histo_fms.segment._ridges.split_at_faint_sheath`); 0 disables.
+    pair_axis_ratio : float
+        Axis ratio (minor / major) below which an object is looked into for a faint
+        sheath line (more elongated than a soma).
 
     Returns
     -------
@@ -452,7 +467,8 @@ def segment_classical(
                     sheath_ridge=sheath_ridge, ridge_um=ridge_um,
                     ridge_length_um=ridge_length_um, ridge_valley=ridge_valley,
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
-                    dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated)[0]
+                    dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
+                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio)[0]
 
 
 def _segment(
@@ -493,6 +509,8 @@ def _segment(
     dim_level: float = 0.5,
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
+    faint_sheath: float = 0.25,
+    pair_axis_ratio: float = 0.65,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -520,7 +538,7 @@ def _segment(
     mask = contrast > threshold
     max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
-    enclosed = sgc_pos = None
+    enclosed = sgc_pos = ridge = None
     checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
@@ -532,9 +550,12 @@ def _segment(
             cs = _contrast(s, window, sgc_spread, sgc)
             sgc_pos = cs > sheath_threshold
             mask &= ~(sgc_pos & (cs > contrast))
+            if faint_sheath > 0:
+                ridge = ridge_strength(cs, ridge_um / px)
             if sheath_ridge > 0:
                 mask &= ~sheath_lines(cs, ridge_um / px, sheath_ridge, ridge_length_um / px,
-                                      neuron=contrast, neuron_valley=ridge_valley)
+                                      neuron=contrast, neuron_valley=ridge_valley,
+                                      strength=ridge)
             if max_texture > 0:
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
@@ -588,6 +609,12 @@ def _segment(
                                open_px=opening_radius_px(min_diameter_um, px, open_um),
                                split_solidity=split_solidity, edge_fraction=edge_fraction,
                                grow_px=max(1.0, split_grow_um / px))
+    if ridge is not None and int(labels.max()):
+        labels = split_at_faint_sheath(labels, ridge, min_area_px=min_area_px,
+                                       neck_px=0.1 * min_diameter_um / px, band_px=2.0 / px,
+                                       relative=faint_sheath, floor=0.5 * (sheath_ridge or 0.05),
+                                       max_axis_ratio=pair_axis_ratio)
+    del ridge
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
@@ -700,6 +727,43 @@ def band_owner(labels: np.ndarray, inner_px: float, outer_px: float) -> np.ndarr
     return owner
 
 
+def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_px: float
+                  ) -> np.ndarray:
+    """Fraction of ``mask`` pixels in the band ``inner_px``-``outer_px`` around each object.
+
+    Unlike :func:`band_owner` the band is not shared out among neighbours: it holds
+    whatever lies at that distance from the object, the neighbours' sheaths included.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    mask : ndarray of bool
+        Pixels counted.
+    inner_px, outer_px : float
+        Band limits (distance from the object, px).
+
+    Returns
+    -------
+    ndarray, shape (n + 1,)
+        Fraction per label id (0 where an object has no band).
+    """
+    n = int(labels.max())
+    frac = np.zeros(n + 1)
+    h, w = labels.shape
+    pad = int(np.ceil(outer_px)) + 1
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
+        x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
+        d = distance_float32(labels[y0:y1, x0:x1] != k)
+        band = (d > inner_px) & (d <= outer_px)
+        if band.any():
+            frac[k] = float(mask[y0:y1, x0:x1][band].mean())
+    return frac
+
+
 def _finish(labels, checks, sgc_pos, px, contrast=None):
     """Reject what cannot be a soma, renumber 1..n in raster order of first pixels.
 
@@ -737,8 +801,7 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
             owner = band_owner(labels, 3.0 / px, 12.0 / px)
             cnt = np.bincount(owner.ravel(), minlength=n + 1)
             surr = np.where(cnt > 0, label_quantiles(contrast, owner, 0.5, n), np.inf)
-            near = np.bincount(owner.ravel(), weights=sgc_pos.ravel(), minlength=n + 1)
-            bare = (cov < 0.05) & (near <= 0.02 * np.maximum(cnt, 1))
+            bare = (cov < 0.05) & (band_fraction(labels, sgc_pos, 3.0 / px, 12.0 / px) <= 0.02)
             bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
 
 from ._imaging import acquire, vignetting
 
@@ -61,7 +62,7 @@ class DrgPhantom:
         Ground-truth neuron labels (0 background, ids 1..n).
     truth : pandas.DataFrame
         One row per neuron: ``neuron_id, y_um, x_um, area_um2, diameter_um,
-        touches_border, igg_positive, ring_igg_true``.
+        touches_border, igg_positive, ring_igg_true, dim, bare``.
     sheaths : ndarray of int32, shape (Y, X)
         Ground-truth SGC sheath of neuron ``i`` (value ``i``).
     lipofuscin : ndarray of bool, shape (Y, X)
@@ -231,6 +232,8 @@ def make_drg_section(
     haze_um: float = 8.0,
     psf_um: float | None = None,
     sheath_um: tuple[float, float] = (1.0, 5.0),
+    bare_fraction: float = 0.0,
+    pressed_fraction: float = 0.0,
 ) -> DrgPhantom:
     """Generate a synthetic mouse DRG section with ground truth.
 
@@ -307,6 +310,16 @@ def make_drg_section(
     sheath_um : tuple of float
         Range of the mean SGC sheath thickness (µm), drawn per neuron; it also sets
         the spacing between neighbours (default 1-5 µm).
+    bare_fraction : float
+        Fraction of neurons whose SGC sheath is nearly unstained (3-10 % of the usual
+        GS level, below any sheath threshold), as where real SGC coverage is
+        incomplete; marked ``bare`` in the truth. 0 (default): none.
+    pressed_fraction : float
+        Fraction of neighbour pairs allowed to be pressed together (centres 0.8 of the
+        sum of their radii apart): the gap at their waist is filled, so their union is
+        convex with no neck, and only a thin (1 µm), faint (30-60 % of the sheath
+        level) SGC line separates them, as with somata pressed together in real
+        ganglia. 0 (default): none.
 
     Returns
     -------
@@ -373,6 +386,9 @@ def make_drg_section(
 
     # --- neuron placement (random sequential packing) ----------------------------------
     cys, cxs, rs, ts = [], [], [], []
+    # pressed pairs draw from their own stream (none drawn when pressed_fraction is 0)
+    rp = np.random.default_rng([int(seed), 14]) if pressed_fraction > 0 else None
+    pressed_pairs: list[tuple[int, int]] = []
     area_target = float(packing) * float((~outside & ~root_mask).mean()) * hu * wu
     area = 0.0
     for _ in range(4000):
@@ -396,8 +412,13 @@ def make_drg_section(
             gap_touch = 0.92 * (np.asarray(rs) + r)
             touch = rng.uniform(size=len(cys)) < touching_fraction
             need = np.where(touch, gap_touch, gap_full)
+            press = np.zeros(len(cys), bool)
+            if rp is not None:
+                press = rp.uniform(size=len(cys)) < pressed_fraction
+                need = np.where(press, 0.8 * (np.asarray(rs) + r), need)
             if np.any(dist < need):
                 continue
+            pressed_pairs += [(int(j), len(cys)) for j in np.flatnonzero(press & (dist < gap_full))]
         cys.append(cy)
         cxs.append(cx)
         rs.append(r)
@@ -467,6 +488,26 @@ def make_drg_section(
             sgc_nuc[y0:y1, x0:x1] += np.where((u / 3.0) ** 2 + (v / 1.4) ** 2 < 1, 40.0, 0.0)
         shapes.append((y0, y1, x0, x1, cy, cx, a, b, phi, wob))
 
+    # pressed pairs: the gap around their waist is filled (each pixel to the nearer
+    # soma), so the union is convex with no neck; a thin, faint sheath runs between them
+    faint_line = np.zeros((h, w), bool)
+    for i, j in pressed_pairs:
+        both = (lab == i + 1) | (lab == j + 1)
+        if not (lab == i + 1).any() or not (lab == j + 1).any():
+            continue
+        sl = ndi.find_objects(both.astype(np.int32))[0]
+        m = both[sl]
+        if min(m.shape) < 2:
+            continue
+        add = convex_hull_image(m) & (lab[sl] == 0)
+        di = ndi.distance_transform_edt(lab[sl] != i + 1)
+        dj = ndi.distance_transform_edt(lab[sl] != j + 1)
+        lab[sl][add] = np.where(di[add] <= dj[add], i + 1, j + 1)
+        rho_map[sl][add] = 0.95
+        li, lj = lab[sl] == i + 1, lab[sl] == j + 1
+        reach = max(1, int(round(0.5 / px)))
+        faint_line[sl] |= (ndi.binary_dilation(li, iterations=reach) & lj) | (
+            ndi.binary_dilation(lj, iterations=reach) & li)
     lab[~tissue | vessel_mask] = 0
     sheath[lab > 0] = 0
     sheath[~tissue | vessel_mask] = 0
@@ -516,10 +557,18 @@ def make_drg_section(
 
     sheath_mask = sheath > 0
     gs_level = np.concatenate([[0.0], rng.uniform(0.6, 1.2, n)]).astype(np.float32)
+    bare = np.zeros(n, bool)
+    if bare_fraction > 0:  # own stream: the other draws of the seed are unchanged
+        rb = np.random.default_rng([int(seed), 13])
+        bare = rb.uniform(size=n) < bare_fraction
+        gs_level[1:][bare] *= rb.uniform(0.03, 0.1, int(bare.sum())).astype(np.float32)
     patch = _smooth_field((h, w), rng, 6 / px, 0.6, 1.3)
     gs = _GS_TISSUE * tex_lo
     gs = np.where(sheath_mask, _GS_SHEATH * gs_level[sheath] * patch, gs)
     gs[neuron_mask] = 1.0
+    if faint_line.any():
+        gs = np.where(faint_line & neuron_mask,
+                      _GS_SHEATH * rp.uniform(0.3, 0.6) * patch, gs).astype(np.float32)
     gs[capsule_mask] = 4.0
 
     igg_bg = _IGG_TISSUE * _smooth_field((h, w), rng, 60 / px, 0.85, 1.15) * (1 + 0.05 * grain)
@@ -657,6 +706,7 @@ def make_drg_section(
             "igg_positive": positive.astype(bool),
             "ring_igg_true": ring_true,
             "dim": dim.astype(bool),
+            "bare": bare,
         }
     )
     return DrgPhantom(
