@@ -1,7 +1,8 @@
 """Faster, bit-identical versions of the per-object steps of the classical segmentation.
 
 The functions here give exactly the values of their references in
-:mod:`histo_fms.segment._objects` (``tests/test_fast_identity.py`` checks them against
+:mod:`histo_fms.segment._objects` and of the shape measures the library used before
+(``tests/test_fast_identity.py`` keeps those and checks the fast ones against
 the references and pins the segmentation end to end); they are faster because they
 
 * skip the measures nobody reads: :func:`shape_measures` takes the acceptance limits of
@@ -87,14 +88,21 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
                    min_area: float | None = None, max_area: float | None = None,
                    min_axis_ratio: float | None = None, min_solidity: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`histo_fms.segment._objects.shape_measures`, skipping failed objects.
+    """Area (px), axis ratio, solidity and roundness of every label id.
+
+    Solidity is the area over the convex hull's pixel count; roundness the fraction of
+    an object left by a disc opening whose radius is ``round_fraction`` of the object's
+    equivalent diameter (close to 1 for a soma, low for branching fibres and ragged
+    tissue pieces). A measure is not computed for an object that already fails a
+    cheaper limit given here (``tests/test_fast_identity.py`` keeps the reference that
+    computes every measure of every object, and checks the values are equal).
 
     Parameters
     ----------
     labels : ndarray of int
         Label image.
     round_fraction : float
-        See the reference.
+        Radius of the roundness opening as a fraction of the equivalent diameter.
     min_area, max_area : float, optional
         An object with an area outside this range gets NaN axis ratio, solidity and
         roundness (not computed).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as cc_label
-from skimage.morphology import convex_hull_image
 
 from .._numerics._local import nearest_feature, squared_distance
 
@@ -77,53 +76,6 @@ def split_pieces_keep_largest(labels: np.ndarray) -> np.ndarray:
     keep = np.zeros(npieces + 1, bool)
     keep[best[best > 0]] = True
     return np.where(keep[pieces], labels, 0).astype(np.int32)
-
-
-def shape_measures(labels: np.ndarray, round_fraction: float = 0.2
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Area (px), axis ratio, solidity and roundness of every label id.
-
-    Parameters
-    ----------
-    labels : ndarray of int
-        Label image.
-    round_fraction : float
-        Roundness is the fraction of an object left by a disc opening whose radius
-        is this fraction of the object's equivalent diameter: close to 1 for a soma
-        (disc or ellipse), low for branching fibres and ragged tissue pieces.
-
-    Returns
-    -------
-    area, axis_ratio, solidity, roundness : ndarray, shape (n + 1,)
-        Indexed by label id (entry 0 unused); axis ratio is minor / major axis,
-        solidity area / convex hull area.
-    """
-    labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    area = np.bincount(labels.ravel(), minlength=n + 1).astype(float)
-    ratio = np.ones(n + 1)
-    solid = np.ones(n + 1)
-    rnd = np.ones(n + 1)
-    if n == 0:
-        return area, ratio, solid, rnd
-    for k, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        m = labels[sl] == k
-        yy, xx = np.nonzero(m)
-        if yy.size < 3:
-            continue
-        cov = np.cov(np.stack([yy, xx]).astype(float)) + np.eye(2) / 12.0
-        ev = np.linalg.eigvalsh(cov)
-        ratio[k] = float(np.sqrt(max(ev[0], 1e-12) / max(ev[1], 1e-12)))
-        if m.shape[0] >= 2 and m.shape[1] >= 2:
-            hull = convex_hull_image(m)
-            solid[k] = float(m.sum()) / max(float(hull.sum()), 1.0)
-        rad = round_fraction * np.sqrt(4 * area[k] / np.pi)
-        if rad >= 1:
-            pm = np.pad(m, 1)
-            rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(m.sum()), 1.0)
-    return area, ratio, solid, rnd
 
 
 def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
