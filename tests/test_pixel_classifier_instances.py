@@ -132,3 +132,30 @@ def test_local_std_features_and_older_model_files(real_like_model, tmp_path):
     _, ch = _real_like(22)
     np.testing.assert_array_equal(predict_probabilities(m, ch, pixel_size_um=PX),
                                   predict_probabilities(real_like_model, ch, pixel_size_um=PX))
+
+
+def test_touching_somata_of_saturated_probability_with_a_waist_are_parted(monkeypatch):
+    # two somata that touch along a wide front: probability saturated across it (no
+    # valley), the pair round and solid enough to pass as one large soma
+    import histo_fms.segment._pixel_classifier as pc
+
+    shape = (160, 240)
+    a, b = _disc(shape, 80, 80, 24), _disc(shape, 80, 110, 20)
+    prob = np.where(a | b, 0.95, 0.05).astype(np.float32)
+
+    def run():
+        return separate_instances(prob, pixel_size_um=1.0, background_prob=1 - prob,
+                                  min_diameter_um=15, max_diameter_um=60)
+
+    labels = run()
+    assert labels.max() == 2
+    for truth in (a & ~b, b & ~a):
+        assert max(_iou(labels == i, truth) for i in (1, 2)) > 0.8
+    # a single soma with a dark nucleus at its edge (a notch) is not cut in two
+    c = _disc(shape, 80, 120, 26) & ~_disc(shape, 80, 140, 9)
+    one = separate_instances(np.where(c, 0.95, 0.05).astype(np.float32), pixel_size_um=1.0,
+                             min_diameter_um=15, max_diameter_um=60)
+    assert one.max() == 1
+    monkeypatch.setattr(pc, "_NECK_CHECK", False)
+    assert run().max() < 2  # without the waist check the pair stays one (or is dropped)
+

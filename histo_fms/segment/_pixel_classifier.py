@@ -778,16 +778,8 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
             if sub:
                 rest &= ndi.distance_transform_edt(rest | ~filled) * px > grow_um
             if rest.sum() >= (1 - _NUCLEUS_FRACTION) * a_min:
-                parts = _neck_split(rest, sl, px, min_d, max_d, fill, min_solidity,
-                                    max_elong, q.shape)
-                if _BLOB_SPLIT and len(parts) < 2:
-                    blobs = _blob_split(rest, sl, px, min_d, max_d, fill, min_solidity,
+                sub = sub + _neck_split(rest, sl, px, min_d, max_d, fill, min_solidity,
                                         max_elong, q.shape)
-                    cover = sum(int(m.sum()) for _, m in blobs)
-                    if cover >= _BLOB_COVER * rest.sum() and cover > sum(
-                            int(m.sum()) for _, m in parts):
-                        parts = blobs
-                sub = sub + parts
             return sub
         covered = sum(int(m.sum()) for _, m in sub)
         if len(sub) >= 2 and covered >= 0.5 * areas[k][j]:
@@ -799,7 +791,7 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
             necks = _neck_split(filled, sl, px, min_d, max_d, False, min_solidity,
                                 max_elong, q.shape)
             if len(necks) >= 2 and sum(int(m.sum()) for _, m in necks) >= (
-                    _BLOB_COVER * filled.sum()):
+                    _NECK_COVER * filled.sum()):
                 return necks
         return [(sl, filled)]
 
@@ -851,71 +843,10 @@ def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: flo
     return out
 
 
-_BLOB_SPLIT = True
+#: soma-like components are parted where their distance transform has a waist
 _NECK_CHECK = True
-
-
-def _blob_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
-                max_d: float, fill: bool, min_solidity: float, max_elong: float,
-                shape: tuple[int, ...]) -> list[tuple[tuple[slice, slice], np.ndarray]]:
-    """Soma-like parts of a component seeded at its disc-shaped blobs.
-
-    Touching somata of saturated probability show no valley and often no neck; the
-    scale-normalised Laplacian of Gaussian of the component's mask peaks at each
-    disc's centre (at sigma = radius / sqrt 2) for radii between ``min_d / 2`` and
-    ``max_d / 2``. Seeds at its scale-space maxima (a weaker one within the radius of
-    a stronger one is dropped), a watershed on the distance transform, and the parts
-    that are soma-like are kept.
-    """
-    from skimage.segmentation import watershed
-
-    m = np.pad(ndi.binary_fill_holes(mask) if fill else mask, 1)
-    radii = np.geomspace(min_d / 2, max_d / 2, 8) / px
-    f = m.astype(np.float32)
-    best = np.full(m.shape, -np.inf, np.float32)
-    scale = np.zeros(m.shape, np.float32)
-    for r in radii:
-        sg = r / np.sqrt(2.0)
-        resp = -np.float32(sg * sg) * ndi.gaussian_laplace(f, sg, mode="constant")
-        up = resp > best
-        best[up], scale[up] = resp[up], r
-    best[~m] = -np.inf
-    size = max(3, int(2 * radii[0] * 0.8) | 1)
-    peak = (best == ndi.maximum_filter(best, size=size)) & (best > _BLOB_MIN) & m
-    ys, xs = np.nonzero(peak)
-    order = np.argsort(-best[ys, xs])
-    kept: list[tuple[int, int, float]] = []
-    for i in order:
-        y, x, r = int(ys[i]), int(xs[i]), float(scale[ys[i], xs[i]])
-        if all((y - yk) ** 2 + (x - xk) ** 2 > (_BLOB_SEP * max(r, rk)) ** 2
-               for yk, xk, rk in kept):
-            kept.append((y, x, r))
-    if len(kept) < 2:
-        return []
-    markers = np.zeros(m.shape, np.int32)
-    for n, (y, x, _) in enumerate(kept, start=1):
-        markers[y, x] = n
-    dist = ndi.distance_transform_edt(m).astype(np.float32)
-    parts = watershed(-dist, markers, mask=m)[1:-1, 1:-1]
-    out = []
-    for i, psl in enumerate(ndi.find_objects(parts), start=1):
-        if psl is None:
-            continue
-        gsl = tuple(slice(a.start + b.start, a.start + b.stop)
-                    for a, b in zip(sl, psl, strict=True))
-        ok, fm = _shape_ok(parts[psl] == i, px, min_d, max_d, fill, min_solidity, max_elong,
-                           _at_border(gsl, shape))
-        if ok:
-            out.append((gsl, fm))
-    return out
-
-
-#: smallest scale-normalised LoG response of a blob seed (a disc gives 2 / e)
-_BLOB_MIN = 0.55
-#: a seed within this fraction of a stronger seed's radius (or its own) is dropped
-_BLOB_SEP = 0.8
-#: the soma-like parts of a blob split must cover this fraction of the component
-_BLOB_COVER = 0.6
+#: ... when the soma-like parts cover this fraction of the component
+_NECK_COVER = 0.6
 
 
 def _fill_label_holes(labels: np.ndarray) -> np.ndarray:
