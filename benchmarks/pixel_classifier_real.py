@@ -26,12 +26,15 @@ normalised by the section's levels):
     the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons),
     scored against the true labels of other seeds.
 
-Scores: instance precision / recall / F1 at IoU >= 0.5 (:func:`histo_fms.validation.score_image`)
-and, for the annotated planes, centroid detection F1 (``real_drg.score``).
+Scores: instance precision / recall / F1 at IoU >= 0.5 (:func:`histo_fms.validation.score_image`),
+the same without the objects that touch the image border (predicted and reference: on
+the small annotated fields many border-cut somata were not annotated), and, for the
+annotated planes, centroid detection F1 (``real_drg.score``).
 
     python benchmarks/pixel_classifier_real.py                   # all three
     python benchmarks/pixel_classifier_real.py --only phantom --shape 1048 1928
     python benchmarks/pixel_classifier_real.py --split distance     # the earlier split
+    python benchmarks/pixel_classifier_real.py --diagnose --png /tmp/pc   # errors by kind
 """
 
 from __future__ import annotations
@@ -131,13 +134,66 @@ def _segment(model, chans: dict, px: float, options: dict | None = None) -> np.n
 
 
 def _row(bed: str, train: str, test: str, labels, ref, px, extra=None) -> dict:
+    from skimage.segmentation import clear_border
+
     s = score_image(labels, ref, pixel_size_um=px).row
+    # the same without the objects cut by the image border, on either side (on a
+    # small field many are somata nobody annotated)
+    si = score_image(clear_border(labels), clear_border(ref), pixel_size_um=px).row
     row = {"bed": bed, "train": train, "test": test, "n_ref": s["n_reference"],
            "n_pred": s["n_predicted"], "matched": s["n_matched"],
            "precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
-           "median_iou": s["median_iou"]}
+           "median_iou": s["median_iou"], "n_ref_in": si["n_reference"],
+           "n_pred_in": si["n_predicted"], "matched_in": si["n_matched"],
+           "f1_interior": si["f1"]}
     row.update(extra or {})
     return row
+
+
+def error_kinds(labels: np.ndarray, ref: np.ndarray, neuron_px: np.ndarray) -> dict:
+    """Where the errors come from: each reference object and each prediction, by kind.
+
+    A reference object is ``ok`` (a prediction with IoU >= 0.5), ``split`` (two
+    predictions each cover a fifth of it), ``low_iou`` (one does, with IoU < 0.5), or
+    missed: ``miss_pixels`` when most of its pixels are not classified neuron
+    (``neuron_px``: the forest's most probable class is neuron), else
+    ``miss_instance`` (classified, but no instance made of it). A prediction is a
+    ``merge`` when it covers 30 % of two reference objects, ``outside`` when less than
+    30 % of it lies on any.
+    """
+    out = dict.fromkeys(["ok", "split", "low_iou", "miss_pixels", "miss_instance",
+                         "merge", "outside"], 0)
+    area_p = np.bincount(labels.ravel())
+    area_r = np.bincount(ref.ravel())
+    for k in range(1, area_r.size):
+        m = ref == k
+        if not m.any():
+            continue
+        ids, cnt = np.unique(labels[m], return_counts=True)
+        iou = [c / (area_r[k] + area_p[i] - c) for i, c in zip(ids, cnt, strict=True) if i]
+        big = [i for i, c in zip(ids, cnt, strict=True) if i and c > 0.2 * area_r[k]]
+        kind = ("ok" if iou and max(iou) >= 0.5 else "split" if len(big) > 1
+                else "low_iou" if big else "miss_pixels" if neuron_px[m].mean() < 0.5
+                else "miss_instance")
+        out[kind] += 1
+    for i in range(1, area_p.size):
+        m = labels == i
+        if not m.any():
+            continue
+        ids, cnt = np.unique(ref[m], return_counts=True)
+        if sum(1 for j, c in zip(ids, cnt, strict=True) if j and c > 0.3 * area_r[j]) >= 2:
+            out["merge"] += 1
+        if np.mean(ref[m] > 0) < 0.3:
+            out["outside"] += 1
+    return out
+
+
+def _neuron_pixels(model_path, chans: dict, px: float) -> np.ndarray:
+    from histo_fms.segment._pixel_classifier import load_pixel_classifier, predict_probabilities
+
+    m = load_pixel_classifier(model_path)
+    prob = predict_probabilities(m, chans, pixel_size_um=px, levels=section_levels(chans, px))
+    return np.asarray(m.classes)[prob.argmax(-1)] == NEURON
 
 
 def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
@@ -182,9 +238,11 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
             labels = _segment(tm.path, c2, px2, args.options)
             det = rd.detections(labels, px2)
             cs = rd.score(a2, det, px2)
-            rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels,
-                             disc_reference(a2, labels.shape), px2,
-                             {"centroid_f1": cs["f1"]}))
+            ref = disc_reference(a2, labels.shape)
+            extra = {"centroid_f1": cs["f1"]}
+            if args.diagnose:
+                extra.update(error_kinds(labels, ref, _neuron_pixels(tm.path, c2, px2)))
+            rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels, ref, px2, extra))
             if args.png:
                 rd._overlay(args.png / f"{bed}_train{tr}_test{te}.png", c2["neuron"],
                             c2["sgc"], labels, a2)
@@ -223,8 +281,10 @@ def bed_phantom(work: Path, args) -> list[dict]:
     for s in args.test_seeds:
         ph, chans = make(s)
         labels = _segment(tm.path, chans, px, args.options)
+        extra = (error_kinds(labels, ph.labels, _neuron_pixels(tm.path, chans, px))
+                 if args.diagnose else None)
         rows.append(_row("phantom", f"seed {args.train_seed}", f"seed {s}", labels, ph.labels,
-                         px))
+                         px, extra))
         if args.png:
             rd._overlay(args.png / f"phantom_test{s}.png", chans["neuron"], chans["sgc"],
                         labels, pd.DataFrame(columns=["x_px", "y_px", "diameter_px"]))
@@ -242,6 +302,9 @@ def main(argv=None) -> int:
     ap.add_argument("--png", type=Path, help="write overlays here")
     ap.add_argument("--split", choices=["levels", "distance"], default="levels",
                     help="instance separation (distance: the earlier method)")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="count the errors by kind (see error_kinds; classifies every pixel "
+                         "again)")
     args = ap.parse_args(argv)
     args.options = {"split": args.split}
     if args.split == "distance":
@@ -265,6 +328,14 @@ def main(argv=None) -> int:
         print(f"{bed}: pooled instance F1 (IoU >= 0.5) {2 * m / max(nr + npd, 1):.3f} "
               f"(precision {m / max(npd, 1):.3f}, recall {m / max(nr, 1):.3f}), "
               f"worst {g['f1'].min():.3f}")
+        mi, nri, npi = g["matched_in"].sum(), g["n_ref_in"].sum(), g["n_pred_in"].sum()
+        print(f"{bed}: without border-cut objects {2 * mi / max(nri + npi, 1):.3f} "
+              f"({nri} reference objects)")
+        if args.diagnose:
+            kinds = ["ok", "split", "low_iou", "miss_pixels", "miss_instance", "merge",
+                     "outside"]
+            print(f"{bed}: errors by kind " + ", ".join(f"{k} {int(g[k].sum())}"
+                                                        for k in kinds))
     return 0
 
 

@@ -132,3 +132,56 @@ def test_local_std_features_and_older_model_files(real_like_model, tmp_path):
     _, ch = _real_like(22)
     np.testing.assert_array_equal(predict_probabilities(m, ch, pixel_size_um=PX),
                                   predict_probabilities(real_like_model, ch, pixel_size_um=PX))
+
+
+def test_touching_somata_of_saturated_probability_with_a_waist_are_parted(monkeypatch):
+    # two somata that touch along a wide front: probability saturated across it (no
+    # valley), the pair round and solid enough to pass as one large soma
+    import histo_fms.segment._pixel_classifier as pc
+
+    shape = (160, 240)
+    a, b = _disc(shape, 80, 80, 24), _disc(shape, 80, 110, 20)
+    prob = np.where(a | b, 0.95, 0.05).astype(np.float32)
+
+    def run():
+        return separate_instances(prob, pixel_size_um=1.0, background_prob=1 - prob,
+                                  min_diameter_um=15, max_diameter_um=60)
+
+    labels = run()
+    assert labels.max() == 2
+    for truth in (a & ~b, b & ~a):
+        assert max(_iou(labels == i, truth) for i in (1, 2)) > 0.8
+    # a single soma with a dark nucleus at its edge (a notch) is not cut in two
+    c = _disc(shape, 80, 120, 26) & ~_disc(shape, 80, 140, 9)
+    one = separate_instances(np.where(c, 0.95, 0.05).astype(np.float32), pixel_size_um=1.0,
+                             min_diameter_um=15, max_diameter_um=60)
+    assert one.max() == 1
+    monkeypatch.setattr(pc, "_NECK_CHECK", False)
+    assert run().max() < 2  # without the waist check the pair stays one (or is dropped)
+
+
+
+
+def test_what_the_found_somata_leave_is_kept_when_soma_like():
+    # the leftover of a merged component (a dimmer soma beside brighter ones parted at
+    # higher levels) is kept when it is a soma by itself, and cut at its necks when
+    # it holds two; fragments are dropped
+    from histo_fms.segment._pixel_classifier import _neck_split, _rest_parts
+
+    shape = (120, 240)
+    one = _disc(shape, 60, 50, 18)
+    two = _disc(shape, 60, 140, 18) | _disc(shape, 60, 172, 18)
+    frag = np.zeros(shape, bool)
+    frag[10:14, 100:200] = True  # a thin strip
+    rest = one | two | frag
+    sl = (slice(0, shape[0]), slice(0, shape[1]))
+    args = (1.0, 15.0, 60.0, True, 0.85, 2.2, shape)
+    assert _neck_split(one, sl, *args) == []  # one soma: no neck to cut
+    parts = _rest_parts(rest, sl, *args)
+    got = np.zeros(shape, np.int32)
+    for n, (psl, m) in enumerate(parts, start=1):
+        got[psl][m] = n
+    assert len(parts) == 3
+    for truth in (one, _disc(shape, 60, 140, 18), _disc(shape, 60, 172, 18)):
+        assert max(_iou(got == i, truth) for i in range(1, 4)) > 0.75
+    assert not got[frag].any()

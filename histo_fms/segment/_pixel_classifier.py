@@ -621,7 +621,9 @@ def separate_instances(
     at higher levels cover half of it (touching somata, parted by the probability
     valley between them or the sheath class); components that are not soma-like
     (merged somata, axon bundles, fragments) are replaced by their soma-like
-    descendants, or dropped. The kept components are grown back to the ``q > 0``
+    descendants, or dropped; a soma-like component whose distance transform has a
+    waist parting it into soma-like halves (two touching somata of saturated
+    probability) is parted there. The kept components are grown back to the ``q > 0``
     foreground by a watershed on ``-q``, at most ``grow_um`` beyond themselves.
     ``split="distance"`` is the earlier method: seeds at the h-maxima
     (``seed_h_um``) of the distance transform of the ``q > 0`` foreground, a
@@ -778,13 +780,13 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
             if sub:
                 rest &= ndi.distance_transform_edt(rest | ~filled) * px > grow_um
             if rest.sum() >= (1 - _NUCLEUS_FRACTION) * a_min:
-                sub = sub + _neck_split(rest, sl, px, min_d, max_d, fill, min_solidity,
+                sub = sub + _rest_parts(rest, sl, px, min_d, max_d, fill, min_solidity,
                                         max_elong, q.shape)
             return sub
         covered = sum(int(m.sum()) for _, m in sub)
         if len(sub) >= 2 and covered >= 0.5 * areas[k][j]:
             return sub
-        return [(sl, filled)]
+        return _waist_split(filled, sl, px, min_d, max_d, min_solidity, max_elong, q.shape)
 
     kept: list[Piece] = []
     for j in range(1, int(labs[0].max()) + 1):
@@ -804,6 +806,51 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
 def _at_border(sl: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
     return (sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == shape[0]
             or sl[1].stop == shape[1])
+
+
+def _waist_split(filled: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
+                 max_d: float, min_solidity: float, max_elong: float,
+                 shape: tuple[int, ...]) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """Return a soma-like component, or its halves where its distance transform has a waist.
+
+    Two touching somata of saturated probability (no valley between them) can be round
+    and solid enough to pass as one: they are parted when the neck split gives two or
+    more soma-like parts covering most of the component.
+    """
+    if _NECK_CHECK:
+        necks = _neck_split(filled, sl, px, min_d, max_d, False, min_solidity, max_elong,
+                            shape)
+        if len(necks) >= 2 and sum(int(m.sum()) for _, m in necks) >= (
+                _NECK_COVER * filled.sum()):
+            return necks
+    return [(sl, filled)]
+
+
+def _rest_parts(rest: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
+                max_d: float, fill: bool, min_solidity: float, max_elong: float,
+                shape: tuple[int, ...]) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    """Soma-like parts of what a component's soma-like parts leave.
+
+    Each connected piece is kept when soma-like itself (a dimmer soma beside a
+    brighter one found at a higher level), else cut at its necks.
+    """
+    lab, n = ndi.label(rest)
+    a_min = np.pi * (min_d / 2 / px) ** 2
+    out = []
+    for i, psl in enumerate(ndi.find_objects(lab), start=1):
+        piece = lab[psl] == i
+        if piece.sum() < (1 - _NUCLEUS_FRACTION) * a_min:
+            continue
+        gsl = tuple(slice(a.start + b.start, a.start + b.stop)
+                    for a, b in zip(sl, psl, strict=True))
+        ok, f = _shape_ok(piece, px, min_d, max_d, fill, min_solidity, max_elong,
+                          _at_border(gsl, shape))
+        if ok:
+            out += _waist_split(f, gsl, px, min_d, max_d, min_solidity, max_elong, shape)
+        else:
+            out += _neck_split(piece, gsl, px, min_d, max_d, fill, min_solidity, max_elong,
+                               shape)
+    return out
 
 
 def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: float,
@@ -832,6 +879,12 @@ def _neck_split(mask: np.ndarray, sl: tuple[slice, slice], px: float, min_d: flo
         if ok:
             out.append((gsl, f))
     return out
+
+
+#: soma-like components are parted where their distance transform has a waist
+_NECK_CHECK = True
+#: ... when the soma-like parts cover this fraction of the component
+_NECK_COVER = 0.6
 
 
 def _fill_label_holes(labels: np.ndarray) -> np.ndarray:
