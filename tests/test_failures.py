@@ -147,10 +147,12 @@ def test_ctrl_c_says_how_to_resume(imgs, tmp_path):
     cfg.write_text(CONFIG + "parallel: {scheduler: synchronous}\n")
     out = tmp_path / "out"
     # enough files that the batch cannot finish between s0 starting and the interrupt,
-    # even on a loaded machine
+    # even on a loaded machine (12 were not enough at a load average of 10-15: the run
+    # ended with 0 before the signal came); the run stops at the interrupt, so more
+    # files cost no time
     many = tmp_path / "many"
     many.mkdir()
-    for k in range(12):
+    for k in range(60):
         src = imgs / f"s{k % 3}.ome.tif"
         (many / (f"s{k}.ome.tif" if k < 3 else f"t{k}.ome.tif")).write_bytes(src.read_bytes())
     proc = subprocess.Popen([sys.executable, "-m", "histo_fms.cli", "run", str(cfg),
@@ -159,6 +161,7 @@ def test_ctrl_c_says_how_to_resume(imgs, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "s0" / "status.json").is_file():
         time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
