@@ -63,3 +63,26 @@ def test_glass_a_little_darker_than_the_white_level_stays_glass():
     near = np.zeros(rgb.shape[:2], bool)
     near[40 - 24:840 + 24, :1000 + 24] = True  # the rendered section and 6 µm around it
     assert off.any() and not (off & ~near).any()
+
+
+def test_a_ragged_cut_end_is_trimmed_from_the_surface_line():
+    from histo_fms.skin._dej import Frame
+    from histo_fms.skin._epidermis import _trim_cut_ends
+
+    # surface along x at y = 100 px, then down a ragged cut end at x ~ 400 to y = 260 (the
+    # DEJ): zigzags of +-6 px with flat steps, as the glass boundary of a frayed end
+    x = np.arange(0.0, 400.0, 4.0)
+    surf = np.stack([np.full_like(x, 100.0), x], 1)
+    y = np.arange(104.0, 260.0, 4.0)
+    zig = 400.0 + 6.0 * np.sign(np.sin(y / 9.0))
+    end = np.stack([y, zig], 1)
+    line = np.vstack([surf, end])
+    px = 0.25
+    for flip, ln in ((False, line), (True, line[::-1] * [-1, 1] + [400, 0])):
+        out = _trim_cut_ends(ln, Frame(transpose=False, flip=flip), reach_px=800.0, px=px)
+        assert polyline_length(out) == pytest.approx(polyline_length(surf), abs=12.0)
+    # a surface with a furrow (10 µm deep) far from the ends is kept whole
+    furrow = surf.copy()
+    furrow[40:50, 0] += 40.0 * np.sin(np.linspace(0, np.pi, 10))
+    out = _trim_cut_ends(furrow, Frame(False, False), reach_px=800.0, px=px)
+    assert len(out) == len(furrow)

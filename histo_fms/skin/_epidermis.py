@@ -417,7 +417,8 @@ def _trim_cut_ends(line: np.ndarray, frame, *, reach_px: float, px: float,
         return line
     # topmost point of the line in each column (densely resampled, half-pixel steps)
     t = np.arange(0.0, s[-1] + 1e-9, 0.5)
-    uu, vv = np.interp(t, s, u), np.interp(t, s, v)
+    uu = np.concatenate([np.interp(t, s, u), u])
+    vv = np.concatenate([np.interp(t, s, v), v])
     ub = np.round(uu - uu.min()).astype(int)
     top = np.full(ub.max() + 3, np.inf)
     np.minimum.at(top, ub + 1, vv)
