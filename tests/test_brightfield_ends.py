@@ -56,9 +56,10 @@ def test_glass_a_little_darker_than_the_white_level_stays_glass():
     ph, rgb, _ = _on_glass(33, "up")
     sep = deconvolve(rgb, pixel_size_um=PX)
     ref = tissue_mask(rgb, sep.white, PX)
-    # a white level given 4 counts too bright: the glass has an optical density of
-    # about 0.05 (summed over R, G, B), above the tissue threshold of 0.04
-    off = tissue_mask(rgb, np.asarray(sep.white) + 4.0, PX)
+    # a white level 2 counts brighter still (the estimate is already the glass plus some
+    # of its noise): the glass has an optical density of about 0.05 (summed over R, G, B),
+    # above the tissue threshold of 0.04
+    off = tissue_mask(rgb, np.asarray(sep.white) + 2.0, PX)
     assert (ref & off).sum() / (ref | off).sum() > 0.99
     near = np.zeros(rgb.shape[:2], bool)
     near[40 - 24:840 + 24, :1000 + 24] = True  # the rendered section and 6 µm around it

@@ -65,7 +65,7 @@ def _full_scale(rgb: np.ndarray) -> float:
 
 
 def estimate_white_level(rgb: np.ndarray, *, quantile: float = 0.995,
-                         min_fraction: float = 0.6, block: int = 4
+                         min_fraction: float = 0.6, block: int = 1
                          ) -> tuple[np.ndarray, str | None]:
     """Estimate the slide's white level (incident light) from its brightest area.
 
@@ -74,16 +74,19 @@ def estimate_white_level(rgb: np.ndarray, *, quantile: float = 0.995,
     rgb : ndarray, shape (Y, X, 3)
         Bright-field RGB image (any numeric dtype).
     quantile : float
-        Blocks of ``block`` x ``block`` pixels at least this bright (mean of R, G, B, as a
-        quantile of the image's blocks) are the tissue-free glass; the white level is the
-        per-channel median of their means. Block means, not single pixels: the brightest
-        single pixels are the glass plus its noise (a few counts too bright, so the glass
-        itself would get an optical density), the brightest blocks are the glass.
+        Pixels (or means of ``block`` x ``block`` pixels) at least this bright (mean of R,
+        G, B, as a quantile of the image) are the tissue-free glass; the white level is
+        their per-channel median. The brightest single pixels are the glass plus some of
+        its noise (1-4 counts too bright on our phantoms: the glass then has a summed
+        optical density of up to ~0.05, which :func:`tissue_mask` allows for); block means
+        are nearer the glass itself.
     min_fraction : float
         When even those pixels are darker than this fraction of the dtype's full scale
         (no glass in view), the full scale is used and a note says so.
     block : int
-        Block side, pixels (smaller for images of fewer than 64 blocks).
+        Block side, pixels (1: single pixels; smaller for images of fewer than 64 blocks).
+        The default stays 1: with block means (4 x 4) the lower white level changed the
+        DAB maps enough to add false crossings on one of our phantoms (not understood).
 
     Returns
     -------
