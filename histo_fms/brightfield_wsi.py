@@ -255,16 +255,19 @@ def _dedupe(kept: pd.DataFrame, previous: pd.DataFrame, boundary_um: float, axis
 
 #: Glass kept around a tissue piece of a window when it is analysed on its own, µm.
 PIECE_MARGIN_UM = 60.0
-#: Tissue pieces of a window with less area than this inside its core are debris, µm².
+#: Tissue pieces of a window with less area than this inside its core are not analysed,
+#: µm²: debris, or the edge of a section that the neighbouring window measures (reported
+#: as ``skipped``, not failed).
 MIN_PIECE_AREA_UM2 = 20_000.0
 
 
 @dataclass
 class RegionResult:
-    """One tissue piece of a window, analysed or failed.
+    """One tissue piece of a window: analysed, failed or skipped.
 
     ``result`` is the :class:`~histo_fms.skin.SkinResult` of the crop ``(y0, x0)`` (pixel
-    offset in the analysed region) or None, with ``reason`` saying why it failed.
+    offset in the analysed region) or None, with ``reason`` saying why it failed (or, when
+    ``skipped``, why it was not analysed: too little tissue in the window's core).
     """
 
     y0: int
@@ -272,6 +275,12 @@ class RegionResult:
     area_um2: float
     result: Any = None
     reason: str = ""
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"ok"``, ``"failed"`` or ``"skipped"``."""
+        return "ok" if self.result is not None else ("skipped" if self.skipped else "failed")
 
 
 def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndarray,
@@ -281,10 +290,13 @@ def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndar
     """Analyse each tissue piece of a region on its own (glass excluded, never dropped).
 
     Pieces of tissue separated by glass are labelled; each with at least ``min_area_um2``
-    of tissue (and some inside ``core`` when given) is cropped with ``margin_um`` of glass around
-    it and analysed by :func:`histo_fms.skin.analyze_skin` with its own tissue mask (the
-    other pieces are background there). A piece without an epidermis is returned with the
-    reason, not skipped.
+    of tissue (inside ``core`` when given) is cropped with ``margin_um`` of glass around it
+    and analysed by :func:`histo_fms.skin.analyze_skin` with its own tissue mask (the other
+    pieces are background there). A piece without an epidermis is returned with the
+    reason (failed). A smaller piece with tissue in the core is returned as skipped, with
+    why: debris, or a sliver of a section whose tissue lies mostly in the window's
+    overlap (its neighbour measures it). Pieces without tissue in the core are left out
+    (they belong to a neighbouring window).
 
     Parameters
     ----------
@@ -302,7 +314,7 @@ def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndar
     margin_um : float
         Glass kept around each piece.
     min_area_um2 : float
-        Smaller pieces are debris.
+        Pieces with less tissue (in the core) are skipped.
 
     Returns
     -------
@@ -316,19 +328,28 @@ def analyze_tissue_pieces(fibre: np.ndarray, nuclei: np.ndarray, tissue: np.ndar
         return []
     idx = np.arange(1, n + 1)
     areas = np.bincount(lab.ravel(), minlength=n + 1)[1:] * px * px
-    in_core = (np.bincount(lab[core].ravel(), minlength=n + 1)[1:] > 0 if core is not None
-               else np.ones(n, bool))
+    core_areas = (np.bincount(lab[core].ravel(), minlength=n + 1)[1:] * px * px
+                  if core is not None else areas)
     m = int(np.ceil(margin_um / px))
     h, w = tissue.shape
     out = []
     for k, sl in zip(idx, ndi.find_objects(lab), strict=True):
-        if sl is None or areas[k - 1] < min_area_um2 or not in_core[k - 1]:
+        if sl is None or core_areas[k - 1] <= 0:
             continue
         y0, y1 = max(0, sl[0].start - m), min(h, sl[0].stop + m)
         x0, x1 = max(0, sl[1].start - m), min(w, sl[1].stop + m)
+        r = RegionResult(y0, x0, float(areas[k - 1]))
+        if core_areas[k - 1] < min_area_um2:
+            r.skipped = True
+            r.reason = (f"{core_areas[k - 1] / 1e6:.4f} mm² of tissue in the window's core "
+                        f"< {min_area_um2 / 1e6:g} mm²: "
+                        + ("debris" if areas[k - 1] < min_area_um2 else
+                           "the rest lies in the overlap, measured by the neighbouring "
+                           "window"))
+            out.append(r)
+            continue
         crop = (slice(y0, y1), slice(x0, x1))
         mask = lab[crop] == k
-        r = RegionResult(y0, x0, float(areas[k - 1]))
         try:
             r.result = analyze_skin(fibre[crop], pixel_size_um=px, nuclei=nuclei[crop],
                                     params=params, tissue=mask)
@@ -347,7 +368,8 @@ def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdi
     (:func:`analyze_tissue_pieces`) and the file gives their crossings, lines (``dej``,
     ``surface``, then ``dej_2``, ``surface_2``, ...) and summed lengths, with per piece
     what it gave or why it failed in ``wsi_windows``. A piece without an epidermis is
-    listed (``qc_flag`` ``window_failed``), never silently left out.
+    listed (``qc_flag`` ``window_failed``), never silently left out; one too small to
+    analyse (debris) is listed as skipped.
 
     Parameters
     ----------
@@ -390,7 +412,7 @@ def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdi
         results = [(q.result, q.y0, q.x0) for q in parts if q.result is not None]
         rows = [{"window": 1, "piece": 1, "tissue_piece": i + 1, "y0": q.y0, "x0": q.x0,
                  "tissue_area_mm2": round(q.area_um2 / 1e6, 4),
-                 "status": "ok" if q.result is not None else "failed", "reason": q.reason,
+                 "status": q.status, "reason": q.reason,
                  "n_crossings": int(q.result.n_crossings) if q.result is not None else 0,
                  "surface_um": round(q.result.epidermis_length_mm * 1000, 1)
                  if q.result is not None else 0.0,
@@ -437,6 +459,7 @@ def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdi
     dej = sum(x["dej_length_mm"] for x in summs)
     flags = [f for x in summs for f in str(x["qc_flag"]).split(";") if f]
     failed = [r for r in rows if r["status"] == "failed"]
+    skipped = [r for r in rows if r["status"] == "skipped"]
     if failed:
         flags.append("window_failed")
     src = [x["dej_source"] for x in summs]
@@ -449,7 +472,8 @@ def run_brightfield_pieces(ch: dict[str, np.ndarray], px: float, cfg: Any, outdi
                                                       for x in summs])),
         "qc_flag": ";".join(dict.fromkeys(flags)),
         "wsi_regions": f"{len(rows)} tissue piece(s) in 1 window"
-                       + (f", {len(failed)} failed" if failed else ""),
+                       + (f", {len(failed)} failed" if failed else "")
+                       + (f", {len(skipped)} skipped" if skipped else ""),
         "wsi_windows": window_digest(rows), "wsi_failed_windows": len(failed),
     }
 
@@ -554,7 +578,7 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
                        "tissue_area_mm2": round(part.area_um2 / 1e6, 4)}
                 res = part.result
                 if res is None:
-                    table_w.append({**row, "status": "failed", "reason": part.reason,
+                    table_w.append({**row, "status": part.status, "reason": part.reason,
                                     "n_crossings": 0, "surface_um": 0.0, "dej_um": 0.0})
                     continue
                 oy, ox = w.y0 + part.y0, w.x0 + part.x0  # slide pixel of the crop
@@ -620,6 +644,7 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
             out_lines[name + suffix] = np.vstack(parts_l) if parts_l else np.zeros((0, 2))
     write_polylines(out_lines, outdir / "polylines.json")
     failed = [r for r in table_w if r["status"] == "failed"]
+    skipped = [r for r in table_w if r["status"] == "skipped"]
     if failed:
         flags.append("window_failed")
     n = int(len(table))
@@ -634,7 +659,8 @@ def run_brightfield_wsi(img: Any, px: float, cfg: Any, outdir: Path, path: Path
         "epidermis_thickness_um": float(np.nanmedian(thick)) if thick else float("nan"),
         "qc_flag": ";".join(dict.fromkeys(flags)),
         "wsi_regions": f"{len(boxes)} piece(s), {len(windows)} window(s)"
-                       + (f", {len(failed)} failed" if failed else ""),
+                       + (f", {len(failed)} failed" if failed else "")
+                       + (f", {len(skipped)} skipped" if skipped else ""),
         "wsi_windows": window_digest(table_w),
         "wsi_failed_windows": len(failed),
     }
@@ -655,8 +681,9 @@ def window_digest(rows: list[dict]) -> str:
     """One line per window and tissue piece: where the DEJ length and crossings came from.
 
     ``w2 (piece 1): dej 0.812 mm, surface 0.830 mm, 9 crossings`` for an analysed one,
-    ``w3 (piece 1): FAILED (reason)`` for one that gave no epidermis, ``glass only`` for a
-    window without tissue in its core; joined by ``"; "``.
+    ``w3 (piece 1): FAILED (reason)`` for one that gave no epidermis, ``skipped (reason)``
+    for one too small to analyse, ``glass only`` for a window without tissue in its core;
+    joined by ``"; "``.
     """
     out = []
     for r in rows:
@@ -667,6 +694,8 @@ def window_digest(rows: list[dict]) -> str:
         elif r["status"] == "ok":
             out.append(f"{tag}: dej {r['dej_um'] / 1000:.3f} mm, surface "
                        f"{r['surface_um'] / 1000:.3f} mm, {r['n_crossings']} crossings")
+        elif r["status"] == "skipped":
+            out.append(f"{tag}: skipped ({r['reason']})")
         else:
             out.append(f"{tag}: FAILED ({r['reason']})")
     return "; ".join(out)

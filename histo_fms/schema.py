@@ -195,7 +195,8 @@ _SKIN_EXTRA = (
        "analysis windows, e.g. `1 piece(s), 3 window(s)` (blank when analysed whole)",
        required=False),
     _c("wsi_windows", "str", "", "bright-field whole-slide path only: per window and tissue "
-       "piece, the DEJ and surface length (mm) and crossings it gave, or `FAILED (reason)`",
+       "piece, the DEJ and surface length (mm) and crossings it gave, or `FAILED (reason)`, "
+       "or `skipped (reason)` (too little tissue in the window's core)",
        required=False),
     _c("wsi_failed_windows", "int", "", "bright-field whole-slide path only: windows (tissue "
        "pieces in them) that gave no epidermis; their tissue is not counted", required=False),

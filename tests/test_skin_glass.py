@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from histo_fms.brightfield_wsi import _dedupe, analyze_tissue_pieces, window_digest
-from histo_fms.skin import SkinParams, analyze_skin, find_epidermis
+from histo_fms.skin import SkinParams, analyze_skin, find_epidermis, polyline_length
 from histo_fms.stain import deconvolve, tissue_mask
 from histo_fms.synthetic.brightfield import make_brightfield_skin_section
 from histo_fms.synthetic.skin import evaluate_skin, make_skin_section
@@ -107,11 +107,12 @@ def test_brightfield_section_with_glass_all_round_counts_its_crossings(seed, ori
 
 
 def test_pieces_separated_by_glass_are_each_analysed_or_listed():
-    a = make_brightfield_skin_section((200, 400), PX, seed=71, density_per_mm=30.0,
-                                      jpeg_quality=None)
-    b = make_brightfield_skin_section((200, 400), PX, seed=72, density_per_mm=30.0,
-                                      jpeg_quality=None, stain_vectors=a.stain_vectors,
-                                      white=a.white)
+    # 100 µm tall sections: a thin epidermis leaves a dermis thicker than the largest
+    # stratum corneum (a thinner one would be taken for it)
+    kw = dict(density_per_mm=30.0, jpeg_quality=None, thickness_um=(30.0, 40.0))
+    a = make_brightfield_skin_section((200, 400), PX, seed=71, **kw)
+    b = make_brightfield_skin_section((200, 400), PX, seed=72, **kw,
+                                      stain_vectors=a.stain_vectors, white=a.white)
     rgb = _glass(a.white, (512, 512))
     rgb[20:220, 30:430] = a.rgb
     rgb[280:480, 30:430] = b.rgb[::-1]  # the second upside down, 30 µm of glass between
@@ -121,9 +122,12 @@ def test_pieces_separated_by_glass_are_each_analysed_or_listed():
     tissue = tissue_mask(rgb, sep.white, PX)
     parts = analyze_tissue_pieces(sep.plane("dab") * 1000, sep.plane("haematoxylin") * 1000,
                                   tissue, PX, SkinParams(), min_area_um2=1000.0)
-    ok = [p for p in parts if p.result is not None]
-    failed = [p for p in parts if p.result is None]
+    ok = [p for p in parts if p.status == "ok"]
+    failed = [p for p in parts if p.status == "failed"]
     assert len(ok) == 2 and len(failed) == 1 and failed[0].reason
+    # specks under the minimum area are listed as skipped, with why, never failed
+    assert all(p.area_um2 < 1000.0 and "debris" in p.reason for p in parts
+               if p.status == "skipped")
     for p, ph, flip, y0 in zip(sorted(ok, key=lambda p: p.y0), (a, b), (None, 200),
                                (20, 280), strict=True):
         cr = p.result.crossings.copy()
@@ -133,10 +137,30 @@ def test_pieces_separated_by_glass_are_each_analysed_or_listed():
             cr["y_um"] = (flip - 1) * PX - cr["y_um"]
         e = evaluate_skin(ph.skin, cr, tolerance_um=10.0)
         assert e["tp"] >= e["n_true"] - 1 and e["n_detected"] - e["tp"] <= 1, e
+        assert p.result.epidermis_length_mm * 1000 == pytest.approx(
+            polyline_length(ph.skin.surface_um), rel=0.05)
     rows = [{"window": 1, "piece": 1, "tissue_piece": i + 1,
-             "status": "ok" if p.result is not None else "failed", "reason": p.reason,
+             "status": p.status, "reason": p.reason,
              "dej_um": 1.0, "surface_um": 1.0, "n_crossings": 0} for i, p in enumerate(parts)]
     assert "FAILED (" in window_digest(rows)
+
+
+def test_a_sliver_in_a_window_overlap_is_skipped_not_failed():
+    # a window whose core holds only the edge of a section (its bulk in the overlap, which
+    # the neighbouring window measures) and a speck of debris: both listed as skipped
+    tissue = np.zeros((400, 400), bool)
+    tissue[20:380, 0:300] = True     # the section, its bulk left of the core
+    tissue[200:210, 350:360] = True  # debris in the core
+    core = np.zeros_like(tissue)
+    core[:, 280:] = True
+    z = np.zeros(tissue.shape, np.float32)
+    parts = analyze_tissue_pieces(z, z, tissue, PX, SkinParams(), core=core)
+    assert [p.status for p in parts] == ["skipped", "skipped"]
+    assert "neighbouring window" in parts[0].reason and "debris" in parts[1].reason
+    rows = [{"window": 1, "piece": 1, "tissue_piece": i + 1, "status": p.status,
+             "reason": p.reason, "dej_um": 0.0, "surface_um": 0.0, "n_crossings": 0}
+            for i, p in enumerate(parts)]
+    assert "skipped (" in window_digest(rows) and "FAILED" not in window_digest(rows)
 
 
 def test_a_crossing_on_a_window_seam_is_counted_once():

@@ -117,7 +117,8 @@ def min_cost_path(cost: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, max_step:
     path = np.zeros(c, np.int64)
     path[-1] = int(np.argmin(acc))
     for j in range(c - 1, 0, -1):
-        path[j - 1] = path[j] + back[path[j], j]
+        # (clipped: where no row of a column is allowed the step may point off the image)
+        path[j - 1] = min(max(path[j] + back[path[j], j], 0), r - 1)
     return np.clip(path, 0, r - 1)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, filters, measure, morphology
 
-from ._dej import mask_above, trace_dej
+from ._dej import mask_above, section_frame, trace_dej
 from ._params import SkinParams
 
 
@@ -312,8 +312,10 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
         sizes[0] = 0
         epi = lab == int(np.argmax(sizes))
     surface_px, dej_px = _boundaries(epi, background, p, px)
-    if surface_px is not None and trace is not None:
-        surface_px = _trim_cut_ends(surface_px, along=0 if trace.frame.transpose else 1)
+    if surface_px is not None:
+        frame = trace.frame if trace is not None else section_frame(epi, tissue & ~epi)
+        surface_px = _trim_cut_ends(surface_px, frame,
+                                    reach_px=p.max_epidermis_thickness_um / px, px=px)
     if surface_px is None or polyline_length(surface_px) * px < p.min_epidermis_length_um:
         raise NoEpidermisError("epidermal surface too short or not found")
     if dej_px is None:
@@ -367,23 +369,76 @@ def _boundaries(epi, background, p, px):
             _smooth_polyline(best["dej"], p, px) if best["dej"] is not None else None)
 
 
-def _trim_cut_ends(line: np.ndarray, along: int) -> np.ndarray:
+def _trim_cut_ends(line: np.ndarray, frame, *, reach_px: float, px: float,
+                   shadow_um: float = 2.0, chord_um: float = 5.0) -> np.ndarray:
     """Drop the cut ends of the section from the ends of a surface polyline.
 
     Where a section ends in glass inside the image, the epidermis's boundary with the
     glass runs on round the end of the section (across it, over the epidermal
-    thickness): not epidermal surface. From each end of the polyline, the run of
-    segments steeper across the section (axis ``1 - along``) than along it is removed.
+    thickness): not epidermal surface. In the section's frame (surface up, the section
+    along the columns) a point of such a cut end is either under another part of the line
+    (shadowed: more than ``shadow_um`` below the line's topmost point in its column) or on
+    a stretch running more across the section than along it (over a chord of
+    ``2 * chord_um``). A ragged cut end has both kinds and pieces of neither, so from each
+    end of the line everything up to the farthest such point within ``reach_px`` of path
+    (the largest epidermal thickness) is removed, as long as the part removed runs across
+    the section (along it over at most half its length); a surface's own steep stretches
+    and overhangs are kept (a furrow of depth D is cut off only within D of an end).
+
+    Parameters
+    ----------
+    line : ndarray, shape (N, 2)
+        Surface polyline, pixels ``(y, x)``.
+    frame : Frame
+        The section's canonical frame (:func:`._dej.section_frame`).
+    reach_px : float
+        Path length from each end within which a cut end is looked for, pixels (the
+        glass-facing boundary round a cut end may also run along a dermal strip).
+    px : float
+        Pixel size, µm.
+    shadow_um, chord_um : float
+        As above.
+
+    Returns
+    -------
+    ndarray, shape (M, 2)
+        The line without its cut ends (the line itself when nothing would be left).
     """
+    line = np.asarray(line, float)
     if len(line) < 3:
         return line
-    d = np.abs(np.diff(line, axis=0))
-    steep = d[:, 1 - along] > d[:, along]
-    if steep.all():
+    u = line[:, 0] if frame.transpose else line[:, 1]   # along the section
+    v = line[:, 1] if frame.transpose else line[:, 0]   # across it, glass up (smaller)
+    if frame.flip:
+        v = -v
+    seg = np.hypot(np.diff(u), np.diff(v))
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
         return line
-    i0 = int(np.argmin(steep))                  # first segment that runs along
-    i1 = len(steep) - int(np.argmin(steep[::-1]))  # one past the last such segment
-    return line[i0:i1 + 1]
+    # topmost point of the line in each column (densely resampled, half-pixel steps)
+    t = np.arange(0.0, s[-1] + 1e-9, 0.5)
+    uu = np.concatenate([np.interp(t, s, u), u])
+    vv = np.concatenate([np.interp(t, s, v), v])
+    ub = np.round(uu - uu.min()).astype(int)
+    top = np.full(ub.max() + 3, np.inf)
+    np.minimum.at(top, ub + 1, vv)
+    top = np.minimum(np.minimum(top[:-2], top[1:-1]), top[2:])  # with the neighbours
+    shadowed = v > top[np.round(u - uu.min()).astype(int)] + shadow_um / px
+    c = chord_um / px
+    i_lo = np.searchsorted(s, s - c, side="left")
+    i_hi = np.clip(np.searchsorted(s, s + c, side="right") - 1, 0, len(s) - 1)
+    steep = np.abs(v[i_hi] - v[i_lo]) > np.abs(u[i_hi] - u[i_lo])
+    # the part removed runs across the section: along it over at most half its length
+    span_h = np.maximum.accumulate(u) - np.minimum.accumulate(u)
+    span_t = (np.maximum.accumulate(u[::-1]) - np.minimum.accumulate(u[::-1]))[::-1]
+    cut = shadowed | steep
+    head = np.flatnonzero(cut & (s <= reach_px) & (span_h <= 0.5 * s))
+    tail = np.flatnonzero(cut & (s >= s[-1] - reach_px) & (span_t <= 0.5 * (s[-1] - s)))
+    a = int(head.max()) + 1 if head.size else 0
+    b = int(tail.min()) if tail.size else len(line)
+    if b - a < 2:
+        return line
+    return line[a:b]
 
 
 def _runs(flag: np.ndarray, closed: bool) -> list[np.ndarray]:
