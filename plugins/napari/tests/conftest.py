@@ -31,3 +31,15 @@ def batch_master(tmp_path_factory):
 @pytest.fixture
 def skin_out(tmp_path):
     return make_skin_results(tmp_path / "skin")
+
+
+@pytest.fixture
+def opened(make_napari_viewer, drg_out):
+    """A docked review widget with the DRG phantom's image open for review (blinding key "AB")."""
+    from napari_histo_fms import ReviewWidget
+
+    viewer = make_napari_viewer()
+    w = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.open_session(drg_out, "drgimg_m1_fms", "AB")
+    return viewer, w, drg_out

@@ -76,3 +76,8 @@ def make_skin_results(root, stem="skin_a"):
                            "sha256": "0", "status": "ok", "pixel_size_um": 0.5}]},
                out / "run.json")
     return out
+
+
+def interior_ids(table):
+    """Ids of the neurons in a ``neurons.csv`` table that do not touch the image border."""
+    return [int(i) for i in table.loc[~table["touches_border"].astype(bool), "neuron_id"]]

@@ -2,23 +2,11 @@
 
 import numpy as np
 import pytest
+from plugin_testdata import interior_ids
 
 from napari_histo_fms import ReviewWidget
 
 STEM = "drgimg_m1_fms"
-
-
-def _interior(table):
-    return [int(i) for i in table.loc[~table["touches_border"].astype(bool), "neuron_id"]]
-
-
-@pytest.fixture
-def opened(make_napari_viewer, drg_out):
-    viewer = make_napari_viewer()
-    w = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.open_session(drg_out, STEM, "AB")
-    return viewer, w, drg_out
 
 
 def _same(lab, s):
@@ -33,7 +21,7 @@ def test_layer_is_a_16bit_copy_with_exact_ids_through_edits_and_undo(opened, qtb
     lab = viewer.layers["neurons"]
     assert lab.data.dtype == np.uint16 and lab.data is not s.neurons
     assert s.neurons.dtype == np.int32 and _same(lab, s)
-    ids = _interior(s.table)
+    ids = interior_ids(s.table)
     w.delete_neuron(ids[0])
     w.merge([ids[1], ids[2]])
     row = s.table.set_index("neuron_id").loc[ids[3]]
@@ -62,7 +50,7 @@ def test_an_edit_redraws_only_its_region(opened):
     lab = viewer.layers["neurons"]
     seen = []
     lab.events.labels_update.connect(lambda e: seen.append((tuple(e.offset), e.data.shape)))
-    a = _interior(s.table)[0]
+    a = interior_ids(s.table)[0]
     box = s._obj(a)[0]
     w.delete_neuron(a)
     assert seen, "no regional refresh"
@@ -78,7 +66,7 @@ def test_flip_changes_the_colour_table_entry_only(opened):
     viewer, w, _ = opened
     s = w.session
     lab = viewer.layers["neurons"]
-    ids = _interior(s.table)
+    ids = interior_ids(s.table)
     probe = np.asarray(ids[:6], np.uint16)
     before = lab.colormap.map(probe).copy()  # (builds napari's 16-bit colour table)
     visual = w._visual(lab)
@@ -105,7 +93,7 @@ def test_ids_beyond_16_bits_switch_the_layer_to_the_models_dtype(opened, monkeyp
     lab = viewer.layers["neurons"]
     top = int(s.neurons.max())
     monkeypatch.setattr(layers_mod, "DISPLAY_MAX_ID", top)  # the next new id does not fit
-    a = _interior(s.table)[0]
+    a = interior_ids(s.table)[0]
     row = s.table.set_index("neuron_id").loc[a]
     y, x = row["y_um"], row["x_um"]
     w.split(a, [(y - 3.0, x), (y + 3.0, x)])

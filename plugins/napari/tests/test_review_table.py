@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 from app_model.types import KeyBinding
+from plugin_testdata import interior_ids
 
 from napari_histo_fms import ReviewWidget, RunWidget
 
@@ -18,26 +18,13 @@ def _press(layer, key):
     return fn(layer)
 
 
-def _interior(table):
-    return [int(i) for i in table.loc[~table["touches_border"].astype(bool), "neuron_id"]]
-
-
-@pytest.fixture
-def opened(make_napari_viewer, drg_out):
-    viewer = make_napari_viewer()
-    w = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.open_session(drg_out, STEM, "AB")
-    return viewer, w, drg_out
-
-
 def test_ctrl_z_in_the_neurons_layer_undoes_in_the_model(opened):
     from histo_fms.review import ReviewSession
 
     viewer, w, out = opened
     lab = viewer.layers["neurons"]
     assert viewer.layers.selection.active is lab  # active after opening: shortcuts work
-    ids = _interior(w.session.table)
+    ids = interior_ids(w.session.table)
     a = ids[0]
     w.go_to(a)
     _press(lab, "Delete")
@@ -66,7 +53,7 @@ def test_ctrl_z_in_the_neurons_layer_undoes_in_the_model(opened):
 def test_flip_shortcut_changes_only_that_neurons_colour(opened):
     viewer, w, _ = opened
     lab = viewer.layers["neurons"]
-    ids = _interior(w.session.table)
+    ids = interior_ids(w.session.table)
     a = ids[0]
     before = {k: tuple(v) for k, v in lab.colormap.color_dict.items() if k}
     w.go_to(a)
@@ -114,7 +101,7 @@ def test_object_table_click_select_filter_and_triage(opened):
 def test_split_along_line_and_merge_box_errors(opened):
     viewer, w, _ = opened
     s = w.session
-    nid = _interior(s.table)[0]
+    nid = interior_ids(s.table)[0]
     ys, xs = np.nonzero(s.neurons == nid)
     yc = ys.mean() * 0.5
     layer = w._cut_layer()
@@ -189,7 +176,7 @@ def test_painting_a_shared_layer_is_saved_exactly_and_undone(make_napari_viewer,
     lab = viewer.layers["neurons"]
     assert lab.data is s.neurons  # no copy
     auto = s.neurons.copy()
-    a = _interior(s.table)[0]
+    a = interior_ids(s.table)[0]
     row = s.table.set_index("neuron_id").loc[a]
     yc, xc = row["y_um"] / s.pixel_size_um, row["x_um"] / s.pixel_size_um
     lab.brush_size = 6
@@ -220,7 +207,7 @@ def test_local_recompute_updates_only_the_remeasured_neurons(opened, monkeypatch
     monkeypatch.setattr(_remeasure, "MAX_LOCAL_FRACTION", 10.0)  # a small image: allow it
     viewer, w, out = opened
     s = w.session
-    ids = _interior(s.table)
+    ids = interior_ids(s.table)
     w.delete_neuron(ids[0])
     w.flip_call(ids[1])
     viewer.layers["rings"].visible = True
