@@ -108,6 +108,39 @@ def _write_image(labels_zarr: Path, dest: Path, px: float, levels: int = 1) -> N
                   pixel_size_um=px, chunk=2048, levels=levels)
 
 
+class _Profile:
+    """cProfile of named phases, dumped as ``DIR/NAME.prof`` (nothing without a folder)."""
+
+    def __init__(self, folder: Path | None):
+        self.folder, self.name, self.pr = folder, None, None
+
+    def start(self, name: str) -> None:
+        if self.folder is not None:
+            import cProfile
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.name, self.pr = name, cProfile.Profile()
+            self.pr.enable()
+
+    def stop(self) -> None:
+        if self.pr is not None:
+            self.pr.disable()
+            self.pr.dump_stats(str(self.folder / f"{self.name}.prof"))
+            self.pr = None
+
+    def __call__(self, name: str):
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            self.start(name)
+            try:
+                yield
+            finally:
+                self.stop()
+        return cm()
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
@@ -119,6 +152,9 @@ def main(argv=None) -> dict:
                     help="also time Recompute (needs an image)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="keep the phantom here and reuse it (its review is reset each run)")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write cProfile stats of the open (open.prof) and the edits "
+                         "(edits.prof) into this folder")
     a = ap.parse_args(argv)
     if a.recompute and a.image == "none":
         ap.error("--recompute needs an image")
@@ -143,10 +179,12 @@ def main(argv=None) -> dict:
         viewer.window.add_dock_widget(w)
         app = QApplication.instance()
         app.processEvents()
+        prof = _Profile(a.profile)
         t0 = time.perf_counter()
         c0 = time.process_time()
-        w.open_session(root / "out", "bench", "bench")
-        app.processEvents()
+        with prof("open"):
+            w.open_session(root / "out", "bench", "bench")
+            app.processEvents()
         t_open = time.perf_counter() - t0
         cpu_open = time.process_time() - c0
         while getattr(w, "image_pending", False):  # no pyramid: its overview, in a thread
@@ -200,6 +238,7 @@ def main(argv=None) -> dict:
         draw: list[float] = []
         plan = ["flip", "exclude", "delete", "merge", "split", "paint", "undo", "redo"]
         lab = viewer.layers["neurons"]
+        prof.start("edits")
         for k in range(a.edits):
             kind = plan[k % len(plan)]
             nid = _take()
@@ -246,6 +285,7 @@ def main(argv=None) -> dict:
             times.setdefault(kind, []).append((t2 - t0) * 1000)
             work.append((t1 - t0) * 1000)
             draw.append((t2 - t1) * 1000)
+        prof.stop()
         allt = [v for vs in times.values() for v in vs]
         res = {"size": a.size, "neurons": n, "cpus": os.cpu_count(),
                "image": a.image, "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],

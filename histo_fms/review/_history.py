@@ -346,6 +346,7 @@ class HistoryMixin:
         self._last_px: tuple[np.ndarray, np.ndarray] | None = None
         self.last_edit_ids: set[int] = set()
         self._snap = small_state(self)
+        self._replay_journal()
         self._finish_interrupted_save()
 
     def _finish_interrupted_save(self) -> None:

@@ -25,6 +25,7 @@ from ..io import (
 from ._audit import AuditLog, to_jsonable, utc_now
 from ._geometry import points_in_regions, polyline_length_um
 from ._history import HistoryMixin, small_state
+from ._journal import chunk_boxes
 from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
 
 REVIEWED = "reviewed"
@@ -239,6 +240,17 @@ class ReviewSession(HistoryMixin):
         """
         path = self.dir / "labels.zarr"
         box = self._last_box
+        saver = getattr(self, "_saver", None)
+        if saver is not None and box is not None and self._last_px is not None:
+            # background saves: the edit's pixels journalled (fsynced) now, copies of the
+            # chunks they fall in written by the saver's thread
+            idx, new = self._last_px
+            regions = [(b, self.neurons[b].copy()) for b in
+                       chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
+            saver.submit(idx, new, regions)
+            self._labels_are_auto = False
+            return
+        self.flush()
         if box is not None and self.kind == "drg":
             self._copy_auto_labels()
         if box is not None and path.exists():
@@ -260,6 +272,117 @@ class ReviewSession(HistoryMixin):
                 return
         write_labels_zarr(self.labels, path, pixel_size_um=self.pixel_size_um)
         self._labels_are_auto = False
+
+    # ------------------------------------------------------------ background saves
+    def save_in_background(self) -> bool:
+        """Save label edits' chunks on a background thread from now on (DRG).
+
+        Each label edit's exact pixels are appended to ``reviewed/labels_journal.bin``
+        and fsynced before the edit returns; the zarr chunks they fall in are written
+        by one background thread. Reopening replays the journal over the chunks on disk,
+        so an edit is never lost, even when the process is killed before its chunks are
+        written. :meth:`flush` waits for the writes, :meth:`close` also stops the thread.
+
+        Returns
+        -------
+        bool
+            False when the labels cannot be saved chunk-wise (then edits save at once).
+        """
+        if self.kind != "drg" or "neurons" not in self.labels:
+            return False
+        if getattr(self, "_saver", None) is not None:
+            return True
+        import zarr
+
+        from ._journal import JOURNAL, BackgroundSaver, LabelJournal
+
+        path = self.dir / "labels.zarr"
+        src = path if path.exists() else self.auto_dir / "labels.zarr"
+        try:
+            root = zarr.open_group(str(src), mode="r")
+            ds = root["labels/neurons/0"]
+            ok = (tuple(ds.shape) == self.neurons.shape
+                  and set(root.attrs.get("labels", [])) == set(self.labels))
+            chunks = tuple(int(c) for c in ds.chunks)
+        except (KeyError, OSError, ValueError):
+            ok = False
+        if not ok:
+            return False
+        self._label_chunks = chunks
+
+        def prepare():
+            self._copy_auto_labels()
+            target = zarr.open_group(str(path), mode="r+")["labels/neurons/0"]
+            if tuple(target.shape) != self.neurons.shape:
+                raise OSError(f"{path}: shape {target.shape} differs from the labels")
+
+            def write(box, data):
+                target[box] = data
+            return write
+
+        self._saver = BackgroundSaver(LabelJournal(self.dir / JOURNAL), prepare)
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every label edit is in ``reviewed/labels.zarr`` (background saves).
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most.
+
+        Returns
+        -------
+        bool
+            False when the timeout passed first.
+        """
+        saver = getattr(self, "_saver", None)
+        return True if saver is None else saver.flush(timeout)
+
+    @property
+    def saving(self) -> bool:
+        """Whether label chunks are still being written in the background."""
+        saver = getattr(self, "_saver", None)
+        return saver is not None and saver.busy
+
+    def close(self) -> None:
+        """Write every pending label chunk and stop the background saver (if any)."""
+        saver = getattr(self, "_saver", None)
+        if saver is not None:
+            self._saver = None
+            saver.close()
+
+    def _replay_journal(self) -> None:
+        """Put the journalled label edits a crash left unsaved back (exactly), and save.
+
+        Each record sets absolute values, so replaying all of them in order over the
+        chunks on disk (each of some moment after the journal began) gives the labels
+        after the last journalled edit.
+        """
+        from ._journal import JOURNAL, LabelJournal, chunk_boxes
+
+        if self.kind != "drg" or "neurons" not in self.labels:
+            return
+        journal = LabelJournal(self.dir / JOURNAL)
+        recs = journal.read()
+        if not recs:
+            if journal.path.is_file() and journal.path.stat().st_size:
+                journal.reset()  # only a torn record: its edit is in the history
+            return
+        self._ensure_writable()
+        flat = self.labels["neurons"].reshape(-1)
+        for idx, new in recs:
+            flat[idx] = new
+        idx = np.unique(np.concatenate([r[0] for r in recs]))
+        import zarr
+
+        self._copy_auto_labels()
+        ds = zarr.open_group(str(self.dir / "labels.zarr"), mode="r+")["labels/neurons/0"]
+        for b in chunk_boxes(idx, self.neurons.shape, tuple(ds.chunks)):
+            ds[b] = self.neurons[b]
+        journal.reset()
+        self._labels_are_auto = False
+        self.labels_edited = True
 
     def _copy_auto_labels(self) -> None:
         """Create ``reviewed/labels.zarr`` as a copy of the automatic one (files, atomic)."""
@@ -993,6 +1116,7 @@ class ReviewSession(HistoryMixin):
             ``n_reviewed`` and ``delta``.
         """
         self.check_fresh()
+        self.flush()  # (background saves: the label chunks on disk first)
         n0 = self.n_edits
         summary = self._recompute_drg() if self.kind == "drg" else self._recompute_skin()
         from .. import __version__
@@ -1372,6 +1496,10 @@ class LazyLabels(Mapping):
         if name not in self._full:
             self._full[name] = np.asarray(self._raw[name][...])
         return self._full[name]
+
+    def __contains__(self, name: object) -> bool:
+        # (Mapping's default would read the whole image to answer)
+        return name in self._raw
 
     def __iter__(self):
         return iter(self._raw)

@@ -166,6 +166,29 @@ def _preload_measurement() -> None:
         threading.Thread(target=__import__, args=("histo_fms.drg",), daemon=True).start()
 
 
+def _warm_label_colouring() -> None:
+    """Load napari's compiled label-colouring code in the background (once).
+
+    napari colours label layers with numba functions whose first call loads their
+    compiled code (about 2 s); started when the widget is made, that happens while
+    the reviewer picks an image instead of while a section opens.
+    """
+    import threading
+
+    def warm():
+        try:
+            from napari.utils.colormaps import _accelerated_cmap as acc
+
+            for a in (np.zeros(0, np.int32), np.zeros((1, 1), np.int32)):
+                acc.zero_preserving_modulo(a, 49, np.dtype(np.uint8))
+        except Exception:  # noqa: BLE001 - only a warm-up
+            pass
+
+    if not getattr(_warm_label_colouring, "started", False):
+        _warm_label_colouring.started = True
+        threading.Thread(target=warm, daemon=True).start()
+
+
 def _remap_in_place(cm, colours: dict, reserved: dict) -> bool:
     """Point some labels at other (existing) colour classes in napari's cached maps.
 
@@ -568,6 +591,7 @@ class ReviewWidget(QWidget):
         self._visits: list[int] = []
         self._set_kind(None)
         self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
+        _warm_label_colouring()
 
     # ------------------------------------------------------------------ opening
     def _browse(self) -> None:
@@ -631,8 +655,8 @@ class ReviewWidget(QWidget):
         self.session = session
         self._paint_atoms = []
         self.last_summary = None
-        if session.kind == "drg":
-            _preload_measurement()
+        if session.kind == "drg":  # (after the layers are shown: not during the open)
+            QTimer.singleShot(0, _preload_measurement)
         # nothing selected in a new case: the previous case's id must never carry over
         self.neuron_spin.blockSignals(True)
         self.neuron_spin.setValue(0)
