@@ -25,7 +25,6 @@ from ..io import (
 from ._audit import AuditLog, to_jsonable, utc_now
 from ._geometry import points_in_regions, polyline_length_um
 from ._history import HistoryMixin, small_state
-from ._journal import chunk_boxes
 from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
 
 REVIEWED = "reviewed"
@@ -242,12 +241,11 @@ class ReviewSession(HistoryMixin):
         box = self._last_box
         saver = getattr(self, "_saver", None)
         if saver is not None and box is not None and self._last_px is not None:
-            # background saves: the edit's pixels journalled (fsynced) now, copies of the
-            # chunks they fall in written by the saver's thread
+            # background saves: the edit's pixels journalled (fsynced) now; a copy of
+            # their bounding box (every pixel the edit changed lies in it) written into
+            # the chunks by the saver's thread, in order
             idx, new = self._last_px
-            regions = [(b, self.neurons[b].copy()) for b in
-                       chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
-            saver.submit(idx, new, regions)
+            saver.submit(idx, new, [(box, self.neurons[box].copy())])
             self._labels_are_auto = False
             return
         self.flush()
@@ -303,12 +301,10 @@ class ReviewSession(HistoryMixin):
             ds = root["labels/neurons/0"]
             ok = (tuple(ds.shape) == self.neurons.shape
                   and set(root.attrs.get("labels", [])) == set(self.labels))
-            chunks = tuple(int(c) for c in ds.chunks)
         except (KeyError, OSError, ValueError):
             ok = False
         if not ok:
             return False
-        self._label_chunks = chunks
 
         def prepare():
             self._copy_auto_labels()
@@ -470,12 +466,30 @@ class ReviewSession(HistoryMixin):
         bool or None
             ``ring_igg > threshold`` as measured, or None (not measured / no threshold).
         """
-        row = self.table.loc[self.table["neuron_id"] == int(neuron_id)]
-        if row.empty or "igg_positive" not in row:
+        t = self.table
+        k = self._table_pos(int(neuron_id))
+        if k is None or "igg_positive" not in t:
             return None
-        col = "igg_positive_auto" if "igg_positive_auto" in row else "igg_positive"
-        v = row.iloc[0][col]
+        col = "igg_positive_auto" if "igg_positive_auto" in t else "igg_positive"
+        v = t[col].iat[k]
         return None if pd.isna(v) else bool(v)
+
+    def _table_pos(self, nid: int) -> int | None:
+        """Row position of a neuron in :attr:`table` (an id index cached per table)."""
+        t = self.table
+        hit = self.__dict__.get("_pos_cache")
+        if hit is None or hit[0] is not t:
+            ids = t["neuron_id"].to_numpy() if "neuron_id" in t else np.zeros(0, np.int64)
+            hit = (t, pd.Index(ids))
+            self._pos_cache = hit
+        index = hit[1]
+        try:
+            k = index.get_loc(int(nid))
+        except KeyError:
+            return None
+        if not isinstance(k, (int, np.integer)):  # a repeated id: its first row
+            k = int(np.flatnonzero(np.asarray(index == int(nid)))[0])
+        return int(k)
 
     def call(self, neuron_id: int) -> bool | None:
         """Return a neuron's effective IgG call (reviewer's override, else threshold call).
@@ -512,17 +526,17 @@ class ReviewSession(HistoryMixin):
         """
         nid = int(neuron_id)
         info: dict[str, Any] = {"neuron_id": nid}
-        row = self.table.loc[self.table["neuron_id"] == nid]
-        if not row.empty:
-            r = row.iloc[0]
+        k = self._table_pos(nid)
+        if k is not None:
+            t = self.table
             for c in ("area_um2", "diameter_um", "size_class", "ring_igg", "touches_border",
                       "ring_igg_coverage"):
-                if c in r:
-                    info[c] = to_jsonable(r[c])
+                if c in t:
+                    info[c] = to_jsonable(t[c].iat[k])
         obj = self._obj(nid)
         area_px = int(obj[1].sum()) if obj is not None else 0
         area = area_px * self.pixel_size_um ** 2
-        stale = row.empty or abs(info.get("area_um2", area) - area) > 1e-6 * max(area, 1)
+        stale = k is None or abs(info.get("area_um2", area) - area) > 1e-6 * max(area, 1)
         if stale:
             info["area_um2"] = area
             info["diameter_um"] = float(np.sqrt(4 * area / np.pi))
@@ -734,14 +748,17 @@ class ReviewSession(HistoryMixin):
                              "dropped_overrides": dropped}, labels=True)
 
     def _min_part_area_um2(self) -> float:
-        """Area (µm²) of a circle of the run's minimum neuron diameter."""
+        """Area (µm²) of a circle of the run's minimum neuron diameter (read once)."""
+        if "_min_part_area" in self.__dict__:
+            return self._min_part_area
         try:
             d = float(self._drg_config().params().min_diameter_um)
         except Exception:  # noqa: BLE001 - incomplete provenance: the library default
             from ..drg import DrgParams
 
             d = float(DrgParams().min_diameter_um)
-        return float(np.pi * (d / 2) ** 2)
+        self._min_part_area = float(np.pi * (d / 2) ** 2)
+        return self._min_part_area
 
     def paint(self, mask: np.ndarray, neuron_id: int | None = None) -> dict:
         """Paint a region with a neuron label (a new neuron when ``neuron_id`` is None).

@@ -148,10 +148,8 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         else:
             a = np.asarray([_num(x) for x in v], float)
         out[c] = a
-    df = pd.DataFrame(out, columns=OBJECT_COLUMNS)
-    for c in ("call", "call_source", "size_class", "status"):  # the dtype _typed gives
-        df[c] = df[c].astype(object).where(df[c].notna(), "")
-    return df
+    # (the text columns are object arrays without missing values already: as _typed)
+    return pd.DataFrame(out, columns=OBJECT_COLUMNS)
 
 
 def _num(v: Any) -> float:

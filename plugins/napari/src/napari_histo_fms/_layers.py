@@ -123,13 +123,51 @@ def overview_levels(levels: list) -> list:
         The same levels, those at most :data:`OVERVIEW_SIDE` a side as numpy arrays
         (the same values: the same block means).
     """
+    gen = overview_steps(levels)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def overview_steps(levels: list):
+    """:func:`overview_levels` as a generator: it yields after each band of chunks.
+
+    A thread worker running it can be stopped between bands (closing napari or opening
+    another image need not wait for a pass over a whole section).
+
+    Parameters
+    ----------
+    levels : list of array
+        As for :func:`overview_levels`.
+
+    Yields
+    ------
+    None
+        After each band of rows of the level computed.
+
+    Returns
+    -------
+    list of array
+        As :func:`overview_levels` returns.
+    """
     out = list(levels)
     k = next((i for i, lv in enumerate(out) if i and max(lv.shape[-2:]) <= OVERVIEW_SIDE),
              None)
     if k is None:
         return out
     first = out[k]
-    out[k] = np.asarray(first.compute() if hasattr(first, "compute") else first)
+    if hasattr(first, "compute") and hasattr(first, "chunks"):
+        res = np.empty(first.shape, first.dtype)
+        y0 = 0
+        for h in first.chunks[-2]:  # band by band: the same blocks, the same values
+            res[..., y0:y0 + h, :] = np.asarray(first[..., y0:y0 + h, :].compute())
+            y0 += h
+            yield
+        out[k] = res
+    else:
+        out[k] = np.asarray(first.compute() if hasattr(first, "compute") else first)
     for i in range(k + 1, len(out)):
         prev = out[i - 1].astype(np.float64)
         h, w = (prev.shape[-2] // 2) * 2, (prev.shape[-1] // 2) * 2

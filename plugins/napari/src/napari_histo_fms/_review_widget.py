@@ -324,6 +324,29 @@ def _undo_atom(region: np.ndarray, y0: int, x0: int, atom) -> None:
     region[np.asarray(idx[-2]) - y0, np.asarray(idx[-1]) - x0] = old_vals
 
 
+def _feature_rows(rows, ids) -> pd.DataFrame:
+    """Return the neurons layer's feature rows of some (not deleted) neurons.
+
+    The same values as :func:`neuron_features` gives for those rows, read cell by cell
+    (no pass over the whole table).
+    """
+    def num(v) -> float:
+        try:
+            return round(float(v), 3)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    ks = sorted(k for k in (rows.row_of.get(int(i)) for i in ids) if k is not None)
+    ks = [k for k in ks if rows.value(k, "status") != "deleted"]
+    out = {"index": np.asarray([int(rows.value(k, "neuron_id")) for k in ks], np.int64)}
+    for c in ("area_um2", "diameter_um", "ring_igg"):
+        out[c] = np.asarray([num(rows.value(k, c)) for k in ks], float)
+    out["igg_positive"] = np.asarray([{"IgG+": "yes", "IgG−": "no"}.get(rows.value(k, "call"), "")
+                                      for k in ks], object)
+    out["excluded"] = np.asarray([bool(rows.value(k, "excluded")) for k in ks], bool)
+    return pd.DataFrame(out)
+
+
 def _hex(rgba) -> str:
     return "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgba[:3])
 
@@ -432,6 +455,7 @@ class ReviewWidget(QWidget):
         self._worker = None
         self._overview_token = None
         self._overview_worker = None
+        self._deleted_ids: set[int] | None = None
         lay = QVBoxLayout(self)
 
         self.open_box = QGroupBox("Results")
@@ -592,6 +616,8 @@ class ReviewWidget(QWidget):
         self._set_kind(None)
         self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
         _warm_label_colouring()
+        # napari closing (this widget destroyed): stop the overview, save the review
+        self.destroyed.connect(lambda *_: self.shutdown())
 
     # ------------------------------------------------------------------ opening
     def _browse(self) -> None:
@@ -652,7 +678,14 @@ class ReviewWidget(QWidget):
             where = "this case's result" if self.blind else str(session.auto_dir)
             raise ReviewError(f"{where}/labels.zarr is missing or has no '{need}' labels; "
                               "rerun this image to review it")
+        old = self.session
+        if old is not None and old is not session:
+            old.close()  # its label chunks written before another image is shown
         self.session = session
+        if session.kind == "drg":
+            # label chunks saved off the GUI thread, each edit journalled at once
+            session.save_in_background()
+        self._deleted_ids = None
         self._paint_atoms = []
         self.last_summary = None
         if session.kind == "drg":  # (after the layers are shown: not during the open)
@@ -682,6 +715,7 @@ class ReviewWidget(QWidget):
             for _, kw, _ in layers + later:
                 kw.pop("metadata", None)
         self._overview_token = None
+        self._stop_overview()
         for _, kw, _ in later:  # never the previous image under this one's labels
             old = self._layer(kw["name"])
             if old is not None:
@@ -707,19 +741,45 @@ class ReviewWidget(QWidget):
     def _load_overviews(self, layers: list) -> None:
         from napari.qt.threading import create_worker
 
-        from ._layers import overview_levels
+        from ._layers import overview_steps
 
         token = object()
         self._overview_token = token
+        self._stop_overview()  # the previous image's, if still running
 
-        def work():
-            return [(overview_levels(d), kw, kind) for d, kw, kind in layers]
+        def work():  # a generator: the worker can be stopped between bands of chunks
+            out = []
+            for d, kw, kind in layers:
+                levels = yield from overview_steps(d)
+                out.append((levels, kw, kind))
+            return out
 
         worker = create_worker(work)
         worker.returned.connect(lambda res: self._add_overviews(res, token))
         worker.errored.connect(lambda e: self._overview_failed(e, token))
         self._overview_worker = worker
         worker.start()
+
+    def _stop_overview(self) -> None:
+        """Stop computing an overview (another image opened, or the widget closed)."""
+        worker, self._overview_worker = self._overview_worker, None
+        if worker is not None:
+            try:
+                worker.quit()
+            except RuntimeError:  # (its Qt object is gone already)
+                pass
+
+    def shutdown(self) -> None:
+        """Stop the overview worker and save the open review (napari is closing).
+
+        Only Python state is touched: it also runs while the widget's Qt object is
+        being destroyed.
+        """
+        self._overview_token = None
+        self._stop_overview()
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
 
     def _overview_failed(self, exc, token) -> None:
         if token is self._overview_token:
@@ -730,17 +790,21 @@ class ReviewWidget(QWidget):
         """Add the image channels under the results (if this image is still open)."""
         from napari.layers import Layer
 
-        if token is not self._overview_token:
-            return  # another image was opened meanwhile
-        lab = self._layer(NEURONS)
-        for i, (data, kw, kind) in enumerate(layers):
-            old = self._layer(kw["name"])
-            if old is not None:
-                self.viewer.layers.remove(old)
-            self.viewer.layers.insert(i, Layer.create(data, kw, kind))
-        if lab is not None:
-            self.viewer.layers.selection.active = lab
+        if token is not self._overview_token or self.session is None:
+            return  # another image was opened meanwhile, or the widget closed
         self._overview_token = None
+        self._overview_worker = None
+        try:
+            lab = self._layer(NEURONS)
+            for i, (data, kw, kind) in enumerate(layers):
+                old = self._layer(kw["name"])
+                if old is not None:
+                    self.viewer.layers.remove(old)
+                self.viewer.layers.insert(i, Layer.create(data, kw, kind))
+            if lab is not None:
+                self.viewer.layers.selection.active = lab
+        except RuntimeError:  # the viewer's window closed meanwhile: nothing to show
+            return
 
     def _set_kind(self, kind: str | None) -> None:
         self.drg_box.setVisible(kind == "drg")
@@ -913,7 +977,7 @@ class ReviewWidget(QWidget):
                         lab.data_setitem((ys, xs), px[1])
                 lab._reset_history()  # undo goes through the model only
             self._show_ids(lab, ids)
-            self._update_deleted_layer()
+            self._update_deleted_layer(ids)
         finally:
             self._syncing = False
         self._refresh_log()
@@ -957,32 +1021,46 @@ class ReviewWidget(QWidget):
         if new_cols and not recolour_lut(lab, new_cols, self._visual(lab)):
             recolour(lab, new_cols, boxes)
         if ids:
-            live = rows.df.loc[rows.df["neuron_id"].isin(list(ids))
-                               & (rows.df["status"] != "deleted")]
-            new = neuron_features(s, live)
+            new = _feature_rows(rows, ids)
             index = getattr(lab, "_label_index", None)
             if isinstance(index, dict) and all(int(i) in index for i in new["index"]):
                 # existing rows change in place (no rebuild of napari's label index;
                 # rows of deleted labels stay, unseen: no pixel has their value)
-                for _, r in new.iterrows():
-                    k = index[int(r["index"])]
-                    for c in new.columns[1:]:
-                        feats.iat[k, feats.columns.get_loc(c)] = r[c]
+                cols = [(feats.columns.get_loc(c), new[c].to_numpy()) for c in new.columns[1:]]
+                for j, i in enumerate(new["index"].to_numpy().tolist()):
+                    k = index[int(i)]
+                    for pos, vals in cols:
+                        feats.iat[k, pos] = vals[j]
             else:
                 keep = feats.loc[~feats["index"].isin(list(ids))]
                 lab.features = pd.concat([keep, new], ignore_index=True)
 
-    def _update_deleted_layer(self) -> None:
-        """Mark deleted automatic neurons with an × (a points layer)."""
+    def _update_deleted_layer(self, ids=None) -> None:
+        """Mark deleted automatic neurons with an × (a points layer).
+
+        With ``ids`` (the neurons an edit touched) nothing is redone unless one of them
+        was deleted or brought back.
+        """
         s = self.session
         if s is None or s.kind != "drg":
             return
         from histo_fms.review._triage import _alive
 
         df = self.table.model.df
-        gone = df.loc[~_alive(df), ["y_um", "x_um"]].to_numpy(float)
-        gone = gone[np.isfinite(gone).all(axis=1)] if len(gone) else np.zeros((0, 2))
         layer = self._layer(DELETED)
+        dead = ~_alive(df)
+        if ids is not None and self._deleted_ids is not None and (
+                layer is not None or not self._deleted_ids):
+            # only the edited neurons can have been deleted or brought back
+            rows = self.table.model.row_of
+            now = {int(i) for i in ids if rows.get(int(i)) is not None and dead[rows[int(i)]]}
+            was = {int(i) for i in ids} & self._deleted_ids
+            if now == was:
+                return
+        self._deleted_ids = set(df["neuron_id"].to_numpy()[dead].tolist())
+        gone = np.column_stack([df["y_um"].to_numpy(float)[dead],
+                                df["x_um"].to_numpy(float)[dead]])
+        gone = gone[np.isfinite(gone).all(axis=1)] if len(gone) else np.zeros((0, 2))
         if layer is None:
             if not len(gone):
                 return

@@ -65,14 +65,14 @@ class ObjectTableModel(QAbstractTableModel):
         """Replace (or append) the rows of the given neurons only."""
         new = []
         changed = []
-        for _, r in rows.iterrows():
-            nid = int(r["neuron_id"])
-            k = self.row_of.get(nid)
+        cols = [(c, self.df.columns.get_loc(c), rows[c].to_numpy()) for c in OBJECT_COLUMNS[1:]]
+        for j, nid in enumerate(rows["neuron_id"].to_numpy().tolist()):
+            k = self.row_of.get(int(nid))
             if k is None:
-                new.append(r)
+                new.append(j)
                 continue
-            for c in OBJECT_COLUMNS[1:]:
-                self.df.iat[k, self.df.columns.get_loc(c)] = r[c]
+            for _, pos, vals in cols:
+                self.df.iat[k, pos] = vals[j]
             changed.append(k)
         self._mark_alive(changed)
         for k in changed:
@@ -80,7 +80,7 @@ class ObjectTableModel(QAbstractTableModel):
         if new:
             n0 = len(self.df)
             self.beginInsertRows(QModelIndex(), n0, n0 + len(new) - 1)
-            self.df = pd.concat([self.df, pd.DataFrame(new)], ignore_index=True)
+            self.df = pd.concat([self.df, rows.iloc[new]], ignore_index=True)
             for k in range(n0, len(self.df)):
                 self.row_of[int(self.df.iat[k, 0])] = k
             self._mark_alive()
