@@ -124,6 +124,14 @@ class _Profile:
             self.name, self.pr = name, cProfile.Profile()
             self.pr.enable()
 
+    def pause(self) -> None:
+        if self.pr is not None:
+            self.pr.disable()
+
+    def resume(self) -> None:
+        if self.pr is not None:
+            self.pr.enable()
+
     def stop(self) -> None:
         if self.pr is not None:
             self.pr.disable()
@@ -154,6 +162,9 @@ def main(argv=None) -> dict:
                     help="also time Recompute (needs an image)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="keep the phantom here and reuse it (its review is reset each run)")
+    ap.add_argument("--pace", type=float, default=0.0,
+                    help="seconds between edits (untimed; background saves finish first): "
+                         "a reviewer's pace; 0 (default) edits back to back")
     ap.add_argument("--profile", type=Path, default=None,
                     help="write cProfile stats of the open (open.prof) and the edits "
                          "(edits.prof) into this folder")
@@ -246,6 +257,13 @@ def main(argv=None) -> dict:
         for k in range(a.edits):
             kind = plan[k % len(plan)]
             nid = _take()
+            if a.pace > 0:  # a reviewer's pace: what runs in the background is done
+                prof.pause()
+                t_idle = time.perf_counter() + a.pace
+                while time.perf_counter() < t_idle or getattr(s, "saving", False):
+                    app.processEvents()
+                    time.sleep(0.01)
+                prof.resume()
             if kind in ("flip", "exclude", "delete"):
                 # the reviewer goes to the neuron (the view moves: the image is read and
                 # drawn there), then edits it: timed apart
@@ -297,7 +315,7 @@ def main(argv=None) -> dict:
         prof.stop()
         allt = [v for vs in times.values() for v in vs]
         res = {"size": a.size, "neurons": n, "cpus": os.cpu_count(),
-               "image": a.image, "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
+               "image": a.image, "pace_s": a.pace, "load_avg": [round(load0, 2), round(os.getloadavg()[0], 2)],
                "build_s": round(t_build, 2), "open_s": round(t_open, 2),
                "open_cpu_s": round(cpu_open, 2), "image_s": round(t_image, 2),
                "edit_median_ms": round(float(np.median(allt)), 1),

@@ -4,8 +4,9 @@ A label edit of a whole section rewrites (compresses) one or more zarr chunks of
 ``reviewed/labels.zarr``: tens of milliseconds each, too slow for every edit on the
 GUI thread. With background saves the edit's exact pixels (flat indices and new values)
 are appended to ``reviewed/labels_journal.bin`` and fsynced before the edit returns;
-copies of the chunks it touched are then written by one background thread, in order.
-When every journalled edit is in the chunk files the journal is emptied.
+copies of the whole chunks its pixels fall in are then written by one background thread,
+in order (whole chunks: zarr writes them without reading the old ones). When every
+journalled edit is in the chunk files the journal is emptied.
 
 On reopening, the journal is replayed over the chunks on disk (each chunk file is
 replaced atomically, so every chunk holds the labels of some moment after the journal
@@ -163,11 +164,24 @@ class BackgroundSaver:
         self.error: BaseException | None = None
         self._paused = threading.Event()
         self._paused.set()
+        self._spare: list[np.ndarray] = []  # buffers written already (no new pages)
         self._thread = threading.Thread(target=self._run, name="histo-fms label saver",
                                         daemon=True)
         self._thread.start()
         ref = weakref.ref(self)
         atexit.register(lambda: ref() is not None and ref().close())
+
+    def copy_of(self, region: np.ndarray) -> np.ndarray:
+        """Return a copy of a label region in a reused buffer (for :meth:`submit`)."""
+        with self._lock:
+            buf = next((b for b in self._spare if b.shape == region.shape
+                        and b.dtype == region.dtype), None)
+            if buf is not None:
+                self._spare.remove(buf)
+        if buf is None:
+            buf = np.empty_like(region)
+        np.copyto(buf, region)
+        return buf
 
     def submit(self, idx: np.ndarray, new: np.ndarray,
                regions: list[tuple[tuple[slice, slice], np.ndarray]]) -> None:
@@ -178,8 +192,9 @@ class BackgroundSaver:
         idx, new : ndarray
             The edit's pixels (flat indices, values written).
         regions : list of (box, data)
-            Copies of the label regions (whole chunks) holding those pixels, as they
-            are after the edit.
+            Copies of the label regions holding those pixels (every pixel the edit
+            changed lies in one of them), as they are after the edit (see
+            :meth:`copy_of`).
         """
         if self.error is not None:
             raise RuntimeError(f"saving the labels failed earlier ({self.error}); the "
@@ -204,6 +219,7 @@ class BackgroundSaver:
             except BaseException as exc:  # noqa: BLE001 - kept; the journal keeps the edits
                 self.error = exc
             with self._lock:
+                self._spare = (self._spare + [d for _, d in regions])[-4:]
                 self._pending -= 1
                 if (self._pending == 0 and self.error is None
                         and self.journal.count == upto):

@@ -25,6 +25,7 @@ from ..io import (
 from ._audit import AuditLog, to_jsonable, utc_now
 from ._geometry import points_in_regions, polyline_length_um
 from ._history import HistoryMixin, small_state
+from ._journal import chunk_boxes
 from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
 
 REVIEWED = "reviewed"
@@ -241,11 +242,13 @@ class ReviewSession(HistoryMixin):
         box = self._last_box
         saver = getattr(self, "_saver", None)
         if saver is not None and box is not None and self._last_px is not None:
-            # background saves: the edit's pixels journalled (fsynced) now; a copy of
-            # their bounding box (every pixel the edit changed lies in it) written into
-            # the chunks by the saver's thread, in order
+            # background saves: the edit's pixels journalled (fsynced) now; copies of the
+            # whole chunks they fall in written by the saver's thread, in order (whole
+            # chunks: zarr does not read and decompress the old ones first)
             idx, new = self._last_px
-            saver.submit(idx, new, [(box, self.neurons[box].copy())])
+            regions = [(b, saver.copy_of(self.neurons[b]))
+                       for b in chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
+            saver.submit(idx, new, regions)
             self._labels_are_auto = False
             return
         self.flush()
@@ -301,10 +304,12 @@ class ReviewSession(HistoryMixin):
             ds = root["labels/neurons/0"]
             ok = (tuple(ds.shape) == self.neurons.shape
                   and set(root.attrs.get("labels", [])) == set(self.labels))
+            chunks = tuple(int(c) for c in ds.chunks)
         except (KeyError, OSError, ValueError):
             ok = False
         if not ok:
             return False
+        self._label_chunks = chunks
 
         def prepare():
             self._copy_auto_labels()
