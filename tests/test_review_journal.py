@@ -160,3 +160,23 @@ def test_chunk_boxes_are_the_chunks_holding_the_pixels():
     assert got == [(slice(0, 32), slice(0, 64)), (slice(32, 64), slice(64, 128)),
                    (slice(96, 100), slice(128, 130))]
     assert chunk_boxes(np.array([], np.int64), shape, chunks) == []
+
+
+def test_a_failed_background_write_loses_no_edit(tmp_path):
+    out, auto = make_grid_results(tmp_path)
+    s = ReviewSession.open(out, "g", "AB")
+    assert s.save_in_background()
+
+    def fail():
+        raise OSError("no space left on device (test)")
+
+    s._saver._prepare = fail  # the saver's thread cannot write
+    s.delete_neuron(3)
+    with pytest.raises(RuntimeError, match="journal|labels_journal"):
+        s.flush(timeout=60)
+    s.merge_neurons([5, 6])  # saved at once (and journalled) while the saver is broken
+    expected = s.neurons.copy()
+    with pytest.raises(RuntimeError):
+        s.close()
+    assert len(LabelJournal(out / "g" / "reviewed" / "labels_journal.bin").read()) == 2
+    assert np.array_equal(ReviewSession.open(out, "g", "AB").neurons, expected)

@@ -196,9 +196,6 @@ class BackgroundSaver:
             changed lies in one of them), as they are after the edit (see
             :meth:`copy_of`).
         """
-        if self.error is not None:
-            raise RuntimeError(f"saving the labels failed earlier ({self.error}); the "
-                               "edits are in the journal: reopen the image")
         with self._lock:
             upto = self.journal.append(idx, new)
             self._pending += 1
@@ -257,7 +254,13 @@ class BackgroundSaver:
         return ok
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread."""
+        """Write what is queued, then stop the thread.
+
+        Raises
+        ------
+        RuntimeError
+            A write failed (the journal still holds the edits; reopening restores them).
+        """
         if not self._thread.is_alive():
             return
         try:

@@ -242,16 +242,21 @@ class ReviewSession(HistoryMixin):
         box = self._last_box
         saver = getattr(self, "_saver", None)
         if saver is not None and box is not None and self._last_px is not None:
-            # background saves: the edit's pixels journalled (fsynced) now; copies of the
-            # whole chunks they fall in written by the saver's thread, in order (whole
-            # chunks: zarr does not read and decompress the old ones first)
             idx, new = self._last_px
-            regions = [(b, saver.copy_of(self.neurons[b]))
-                       for b in chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
-            saver.submit(idx, new, regions)
-            self._labels_are_auto = False
-            return
-        self.flush()
+            if saver.error is None:
+                # background saves: the edit's pixels journalled (fsynced) now; copies of
+                # the whole chunks they fall in written by the saver's thread, in order
+                # (whole chunks: zarr does not read and decompress the old ones first)
+                regions = [(b, saver.copy_of(self.neurons[b]))
+                           for b in chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
+                saver.submit(idx, new, regions)
+                self._labels_are_auto = False
+                return
+            # a background write failed: the journal keeps this edit too (replayed on
+            # reopening) and the chunks are saved here, raising the disk's error if any
+            saver.journal.append(idx, new)
+        elif saver is not None:
+            self.flush()
         if box is not None and self.kind == "drg":
             self._copy_auto_labels()
         if box is not None and path.exists():
@@ -351,7 +356,7 @@ class ReviewSession(HistoryMixin):
         saver = getattr(self, "_saver", None)
         if saver is not None:
             self._saver = None
-            saver.close()
+            saver.close()  # (raises when a write failed; the journal keeps the edits)
 
     def _replay_journal(self) -> None:
         """Put the journalled label edits a crash left unsaved back (exactly), and save.

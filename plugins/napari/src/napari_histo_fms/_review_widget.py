@@ -680,7 +680,10 @@ class ReviewWidget(QWidget):
                               "rerun this image to review it")
         old = self.session
         if old is not None and old is not session:
-            old.close()  # its label chunks written before another image is shown
+            try:
+                old.close()  # its label chunks written before another image is shown
+            except RuntimeError as exc:  # a write failed: its journal keeps the edits
+                self.error_label.setText(str(exc))
         self.session = session
         if session.kind == "drg":
             # label chunks saved off the GUI thread, each edit journalled at once
@@ -779,7 +782,10 @@ class ReviewWidget(QWidget):
         self._stop_overview()
         session, self.session = self.session, None
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except RuntimeError:  # a write failed: the journal keeps the edits (reopen)
+                pass
 
     def _overview_failed(self, exc, token) -> None:
         if token is self._overview_token:
