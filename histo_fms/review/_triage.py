@@ -148,8 +148,11 @@ def object_rows(session: Any, ids: Iterable[int]) -> pd.DataFrame:
         else:
             a = np.asarray([_num(x) for x in v], float)
         out[c] = a
-    # (the text columns are object arrays without missing values already: as _typed)
-    return pd.DataFrame(out, columns=OBJECT_COLUMNS)
+    # (the text columns are object arrays without missing values already: as _typed;
+    # given as object Series so pandas does not infer a string dtype for them)
+    text = ("call", "call_source", "size_class", "status")
+    return pd.DataFrame({c: pd.Series(out[c], dtype=object) if c in text else out[c]
+                         for c in OBJECT_COLUMNS}, columns=OBJECT_COLUMNS)
 
 
 def _num(v: Any) -> float:
