@@ -157,8 +157,9 @@ def close_objects(labels: np.ndarray, radius_px: float, max_hole_px: float,
     return out
 
 
-def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
-    """Fill holes (background components not touching the border) up to an area.
+def fill_small_holes(mask: np.ndarray, max_area_px: float, *,
+                     at_border: bool = False) -> np.ndarray:
+    """Fill holes (4-connected background components) up to an area.
 
     Unlike :func:`scipy.ndimage.binary_fill_holes` the result is local: a hole is at
     most ``max_area_px`` pixels, so whether a pixel is filled depends only on pixels
@@ -170,6 +171,9 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
         Foreground.
     max_area_px : float
         Largest hole filled, in pixels.
+    at_border : bool
+        Also fill the small background components that touch the array border (the
+        nucleus of a soma cut by the image edge). Default: those are not holes.
 
     Returns
     -------
@@ -182,6 +186,7 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
     size = np.bincount(bg.ravel())
     fill = size <= max_area_px
     fill[0] = False
-    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
-        fill[edge] = False
+    if not at_border:
+        for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+            fill[edge] = False
     return mask | fill[bg]
