@@ -23,8 +23,9 @@ normalised by the section's levels):
 ``phantom``
     ``make_drg_section(**REAL_TISSUE, **WIDEFIELD)`` at 0.9 µm/px (axon puncta and
     fibre bundles, nerve root, slide with debris, thin sheaths, haze): scribbles from
-    the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons),
-    scored against the true labels of other seeds.
+    the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons;
+    ``--phantom-annotations outlines``: every neuron's outline, as ``train-pixels
+    --outlines`` reads a reference mask), scored against the true labels of other seeds.
 
 Scores: instance precision / recall / F1 at IoU >= 0.5 (:func:`histo_fms.validation.score_image`),
 the same without the objects that touch the image border (predicted and reference: on
@@ -57,6 +58,7 @@ import real_drg as rd  # noqa: E402
 from histo_fms.io import write_ome_tiff  # noqa: E402
 from histo_fms.pixel_training import section_levels, train_pixels  # noqa: E402
 from histo_fms.segment import segment_neurons  # noqa: E402
+from histo_fms.segment._pixel_annotations import annotations_from_outlines  # noqa: E402
 from histo_fms.segment._pixel_classifier import (  # noqa: E402
     NEURON,
     annotations_from_labels,
@@ -273,7 +275,10 @@ def bed_phantom(work: Path, args) -> list[dict]:
         return ph, {r: ph.channel(n) for r, n in names.items()}
 
     ph, chans = make(args.train_seed)
-    annot = annotations_from_labels(ph.labels, pixel_size_um=px, fraction=0.3, seed=0)
+    if args.phantom_annotations == "outlines":
+        annot = annotations_from_outlines(ph.labels, pixel_size_um=px)
+    else:
+        annot = annotations_from_labels(ph.labels, pixel_size_um=px, fraction=0.3, seed=0)
     tm, t = _train(work, chans, names, annot, px, f"phantom_{args.train_seed}")
     print(f"phantom: trained on seed {args.train_seed} {tuple(args.shape)} in {t:.1f} s, "
           f"OOB {tm.oob_accuracy:.3f}, pixels {tm.pixel_counts}")
@@ -299,6 +304,9 @@ def main(argv=None) -> int:
                     help="phantom shape (Y X); 1048 1928 as a real section")
     ap.add_argument("--train-seed", type=int, default=500)
     ap.add_argument("--test-seeds", type=int, nargs="+", default=[501, 502, 503])
+    ap.add_argument("--phantom-annotations", choices=["scribbles", "outlines"],
+                    default="scribbles", help="phantom bed: scribbles on 30 %% of the "
+                    "neurons, or every neuron's outline (train-pixels --outlines)")
     ap.add_argument("--png", type=Path, help="write overlays here")
     ap.add_argument("--split", choices=["levels", "distance"], default="levels",
                     help="instance separation (distance: the earlier method)")

@@ -157,9 +157,8 @@ def close_objects(labels: np.ndarray, radius_px: float, max_hole_px: float,
     return out
 
 
-def fill_small_holes(mask: np.ndarray, max_area_px: float, *,
-                     at_border: bool = False) -> np.ndarray:
-    """Fill holes (4-connected background components) up to an area.
+def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
+    """Fill holes (background components not touching the border) up to an area.
 
     Unlike :func:`scipy.ndimage.binary_fill_holes` the result is local: a hole is at
     most ``max_area_px`` pixels, so whether a pixel is filled depends only on pixels
@@ -171,9 +170,6 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float, *,
         Foreground.
     max_area_px : float
         Largest hole filled, in pixels.
-    at_border : bool
-        Also fill the small background components that touch the array border (the
-        nucleus of a soma cut by the image edge). Default: those are not holes.
 
     Returns
     -------
@@ -186,7 +182,6 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float, *,
     size = np.bincount(bg.ravel())
     fill = size <= max_area_px
     fill[0] = False
-    if not at_border:
-        for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
-            fill[edge] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        fill[edge] = False
     return mask | fill[bg]

@@ -900,10 +900,6 @@ def _fill_label_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-#: ``split="distance"`` fills the small holes that touch the image border too
-_HOLES_AT_BORDER = False
-
-
 def _split_distance(fg: np.ndarray, px: float, min_diameter_um: float,
                     max_diameter_um: float, seed_h_um: float | None,
                     fill_holes: bool) -> np.ndarray:
@@ -912,8 +908,9 @@ def _split_distance(fg: np.ndarray, px: float, min_diameter_um: float,
     from skimage.segmentation import watershed
 
     if fill_holes:
-        fg = fill_small_holes(fg, np.pi * (max_diameter_um / 8 / px) ** 2,
-                              at_border=_HOLES_AT_BORDER)
+        # holes touching the image border are not filled (as the classical backend;
+        # filling them too scored 0.45 instead of 0.50 on the widefield proxy)
+        fg = fill_small_holes(fg, np.pi * (max_diameter_um / 8 / px) ** 2)
     r_open = int(round(0.25 * min_diameter_um / 2 / px))
     if r_open >= 1:
         fg = ndi.binary_opening(fg, structure=disk(r_open))
