@@ -67,6 +67,7 @@ from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, make_drg_section  # 
 from histo_fms.validation import score_image  # noqa: E402
 
 STROKES = ROOT / "benchmarks" / "annotations" / "confocal_drg_strokes.csv"
+HELDOUT = ROOT / "benchmarks" / "annotations" / "confocal_drg_neurons_heldout.csv"
 CONFOCAL_PX = 0.207
 
 
@@ -106,13 +107,36 @@ def confocal_scribbles(ann: pd.DataFrame, strokes: pd.DataFrame, shape, *, scale
     return out
 
 
-def disc_reference(ann: pd.DataFrame, shape) -> np.ndarray:
-    """Label image of the annotated somata as discs (larger ones painted first)."""
+def disc_reference(ann: pd.DataFrame, shape, scale: float = 1.0) -> np.ndarray:
+    """Label image of the annotated somata (larger ones painted first).
+
+    Each soma is its ``outline`` polygon (``x y;x y;...`` in stack pixels, times
+    ``scale``) where the annotation has one, else the disc of its diameter.
+    """
+    from skimage.draw import polygon
+
     lab = np.zeros(shape, np.int32)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     for k, r in enumerate(ann.sort_values("diameter_px", ascending=False).itertuples(), 1):
-        lab[(yy - r.y_px) ** 2 + (xx - r.x_px) ** 2 <= (r.diameter_px / 2) ** 2] = k
+        text = getattr(r, "outline", None)
+        if isinstance(text, str) and text.strip():
+            pts = np.array([[float(v) for v in q.split()] for q in text.split(";")]) * scale
+            rr, cc = polygon(pts[:, 1], pts[:, 0], shape)
+            lab[rr, cc] = k
+        else:
+            lab[(yy - r.y_px) ** 2 + (xx - r.x_px) ** 2 <= (r.diameter_px / 2) ** 2] = k
     return lab
+
+
+def read_plane_annotations(heldout: Path | None) -> pd.DataFrame:
+    """Our soma annotations: the two tuning planes, and the held-out plane if present."""
+    parts = [pd.read_csv(rd.ANNOTATIONS).assign(heldout=False)]
+    if heldout is not None and heldout.is_file():
+        parts.append(pd.read_csv(heldout).assign(heldout=True))
+    ann = pd.concat(parts, ignore_index=True)
+    if "outline" not in ann:
+        ann["outline"] = None
+    return ann
 
 
 def _train(work: Path, chans: dict, names: dict, ann: np.ndarray, px: float, tag: str):
@@ -202,7 +226,7 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
     import zarr
 
     stack = zarr.open_array(str(args.stack), mode="r")
-    ann_all = pd.read_csv(rd.ANNOTATIONS)
+    ann_all = read_plane_annotations(args.heldout)
     strokes = pd.read_csv(STROKES)
     rng = np.random.default_rng(0)
     planes = {}
@@ -223,25 +247,35 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
         planes[int(plane)] = (chans, a, px, scale)
     bed = "widefield" if widefield else "confocal"
     rows = []
+    outl = args.real_annotations == "outlines"
     for tr, (chans, a, px, scale) in planes.items():
-        annot = confocal_scribbles(a.assign(x_px=a["x_px"] / scale, y_px=a["y_px"] / scale,
-                                            diameter_px=a["diameter_px"] / scale),
-                                   strokes[strokes["plane"] == tr], chans["neuron"].shape,
-                                   scale=scale, px=px)
+        st = strokes[strokes["plane"] == tr]
+        if outl:
+            annot = annotations_from_outlines(disc_reference(a, chans["neuron"].shape, scale),
+                                              pixel_size_um=px)
+        elif not (st["cls"] == 1).any():
+            print(f"{bed}: plane {tr} has no background strokes; not a training plane")
+            continue
+        else:
+            annot = confocal_scribbles(a.assign(x_px=a["x_px"] / scale,
+                                                y_px=a["y_px"] / scale,
+                                                diameter_px=a["diameter_px"] / scale),
+                                       st, chans["neuron"].shape, scale=scale, px=px)
         tm, t = _train(work, chans, {"neuron": "NF", "sgc": "Fabp7"}, annot, px,
                        f"{bed}_{tr}")
         if args.png:
             _annot_png(args.png / f"{bed}_scribbles_{tr}.png", chans, annot)
-        print(f"{bed}: trained on plane {tr} in {t:.1f} s, OOB {tm.oob_accuracy:.3f}, "
-              f"pixels {tm.pixel_counts}")
-        for te, (c2, a2, px2, _) in planes.items():
+        print(f"{bed}: trained on plane {tr} ({args.real_annotations}) in {t:.1f} s, OOB "
+              f"{tm.oob_accuracy:.3f}, pixels {tm.pixel_counts}")
+        for te, (c2, a2, px2, sc2) in planes.items():
             if te == tr:
                 continue
             labels = _segment(tm.path, c2, px2, args.options)
             det = rd.detections(labels, px2)
             cs = rd.score(a2, det, px2)
-            ref = disc_reference(a2, labels.shape)
-            extra = {"centroid_f1": cs["f1"]}
+            ref = disc_reference(a2, labels.shape, sc2)
+            extra = {"centroid_f1": cs["f1"], "heldout": bool(a2["heldout"].any()),
+                     "ref_outlines": int(a2["outline"].notna().sum())}
             if args.diagnose:
                 extra.update(error_kinds(labels, ref, _neuron_pixels(tm.path, c2, px2)))
             rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels, ref, px2, extra))
@@ -304,6 +338,14 @@ def main(argv=None) -> int:
                     help="phantom shape (Y X); 1048 1928 as a real section")
     ap.add_argument("--train-seed", type=int, default=500)
     ap.add_argument("--test-seeds", type=int, nargs="+", default=[501, 502, 503])
+    ap.add_argument("--real-annotations", choices=["scribbles", "outlines"],
+                    default="scribbles", help="real planes: our scribbles (strokes "
+                    "across the annotated somata and the hand-drawn strokes), or the "
+                    "annotated somata as outlines (train-pixels --outlines: polygons where "
+                    "annotated, else discs; everything else background)")
+    ap.add_argument("--heldout", type=Path, default=HELDOUT,
+                    help="annotations of a held-out plane (polygon outlines), scored "
+                    "apart; absent: two planes only")
     ap.add_argument("--phantom-annotations", choices=["scribbles", "outlines"],
                     default="scribbles", help="phantom bed: scribbles on 30 %% of the "
                     "neurons, or every neuron's outline (train-pixels --outlines)")
@@ -331,6 +373,9 @@ def main(argv=None) -> int:
                 rows += bed_phantom(work, args)
     df = pd.DataFrame(rows)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "heldout" in df:
+        df["bed"] = np.where(df["heldout"].fillna(False).astype(bool),
+                             df["bed"] + " (held-out plane)", df["bed"])
     for bed, g in df.groupby("bed", sort=False):
         m, nr, npd = g["matched"].sum(), g["n_ref"].sum(), g["n_pred"].sum()
         print(f"{bed}: pooled instance F1 (IoU >= 0.5) {2 * m / max(nr + npd, 1):.3f} "
