@@ -72,6 +72,11 @@ def test_cli_train_pixels_from_outlines_learns_the_phantom(tmp_path, capsys):
     cases = [(small, "small.tif: outlines are 100 x 80 px but the image of sec.ome.tif is "
                      "256 x 256"),
              (empty, "empty.tif: not a neuron outline image: no neuron")]
+    # a label image given without --outlines: the error says how to use it
+    rc = main(["train-pixels", str(img), "--annotations", str(outl),
+               "--out", str(tmp_path / "x.npz"), "--trees", "4"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "sec_labels.tif" in err and "--outlines" in err and "\n" not in err
     for f, msg in cases:
         rc = main(["train-pixels", str(img), "--annotations", str(f), "--outlines",
                    "--out", str(tmp_path / "x.npz"), "--trees", "4"])
