@@ -16,7 +16,14 @@ normalised by the section's levels):
     interstitium and the Fabp7 rim of a few somata). Train on one plane, score on
     the other, both ways. The reference is each annotated soma as a disc of its
     annotated diameter: the discs are approximate and some somata on the planes were not
-    annotated (they count as false positives), so the F1 is a lower bound.
+    annotated (they count as false positives), so the F1 is a lower bound. A third,
+    held-out plane is added when ``--heldout`` (default
+    ``benchmarks/annotations/confocal_drg_neurons_heldout.csv``) exists: its somata carry
+    an ``outline`` polygon (``x y;x y;...``, stack pixels), which is then the reference;
+    its scores are pooled apart. It has no background strokes, so it is a training plane
+    only with ``--real-annotations outlines``: each training plane's annotated somata
+    (polygons, else discs) are then the outlines of ``train-pixels --outlines``
+    (:func:`annotations_from_outlines`) instead of the scribbles.
 ``widefield``
     The same, on the widefield proxy of each plane (``real_drg.py --widefield``: 12 µm
     section, defocus haze, 0.9 µm/px, shot noise).
@@ -36,6 +43,7 @@ annotated planes, centroid detection F1 (``real_drg.score``).
     python benchmarks/pixel_classifier_real.py --only phantom --shape 1048 1928
     python benchmarks/pixel_classifier_real.py --split distance     # the earlier split
     python benchmarks/pixel_classifier_real.py --diagnose --png /tmp/pc   # errors by kind
+    python benchmarks/pixel_classifier_real.py --only widefield --real-annotations outlines
 """
 
 from __future__ import annotations
