@@ -10,6 +10,10 @@ IoU >= 0.5 (``histo-fms validate`` against the ``.labels.tif`` files).
 
     python benchmarks/pixel_classifier_drg.py                  # train on the first
     python benchmarks/pixel_classifier_drg.py --train val_drg_3003 --fraction 0.1
+    python benchmarks/pixel_classifier_drg.py --outlines   # train from the label image
+
+``--outlines`` trains from the training section's label image itself
+(``train-pixels --outlines``: every neuron outlined, as a reference mask gives them).
 
 The data are read from a local folder and never committed.
 """
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import validation_drg as vd  # noqa: E402
 
+from histo_fms.segment._pixel_annotations import annotations_from_outlines  # noqa: E402
 from histo_fms.segment._pixel_classifier import annotations_from_labels  # noqa: E402
 
 CHANNELS = ["--channel", "neuron=NeuN", "--channel", "sgc=GS", "--channel", "nuclei=DAPI"]
@@ -50,6 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fraction", type=float, default=0.3,
                     help="fraction of the training section's neurons scribbled")
     ap.add_argument("--no-sheath", action="store_true", help="no sheath (class 3) scribbles")
+    ap.add_argument("--outlines", action="store_true",
+                    help="train from the training section's label image (train-pixels "
+                    "--outlines) instead of scribbles")
     ap.add_argument("--out", type=Path, help="keep the work folder here")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -73,9 +81,14 @@ def main(argv=None) -> int:
                                   fraction=args.fraction, sheath=not args.no_sheath, seed=0)
     tifffile.imwrite(work / f"{train}_annot.tif", ann)
     n_scribbled = len({int(v) for v in labels[ann == 2]})
+    annot_args = [str(work / f"{train}_annot.tif")]
+    if args.outlines:
+        ann = annotations_from_outlines(labels, pixel_size_um=truth["px_um"])
+        n_scribbled = int(labels.max())
+        annot_args = [str(args.data / f"{train}.labels.tif"), "--outlines"]
     t0 = time.perf_counter()
     r = _cli("train-pixels", str(args.data / f"{train}.ome.tif"), "--annotations",
-             str(work / f"{train}_annot.tif"), "--out", str(work / "model.npz"), *CHANNELS)
+             *annot_args, "--out", str(work / "model.npz"), *CHANNELS)
     t_train = time.perf_counter() - t0
     print(r.stdout.strip(), r.stderr.strip(), sep="\n")
     if r.returncode:

@@ -16,15 +16,23 @@ normalised by the section's levels):
     interstitium and the Fabp7 rim of a few somata). Train on one plane, score on
     the other, both ways. The reference is each annotated soma as a disc of its
     annotated diameter: the discs are approximate and some somata on the planes were not
-    annotated (they count as false positives), so the F1 is a lower bound.
+    annotated (they count as false positives), so the F1 is a lower bound. A third,
+    held-out plane is added when ``--heldout`` (default
+    ``benchmarks/annotations/confocal_drg_neurons_heldout.csv``) exists: its somata carry
+    an ``outline`` polygon (``x y;x y;...``, stack pixels), which is then the reference;
+    its scores are pooled apart. It has no background strokes, so it is a training plane
+    only with ``--real-annotations outlines``: each training plane's annotated somata
+    (polygons, else discs) are then the outlines of ``train-pixels --outlines``
+    (:func:`annotations_from_outlines`) instead of the scribbles.
 ``widefield``
     The same, on the widefield proxy of each plane (``real_drg.py --widefield``: 12 µm
     section, defocus haze, 0.9 µm/px, shot noise).
 ``phantom``
     ``make_drg_section(**REAL_TISSUE, **WIDEFIELD)`` at 0.9 µm/px (axon puncta and
     fibre bundles, nerve root, slide with debris, thin sheaths, haze): scribbles from
-    the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons),
-    scored against the true labels of other seeds.
+    the true labels of one seed (:func:`annotations_from_labels`, 30 % of the neurons;
+    ``--phantom-annotations outlines``: every neuron's outline, as ``train-pixels
+    --outlines`` reads a reference mask), scored against the true labels of other seeds.
 
 Scores: instance precision / recall / F1 at IoU >= 0.5 (:func:`histo_fms.validation.score_image`),
 the same without the objects that touch the image border (predicted and reference: on
@@ -35,6 +43,7 @@ annotated planes, centroid detection F1 (``real_drg.score``).
     python benchmarks/pixel_classifier_real.py --only phantom --shape 1048 1928
     python benchmarks/pixel_classifier_real.py --split distance     # the earlier split
     python benchmarks/pixel_classifier_real.py --diagnose --png /tmp/pc   # errors by kind
+    python benchmarks/pixel_classifier_real.py --only widefield --real-annotations outlines
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ import real_drg as rd  # noqa: E402
 from histo_fms.io import write_ome_tiff  # noqa: E402
 from histo_fms.pixel_training import section_levels, train_pixels  # noqa: E402
 from histo_fms.segment import segment_neurons  # noqa: E402
+from histo_fms.segment._pixel_annotations import annotations_from_outlines  # noqa: E402
 from histo_fms.segment._pixel_classifier import (  # noqa: E402
     NEURON,
     annotations_from_labels,
@@ -65,6 +75,7 @@ from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, make_drg_section  # 
 from histo_fms.validation import score_image  # noqa: E402
 
 STROKES = ROOT / "benchmarks" / "annotations" / "confocal_drg_strokes.csv"
+HELDOUT = ROOT / "benchmarks" / "annotations" / "confocal_drg_neurons_heldout.csv"
 CONFOCAL_PX = 0.207
 
 
@@ -104,13 +115,36 @@ def confocal_scribbles(ann: pd.DataFrame, strokes: pd.DataFrame, shape, *, scale
     return out
 
 
-def disc_reference(ann: pd.DataFrame, shape) -> np.ndarray:
-    """Label image of the annotated somata as discs (larger ones painted first)."""
+def disc_reference(ann: pd.DataFrame, shape, scale: float = 1.0) -> np.ndarray:
+    """Label image of the annotated somata (larger ones painted first).
+
+    Each soma is its ``outline`` polygon (``x y;x y;...`` in stack pixels, times
+    ``scale``) where the annotation has one, else the disc of its diameter.
+    """
+    from skimage.draw import polygon
+
     lab = np.zeros(shape, np.int32)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     for k, r in enumerate(ann.sort_values("diameter_px", ascending=False).itertuples(), 1):
-        lab[(yy - r.y_px) ** 2 + (xx - r.x_px) ** 2 <= (r.diameter_px / 2) ** 2] = k
+        text = getattr(r, "outline", None)
+        if isinstance(text, str) and text.strip():
+            pts = np.array([[float(v) for v in q.split()] for q in text.split(";")]) * scale
+            rr, cc = polygon(pts[:, 1], pts[:, 0], shape)
+            lab[rr, cc] = k
+        else:
+            lab[(yy - r.y_px) ** 2 + (xx - r.x_px) ** 2 <= (r.diameter_px / 2) ** 2] = k
     return lab
+
+
+def read_plane_annotations(heldout: Path | None) -> pd.DataFrame:
+    """Our soma annotations: the two tuning planes, and the held-out plane if present."""
+    parts = [pd.read_csv(rd.ANNOTATIONS).assign(heldout=False)]
+    if heldout is not None and heldout.is_file():
+        parts.append(pd.read_csv(heldout).assign(heldout=True))
+    ann = pd.concat(parts, ignore_index=True)
+    if "outline" not in ann:
+        ann["outline"] = None
+    return ann
 
 
 def _train(work: Path, chans: dict, names: dict, ann: np.ndarray, px: float, tag: str):
@@ -200,7 +234,7 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
     import zarr
 
     stack = zarr.open_array(str(args.stack), mode="r")
-    ann_all = pd.read_csv(rd.ANNOTATIONS)
+    ann_all = read_plane_annotations(args.heldout)
     strokes = pd.read_csv(STROKES)
     rng = np.random.default_rng(0)
     planes = {}
@@ -221,25 +255,35 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
         planes[int(plane)] = (chans, a, px, scale)
     bed = "widefield" if widefield else "confocal"
     rows = []
+    outl = args.real_annotations == "outlines"
     for tr, (chans, a, px, scale) in planes.items():
-        annot = confocal_scribbles(a.assign(x_px=a["x_px"] / scale, y_px=a["y_px"] / scale,
-                                            diameter_px=a["diameter_px"] / scale),
-                                   strokes[strokes["plane"] == tr], chans["neuron"].shape,
-                                   scale=scale, px=px)
+        st = strokes[strokes["plane"] == tr]
+        if outl:
+            annot = annotations_from_outlines(disc_reference(a, chans["neuron"].shape, scale),
+                                              pixel_size_um=px)
+        elif not (st["cls"] == 1).any():
+            print(f"{bed}: plane {tr} has no background strokes; not a training plane")
+            continue
+        else:
+            annot = confocal_scribbles(a.assign(x_px=a["x_px"] / scale,
+                                                y_px=a["y_px"] / scale,
+                                                diameter_px=a["diameter_px"] / scale),
+                                       st, chans["neuron"].shape, scale=scale, px=px)
         tm, t = _train(work, chans, {"neuron": "NF", "sgc": "Fabp7"}, annot, px,
                        f"{bed}_{tr}")
         if args.png:
             _annot_png(args.png / f"{bed}_scribbles_{tr}.png", chans, annot)
-        print(f"{bed}: trained on plane {tr} in {t:.1f} s, OOB {tm.oob_accuracy:.3f}, "
-              f"pixels {tm.pixel_counts}")
-        for te, (c2, a2, px2, _) in planes.items():
+        print(f"{bed}: trained on plane {tr} ({args.real_annotations}) in {t:.1f} s, OOB "
+              f"{tm.oob_accuracy:.3f}, pixels {tm.pixel_counts}")
+        for te, (c2, a2, px2, sc2) in planes.items():
             if te == tr:
                 continue
             labels = _segment(tm.path, c2, px2, args.options)
             det = rd.detections(labels, px2)
             cs = rd.score(a2, det, px2)
-            ref = disc_reference(a2, labels.shape)
-            extra = {"centroid_f1": cs["f1"]}
+            ref = disc_reference(a2, labels.shape, sc2)
+            extra = {"centroid_f1": cs["f1"], "heldout": bool(a2["heldout"].any()),
+                     "ref_outlines": int(a2["outline"].notna().sum())}
             if args.diagnose:
                 extra.update(error_kinds(labels, ref, _neuron_pixels(tm.path, c2, px2)))
             rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels, ref, px2, extra))
@@ -273,7 +317,10 @@ def bed_phantom(work: Path, args) -> list[dict]:
         return ph, {r: ph.channel(n) for r, n in names.items()}
 
     ph, chans = make(args.train_seed)
-    annot = annotations_from_labels(ph.labels, pixel_size_um=px, fraction=0.3, seed=0)
+    if args.phantom_annotations == "outlines":
+        annot = annotations_from_outlines(ph.labels, pixel_size_um=px)
+    else:
+        annot = annotations_from_labels(ph.labels, pixel_size_um=px, fraction=0.3, seed=0)
     tm, t = _train(work, chans, names, annot, px, f"phantom_{args.train_seed}")
     print(f"phantom: trained on seed {args.train_seed} {tuple(args.shape)} in {t:.1f} s, "
           f"OOB {tm.oob_accuracy:.3f}, pixels {tm.pixel_counts}")
@@ -299,6 +346,17 @@ def main(argv=None) -> int:
                     help="phantom shape (Y X); 1048 1928 as a real section")
     ap.add_argument("--train-seed", type=int, default=500)
     ap.add_argument("--test-seeds", type=int, nargs="+", default=[501, 502, 503])
+    ap.add_argument("--real-annotations", choices=["scribbles", "outlines"],
+                    default="scribbles", help="real planes: our scribbles (strokes "
+                    "across the annotated somata and the hand-drawn strokes), or the "
+                    "annotated somata as outlines (train-pixels --outlines: polygons where "
+                    "annotated, else discs; everything else background)")
+    ap.add_argument("--heldout", type=Path, default=HELDOUT,
+                    help="annotations of a held-out plane (polygon outlines), scored "
+                    "apart; absent: two planes only")
+    ap.add_argument("--phantom-annotations", choices=["scribbles", "outlines"],
+                    default="scribbles", help="phantom bed: scribbles on 30 %% of the "
+                    "neurons, or every neuron's outline (train-pixels --outlines)")
     ap.add_argument("--png", type=Path, help="write overlays here")
     ap.add_argument("--split", choices=["levels", "distance"], default="levels",
                     help="instance separation (distance: the earlier method)")
@@ -323,6 +381,9 @@ def main(argv=None) -> int:
                 rows += bed_phantom(work, args)
     df = pd.DataFrame(rows)
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "heldout" in df:
+        df["bed"] = np.where(df["heldout"].fillna(False).astype(bool),
+                             df["bed"] + " (held-out plane)", df["bed"])
     for bed, g in df.groupby("bed", sort=False):
         m, nr, npd = g["matched"].sum(), g["n_ref"].sum(), g["n_pred"].sum()
         print(f"{bed}: pooled instance F1 (IoU >= 0.5) {2 * m / max(nr + npd, 1):.3f} "

@@ -126,6 +126,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--pixel-size", type=float, metavar="UM",
                     help="pixel size in µm, overriding the files' metadata")
     tp.add_argument("--trees", type=int, default=64, help="trees in the random forest")
+    tp.add_argument("--outlines", action="store_true",
+                    help="the ANNOT files outline every neuron of their image: label images "
+                    "(one value per neuron) or binary masks, instead of classes 0-3")
 
     v = sub.add_parser("validate",
                        help="score a DRG run's neuron labels against reference annotations")
@@ -369,7 +372,7 @@ def _cmd_train_pixels(a: argparse.Namespace) -> int:
 
     res = train_pixels(a.images, a.annotations, a.out, config=a.config,
                        channels=dict(a.channel) or None, pixel_size_um=a.pixel_size,
-                       n_estimators=a.trees)
+                       n_estimators=a.trees, outlines=a.outlines)
     m = res.model
     print(f"model: {res.path}")
     print(f"channel roles: {', '.join(m.roles)}; trained at {m.pixel_size_um:g} µm/px")

@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from .config import PipelineConfig, load_config
-from .io import InputError, read_annotation, read_image, require_pixel_size, resolve_channels
+from .io import (
+    InputError,
+    read_annotation,
+    read_image,
+    read_plane,
+    require_pixel_size,
+    resolve_channels,
+)
 from .segment._model_io import ModelError, read_metadata
+from .segment._pixel_annotations import annotations_from_outlines
 from .segment._pixel_classifier import (
     FEATURE_ROLES,
     PixelClassifier,
@@ -117,6 +125,7 @@ def train_pixels(
     pixel_size_um: float | None = None,
     n_estimators: int = 64,
     random_state: int = 0,
+    outlines: bool = False,
 ) -> TrainedModel:
     """Train a pixel classifier from image files and their annotation TIFFs and save it.
 
@@ -140,6 +149,14 @@ def train_pixels(
         Trees in the forest.
     random_state : int
         Seed.
+    outlines : bool
+        The annotation files are neuron outlines instead of classes: label images (one
+        value per neuron) or binary masks (one neuron per connected component) of
+        **every** neuron in the image, as ``histo-fms validate`` reads references.
+        They are turned into classes by
+        :func:`histo_fms.segment._pixel_annotations.annotations_from_outlines`
+        (neuron inside, SGC sheath -- background without an ``sgc`` channel -- in the
+        2 µm outside each outline and between touching neurons, background elsewhere).
 
     Returns
     -------
@@ -180,7 +197,11 @@ def train_pixels(
         idx = _resolve(img, cfg.channels, strict=set(channels or {}) | (
             set(cfg.channels) if config is not None else set()))
         ch = {r: np.asarray(img.data[i].compute()) for r, i in idx.items()}
-        anns.append(read_annotation(ap, img.shape_yx, image=ip))
+        if outlines:
+            anns.append(read_outlines(ap, img.shape_yx, pixel_size_um=px,
+                                      sheath="sgc" in idx, image=ip))
+        else:
+            anns.append(read_annotation(ap, img.shape_yx, image=ip))
         chans_all.append(ch)
         pxs.append(px)
         levels.append(section_levels(ch, px, cfg))
@@ -189,7 +210,53 @@ def train_pixels(
                                    levels=levels, n_estimators=n_estimators,
                                    random_state=random_state)
     model.info["images"] = [Path(p).name for p in images]
+    model.info["annotations"] = "outlines" if outlines else "classes"
     path = model.save(out_p)
     return TrainedModel(model=model, path=path,
                         pixel_counts=dict(model.info["pixel_counts"]),
                         oob_accuracy=float(model.info["oob_accuracy"]))
+
+
+def read_outlines(path: str | Path, shape: tuple[int, int], *, pixel_size_um: float,
+                  sheath: bool = True, image: str | Path | None = None) -> np.ndarray:
+    """Read a neuron-outline file and return the pixel classifier's training classes.
+
+    Parameters
+    ----------
+    path : str or Path
+        Label image (one value per neuron) or binary mask (one neuron per 4-connected
+        component), TIFF or PNG, of every neuron of the image.
+    shape : tuple of int
+        The image's (Y, X).
+    pixel_size_um : float
+        The image's pixel size in µm.
+    sheath : bool
+        Label the band outside the outlines as SGC sheath (3), else background (1).
+    image : str or Path, optional
+        The image it outlines (named in the shape error).
+
+    Returns
+    -------
+    ndarray of uint8
+        0 unlabelled, 1 background, 2 neuron, 3 SGC sheath
+        (:func:`histo_fms.segment._pixel_annotations.annotations_from_outlines`).
+
+    Raises
+    ------
+    InputError
+        Unreadable, of the wrong shape, not labels, or without any neuron (one line
+        naming the file).
+    """
+    from .validation import reference_instances
+
+    p = Path(path)
+    a = read_plane(p)
+    if a.shape != tuple(shape):
+        of = f" of {Path(image).name}" if image is not None else ""
+        raise InputError(p, f"outlines are {a.shape[0]} x {a.shape[1]} px but the image{of} "
+                         f"is {shape[0]} x {shape[1]} (Y x X)")
+    try:
+        lab = reference_instances(a)
+        return annotations_from_outlines(lab, pixel_size_um=pixel_size_um, sheath=sheath)
+    except ValueError as exc:
+        raise InputError(p, f"not a neuron outline image: {exc}") from None

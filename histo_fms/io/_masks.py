@@ -128,7 +128,8 @@ def read_annotation(path: str | Path, shape: tuple[int, int] | None = None, *,
     if np.any(bad):
         vals = sorted(np.unique(a[bad]).tolist())[:5]
         raise InputError(p, f"annotation values must be 0 unlabelled, 1 background, "
-                         f"2 neuron, 3 SGC sheath; found {vals}")
+                         f"2 neuron, 3 SGC sheath; found {vals} (a label image of "
+                         "neuron outlines: train-pixels --outlines)")
     a = a.astype(np.uint8)
     names = {1: "background", 2: "neuron", 3: "SGC sheath"}
     for c in required:

@@ -39,6 +39,7 @@ from .._numerics._background import smooth_for_stats
 from .._numerics._quantiles import quantised_quantiles
 from ._classical import canonical_labels
 from ._model_io import Forest, ModelError, load_model, read_metadata, save_model
+from ._objects import fill_small_holes
 
 #: annotation values
 UNLABELLED, BACKGROUND, NEURON, SHEATH = 0, 1, 2, 3
@@ -907,7 +908,9 @@ def _split_distance(fg: np.ndarray, px: float, min_diameter_um: float,
     from skimage.segmentation import watershed
 
     if fill_holes:
-        fg = _fill_small_holes(fg, np.pi * (max_diameter_um / 8 / px) ** 2)
+        # holes touching the image border are not filled (as the classical backend;
+        # filling them too scored 0.45 instead of 0.50 on the widefield proxy)
+        fg = fill_small_holes(fg, np.pi * (max_diameter_um / 8 / px) ** 2)
     r_open = int(round(0.25 * min_diameter_um / 2 / px))
     if r_open >= 1:
         fg = ndi.binary_opening(fg, structure=disk(r_open))
@@ -923,17 +926,6 @@ def _split_distance(fg: np.ndarray, px: float, min_diameter_um: float,
     if n == 0:
         return np.zeros(fg.shape, np.int32)
     return watershed(-ds, markers, mask=fg)
-
-
-def _fill_small_holes(fg: np.ndarray, max_area_px: float) -> np.ndarray:
-    """Fill background components (4-connected) of at most ``max_area_px`` pixels."""
-    holes, n = ndi.label(~fg)
-    if n == 0:
-        return fg
-    area = np.bincount(holes.ravel())
-    small = area <= max_area_px
-    small[0] = False
-    return fg | small[holes]
 
 
 def _model_from(model: PixelClassifier | str | os.PathLike, roles: Sequence[str]

@@ -1,0 +1,84 @@
+"""Pixel classifier trained from neuron outlines (label images, binary masks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from histo_fms.cli import main
+from histo_fms.io import write_ome_tiff
+from histo_fms.segment import segment_neurons
+from histo_fms.segment._pixel_annotations import annotations_from_outlines
+from histo_fms.segment._pixel_classifier import load_pixel_classifier
+from histo_fms.synthetic.drg import make_drg_section
+from histo_fms.validation import score_image
+
+PX = 0.5
+
+
+def test_outline_classes_inside_band_and_between_touching_neurons():
+    lab = np.zeros((40, 60), np.int32)
+    lab[10:30, 5:25] = 1
+    lab[10:30, 25:45] = 2  # touches 1 along x = 24 | 25
+    ann = annotations_from_outlines(lab, pixel_size_um=0.5, edge_um=0.5, sheath_um=2.0)
+    # deep inside each neuron: neuron
+    assert np.all(ann[15:25, 8:21] == 2) and np.all(ann[15:25, 29:42] == 2)
+    # the shared edge of the two neurons: sheath (it parts them), not neuron
+    assert np.all(ann[12:28, 24:26] == 3)
+    # the band just outside: sheath; its outline itself unlabelled; far: background
+    assert np.all(ann[7, 8:42] == 3) and np.all(ann[10, 8:21] == 0)
+    assert ann[0, 0] == 1 and ann[39, 59] == 1
+    # without the sheath class the band is background; incomplete: only near neurons
+    no_sheath = annotations_from_outlines(lab, pixel_size_um=0.5, sheath=False)
+    assert 3 not in no_sheath and no_sheath[7, 10] == 1 and no_sheath[12, 24] == 1
+    partial = annotations_from_outlines(lab, pixel_size_um=0.5, complete=False)
+    assert partial[0, 0] == 0 and partial[7, 10] == 3
+    # a binary mask is one neuron per connected component
+    m = annotations_from_outlines(lab > 0, pixel_size_um=0.5)
+    assert np.all(m[12:28, 24:26] == 2)
+    with pytest.raises(ValueError, match="no neuron"):
+        annotations_from_outlines(np.zeros((5, 5), int), pixel_size_um=0.5)
+
+
+def _write(ph, path):
+    return write_ome_tiff(ph.image, path, channel_names=list(ph.channel_names),
+                          pixel_size_um=ph.pixel_size_um)
+
+
+def test_cli_train_pixels_from_outlines_learns_the_phantom(tmp_path, capsys):
+    train, test = (make_drg_section((256, 256), PX, seed=s) for s in (31, 32))
+    img = _write(train, tmp_path / "sec.ome.tif")
+    outl = tmp_path / "sec_labels.tif"
+    tifffile.imwrite(outl, train.labels.astype(np.uint16))
+    out = tmp_path / "model.npz"
+    rc = main(["train-pixels", str(img), "--annotations", str(outl), "--outlines",
+               "--out", str(out), "--trees", "16"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "sgc_sheath" in text
+    m = load_pixel_classifier(out)
+    assert m.classes == [1, 2, 3] and m.info["annotations"] == "outlines"
+    ch = {"neuron": test.channel("NeuN"), "sgc": test.channel("GS"),
+          "nuclei": test.channel("DAPI")}
+    labels = segment_neurons(ch.pop("neuron"), pixel_size_um=PX, backend="pixel_classifier",
+                             channels=ch, model=m)
+    assert score_image(labels, test.labels, pixel_size_um=PX).row["f1"] > 0.85
+
+    # bad outline files: one line naming the file, exit 2
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.ones((100, 80), np.uint8))
+    empty = tmp_path / "empty.tif"
+    tifffile.imwrite(empty, np.zeros((256, 256), np.uint8))
+    cases = [(small, "small.tif: outlines are 100 x 80 px but the image of sec.ome.tif is "
+                     "256 x 256"),
+             (empty, "empty.tif: not a neuron outline image: no neuron")]
+    # a label image given without --outlines: the error says how to use it
+    rc = main(["train-pixels", str(img), "--annotations", str(outl),
+               "--out", str(tmp_path / "x.npz"), "--trees", "4"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "sec_labels.tif" in err and "--outlines" in err and "\n" not in err
+    for f, msg in cases:
+        rc = main(["train-pixels", str(img), "--annotations", str(f), "--outlines",
+                   "--out", str(tmp_path / "x.npz"), "--trees", "4"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and msg in err and "\n" not in err
