@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .._numerics._gauss import gaussian_filter
+
 
 def ridge_strength(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """Scale-normalised strength of bright lines (not spots): ``(|l1| - |l2|) * sigma**2``.
@@ -31,9 +33,9 @@ def ridge_strength(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """
     g = np.asarray(image, np.float32)
     s = max(float(sigma_px), 1.0)
-    hyy = ndi.gaussian_filter(g, s, order=(2, 0))
-    hxx = ndi.gaussian_filter(g, s, order=(0, 2))
-    hxy = ndi.gaussian_filter(g, s, order=(1, 1))
+    hyy = gaussian_filter(g, s, order=(2, 0))
+    hxx = gaussian_filter(g, s, order=(0, 2))
+    hxy = gaussian_filter(g, s, order=(1, 1))
     half = np.float32(0.5)
     mean = half * (hyy + hxx)
     dev = np.sqrt((half * (hyy - hxx)) ** 2 + hxy**2)

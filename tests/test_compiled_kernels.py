@@ -1,0 +1,95 @@
+"""The compiled kernels of ``histo_fms._numerics`` equal the scipy calls they replace.
+
+Bit for bit, on random masks and images including degenerate ones (one row or column,
+no feature pixel, all feature pixels, NaN), so that swapping them in changes no label,
+ring or table value (issue 17: per-pixel cost on one core).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from histo_fms._numerics import _edt, _gauss
+
+
+def _masks(seed: int, n: int, max_size: int = 40):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        h, w = (int(v) for v in rng.integers(1, max_size, 2))
+        k = rng.random()
+        if k < 0.08:
+            m = np.ones((h, w), bool)
+        elif k < 0.12:
+            m = np.zeros((h, w), bool)
+        elif k < 0.25:
+            m = rng.random((h, w)) < 0.97  # a few scattered features: many ties
+        elif k < 0.5:
+            m = rng.random((h, w)) < rng.uniform(0.3, 0.9)
+        else:
+            m = (ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.5, 4))
+                 > rng.uniform(0.3, 0.7))
+        yield m
+
+
+def test_feature_transform_equals_scipy_with_its_tie_breaking():
+    for m in _masks(0, 1500):
+        ref = ndi.distance_transform_edt(m, return_distances=False, return_indices=True)
+        np.testing.assert_array_equal(_edt.feature_transform(m), ref, err_msg=str(m.shape))
+        h, w = m.shape
+        d2 = ((ref[0] - np.arange(h)[:, None]) ** 2 + (ref[1] - np.arange(w)) ** 2)
+        np.testing.assert_array_equal(_edt.squared_distance_map(m), d2.astype(np.int32))
+        f = d2.astype(np.int32).astype(np.float32)
+        np.sqrt(f, out=f)
+        got = _edt.distance_map_float32(m)
+        assert got.dtype == np.float32 and np.array_equal(got, f)
+        if m.any() and not m.all():  # scipy's float64 distances: same squared values
+            np.testing.assert_array_equal(np.sqrt(d2.astype(np.float64)),
+                                          ndi.distance_transform_edt(m))
+
+
+def test_feature_transform_of_a_large_mask_and_non_bool_input():
+    rng = np.random.default_rng(1)
+    m = ndi.gaussian_filter(rng.random((300, 257)), 3) > 0.5
+    ref = ndi.distance_transform_edt(m, return_distances=False, return_indices=True)
+    np.testing.assert_array_equal(_edt.feature_transform(m.astype(np.uint8)), ref)
+    np.testing.assert_array_equal(_edt.feature_transform(m[:, ::-1]),
+                                  ndi.distance_transform_edt(m[:, ::-1],
+                                                             return_distances=False,
+                                                             return_indices=True))
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(
+        np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
+
+
+def test_gaussian_filter_equals_scipy_bit_for_bit():
+    rng = np.random.default_rng(2)
+    n = 0
+    for _ in range(600):
+        h, w = (int(v) for v in rng.integers(1, 45, 2))
+        dt = np.float32 if rng.random() < 0.7 else np.float64
+        a = (rng.random((h, w)) * rng.choice([1e-3, 1.0, 4000.0])).astype(dt)
+        if rng.random() < 0.1:
+            a[rng.random((h, w)) < 0.05] = np.nan
+        s = float(rng.choice([0.3, 0.6, 1.0, 1.7, 2.5, 5.0, 12.0]))  # lines shorter too
+        sigma = (s, float(rng.choice([0.0, 0.6, 3.3]))) if rng.random() < 0.3 else s
+        order = 0 if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(0, 3, 2))
+        ref = ndi.gaussian_filter(a, sigma, order=order)
+        got = _gauss.gaussian_filter(a, sigma, order=order)
+        assert _same_bits(got, ref), (a.shape, dt, sigma, order)
+        n += 1
+    assert n == 600
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_filter_on_views_and_other_inputs(dtype):
+    rng = np.random.default_rng(3)
+    a = rng.random((120, 90)).astype(dtype)
+    view = a[::2, 5:80]
+    assert _same_bits(_gauss.gaussian_filter(view, 1.5), ndi.gaussian_filter(view, 1.5))
+    assert _same_bits(_gauss.gaussian_filter(a, 0.0), ndi.gaussian_filter(a, 0.0))
+    ints = (a * 100).astype(np.uint16)  # not a kernel dtype: scipy's result
+    assert _same_bits(_gauss.gaussian_filter(ints, 2.0), ndi.gaussian_filter(ints, 2.0))
