@@ -93,3 +93,67 @@ def test_gaussian_filter_on_views_and_other_inputs(dtype):
     assert _same_bits(_gauss.gaussian_filter(a, 0.0), ndi.gaussian_filter(a, 0.0))
     ints = (a * 100).astype(np.uint16)  # not a kernel dtype: scipy's result
     assert _same_bits(_gauss.gaussian_filter(ints, 2.0), ndi.gaussian_filter(ints, 2.0))
+
+
+def _reference_fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
+    """The scipy implementation the kernel replaces."""
+    bg, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    size = np.bincount(bg.ravel())
+    fill = size <= max_area_px
+    fill[0] = False
+    for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+        fill[edge] = False
+    return mask | fill[bg]
+
+
+def test_label_and_hole_filling_equal_scipy():
+    from histo_fms._numerics import _label
+
+    rng = np.random.default_rng(4)
+    for m in _masks(5, 1200):
+        for conn, st in ((1, None), (2, np.ones((3, 3), bool))):
+            ref, n = ndi.label(m, structure=st)
+            got, k = _label.label(m, conn)
+            assert k == n and got.dtype == ref.dtype
+            np.testing.assert_array_equal(got, ref)
+        hole = float(rng.choice([0, 1, 3, 30, 400]))
+        np.testing.assert_array_equal(_label.fill_small_holes(m, hole),
+                                      _reference_fill_small_holes(m, hole))
+    checker = (np.add.outer(np.arange(31), np.arange(17)) % 2).astype(bool)  # most labels
+    np.testing.assert_array_equal(_label.label(checker)[0], ndi.label(checker)[0])
+
+
+def test_hull_pixel_count_equals_convex_hull_image():
+    import warnings
+
+    from skimage.morphology import convex_hull_image
+
+    from histo_fms._numerics import _hull
+
+    n = 0
+    for m in _masks(6, 700, max_size=60):
+        if m.any() and min(m.shape) >= 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # degenerate hulls warn
+                ref = int(convex_hull_image(m).sum())
+            assert _hull.hull_pixel_count(m) == ref, m.shape
+            n += 1
+    assert n > 400
+
+
+def test_fused_disc_opening_and_closing_equal_two_distance_transforms():
+    rng = np.random.default_rng(7)
+    for m in _masks(8, 500):
+        if not m.any():
+            continue
+        r = float(rng.choice([1.0, 1.5, 2.0, np.sqrt(8), 4.7, 6.0, 9.5]))
+        r2 = r * r
+        d2 = _edt.squared_distance_map  # (checked against scipy above)
+        core = d2(m) > r2
+        ref = (d2(~core) <= r2) & m if core.any() else np.zeros_like(m)
+        np.testing.assert_array_equal(_edt.disc_opening(m, r), ref)
+        grown = d2(~m) <= r2
+        ref = grown if grown.all() else ~(d2(grown) <= r2)
+        np.testing.assert_array_equal(_edt.disc_closing(m, r), ref)

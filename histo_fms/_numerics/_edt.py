@@ -40,8 +40,12 @@ def _column_pass(bg: np.ndarray, fr: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, best: np.ndarray) -> bool:
-    """Column of the nearest feature of every pixel of row ``r`` (False: no feature)."""
+def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, gy: np.ndarray,
+              best: np.ndarray) -> bool:
+    """Column of the nearest feature of every pixel of row ``r`` (False: no feature).
+
+    ``g`` / ``gy``: work arrays (the envelope's columns and their squared row offsets).
+    """
     w = fr_row.shape[0]
     n = -1
     for i in range(w):
@@ -55,24 +59,23 @@ def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, best: np.ndarray) -> bo
             a = i1 - i2
             b = i - i1
             c = a + b
-            ur = (fr_row[i2] - r) * (fr_row[i2] - r)
-            vr = (fr_row[i1] - r) * (fr_row[i1] - r)
-            if c * vr - b * ur - a * wr - a * b * c <= 0:
+            if c * gy[n] - b * gy[n - 1] - a * wr - a * b * c <= 0:
                 break
             n -= 1
         n += 1
         g[n] = i
+        gy[n] = wr
     if n < 0:
         return False
     k = 0
+    t1 = g[0]
+    d1 = gy[0] + t1 * t1
     for i in range(w):
-        t0 = fr_row[g[k]] - r
         t1 = g[k] - i
-        d1 = t0 * t0 + t1 * t1
+        d1 = gy[k] + t1 * t1
         while k < n:
-            t0 = fr_row[g[k + 1]] - r
-            t1 = g[k + 1] - i
-            d2 = t0 * t0 + t1 * t1
+            t2 = g[k + 1] - i
+            d2 = gy[k + 1] + t2 * t2
             if d1 <= d2:
                 break
             d1 = d2
@@ -84,13 +87,14 @@ def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, best: np.ndarray) -> bo
 @numba.njit(cache=True, nogil=True)
 def _features(bg: np.ndarray, out: np.ndarray) -> None:
     h, w = bg.shape
-    fr = np.empty((h, w), np.int64)
+    fr = np.empty((h, w), np.int32)
     _column_pass(bg, fr)
     g = np.empty(w, np.int64)
+    gy = np.empty(w, np.int64)
     best = np.empty(w, np.int64)
     for r in range(h):
         row = fr[r]
-        if _row_pass(row, r, g, best):
+        if _row_pass(row, r, g, gy, best):
             for i in range(w):
                 out[0, r, i] = row[best[i]]
                 out[1, r, i] = best[i]
@@ -103,13 +107,14 @@ def _features(bg: np.ndarray, out: np.ndarray) -> None:
 @numba.njit(cache=True, nogil=True)
 def _squared(bg: np.ndarray, out: np.ndarray) -> None:
     h, w = bg.shape
-    fr = np.empty((h, w), np.int64)
+    fr = np.empty((h, w), np.int32)
     _column_pass(bg, fr)
     g = np.empty(w, np.int64)
+    gy = np.empty(w, np.int64)
     best = np.empty(w, np.int64)
     for r in range(h):
         row = fr[r]
-        if _row_pass(row, r, g, best):
+        if _row_pass(row, r, g, gy, best):
             for i in range(w):
                 dy = row[best[i]] - r
                 dx = best[i] - i
@@ -196,4 +201,99 @@ def distance_map_float32(background: np.ndarray) -> np.ndarray:
     out = np.empty(d2.shape, np.float32)
     if d2.size:
         _sqrt32(d2, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _opening(mask: np.ndarray, r2: float, out: np.ndarray) -> None:
+    h, w = mask.shape
+    d2 = np.empty((h, w), np.int32)
+    _squared(mask, d2)
+    core = np.empty((h, w), np.bool_)
+    some = False
+    for r in range(h):
+        for c in range(w):
+            v = d2[r, c] > r2
+            core[r, c] = not v  # the background of the core
+            some |= v
+    if not some:
+        out[:, :] = False
+        return
+    _squared(core, d2)
+    for r in range(h):
+        for c in range(w):
+            out[r, c] = d2[r, c] <= r2 and mask[r, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _closing(mask: np.ndarray, r2: float, out: np.ndarray) -> None:
+    h, w = mask.shape
+    d2 = np.empty((h, w), np.int32)
+    inv = np.empty((h, w), np.bool_)
+    for r in range(h):
+        for c in range(w):
+            inv[r, c] = not mask[r, c]
+    _squared(inv, d2)
+    full = True
+    for r in range(h):
+        for c in range(w):
+            v = d2[r, c] <= r2
+            out[r, c] = v
+            full &= v
+    if full:
+        return
+    _squared(out, d2)
+    for r in range(h):
+        for c in range(w):
+            out[r, c] = not d2[r, c] <= r2
+
+
+def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Binary opening by a Euclidean disc, from two exact distance transforms.
+
+    ``core = d2(mask) > r**2``, then the pixels of ``mask`` within ``r`` of the core
+    (squared distances compared with ``r**2`` as a float), in one compiled call.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        Foreground (with a True pixel).
+    radius_px : float
+        Disc radius in pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        The opened mask.
+    """
+    m = _as_mask(mask)
+    out = np.empty(m.shape, bool)
+    if m.size:
+        _opening(m, float(radius_px) ** 2, out)
+    return out
+
+
+def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Binary closing by a Euclidean disc, from two exact distance transforms.
+
+    ``grown = d2(~mask) <= r**2``; unless that is the whole array, the pixels farther
+    than ``r`` from every pixel outside ``grown`` are kept (the outside of the array
+    counts as background), in one compiled call.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (Y, X)
+        Foreground (with a True pixel).
+    radius_px : float
+        Disc radius in pixels.
+
+    Returns
+    -------
+    ndarray of bool
+        The closed mask.
+    """
+    m = _as_mask(mask)
+    out = np.empty(m.shape, bool)
+    if m.size:
+        _closing(m, float(radius_px) ** 2, out)
     return out
