@@ -12,6 +12,7 @@ from .._numerics._background import (
     local_background,
     smooth_for_stats,
 )
+from .._numerics._cityblock import binary_dilation
 from .._numerics._gauss import gaussian_filter
 from .._numerics._local import gaussian_radius, sparse_crops
 from .._numerics._quantiles import quantised_quantiles
@@ -212,5 +213,5 @@ def detect_lipofuscin(
     out = ok[lab]
     it = int(round(dilate_um / px))
     if it > 0 and out.any():
-        out = ndi.binary_dilation(out, iterations=it)
+        out = binary_dilation(out, it)
     return out

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .._numerics._background import estimate_dark_level, local_background
+from .._numerics._cityblock import binary_dilation, binary_erosion
 from .._numerics._gauss import gaussian_filter
 from .._numerics._morph import within_depth
 from .._numerics._quantiles import label_quantiles
@@ -534,8 +535,8 @@ def measure_rings(
                 reach = int(round(p.vessel_reach_um / px))
                 # SGC-negative bright structures wider than the blurred fringe of a
                 # bright sheath (which is SGC-negative for a pixel or two)
-                seeds = ndi.binary_erosion(vessel, iterations=grow) if reach > 0 else None
-                vessel = ndi.binary_dilation(vessel, iterations=grow)
+                seeds = binary_erosion(vessel, grow) if reach > 0 else None
+                vessel = binary_dilation(vessel, grow)
                 if seeds is not None and seeds.any():
                     # a vessel lying on the sheath is SGC-positive there: follow the
                     # IgG-bright pixels connected to its SGC-negative part into the ring

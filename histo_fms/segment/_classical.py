@@ -8,6 +8,7 @@ from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
 from .._numerics._background import local_background, smooth_for_stats
+from .._numerics._cityblock import binary_opening
 from .._numerics._gauss import gaussian_filter
 from .._numerics._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
@@ -564,7 +565,7 @@ def _segment(
             del cs
         del s
     it = max(1, int(round(0.5 / px)))
-    mask = ndi.binary_opening(mask, iterations=it)
+    mask = binary_opening(mask, it)
     mask = fill_small_holes(mask, max_area_px)
     mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
     cc, ncc = ndi.label(mask)
@@ -600,7 +601,7 @@ def _segment(
         thr = np.maximum(edge_fraction * level, threshold)
         thr[0] = np.inf
         keep = contrast > thr[labels]
-        keep = ndi.binary_opening(keep, iterations=it)
+        keep = binary_opening(keep, it)
         labels = split_pieces_keep_largest(np.where(keep, labels, 0))
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .._numerics._cityblock import binary_dilation
 from .._numerics._gauss import gaussian_filter
 
 
@@ -150,7 +151,7 @@ def split_at_faint_sheath(labels: np.ndarray, ridge: np.ndarray, *, min_area_px:
         x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
         obj = labels[y0:y1, x0:x1] == k
         r = ridge[y0:y1, x0:x1]
-        band = ndi.binary_dilation(obj, iterations=bi) & ~obj
+        band = binary_dilation(obj, bi) & ~obj
         if not band.any():
             continue
         t = max(relative * float(np.quantile(r[band], 0.9)), floor)
