@@ -173,7 +173,8 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
             continue
         rad = round_fraction * np.sqrt(4 * area[k] / np.pi)
         if rad >= 1:
-            pm = np.pad(m, 1)  # (a padded object has background: either opening)
+            pm = np.zeros((m.shape[0] + 2, m.shape[1] + 2), bool)  # np.pad(m, 1), faster
+            pm[1:-1, 1:-1] = m  # (a padded object has background: either opening)
             rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(m.sum()), 1.0)
     return area, ratio, solid, rnd
 
