@@ -171,3 +171,35 @@ def test_cityblock_dilation_erosion_opening_equal_scipy_iterations():
         for fast, ref in pairs:
             np.testing.assert_array_equal(fast(m, k), ref(m, iterations=k),
                                           err_msg=f"{fast.__name__} {m.shape} {k}")
+
+
+def _reference_disc_extreme(a: np.ndarray, radius_px: float, erode: bool) -> np.ndarray:
+    """Min / max over the disc as the AND / OR of running filters over its rectangles."""
+    from histo_fms._numerics._morph import disc_rectangles
+
+    filt = ndi.minimum_filter1d if erode else ndi.maximum_filter1d
+    cval = erode if a.dtype == bool else (np.inf if erode else -np.inf)
+    out = None
+    for h, w in disc_rectangles(radius_px):
+        v = filt(a, 2 * h + 1, axis=0, mode="constant", cval=cval) if h else a
+        if w:
+            v = filt(v, 2 * w + 1, axis=1, mode="constant", cval=cval)
+        out = v.copy() if out is None else (np.minimum if erode else np.maximum)(out, v)
+    return out
+
+
+def test_disc_min_max_kernel_equals_running_filters_over_rectangles():
+    from histo_fms._numerics import _morph
+
+    rng = np.random.default_rng(11)
+    for m in _masks(12, 400):
+        r = float(rng.choice([0.5, 1.0, 1.5, 2.0, 2.9, np.sqrt(8), 4.7, 6.0, 7.3]))
+        if rng.random() < 0.5:
+            a = m
+        else:
+            a = rng.random(m.shape).astype(rng.choice([np.float32, np.float64]))
+            a[m] = -np.inf
+        for erode in (True, False):
+            got = _morph._combine(a, r, erode)
+            assert got.dtype == a.dtype
+            np.testing.assert_array_equal(got, _reference_disc_extreme(a, r, erode))
