@@ -6,8 +6,11 @@ is, in float64, ``x[i] * w[0]`` plus the pairs ``(x[i - k] ± x[i + k]) * w[-k]`
 ``k = r, ..., 1`` (outermost first; ``+`` for a symmetric kernel, ``-`` for an
 antisymmetric one), converted to the output dtype. The kernels here do the same
 operations in the same order (no fused multiply-add, no reassociation), so the result is
-bit-identical; they only loop in cache order (axis 0 row by row, every column at once)
-instead of copying each line to a buffer, and run several times faster.
+bit-identical to scipy's x86-64 builds (whose C loop has no fused multiply-adds; its
+macOS arm64 build fuses some, so there the last bit can differ from scipy's, never between
+runs or between tiled and untiled runs of histo-fms); they only loop in cache order
+(axis 0 row by row, every column at once) instead of copying each line to a buffer, and
+run several times faster.
 
 The 1-D weights are scipy's own (``scipy.ndimage._filters._gaussian_kernel1d``); where
 that private helper is missing, or the call is one these kernels do not cover (other
