@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._edt import feature_transform
+from ._gauss import gaussian_filter
 from ._quantiles import quantised_quantiles
 
 DARK_SMOOTH_PX = 2.0
@@ -29,7 +31,7 @@ def smooth_for_stats(image: np.ndarray, smooth_px: float = DARK_SMOOTH_PX) -> np
     """
     img = np.asarray(image, dtype=np.float32)
     if smooth_px > 0 and min(img.shape) > 2:
-        img = ndi.gaussian_filter(img, smooth_px)
+        img = gaussian_filter(img, smooth_px)  # == ndi.gaussian_filter, compiled
     return img
 
 
@@ -187,7 +189,7 @@ def local_background(
         for k, small in enumerate(smalls):
             empty = ~np.isfinite(small)
             if empty.any() and not empty.all():
-                _, (iy, ix) = ndi.distance_transform_edt(empty, return_indices=True)
+                iy, ix = feature_transform(empty)  # == ndi.distance_transform_edt's
                 smalls[k] = small[iy, ix]
     else:
         smalls = list(np.percentile(blocks, pcts, axis=-1).astype(np.float32))

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._edt import distance_map_float32, feature_transform
+
 
 def sparse_crops(where: np.ndarray, reach: int
                  ) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
@@ -98,10 +100,11 @@ def nearest_feature(background: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of int32, shape (2, Y, X)
-        Row and column of each pixel's nearest feature (scipy's tie-breaking).
+        Row and column of each pixel's nearest feature: equal to
+        ``scipy.ndimage.distance_transform_edt(background, return_distances=False,
+        return_indices=True)`` (a compiled kernel, :mod:`._edt`).
     """
-    return ndi.distance_transform_edt(np.asarray(background, bool), return_distances=False,
-                                      return_indices=True)
+    return feature_transform(background)
 
 
 def squared_distance(features: np.ndarray, rows: int = 256) -> np.ndarray:
@@ -137,6 +140,9 @@ def squared_distance(features: np.ndarray, rows: int = 256) -> np.ndarray:
 def distance_float32(background: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.distance_transform_edt(background)`` in float32, in less memory.
 
+    ``sqrt`` of the int32 squared distance rounded to float32 (:mod:`._edt`, without the
+    feature index array).
+
     Parameters
     ----------
     background : ndarray of bool, shape (Y, X)
@@ -147,7 +153,4 @@ def distance_float32(background: np.ndarray) -> np.ndarray:
     ndarray of float32
         Euclidean distances (0 on False pixels).
     """
-    d2 = squared_distance(nearest_feature(background))
-    out = d2.astype(np.float32)
-    np.sqrt(out, out=out)
-    return out
+    return distance_map_float32(background)

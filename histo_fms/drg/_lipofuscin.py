@@ -12,6 +12,8 @@ from .._numerics._background import (
     local_background,
     smooth_for_stats,
 )
+from .._numerics._cityblock import binary_dilation
+from .._numerics._gauss import gaussian_filter
 from .._numerics._local import gaussian_radius, sparse_crops
 from .._numerics._quantiles import quantised_quantiles
 
@@ -26,7 +28,7 @@ def _opening_size(max_area_um2: float, pixel_size_um: float) -> int:
 def _smoothed(channel: np.ndarray, dark_level: float) -> np.ndarray:
     """Dark-subtracted, lightly smoothed float32 channel."""
     d = np.clip(np.asarray(channel, np.float32) - np.float32(dark_level), 0, None)
-    return ndi.gaussian_filter(d, 0.6)
+    return gaussian_filter(d, 0.6)
 
 
 def _floor(median: float, maximum: float) -> float:
@@ -211,5 +213,5 @@ def detect_lipofuscin(
     out = ok[lab]
     it = int(round(dilate_um / px))
     if it > 0 and out.any():
-        out = ndi.binary_dilation(out, iterations=it)
+        out = binary_dilation(out, it)
     return out

@@ -9,6 +9,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .._numerics._background import estimate_dark_level, local_background
+from .._numerics._cityblock import binary_dilation, binary_erosion
+from .._numerics._gauss import gaussian_filter
 from .._numerics._morph import within_depth
 from .._numerics._quantiles import label_quantiles
 from ..segment import segment_neurons
@@ -165,8 +167,8 @@ def _smooth_map(values: np.ndarray, weight: np.ndarray, sigma_px: float) -> np.n
         a = np.pad(a, ((0, hh - h), (0, ww - w)))
         return a.reshape(hh // f, f, ww // f, f).sum(axis=(1, 3))
 
-    num = ndi.gaussian_filter(down(values * weight), sigma_px / f)
-    den = ndi.gaussian_filter(down(weight.astype(np.float32)), sigma_px / f)
+    num = gaussian_filter(down(values * weight), sigma_px / f)
+    den = gaussian_filter(down(weight.astype(np.float32)), sigma_px / f)
     small = np.where(den > 1e-3 * f * f, num / np.maximum(den, 1e-12), np.nan)
     big = np.repeat(np.repeat(small, f, 0), f, 1)[:h, :w]
     return big
@@ -333,7 +335,7 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     fits = []
     for k, sigma in enumerate(sig):
         # one candidate blur (point-spread function) at a time
-        g = ndi.gaussian_filter(inside.astype(np.float32), sigma / px).ravel()
+        g = gaussian_filter(inside.astype(np.float32), sigma / px).ravel()
         fw = f
         b = c = np.zeros(nmax + 1)
         for rnd in range(1 + GLOW_REFIT):
@@ -372,7 +374,7 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
         # vessel ends or a neighbour's glow covering part of the ring move it little
         idx = np.flatnonzero(rf)
         if best != len(sig) - 1:  # else the last blur computed is that one
-            g = ndi.gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()
+            g = gaussian_filter(inside.astype(np.float32), sig[best] / px).ravel()
         g = g[idx]
         corr = np.zeros(labels.shape, np.float32)
         corr.ravel()[idx] = (y[idx] - c[rf[idx]] * g).astype(np.float32)
@@ -459,7 +461,7 @@ def measure_rings(
     del geom  # its nearest-label map is only needed for the SGC-negative test
     free = (labels == 0) & (ring_geom == 0) & ~excl
     smooth = max(0.5, 0.5 / px)
-    img_s = ndi.gaussian_filter(img, smooth)
+    img_s = gaussian_filter(img, smooth)
     # background = ordinary tissue: not empty slide, not IgG-bright structures (vessels,
     # capsule), judged against a smooth large-scale reference (a running percentile of
     # the free pixels only) so vignetting is allowed
@@ -507,7 +509,7 @@ def measure_rings(
         s = np.asarray(sgc, np.float32)
         sdl = sgc_dark_level if sgc_dark_level is not None else p.dark_level
         s = s - (estimate_dark_level(s) if sdl is None else float(sdl))
-        s_s = ndi.gaussian_filter(s, smooth)
+        s_s = gaussian_filter(s, smooth)
         sbg, _ = _local_background(s, bands, valid_bg, nmax,
                                    percentile=p.background_percentile, min_px=min_px,
                                    sigma_px=sigma_map, ring_labels=ring_geom,
@@ -533,8 +535,8 @@ def measure_rings(
                 reach = int(round(p.vessel_reach_um / px))
                 # SGC-negative bright structures wider than the blurred fringe of a
                 # bright sheath (which is SGC-negative for a pixel or two)
-                seeds = ndi.binary_erosion(vessel, iterations=grow) if reach > 0 else None
-                vessel = ndi.binary_dilation(vessel, iterations=grow)
+                seeds = binary_erosion(vessel, grow) if reach > 0 else None
+                vessel = binary_dilation(vessel, grow)
                 if seeds is not None and seeds.any():
                     # a vessel lying on the sheath is SGC-positive there: follow the
                     # IgG-bright pixels connected to its SGC-negative part into the ring

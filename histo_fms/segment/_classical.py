@@ -8,6 +8,8 @@ from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
 from .._numerics._background import local_background, smooth_for_stats
+from .._numerics._cityblock import binary_opening
+from .._numerics._gauss import gaussian_filter
 from .._numerics._local import distance_float32, gaussian_radius, nearest_feature, sparse_crops
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
 from ._fast import disc_closing, disc_opening, shape_measures  # the _objects ones, faster
@@ -29,8 +31,8 @@ def _inpaint(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     for sl, own in sparse_crops(mask, gaussian_radius(sigma)):
         sub, m = img[sl], mask[sl]
         w = (~m).astype(np.float32)
-        num = ndi.gaussian_filter(sub * w, sigma)
-        den = ndi.gaussian_filter(w, sigma)
+        num = gaussian_filter(sub * w, sigma)
+        den = gaussian_filter(w, sigma)
         fill = np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0)
         out[sl][own] = fill[own]
     return out
@@ -531,7 +533,7 @@ def _segment(
         if inpaint:
             a = _inpaint(a, exclude, max(1.0, 2.0 / px))
         if smooth_um > 0:
-            a = ndi.gaussian_filter(a, smooth_um / px)
+            a = gaussian_filter(a, smooth_um / px)
         return a
 
     contrast = _contrast(prepare(img), window, spread, image)
@@ -563,7 +565,7 @@ def _segment(
             del cs
         del s
     it = max(1, int(round(0.5 / px)))
-    mask = ndi.binary_opening(mask, iterations=it)
+    mask = binary_opening(mask, it)
     mask = fill_small_holes(mask, max_area_px)
     mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
     cc, ncc = ndi.label(mask)
@@ -580,7 +582,7 @@ def _segment(
 
     # split touching neurons
     dist = distance_float32(mask)
-    dist = ndi.gaussian_filter(dist, max(0.5, 0.5 / px)) * np.float32(px)
+    dist = gaussian_filter(dist, max(0.5, 0.5 / px)) * np.float32(px)
     # watershed from every regional maximum, then merge by dynamics (h-maxima) and
     # by neck depth; 0.05 µm steps make plateaus exact
     q = np.round(dist * 20).astype(np.int32)
@@ -599,7 +601,7 @@ def _segment(
         thr = np.maximum(edge_fraction * level, threshold)
         thr[0] = np.inf
         keep = contrast > thr[labels]
-        keep = ndi.binary_opening(keep, iterations=it)
+        keep = binary_opening(keep, it)
         labels = split_pieces_keep_largest(np.where(keep, labels, 0))
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)

@@ -9,9 +9,11 @@ the references and pins the segmentation end to end); they are faster because th
   its caller and does not compute the solidity (a convex hull) or the roundness (two
   distance transforms) of an object that already fails a cheaper check;
 * count convex-hull pixels in exact integer arithmetic (:func:`hull_pixel_count`)
-  instead of rasterising a Qhull polygon;
-* open and close by discs up to :data:`FILTER_MAX_RADIUS` with running min / max
-  filters (:mod:`histo_fms._numerics._morph`) instead of two feature transforms, and
+  instead of rasterising a Qhull polygon, and fill holes (:func:`open_fill`,
+  :class:`LevelOpenings`) with compiled kernels (:mod:`histo_fms._numerics`);
+* open and close by discs below :data:`EDT_MIN_RADIUS` with running min / max
+  filters (:mod:`histo_fms._numerics._morph`), larger ones with two compiled exact
+  distance transforms in one call (:mod:`histo_fms._numerics._edt`), and
   open all threshold levels of an object at once (:class:`LevelOpenings`: one grey-level
   opening, as opening commutes with thresholds);
 * work on tight crops: :func:`open_fill` opens and hole-fills a mask in the bounding
@@ -23,13 +25,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .._numerics._edt import disc_closing as _disc_closing_edt
+from .._numerics._edt import disc_opening as _disc_opening_edt
+from .._numerics._hull import hull_pixel_count as _hull_pixel_count
+from .._numerics._label import fill_small_holes
 from .._numerics._morph import disc_dilate, disc_erode, grey_disc_opening
-from ._objects import disc_closing as _disc_closing_edt
-from ._objects import disc_opening as _disc_opening_edt
-from ._objects import fill_small_holes
 
-#: above this radius (px) two distance transforms beat ~4 r running-filter passes
-FILTER_MAX_RADIUS = 6.0
+#: from this radius (px) on two compiled distance transforms beat the ~r running-filter
+#: passes (both give the reference's values)
+EDT_MIN_RADIUS = 2.0
 
 
 def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
@@ -50,7 +54,7 @@ def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
     mask = np.asarray(mask, bool)
     if radius_px < 1 or not mask.any():
         return mask
-    if radius_px > FILTER_MAX_RADIUS or mask.all():  # (no background: the reference's)
+    if radius_px >= EDT_MIN_RADIUS or mask.all():  # (no background: the reference's)
         return _disc_opening_edt(mask, radius_px)
     core = disc_erode(mask, radius_px)
     if not core.any():
@@ -76,7 +80,7 @@ def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
     mask = np.asarray(mask, bool)
     if radius_px < 1 or not mask.any():
         return mask
-    if radius_px > FILTER_MAX_RADIUS:
+    if radius_px >= EDT_MIN_RADIUS:
         return _disc_closing_edt(mask, radius_px)
     grown = disc_dilate(mask, radius_px)
     if grown.all():
@@ -169,7 +173,8 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
             continue
         rad = round_fraction * np.sqrt(4 * area[k] / np.pi)
         if rad >= 1:
-            pm = np.pad(m, 1)  # (a padded object has background: either opening)
+            pm = np.zeros((m.shape[0] + 2, m.shape[1] + 2), bool)  # np.pad(m, 1), faster
+            pm[1:-1, 1:-1] = m  # (a padded object has background: either opening)
             rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(m.sum()), 1.0)
     return area, ratio, solid, rnd
 
@@ -224,43 +229,12 @@ def open_fill(mask: np.ndarray, radius_px: float, max_hole_px: float) -> np.ndar
     return out
 
 
-def _envelope(ys: np.ndarray, xs: np.ndarray, lower: bool) -> tuple[list[int], list[int]]:
-    """Lower (or upper) convex envelope of points ``(y, x)`` sorted by ``y`` (unique)."""
-    hy: list[int] = []
-    hx: list[int] = []
-    sgn = 1 if lower else -1
-    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
-        while len(hy) >= 2:
-            # keep the turn convex: drop the last vertex if it is not below the chord
-            cross = (hy[-1] - hy[-2]) * (x - hx[-2]) - (hx[-1] - hx[-2]) * (y - hy[-2])
-            if sgn * cross <= 0:
-                hy.pop()
-                hx.pop()
-            else:
-                break
-        hy.append(y)
-        hx.append(x)
-    return hy, hx
-
-
-def _chain_at(hy: list[int], hx: list[int], yq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numerator and denominator of a chain's x at doubled rows ``yq`` (exact integers)."""
-    vy, vx = np.asarray(hy, np.int64), np.asarray(hx, np.int64)
-    if vy.size == 1:
-        return np.full(yq.shape, vx[0]), np.ones(yq.shape, np.int64)
-    j = np.clip(np.searchsorted(vy, yq, side="left"), 1, vy.size - 1)
-    ya, yb, xa, xb = vy[j - 1], vy[j], vx[j - 1], vx[j]
-    d = yb - ya
-    return xa * d + (xb - xa) * (yq - ya), d
-
-
 def hull_pixel_count(mask: np.ndarray) -> int:
     """Count the pixels of ``skimage.morphology.convex_hull_image(mask)``.
 
     The hull of the pixels' edge midpoints (``offset_coordinates``), borders included,
-    counted row by row in exact integer arithmetic (coordinates doubled): its left
-    outline is the lower convex envelope of the row starts' midpoints, its right one the
-    upper envelope of the row ends'.
+    counted row by row in exact integer arithmetic (a compiled kernel,
+    :func:`histo_fms._numerics._hull.hull_pixel_count`).
 
     Parameters
     ----------
@@ -272,46 +246,7 @@ def hull_pixel_count(mask: np.ndarray) -> int:
     int
         Pixel centres inside or on the hull.
     """
-    mask = np.asarray(mask, bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    sub = mask[rows]
-    w = mask.shape[1]
-    c0 = np.argmax(sub, axis=1).astype(np.int64)
-    c1 = (w - 1 - np.argmax(sub[:, ::-1], axis=1)).astype(np.int64)
-    # doubled coordinates: row r's diamonds have left points (2r, 2 c0 - 1) and top /
-    # bottom points (2r -+ 1, 2 c0) (right points likewise); slot k is y = 2 r0 - 1 + k
-    i = 2 * (rows - rows[0]).astype(np.int64)
-    n = int(i[-1]) + 3
-    big = np.int64(4 * (w + 2))
-    lo = np.full(n, big)
-    hi = np.full(n, -big)
-    lo[i + 1], hi[i + 1] = 2 * c0 - 1, 2 * c1 + 1
-    for k in (i, i + 2):  # each pass writes distinct slots
-        lo[k] = np.minimum(lo[k], 2 * c0)
-        hi[k] = np.maximum(hi[k], 2 * c1)
-    uy = np.arange(n, dtype=np.int64) + (2 * int(rows[0]) - 1)
-    # a point with one at least as far out above it and one below it is not a vertex
-    ok = lo < big
-    yl, lo = uy[ok], lo[ok]
-    keep = np.ones(lo.size, bool)
-    keep[1:-1] = ((lo[1:-1] < np.minimum.accumulate(lo)[:-2])
-                  | (lo[1:-1] < np.minimum.accumulate(lo[::-1])[::-1][2:]))
-    yl, lo = yl[keep], lo[keep]
-    yr, hi = uy[ok], hi[ok]
-    keep = np.ones(hi.size, bool)
-    keep[1:-1] = ((hi[1:-1] > np.maximum.accumulate(hi)[:-2])
-                  | (hi[1:-1] > np.maximum.accumulate(hi[::-1])[::-1][2:]))
-    yr, hi = yr[keep], hi[keep]
-    ly, lx = _envelope(yl, lo, lower=True)
-    ry, rx = _envelope(yr, hi, lower=False)
-    yq = 2 * np.arange(int(rows[0]), int(rows[-1]) + 1, dtype=np.int64)
-    nl, dl = _chain_at(ly, lx, yq)
-    nr, dr = _chain_at(ry, rx, yq)
-    left = -((-nl) // (2 * dl))  # ceil(x_left / 2)
-    right = nr // (2 * dr)  # floor(x_right / 2)
-    left = np.maximum(left, 0)
-    right = np.minimum(right, w - 1)
-    return int(np.maximum(right - left + 1, 0).sum())
+    return _hull_pixel_count(mask)
 
 
 class LevelOpenings:

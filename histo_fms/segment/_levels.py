@@ -18,6 +18,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from .._numerics._cityblock import binary_dilation
+from .._numerics._label import label
 from .._numerics._local import distance_float32
 from ._fast import LevelOpenings, shape_measures
 
@@ -73,7 +75,7 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     opened = LevelOpenings(contrast, obj, open_px)  # disc_opening + fill_small_holes, fast
     for t in levels[::-1]:  # highest level first: children before parents
         m = opened(t, max_area_px)  # fill_small_holes(disc_opening(obj & (contrast > t)))
-        lab, n = ndi.label(m)
+        lab, n = label(m)  # == ndi.label(m), compiled
         if n == 0:
             continue
         area, ratio, solid, rnd = shape_measures(lab, min_area=min_area_px, max_area=max_area_px,
@@ -94,7 +96,7 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
                 continue  # a neck between somata that are somata on their own
             piece = lab == k
             if prominence > 0 and ring_px >= 1:
-                ring = ndi.binary_dilation(piece, iterations=int(round(ring_px))) & obj & ~piece
+                ring = binary_dilation(piece, int(round(ring_px))) & obj & ~piece
                 if ring.sum() >= 0.1 * piece.sum() and (
                         np.median(contrast[ring]) >= (1 - prominence) * np.median(contrast[piece])):
                     continue

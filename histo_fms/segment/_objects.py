@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import label as cc_label
 
-from .._numerics._local import nearest_feature, squared_distance
+from .._numerics._edt import squared_distance_map
 
 
 def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
@@ -32,10 +32,10 @@ def disc_opening(mask: np.ndarray, radius_px: float) -> np.ndarray:
     if radius_px < 1 or not mask.any():
         return mask
     r2 = float(radius_px) ** 2
-    core = squared_distance(nearest_feature(mask)) > r2
+    core = squared_distance_map(mask) > r2
     if not core.any():
         return np.zeros_like(mask)
-    return (squared_distance(nearest_feature(~core)) <= r2) & mask
+    return (squared_distance_map(~core) <= r2) & mask
 
 
 def split_pieces_keep_largest(labels: np.ndarray) -> np.ndarray:
@@ -98,10 +98,10 @@ def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
     if radius_px < 1 or not mask.any():
         return mask
     r2 = float(radius_px) ** 2
-    grown = squared_distance(nearest_feature(~mask)) <= r2
+    grown = squared_distance_map(~mask) <= r2
     if grown.all():
         return grown
-    return ~(squared_distance(nearest_feature(grown)) <= r2)
+    return ~(squared_distance_map(grown) <= r2)
 
 
 def close_objects(labels: np.ndarray, radius_px: float, max_hole_px: float,

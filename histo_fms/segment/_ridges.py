@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .._numerics._cityblock import binary_dilation
+from .._numerics._gauss import gaussian_filter
+
 
 def ridge_strength(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """Scale-normalised strength of bright lines (not spots): ``(|l1| - |l2|) * sigma**2``.
@@ -31,9 +34,9 @@ def ridge_strength(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """
     g = np.asarray(image, np.float32)
     s = max(float(sigma_px), 1.0)
-    hyy = ndi.gaussian_filter(g, s, order=(2, 0))
-    hxx = ndi.gaussian_filter(g, s, order=(0, 2))
-    hxy = ndi.gaussian_filter(g, s, order=(1, 1))
+    hyy = gaussian_filter(g, s, order=(2, 0))
+    hxx = gaussian_filter(g, s, order=(0, 2))
+    hxy = gaussian_filter(g, s, order=(1, 1))
     half = np.float32(0.5)
     mean = half * (hyy + hxx)
     dev = np.sqrt((half * (hyy - hxx)) ** 2 + hxy**2)
@@ -148,7 +151,7 @@ def split_at_faint_sheath(labels: np.ndarray, ridge: np.ndarray, *, min_area_px:
         x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
         obj = labels[y0:y1, x0:x1] == k
         r = ridge[y0:y1, x0:x1]
-        band = ndi.binary_dilation(obj, iterations=bi) & ~obj
+        band = binary_dilation(obj, bi) & ~obj
         if not band.any():
             continue
         t = max(relative * float(np.quantile(r[band], 0.9)), floor)
