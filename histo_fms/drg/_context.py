@@ -297,6 +297,39 @@ def required_margin_px(params: DrgParams | None, pixel_size_um: float) -> int:
     return -(-m // a) * a
 
 
+def exact_tile_margins_px(params: DrgParams | None, pixel_size_um: float) -> tuple[int, int]:
+    """Margins (px) of the two passes of an exact tiled run: segmentation, measurement.
+
+    A tiled run that segments the whole section first (labels and lipofuscin mask
+    written to disk, every tile checked) and then measures it with those labels needs
+    only each pass's own radius, not their sum (:func:`required_margin_px`):
+
+    * segmentation pass: :func:`segmentation_radius_px` plus a cluster of touching
+      neurons (twice ``max_diameter_um``; a tile whose clusters reach farther is run
+      again with the margin it lacked);
+    * measurement pass (labels given, exact everywhere): the neuron's reach beyond its
+      first pixel (:func:`object_reach_px`) plus :func:`measurement_radius_px`.
+
+    Parameters
+    ----------
+    params : DrgParams, optional
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    tuple of int
+        The two margins, multiples of :func:`alignment_px`.
+    """
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    a = alignment_px(p, px)
+    seg = segmentation_radius_px(p, px) + int(np.ceil(2 * p.max_diameter_um / px))
+    meas = object_reach_px(p, px) + measurement_radius_px(p, px)
+    return -(-seg // a) * a, -(-meas // a) * a
+
+
 def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     """Distance (px) from a tile edge beyond which the foreground mask is exact.
 
