@@ -11,14 +11,28 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    of the 2**20 quantised keys (compact: the range present) and its exact maximum,
    tree-summed; so the numbers are bit-identical to :func:`histo_fms.drg.compute_context`
    on the whole array.
-2. **Tiles**: each tile runs :func:`histo_fms.drg.measure_drg` with that context on
-   its outer region (core + margin; origins on the block grid of every background
-   map, so every local map equals the whole image's), keeps the neurons whose first
-   pixel lies in its core, and writes its core of the label images with provisional
-   ids (1 + the flat index of each object's first pixel: unique without coordination).
-   A tile checks that every cluster of touching objects near its core lies where its
-   segmentation is exact; if not, it is run again with the margin it lacked (twice
-   that, and at least half its margin more).
+2. **Tiles**, exact (``check_margin=True``, the default) in two passes, so that no
+   tile pays the sum of the segmentation's and the measurement's context:
+
+   a. *segment*: each tile runs the segmentation half of
+      :func:`histo_fms.drg.measure_drg` (:func:`histo_fms.drg._measure.segment_drg`:
+      lipofuscin mask and labels) on its outer region (core +
+      :func:`histo_fms.drg._context.exact_tile_margins_px` ``[0]``; origins on the block
+      grid of every background map, so every local map equals the whole image's) and
+      writes its core's labels, with provisional ids (1 + the section flat index of
+      each object's first pixel: unique without coordination), and lipofuscin mask.
+      A tile checks that every cluster of touching objects meeting its core lies
+      where its segmentation is exact; if not, it is run again with the margin it
+      lacked (twice that, and at least half its margin more);
+   b. *measure*: each tile reads the section's labels and lipofuscin mask around
+      its core (exact everywhere now) with the measurement margin only
+      (``exact_tile_margins_px(...)[1]``: the neuron's reach plus the measurement
+      radius), renumbers them as its own segmentation would (raster order of first
+      pixels), runs :func:`histo_fms.drg.measure_drg` with them, keeps the neurons
+      whose first pixel lies in its core and writes its core's measured rings.
+
+   With ``check_margin=False`` (fast tiles) each tile is segmented and measured in one
+   task with the given margin, trusted.
 3. **Canonical ids**: provisional ids are mapped to 1..n in raster order of the first
    pixels (the numbering the untiled path uses), chunk by chunk.
 """
@@ -501,10 +515,17 @@ def _measure_labelled_tile(tile: Tile, *arrays: Any, roles: Sequence[str],
                                                            shape, px)}
 
 
+#: pixel work of the last :func:`measure_drg_tiled` in this process, by pass (outer-region
+#: pixels summed over the tasks, retries included), rounds and retried tiles: read by
+#: the benchmarks (``benchmarks/bench_drg_mosaic.py``)
+LAST_RUN: dict[str, Any] = {}
+
+
 def _run_rounds(pending: list[tuple[Tile, int]], make_task: Callable[[Tile], Any],
                 shape: tuple[int, int], a: int, client: Any, scheduler: str | None,
-                on_done: Callable[[dict], None]) -> None:
+                on_done: Callable[[dict], None], stage: str = "tiles") -> None:
     """Run tiles, each with its margin; run those that lack margin again with more."""
+    work = LAST_RUN.setdefault(stage, {"outer_px": 0, "tasks": 0, "retried": 0, "rounds": 0})
     # a retried tile's margin grows by half at least (and one block), so after this
     # many rounds every tile spans the whole image, which is never checked: the loop
     # is bounded
@@ -520,6 +541,9 @@ def _run_rounds(pending: list[tuple[Tile, int]], make_task: Callable[[Tile], Any
             outer = (max(0, y0 - m), min(shape[0], y1 + m),
                      max(0, x0 - m), min(shape[1], x1 + m))
             tasks.append(make_task(Tile(t.index, t.core, outer)))
+            work["outer_px"] += (outer[1] - outer[0]) * (outer[3] - outer[2])
+        work["tasks"] += len(tasks)
+        work["rounds"] = rounds
         margins = {t.index: m for t, m in pending}
         results = _compute(tasks, client, scheduler)
         pending = []
@@ -532,6 +556,7 @@ def _run_rounds(pending: list[tuple[Tile, int]], make_task: Callable[[Tile], Any
                 # the margin grows geometrically, so the rounds stay bounded
                 t = res["tile"]
                 m = margins[t.index]
+                work["retried"] += 1
                 grow = max(2 * int(res["short"]), m // 2, a)
                 pending.append((t, -(-(m + grow) // a) * a))
 
@@ -571,9 +596,13 @@ def measure_drg_tiled(
         Core edge in pixels (rounded up to the block grid, see
         :func:`histo_fms.drg._context.alignment_px`); also the chunk edge of the labels.
     margin_px : int, optional
-        Context around each core (default :func:`histo_fms.drg.required_margin_px`;
-        rounded up to the block grid). A tile whose clusters need more is run again
-        with a larger margin, so a smaller value costs time, not exactness.
+        Context around each core, rounded up to the block grid: with ``check_margin``
+        the segmentation pass's first margin (default
+        :func:`histo_fms.drg._context.exact_tile_margins_px` ``[0]``; a tile whose
+        clusters need more is run again with a larger margin, so a smaller value
+        costs time, not exactness; the measurement pass always uses the rule's
+        ``[1]``); without, the one pass's margin (default
+        :func:`histo_fms.drg.required_margin_px`).
     labels_path : str or Path
         Destination ``.zarr``: ``labels/neurons/0`` and ``labels/rings/0`` (int32),
         the layout of :func:`histo_fms.io.write_labels_zarr`, written atomically.
@@ -587,9 +616,10 @@ def measure_drg_tiled(
     scheduler : str, optional
         Local dask scheduler when no client (default ``"threads"``).
     check_margin : bool
-        Check each tile (margin at least the rule's, every cluster of touching
-        neurons near the core inside the exactly segmented zone) and run it again
-        with twice the margin if not. ``False`` trusts ``margin_px`` (faster with a
+        Exact run in two passes (segment, then measure with the section's labels):
+        each segmented tile is checked (every cluster of touching neurons meeting
+        the core inside the exactly segmented zone) and run again with more margin
+        if not. ``False``: one pass per tile, ``margin_px`` trusted (faster with a
         margin below the conservative rule; exactness is then not guaranteed).
 
     Returns
@@ -632,6 +662,9 @@ def measure_drg_tiled(
         say("context", 1, 1)
 
     tables: list[pd.DataFrame] = []
+    LAST_RUN.clear()
+    LAST_RUN.update(image_px=shape[0] * shape[1], margins=(margin, meas_margin),
+                    tile_px=tile_px, two_pass=bool(check_margin))
     labels_path = Path(labels_path)
     with atomic_path(labels_path) as tmp:
         _create_store(tmp, shape, tile_px, px)
@@ -672,7 +705,7 @@ def measure_drg_tiled(
             say("segment", 0, total)
             _run_rounds([(t, margin) for t in grid],
                         lambda t: task(_segment_tile, seg_r=seg_r, check=not whole(t))(t),
-                        shape, a, client, scheduler, finished("segment"))
+                        shape, a, client, scheduler, finished("segment"), "segment")
             done[0] = 0
             say("tiles", 0, total)
             _run_rounds([(t, meas_margin) for t in grid], task(_measure_labelled_tile),
