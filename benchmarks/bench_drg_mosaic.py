@@ -50,6 +50,7 @@ class PeakRSS:
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak = 0
+        self.peak_one = 0  # largest single process (a worker)
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -59,9 +60,12 @@ class PeakRSS:
             total = 0
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                if p.pid != me.pid:
+                    self.peak_one = max(self.peak_one, rss)
             self.peak = max(self.peak, total)
             time.sleep(self.interval)
 
@@ -99,13 +103,17 @@ def _cpu() -> float:
 
 
 def pipeline_run(path: Path, out: Path, workers: int, tile_um: float | None,
-                 exact: bool) -> dict:
+                 exact: bool, memory_limit: str | None = None) -> dict:
     from histo_fms.batch import run_pipeline
     from histo_fms.config import load_config
+    from histo_fms.parallel import _drg_tiled
 
     par: dict = {"workers": workers, "exact_tiles": exact}
     if tile_um is not None:
         par["tile_size_um"] = tile_um
+    if memory_limit is not None:
+        par["memory_limit"] = memory_limit
+    _drg_tiled.LAST_RUN.clear()
     cfg = load_config(str(ROOT / "pipelines" / "drg_sgc_igg.yaml"), overrides={
         "calibration": {"threshold": 1.1}, "parallel": par})
     c0, t0 = _cpu(), time.perf_counter()
@@ -113,7 +121,14 @@ def pipeline_run(path: Path, out: Path, workers: int, tile_um: float | None,
     dt, cpu = time.perf_counter() - t0, _cpu() - c0  # workers are reaped by now
     assert not rep.failed, rep.failed[0].error
     rec = json.loads(rep.run_json.read_text())["files"][0]
-    return {"seconds": dt, "cpu_s": cpu, "tiling": rec.get("tiling")}
+    out = {"seconds": dt, "cpu_s": cpu, "tiling": rec.get("tiling")}
+    work = dict(_drg_tiled.LAST_RUN)
+    if work:  # pixels processed per pass / image pixels (retries included)
+        out["work"] = work
+        for stage in ("segment", "tiles"):
+            if stage in work:
+                out[f"{stage}_px_over_image"] = work[stage]["outer_px"] / work["image_px"]
+    return out
 
 
 WHOLE = """
@@ -196,6 +211,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(HERE / "data"))
     ap.add_argument("--tile-um", type=float, default=None,
                     help="parallel.tile_size_um (default: the config's: from the memory budget)")
+    ap.add_argument("--memory-limit", default=None,
+                    help="parallel.memory_limit per worker (e.g. 1.5GiB; default: the config's)")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-whole", action="store_true",
                     help="skip the whole-image run (it needs ~96 B/px: 25 GB at 16k)")
@@ -225,12 +242,14 @@ def main() -> None:
     for w in counts:
         with PeakRSS() as m:
             res[f"pipeline_{w}w"] = pipeline_run(path, data / f"out_{w}w", w, a.tile_um,
-                                                 not a.fast_tiles)
+                                                 not a.fast_tiles, a.memory_limit)
         res[f"pipeline_{w}w"]["peak_rss"] = m.peak
+        res[f"pipeline_{w}w"]["peak_rss_one_worker"] = m.peak_one
     best = max(counts)
     if a.with_fast and not a.fast_tiles:
         with PeakRSS() as m:
-            res["fast"] = pipeline_run(path, data / f"out_fast_{best}w", best, a.tile_um, False)
+            res["fast"] = pipeline_run(path, data / f"out_fast_{best}w", best, a.tile_um, False,
+                                       a.memory_limit)
         res["fast"]["peak_rss"] = m.peak
     # peak RSS of the children sampled (their ru_maxrss starts at this process's own)
     if not a.skip_whole:
@@ -263,11 +282,20 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| image | {a.size} x {a.size} x 4 ch uint16 ({mpx:.0f} MPx/channel) | |")
     print(f"| decision | {top['tiling']} | |")
+    print(f"| load average at the end | {os.getloadavg()[0]:.1f} | |")
     print(f"| floor: lazy read + gaussian, 2 workers | {res['floor_s']:.1f} s | |")
     for w in counts:
         r = res[f"pipeline_{w}w"]
         print(f"| pipeline, {w} worker(s) | {r['seconds']:.1f} s (CPU {r['cpu_s']:.0f} s), "
-              f"peak RSS {r['peak_rss'] / gib:.2f} GiB | < 2 GiB |")
+              f"peak RSS {r['peak_rss'] / gib:.2f} GiB (one worker "
+              f"{r['peak_rss_one_worker'] / gib:.2f}) | < 2 GiB |")
+        if "work" in r:
+            wk = r["work"]
+            passes = ", ".join(f"{k} {r[f'{k}_px_over_image']:.2f}x ({wk[k]['tasks']} tasks, "
+                               f"{wk[k]['retried']} retried)" for k in ("segment", "tiles")
+                               if k in wk)
+            print(f"| pixels processed / image pixels ({w} worker(s)) | {passes}; margins "
+                  f"{wk['margins']} px, cores {wk['tile_px']} px | |")
     if "fast" in res:
         r = res["fast"]
         print(f"| same, exact_tiles: false, {best} worker(s) | {r['seconds']:.1f} s, peak RSS "
