@@ -162,21 +162,33 @@ import json, resource, sys, threading, time, tracemalloc
 import numpy as np
 from histo_fms.drg import measure_drg
 from histo_fms.drg._context import compute_context
+from histo_fms.drg._measure import segment_drg
 from histo_fms.io import read_image
 from histo_fms.parallel._drg_tiled import _margin_shortfall
 from histo_fms.parallel._tiles import Tile
-n = int(sys.argv[2])
+n, job = int(sys.argv[2]), sys.argv[3]
 reg = np.ascontiguousarray(read_image(sys.argv[1]).data[:, :n, :n].compute(
     scheduler="synchronous"))
 ch = dict(neuron=reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3])
 ctx = compute_context(ch, pixel_size_um=0.5)
+t = Tile(0, (256, n - 256, 256, n - 256), (0, n, 0, n))
+given = None
+if job == "measure":  # the measurement pass of the exact run: labels and lipofuscin given
+    lab, _, lipo = segment_drg(reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3],
+                               pixel_size_um=0.5, context=ctx)
+    given = dict(labels=lab, lipofuscin=lipo)
 page = resource.getpagesize()
 r0 = int(open("/proc/self/statm").read().split()[1]) * page
 def tile_job():
+    if job == "segment":  # the segmentation pass of the exact run
+        lab, fg, _ = segment_drg(reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3],
+                                 pixel_size_um=0.5, context=ctx)
+        _margin_shortfall(fg, lab, t, (n + 1, n + 1), 100, 0)
+        return
     res = measure_drg(reg[0], reg[2], sgc=reg[1], nuclei=reg[3], pixel_size_um=0.5,
-                      context=ctx)
-    t = Tile(0, (256, n - 256, 256, n - 256), (0, n, 0, n))
-    _margin_shortfall(res.foreground, res.neurons, t, (n + 1, n + 1), 100, 100)
+                      context=ctx, **(given or {}))
+    if given is None:
+        _margin_shortfall(res.foreground, res.neurons, t, (n + 1, n + 1), 100, 100)
 # ru_maxrss starts at the parent's RSS: sample this process's RSS instead
 peak, stop = [r0], threading.Event()
 def sample():
@@ -184,12 +196,15 @@ def sample():
         peak[0] = max(peak[0], int(open("/proc/self/statm").read().split()[1]) * page)
         time.sleep(0.02)
 th = threading.Thread(target=sample, daemon=True); th.start()
+c0 = time.process_time()
 tile_job()
+cpu = time.process_time() - c0
 stop.set(); th.join()
 tracemalloc.start()
 tile_job()
 traced = tracemalloc.get_traced_memory()[1]
-print(json.dumps({"outer_px": n, "rss_bytes_per_px": (peak[0] - r0) / n**2 + 8,
+print(json.dumps({"job": job, "outer_px": n, "cpu_s": cpu,
+                  "rss_bytes_per_px": (peak[0] - r0) / n**2 + 8,
                   "traced_bytes_per_px": traced / n**2 + 8}))
 """
 
@@ -222,13 +237,16 @@ def main() -> None:
     ap.add_argument("--fast-tiles", action="store_true",
                     help="run only exact_tiles: false (the old README setting)")
     ap.add_argument("--bytes-per-pixel", action="store_true",
-                    help="measure a tile's peak memory per outer pixel (2048², 3072²) and exit")
+                    help="measure a tile's peak memory per outer pixel (2048², 3072²) for one "
+                         "pass and for each pass of the exact run, and exit")
     a = ap.parse_args()
     data = Path(a.data)
     if a.bytes_per_pixel:
         path = write_drg_mosaic(data / "drg_mosaic_4096.ome.tif", 4096)
-        for n in (2048, 3072):
-            print(json.dumps(child_run(TILE_BPP, str(path), str(n))))
+        # one pass (fast tiles), and the exact run's segmentation and measurement passes
+        for job in ("one-pass", "segment", "measure"):
+            for n in (2048, 3072):
+                print(json.dumps(child_run(TILE_BPP, str(path), str(n), job)))
         return
     path = write_drg_mosaic(data / f"drg_mosaic_{a.size}.ome.tif", a.size)
     mpx = a.size * a.size / 1e6

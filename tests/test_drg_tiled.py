@@ -219,7 +219,7 @@ def test_empty_section(tmp_path):
 
 def test_two_pass_exact_tiles_are_real_crops(tmp_path):
     # margins of a few hundred px at 1 µm/px with smaller windows: the exact two-pass run
-    # cuts a 512 px section into 3 x 3 real crops in both passes (segment: core + 224 px,
+    # cuts a 512 px section into 3 x 3 real crops in both passes (segment: core + 280 px,
     # checked and rerun where a cluster reaches the inexact band; measure: core + 240 px,
     # with the section's labels), and still equals the untiled run bit for bit
     from histo_fms.drg._context import exact_tile_margins_px
@@ -228,7 +228,7 @@ def test_two_pass_exact_tiles_are_real_crops(tmp_path):
     px = 1.0
     p = DrgParams(max_diameter_um=30, background_reference_um=50)
     seg_m, meas_m = exact_tile_margins_px(p, px)
-    assert max(seg_m, meas_m) < 0.6 * required_margin_px(p, px)  # the one-pass margin
+    assert max(seg_m, meas_m) < 0.7 * required_margin_px(p, px)  # the one-pass margin
     ph = make_drg_section((512, 512), px, seed=5, packing=0.3, capsule=False,
                           touching_fraction=0.2)
     c = {k: ph.channel(v) for k, v in ROLE_NAMES.items()}
