@@ -50,6 +50,7 @@ class PeakRSS:
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak = 0
+        self.peak_one = 0  # largest single process (a worker)
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -59,9 +60,12 @@ class PeakRSS:
             total = 0
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                if p.pid != me.pid:
+                    self.peak_one = max(self.peak_one, rss)
             self.peak = max(self.peak, total)
             time.sleep(self.interval)
 
@@ -99,13 +103,17 @@ def _cpu() -> float:
 
 
 def pipeline_run(path: Path, out: Path, workers: int, tile_um: float | None,
-                 exact: bool) -> dict:
+                 exact: bool, memory_limit: str | None = None) -> dict:
     from histo_fms.batch import run_pipeline
     from histo_fms.config import load_config
+    from histo_fms.parallel import _drg_tiled
 
     par: dict = {"workers": workers, "exact_tiles": exact}
     if tile_um is not None:
         par["tile_size_um"] = tile_um
+    if memory_limit is not None:
+        par["memory_limit"] = memory_limit
+    _drg_tiled.LAST_RUN.clear()
     cfg = load_config(str(ROOT / "pipelines" / "drg_sgc_igg.yaml"), overrides={
         "calibration": {"threshold": 1.1}, "parallel": par})
     c0, t0 = _cpu(), time.perf_counter()
@@ -113,7 +121,14 @@ def pipeline_run(path: Path, out: Path, workers: int, tile_um: float | None,
     dt, cpu = time.perf_counter() - t0, _cpu() - c0  # workers are reaped by now
     assert not rep.failed, rep.failed[0].error
     rec = json.loads(rep.run_json.read_text())["files"][0]
-    return {"seconds": dt, "cpu_s": cpu, "tiling": rec.get("tiling")}
+    out = {"seconds": dt, "cpu_s": cpu, "tiling": rec.get("tiling")}
+    work = dict(_drg_tiled.LAST_RUN)
+    if work:  # pixels processed per pass / image pixels (retries included)
+        out["work"] = work
+        for stage in ("segment", "tiles"):
+            if stage in work:
+                out[f"{stage}_px_over_image"] = work[stage]["outer_px"] / work["image_px"]
+    return out
 
 
 WHOLE = """
@@ -147,21 +162,33 @@ import json, resource, sys, threading, time, tracemalloc
 import numpy as np
 from histo_fms.drg import measure_drg
 from histo_fms.drg._context import compute_context
+from histo_fms.drg._measure import segment_drg
 from histo_fms.io import read_image
 from histo_fms.parallel._drg_tiled import _margin_shortfall
 from histo_fms.parallel._tiles import Tile
-n = int(sys.argv[2])
+n, job = int(sys.argv[2]), sys.argv[3]
 reg = np.ascontiguousarray(read_image(sys.argv[1]).data[:, :n, :n].compute(
     scheduler="synchronous"))
 ch = dict(neuron=reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3])
 ctx = compute_context(ch, pixel_size_um=0.5)
+t = Tile(0, (256, n - 256, 256, n - 256), (0, n, 0, n))
+given = None
+if job == "measure":  # the measurement pass of the exact run: labels and lipofuscin given
+    lab, _, lipo = segment_drg(reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3],
+                               pixel_size_um=0.5, context=ctx)
+    given = dict(labels=lab, lipofuscin=lipo)
 page = resource.getpagesize()
 r0 = int(open("/proc/self/statm").read().split()[1]) * page
 def tile_job():
+    if job == "segment":  # the segmentation pass of the exact run
+        lab, fg, _ = segment_drg(reg[0], igg=reg[2], sgc=reg[1], nuclei=reg[3],
+                                 pixel_size_um=0.5, context=ctx)
+        _margin_shortfall(fg, lab, t, (n + 1, n + 1), 100, 0)
+        return
     res = measure_drg(reg[0], reg[2], sgc=reg[1], nuclei=reg[3], pixel_size_um=0.5,
-                      context=ctx)
-    t = Tile(0, (256, n - 256, 256, n - 256), (0, n, 0, n))
-    _margin_shortfall(res.foreground, res.neurons, t, (n + 1, n + 1), 100, 100)
+                      context=ctx, **(given or {}))
+    if given is None:
+        _margin_shortfall(res.foreground, res.neurons, t, (n + 1, n + 1), 100, 100)
 # ru_maxrss starts at the parent's RSS: sample this process's RSS instead
 peak, stop = [r0], threading.Event()
 def sample():
@@ -169,12 +196,15 @@ def sample():
         peak[0] = max(peak[0], int(open("/proc/self/statm").read().split()[1]) * page)
         time.sleep(0.02)
 th = threading.Thread(target=sample, daemon=True); th.start()
+c0 = time.process_time()
 tile_job()
+cpu = time.process_time() - c0
 stop.set(); th.join()
 tracemalloc.start()
 tile_job()
 traced = tracemalloc.get_traced_memory()[1]
-print(json.dumps({"outer_px": n, "rss_bytes_per_px": (peak[0] - r0) / n**2 + 8,
+print(json.dumps({"job": job, "outer_px": n, "cpu_s": cpu,
+                  "rss_bytes_per_px": (peak[0] - r0) / n**2 + 8,
                   "traced_bytes_per_px": traced / n**2 + 8}))
 """
 
@@ -196,6 +226,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(HERE / "data"))
     ap.add_argument("--tile-um", type=float, default=None,
                     help="parallel.tile_size_um (default: the config's: from the memory budget)")
+    ap.add_argument("--memory-limit", default=None,
+                    help="parallel.memory_limit per worker (e.g. 1.5GiB; default: the config's)")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-whole", action="store_true",
                     help="skip the whole-image run (it needs ~96 B/px: 25 GB at 16k)")
@@ -205,13 +237,16 @@ def main() -> None:
     ap.add_argument("--fast-tiles", action="store_true",
                     help="run only exact_tiles: false (the old README setting)")
     ap.add_argument("--bytes-per-pixel", action="store_true",
-                    help="measure a tile's peak memory per outer pixel (2048², 3072²) and exit")
+                    help="measure a tile's peak memory per outer pixel (2048², 3072²) for one "
+                         "pass and for each pass of the exact run, and exit")
     a = ap.parse_args()
     data = Path(a.data)
     if a.bytes_per_pixel:
         path = write_drg_mosaic(data / "drg_mosaic_4096.ome.tif", 4096)
-        for n in (2048, 3072):
-            print(json.dumps(child_run(TILE_BPP, str(path), str(n))))
+        # one pass (fast tiles), and the exact run's segmentation and measurement passes
+        for job in ("one-pass", "segment", "measure"):
+            for n in (2048, 3072):
+                print(json.dumps(child_run(TILE_BPP, str(path), str(n), job)))
         return
     path = write_drg_mosaic(data / f"drg_mosaic_{a.size}.ome.tif", a.size)
     mpx = a.size * a.size / 1e6
@@ -225,12 +260,14 @@ def main() -> None:
     for w in counts:
         with PeakRSS() as m:
             res[f"pipeline_{w}w"] = pipeline_run(path, data / f"out_{w}w", w, a.tile_um,
-                                                 not a.fast_tiles)
+                                                 not a.fast_tiles, a.memory_limit)
         res[f"pipeline_{w}w"]["peak_rss"] = m.peak
+        res[f"pipeline_{w}w"]["peak_rss_one_worker"] = m.peak_one
     best = max(counts)
     if a.with_fast and not a.fast_tiles:
         with PeakRSS() as m:
-            res["fast"] = pipeline_run(path, data / f"out_fast_{best}w", best, a.tile_um, False)
+            res["fast"] = pipeline_run(path, data / f"out_fast_{best}w", best, a.tile_um, False,
+                                       a.memory_limit)
         res["fast"]["peak_rss"] = m.peak
     # peak RSS of the children sampled (their ru_maxrss starts at this process's own)
     if not a.skip_whole:
@@ -263,11 +300,20 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| image | {a.size} x {a.size} x 4 ch uint16 ({mpx:.0f} MPx/channel) | |")
     print(f"| decision | {top['tiling']} | |")
+    print(f"| load average at the end | {os.getloadavg()[0]:.1f} | |")
     print(f"| floor: lazy read + gaussian, 2 workers | {res['floor_s']:.1f} s | |")
     for w in counts:
         r = res[f"pipeline_{w}w"]
         print(f"| pipeline, {w} worker(s) | {r['seconds']:.1f} s (CPU {r['cpu_s']:.0f} s), "
-              f"peak RSS {r['peak_rss'] / gib:.2f} GiB | < 2 GiB |")
+              f"peak RSS {r['peak_rss'] / gib:.2f} GiB (one worker "
+              f"{r['peak_rss_one_worker'] / gib:.2f}) | < 2 GiB |")
+        if "work" in r:
+            wk = r["work"]
+            passes = ", ".join(f"{k} {r[f'{k}_px_over_image']:.2f}x ({wk[k]['tasks']} tasks, "
+                               f"{wk[k]['retried']} retried)" for k in ("segment", "tiles")
+                               if k in wk)
+            print(f"| pixels processed / image pixels ({w} worker(s)) | {passes}; margins "
+                  f"{wk['margins']} px, cores {wk['tile_px']} px | |")
     if "fast" in res:
         r = res["fast"]
         print(f"| same, exact_tiles: false, {best} worker(s) | {r['seconds']:.1f} s, peak RSS "

@@ -522,8 +522,8 @@ def local_worker_memory(cfg: PipelineConfig) -> int:
 
 
 def drg_margin_px(cfg: PipelineConfig, pixel_size_um: float) -> int:
-    """Tile margin (px) of a tiled DRG run: the exact rule, or ``overlap_um``."""
-    from .drg import required_margin_px
+    """Tile margin (px) of a tiled DRG run: the exact passes' larger one, or ``overlap_um``."""
+    from .drg._context import exact_tile_margins_px
 
     params = cfg.params()
     px = float(pixel_size_um)
@@ -531,7 +531,7 @@ def drg_margin_px(cfg: PipelineConfig, pixel_size_um: float) -> int:
         return int(round(cfg.parallel.overlap_um / px))
     if not cfg.parallel.exact_tiles:
         return int(round(2 * params.max_diameter_um / px))
-    return required_margin_px(params, px)
+    return max(exact_tile_margins_px(params, px))
 
 
 def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,

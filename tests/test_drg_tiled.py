@@ -215,3 +215,36 @@ def test_empty_section(tmp_path):
     assert len(table) == 0 and list(table.columns) == list(measure_drg(
         img, img, pixel_size_um=PX).table.columns)
     assert not read_labels_zarr(path)["neurons"].any()
+
+
+def test_two_pass_exact_tiles_are_real_crops(tmp_path):
+    # margins of a few hundred px at 1 µm/px with smaller windows: the exact two-pass run
+    # cuts a 512 px section into 3 x 3 real crops in both passes (segment: core + 280 px,
+    # checked and rerun where a cluster reaches the inexact band; measure: core + 240 px,
+    # with the section's labels), and still equals the untiled run bit for bit
+    from histo_fms.drg._context import exact_tile_margins_px
+    from histo_fms.parallel import _drg_tiled
+
+    px = 1.0
+    p = DrgParams(max_diameter_um=30, background_reference_um=50)
+    seg_m, meas_m = exact_tile_margins_px(p, px)
+    assert max(seg_m, meas_m) < 0.7 * required_margin_px(p, px)  # the one-pass margin
+    ph = make_drg_section((512, 512), px, seed=5, packing=0.3, capsule=False,
+                          touching_fraction=0.2)
+    c = {k: ph.channel(v) for k, v in ROLE_NAMES.items()}
+    untiled = measure_drg(c["neuron"], c["igg"], pixel_size_um=px, sgc=c["sgc"],
+                          nuclei=c["nuclei"], params=p)
+    assert len(untiled.table) > 50
+    path = tmp_path / "labels.zarr"
+    table = measure_drg_tiled(_lazy(c), pixel_size_um=px, params=p, tile_px=192,
+                              labels_path=path, scheduler="synchronous")
+    run = _drg_tiled.LAST_RUN
+    assert run["margins"] == (seg_m, meas_m)
+    for stage in ("segment", "tiles"):
+        # some outer regions are smaller than the section
+        assert run[stage]["outer_px"] < run[stage]["tasks"] * 512 * 512
+    assert run["tiles"]["tasks"] == 9 and run["tiles"]["retried"] == 0
+    labels = read_labels_zarr(path)
+    np.testing.assert_array_equal(labels["neurons"], untiled.neurons)
+    np.testing.assert_array_equal(labels["rings"], untiled.rings)
+    pd.testing.assert_frame_equal(table, untiled.table, rtol=1e-6)

@@ -132,7 +132,12 @@ def test_memory_limit_bounds_the_tiles():
     a = drg_plan((16384, 16384), auto, 0.5, memory_bytes=16 * GIB)
     b = drg_plan((16384, 16384), small, 0.5)
     assert a.tiled and b.tiled and b.tile_px < a.tile_px
-    margin = 1344
+    from histo_fms.batch import drg_margin_px
+    from histo_fms.drg._context import exact_tile_margins_px
+
+    # exact tiles: the larger of the two passes' margins (segmentation, measurement)
+    margin = drg_margin_px(small, 0.5)
+    assert margin == max(exact_tile_margins_px(small.params(), 0.5))
     assert TILE_BYTES_PER_PIXEL * (b.tile_px + 2 * margin) ** 2 <= 2 * GIB * 1.05
     # a 6144² section fits half of a 12 GiB worker: processed whole, not tiled
     assert not drg_plan((6144, 6144), auto, 0.5, memory_bytes=12 * GIB).tiled

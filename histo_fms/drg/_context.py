@@ -297,6 +297,43 @@ def required_margin_px(params: DrgParams | None, pixel_size_um: float) -> int:
     return -(-m // a) * a
 
 
+def exact_tile_margins_px(params: DrgParams | None, pixel_size_um: float) -> tuple[int, int]:
+    """Margins (px) of the two passes of an exact tiled run: segmentation, measurement.
+
+    A tiled run that segments the whole section first (labels and lipofuscin mask
+    written to disk, every tile checked) and then measures it with those labels needs
+    only each pass's own radius, not their sum (:func:`required_margin_px`):
+
+    * segmentation pass: :func:`segmentation_radius_px` plus room for the clusters of
+      touching neurons that meet the core (four times ``max_diameter_um``: on the
+      benchmark mosaic phantom the clusters of foreground, grown as the tiling check
+      grows them, extend up to ~200 µm at the 99th percentile, and with twice
+      ``max_diameter_um`` ~80 % of the tiles had to be run again). A tile whose clusters
+      reach farther is run again with the margin it lacked; this value only sets the
+      first try;
+    * measurement pass (labels given, exact everywhere): the neuron's reach beyond its
+      first pixel (:func:`object_reach_px`) plus :func:`measurement_radius_px`.
+
+    Parameters
+    ----------
+    params : DrgParams, optional
+        Parameters.
+    pixel_size_um : float
+        Pixel size in µm.
+
+    Returns
+    -------
+    tuple of int
+        The two margins, multiples of :func:`alignment_px`.
+    """
+    p = params or DrgParams()
+    px = float(pixel_size_um)
+    a = alignment_px(p, px)
+    seg = segmentation_radius_px(p, px) + int(np.ceil(4 * p.max_diameter_um / px))
+    meas = object_reach_px(p, px) + measurement_radius_px(p, px)
+    return -(-seg // a) * a, -(-meas // a) * a
+
+
 def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
     """Distance (px) from a tile edge beyond which the foreground mask is exact.
 

@@ -689,6 +689,27 @@ def measure_drg(
     if missing:
         raise ValueError(f"context lacks channel roles {sorted(missing)}")
     dark = {k: float(context.dark_levels[k]) for k in roles}
+    labels, foreground, lipo = _segment_drg(roles, px, p, context, labels, lipofuscin)
+    morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
+    ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
+                                       exclude=lipo, params=p, dark_level=dark["igg"],
+                                       sgc_dark_level=dark.get("sgc"),
+                                       return_rings=True,
+                                       tissue_levels=(context.medians.get("igg"),
+                                                      context.medians.get("sgc")))
+    table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
+        TABLE_COLUMNS)
+    table = table[TABLE_COLUMNS].reset_index(drop=True)
+    return DrgResult(neurons=labels, rings=measured, table=table, lipofuscin=lipo,
+                     dark_levels=dark, foreground=foreground)
+
+
+def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context: DrgContext,
+                 labels: np.ndarray | None, lipofuscin: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Lipofuscin mask and neuron labels of :func:`measure_drg` (labels, foreground, mask)."""
+    neuron = roles["neuron"]
+    dark = {k: float(context.dark_levels[k]) for k in roles}
     if lipofuscin is not None:
         lipo = np.asarray(lipofuscin, bool)
         if lipo.shape != neuron.shape:
@@ -730,16 +751,50 @@ def measure_drg(
             labels = canonical_labels(segment_neurons(neuron, pixel_size_um=px,
                                                       backend=p.segmentation_backend,
                                                       channels=others, **opts))
-    labels = np.asarray(labels).astype(np.int32, copy=False)
-    morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
-    ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
-                                       exclude=lipo, params=p, dark_level=dark["igg"],
-                                       sgc_dark_level=dark.get("sgc"),
-                                       return_rings=True,
-                                       tissue_levels=(context.medians.get("igg"),
-                                                      context.medians.get("sgc")))
-    table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
-        TABLE_COLUMNS)
-    table = table[TABLE_COLUMNS].reset_index(drop=True)
-    return DrgResult(neurons=labels, rings=measured, table=table, lipofuscin=lipo,
-                     dark_levels=dark, foreground=foreground)
+    return np.asarray(labels).astype(np.int32, copy=False), foreground, lipo
+
+
+def segment_drg(neuron: np.ndarray, *, pixel_size_um: float, context: DrgContext,
+                sgc: np.ndarray | None = None, nuclei: np.ndarray | None = None,
+                igg: np.ndarray | None = None, params: DrgParams | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Segment a DRG section as :func:`measure_drg` does: lipofuscin mask and labels.
+
+    Gives exactly the labels and lipofuscin mask that :func:`measure_drg` uses with the
+    same ``context`` (a tiled run segments the section first, then measures it with the
+    labels given).
+
+    Parameters
+    ----------
+    neuron : ndarray, shape (Y, X)
+        Neuron-marker channel.
+    pixel_size_um : float
+        Pixel size in µm.
+    context : DrgContext
+        The section's image-wide statistics.
+    sgc, nuclei, igg : ndarray, optional
+        The other channels (lipofuscin is detected on all channels present).
+    params : DrgParams, optional
+        Pipeline parameters.
+
+    Returns
+    -------
+    labels : ndarray of int32
+        Neuron labels.
+    foreground : ndarray of bool or None
+        The classical segmentation's foreground mask (None for other backends).
+    lipofuscin : ndarray of bool
+        Lipofuscin mask.
+    """
+    p = params or DrgParams()
+    roles = {"neuron": np.asarray(neuron)}
+    for k, ch in (("igg", igg), ("sgc", sgc), ("nuclei", nuclei)):
+        if ch is not None:
+            if np.shape(ch) != roles["neuron"].shape:
+                raise ValueError(f"{k} shape {np.shape(ch)} differs from "
+                                 f"{roles['neuron'].shape}")
+            roles[k] = np.asarray(ch)
+    missing = set(roles) - set(context.dark_levels)
+    if missing:
+        raise ValueError(f"context lacks channel roles {sorted(missing)}")
+    return _segment_drg(roles, float(pixel_size_um), p, context, None, None)

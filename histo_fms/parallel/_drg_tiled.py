@@ -11,14 +11,28 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    of the 2**20 quantised keys (compact: the range present) and its exact maximum,
    tree-summed; so the numbers are bit-identical to :func:`histo_fms.drg.compute_context`
    on the whole array.
-2. **Tiles**: each tile runs :func:`histo_fms.drg.measure_drg` with that context on
-   its outer region (core + margin; origins on the block grid of every background
-   map, so every local map equals the whole image's), keeps the neurons whose first
-   pixel lies in its core, and writes its core of the label images with provisional
-   ids (1 + the flat index of each object's first pixel: unique without coordination).
-   A tile checks that every cluster of touching objects near its core lies where its
-   segmentation is exact; if not, it is run again with the margin it lacked (twice
-   that, and at least half its margin more).
+2. **Tiles**, exact (``check_margin=True``, the default) in two passes, so that no
+   tile pays the sum of the segmentation's and the measurement's context:
+
+   a. *segment*: each tile runs the segmentation half of
+      :func:`histo_fms.drg.measure_drg` (:func:`histo_fms.drg._measure.segment_drg`:
+      lipofuscin mask and labels) on its outer region (core +
+      :func:`histo_fms.drg._context.exact_tile_margins_px` ``[0]``; origins on the block
+      grid of every background map, so every local map equals the whole image's) and
+      writes its core's labels, with provisional ids (1 + the section flat index of
+      each object's first pixel: unique without coordination), and lipofuscin mask.
+      A tile checks that every cluster of touching objects meeting its core lies
+      where its segmentation is exact; if not, it is run again with the margin it
+      lacked (twice that, and at least half its margin more);
+   b. *measure*: each tile reads the section's labels and lipofuscin mask around
+      its core (exact everywhere now) with the measurement margin only
+      (``exact_tile_margins_px(...)[1]``: the neuron's reach plus the measurement
+      radius), renumbers them as its own segmentation would (raster order of first
+      pixels), runs :func:`histo_fms.drg.measure_drg` with them, keeps the neurons
+      whose first pixel lies in its core and writes its core's measured rings.
+
+   With ``check_margin=False`` (fast tiles) each tile is segmented and measured in one
+   task with the given margin, trusted.
 3. **Canonical ids**: provisional ids are mapped to 1..n in raster order of the first
    pixels (the numbering the untiled path uses), chunk by chunk.
 """
@@ -48,6 +62,7 @@ from ..drg._context import (
     SPREAD_QUANTILES,
     alignment_px,
     context_margins_px,
+    exact_tile_margins_px,
     lipofuscin_roles,
     measurement_radius_px,
     object_reach_px,
@@ -55,10 +70,12 @@ from ..drg._context import (
     stats_from_quantiles,
 )
 from ..drg._lipofuscin import lipofuscin_flat
-from ..drg._measure import TABLE_COLUMNS
-from ._tiles import Tile, global_first_pixels, tile_grid
+from ..drg._measure import TABLE_COLUMNS, segment_drg
+from ._tiles import Tile, canonical_mapping, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
+#: provisional arrays of the two-pass exact run (besides the labels)
+_EXTRA = ("lipofuscin",)
 
 
 # ----------------------------------------------------------------------------- running
@@ -280,6 +297,8 @@ def _create_store(root_path: Path, shape: tuple[int, int], chunk: int,
         g.create_array("0", shape=shape, dtype=np.int32, chunks=chunks, fill_value=0)
         tmp.create_array(name, shape=shape, dtype=_provisional_dtype(shape), chunks=chunks,
                          fill_value=0)
+    for name in _EXTRA:
+        tmp.create_array(name, shape=shape, dtype=np.uint8, chunks=chunks, fill_value=0)
 
 
 def _provisional_dtype(shape: tuple[int, int]) -> np.dtype:
@@ -292,6 +311,13 @@ def _write_core(root_path: str, name: str, tile: Tile, data: np.ndarray) -> None
 
     arr = zarr.open_array(str(Path(root_path) / "_provisional" / name), mode="r+")
     arr[tile.core_slices] = data.astype(arr.dtype, copy=False)
+
+
+def _read_outer(root_path: str, name: str, tile: Tile) -> np.ndarray:
+    import zarr
+
+    arr = zarr.open_array(str(Path(root_path) / "_provisional" / name), mode="r")
+    return np.asarray(arr[tile.outer_slices])
 
 
 def _relabel_chunk(root_path: str, name: str, sl: tuple[slice, slice],
@@ -384,19 +410,31 @@ def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
         short = _margin_shortfall(res.foreground, labels, tile, shape, seg_r, region_r)
         if short:
             return {"ok": False, "tile": tile, "short": short}
-    oy0, oy1, ox0, ox1 = tile.outer
+    oy0, _, ox0, _ = tile.outer
     ids, first = global_first_pixels(labels, (oy0, ox0), shape[1])
-    fy, fx = np.divmod(first, shape[1])
-    cy0, cy1, cx0, cx1 = tile.core
-    own = (fy >= cy0) & (fy < cy1) & (fx >= cx0) & (fx < cx1)
     # provisional ids: 1 + flat index of the first pixel (unique across tiles)
     lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.int64)
     lut[ids] = first + 1
     for name, lab in (("neurons", labels), ("rings", res.rings)):
         _write_core(store, name, tile, lut[lab[tile.core_in_outer]])
-    table = res.table
-    table = table[table["neuron_id"].isin(ids[own])].copy()
-    # first pixel, section coordinates, border contact with the whole image
+    return {"ok": True, "tile": tile,
+            "table": _owned_rows(res.table, labels, lut, tile, shape, px)}
+
+
+def _owned_rows(table: pd.DataFrame, labels: np.ndarray, lut: np.ndarray, tile: Tile,
+                shape: tuple[int, int], px: float) -> pd.DataFrame:
+    """Rows of the neurons whose first pixel lies in the core, in section coordinates.
+
+    ``lut`` maps the tile's label ids to provisional ids (1 + the section flat index
+    of the first pixel); the rows get that first pixel (``_first``), section
+    coordinates and their border contact with the whole image.
+    """
+    oy0, oy1, ox0, ox1 = tile.outer
+    cy0, cy1, cx0, cx1 = tile.core
+    nid = table["neuron_id"].to_numpy()
+    fy, fx = np.divmod(lut[nid] - 1, shape[1])
+    own = (fy >= cy0) & (fy < cy1) & (fx >= cx0) & (fx < cx1) & (lut[nid] > 0)
+    table = table[own].copy()
     table["_first"] = lut[table["neuron_id"].to_numpy()] - 1
     table["y_um"] = table["y_um"] + oy0 * px
     table["x_um"] = table["x_um"] + ox0 * px
@@ -411,7 +449,116 @@ def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
         edge[labels[:, -1]] = True
     edge[0] = False
     table["touches_border"] = edge[table["neuron_id"].to_numpy()]
-    return {"ok": True, "tile": tile, "table": table}
+    return table
+
+
+def _segment_tile(tile: Tile, *arrays: Any, roles: Sequence[str], shape: tuple[int, int],
+                  pixel_size_um: float, params: DrgParams, context: DrgContext, store: str,
+                  seg_r: int, check: bool) -> dict:
+    """Pass 1 of the exact run: segment one tile, write its core's labels and lipofuscin.
+
+    The core's labels are written only when every cluster of foreground meeting the
+    core lies where the segmentation is exact (else the tile reports the margin it
+    lacks); each object meeting the core then lies wholly in the outer region, so its
+    provisional id (1 + the section flat index of its first pixel) is its own.
+    """
+    ch = {r: _load(a) for r, a in zip(roles, arrays, strict=True)}
+    labels, fg, lipo = segment_drg(ch["neuron"], pixel_size_um=float(pixel_size_um),
+                                   context=context, igg=ch.get("igg"), sgc=ch.get("sgc"),
+                                   nuclei=ch.get("nuclei"), params=params)
+    del ch
+    if check:
+        short = _margin_shortfall(fg, labels, tile, shape, seg_r, 0)
+        if short:
+            return {"ok": False, "tile": tile, "short": short}
+    oy0, _, ox0, _ = tile.outer
+    core = labels[tile.core_in_outer]
+    if core.any():
+        gids, gfirst = global_first_pixels(labels, (oy0, ox0), shape[1])
+        lut = np.zeros(int(labels.max()) + 1, np.int64)
+        lut[gids] = gfirst + 1
+        core = lut[core]
+    _write_core(store, "neurons", tile, core)
+    _write_core(store, "lipofuscin", tile, lipo[tile.core_in_outer])
+    return {"ok": True, "tile": tile}
+
+
+def _measure_labelled_tile(tile: Tile, *arrays: Any, roles: Sequence[str],
+                           shape: tuple[int, int], pixel_size_um: float, params: DrgParams,
+                           context: DrgContext, store: str) -> dict:
+    """Pass 2 of the exact run: measure one tile with the section's labels and lipofuscin.
+
+    The labels of the outer region (provisional ids, exact everywhere after pass 1)
+    are renumbered 1..n in raster order of their first pixel in the region, as the
+    region's own segmentation numbers them; the core's measured rings are written with
+    provisional ids.
+    """
+    ch = {r: _load(a) for r, a in zip(roles, arrays, strict=True)}
+    px = float(pixel_size_um)
+    prov = _read_outer(store, "neurons", tile)
+    lipo = _read_outer(store, "lipofuscin", tile).astype(bool)
+    ids, first, inverse = np.unique(prov.ravel(), return_index=True, return_inverse=True)
+    del prov
+    if ids.size and ids[0] == 0:
+        local = np.concatenate([[0], canonical_mapping(ids[1:], first[1:])])
+    else:
+        local = canonical_mapping(ids, first)
+    labels = local.astype(np.int32)[inverse].reshape(lipo.shape)
+    del inverse
+    lut = np.zeros(int(local.max()) + 1 if local.size else 1, np.int64)
+    lut[local] = ids
+    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
+                      nuclei=ch.get("nuclei"), params=params, context=context,
+                      labels=labels, lipofuscin=lipo)
+    _write_core(store, "rings", tile, lut[res.rings[tile.core_in_outer]])
+    return {"ok": True, "tile": tile, "table": _owned_rows(res.table, labels, lut, tile,
+                                                           shape, px)}
+
+
+#: pixel work of the last :func:`measure_drg_tiled` in this process, by pass (outer-region
+#: pixels summed over the tasks, retries included), rounds and retried tiles: read by
+#: the benchmarks (``benchmarks/bench_drg_mosaic.py``)
+LAST_RUN: dict[str, Any] = {}
+
+
+def _run_rounds(pending: list[tuple[Tile, int]], make_task: Callable[[Tile], Any],
+                shape: tuple[int, int], a: int, client: Any, scheduler: str | None,
+                on_done: Callable[[dict], None], stage: str = "tiles") -> None:
+    """Run tiles, each with its margin; run those that lack margin again with more."""
+    work = LAST_RUN.setdefault(stage, {"outer_px": 0, "tasks": 0, "retried": 0, "rounds": 0})
+    # a retried tile's margin grows by half at least (and one block), so after this
+    # many rounds every tile spans the whole image, which is never checked: the loop
+    # is bounded
+    max_rounds = 2 + int(np.ceil(np.log(max(2, max(shape) / a)) / np.log(1.5)))
+    rounds = 0
+    while pending:
+        rounds += 1
+        if rounds > max_rounds:  # pragma: no cover - defensive
+            raise RuntimeError(f"tiles still need a larger margin after {max_rounds} rounds")
+        tasks = []
+        for t, m in pending:
+            y0, y1, x0, x1 = t.core
+            outer = (max(0, y0 - m), min(shape[0], y1 + m),
+                     max(0, x0 - m), min(shape[1], x1 + m))
+            tasks.append(make_task(Tile(t.index, t.core, outer)))
+            work["outer_px"] += (outer[1] - outer[0]) * (outer[3] - outer[2])
+        work["tasks"] += len(tasks)
+        work["rounds"] = rounds
+        margins = {t.index: m for t, m in pending}
+        results = _compute(tasks, client, scheduler)
+        pending = []
+        for res in results:
+            if res["ok"]:
+                on_done(res)
+            else:
+                # the margin it lacked, plus the same again (a cluster cut at the
+                # zone's edge may reach farther) and at least half the margin more:
+                # the margin grows geometrically, so the rounds stay bounded
+                t = res["tile"]
+                m = margins[t.index]
+                work["retried"] += 1
+                grow = max(2 * int(res["short"]), m // 2, a)
+                pending.append((t, -(-(m + grow) // a) * a))
 
 
 def measure_drg_tiled(
@@ -449,9 +596,13 @@ def measure_drg_tiled(
         Core edge in pixels (rounded up to the block grid, see
         :func:`histo_fms.drg._context.alignment_px`); also the chunk edge of the labels.
     margin_px : int, optional
-        Context around each core (default :func:`histo_fms.drg.required_margin_px`;
-        rounded up to the block grid). A tile whose clusters need more is run again
-        with a larger margin, so a smaller value costs time, not exactness.
+        Context around each core, rounded up to the block grid: with ``check_margin``
+        the segmentation pass's first margin (default
+        :func:`histo_fms.drg._context.exact_tile_margins_px` ``[0]``; a tile whose
+        clusters need more is run again with a larger margin, so a smaller value
+        costs time, not exactness; the measurement pass always uses the rule's
+        ``[1]``); without, the one pass's margin (default
+        :func:`histo_fms.drg.required_margin_px`).
     labels_path : str or Path
         Destination ``.zarr``: ``labels/neurons/0`` and ``labels/rings/0`` (int32),
         the layout of :func:`histo_fms.io.write_labels_zarr`, written atomically.
@@ -465,9 +616,10 @@ def measure_drg_tiled(
     scheduler : str, optional
         Local dask scheduler when no client (default ``"threads"``).
     check_margin : bool
-        Check each tile (margin at least the rule's, every cluster of touching
-        neurons near the core inside the exactly segmented zone) and run it again
-        with twice the margin if not. ``False`` trusts ``margin_px`` (faster with a
+        Exact run in two passes (segment, then measure with the section's labels):
+        each segmented tile is checked (every cluster of touching neurons meeting
+        the core inside the exactly segmented zone) and run again with more margin
+        if not. ``False``: one pass per tile, ``margin_px`` trusted (faster with a
         margin below the conservative rule; exactness is then not guaranteed).
 
     Returns
@@ -493,7 +645,11 @@ def measure_drg_tiled(
         raise ValueError("channels must be 2-D images of one shape")
     a = alignment_px(p, px)
     tile_px = max(a, -(-int(tile_px) // a) * a)
-    margin = required_margin_px(p, px) if margin_px is None else int(margin_px)
+    seg_margin, meas_margin = exact_tile_margins_px(p, px)
+    if margin_px is None:
+        margin = seg_margin if check_margin else required_margin_px(p, px)
+    else:
+        margin = int(margin_px)
     margin = -(-max(margin, 0) // a) * a
     seg_r = segmentation_radius_px(p, px)
     region_r = object_reach_px(p, px) + measurement_radius_px(p, px)
@@ -506,50 +662,54 @@ def measure_drg_tiled(
         say("context", 1, 1)
 
     tables: list[pd.DataFrame] = []
+    LAST_RUN.clear()
+    LAST_RUN.update(image_px=shape[0] * shape[1], margins=(margin, meas_margin),
+                    tile_px=tile_px, two_pass=bool(check_margin))
     labels_path = Path(labels_path)
     with atomic_path(labels_path) as tmp:
         _create_store(tmp, shape, tile_px, px)
         store = str(tmp)
-        pending = [(t, margin) for t in tile_grid(shape, tile_px, margin)]
-        total, done = len(pending), 0
-        # a retried tile's margin grows by half at least (and one block), so after this
-        # many rounds every tile spans the whole image, which is never checked: the loop
-        # is bounded
-        max_rounds = 2 + int(np.ceil(np.log(max(2, max(shape) / a)) / np.log(1.5)))
-        rounds = 0
-        say("tiles", 0, total)
-        while pending:
-            rounds += 1
-            if rounds > max_rounds:  # pragma: no cover - defensive
-                raise RuntimeError(f"tiles still need a larger margin after {max_rounds} "
-                                   f"rounds")
-            tasks = []
-            for t, m in pending:
-                y0, y1, x0, x1 = t.core
-                outer = (max(0, y0 - m), min(shape[0], y1 + m),
-                         max(0, x0 - m), min(shape[1], x1 + m))
-                t2 = Tile(t.index, t.core, outer)
-                whole = outer == (0, shape[0], 0, shape[1])
-                tasks.append(dask.delayed(_measure_tile)(
-                    t2, *_outer_arrays(chans, roles, t2), roles=roles, shape=shape,
-                    pixel_size_um=px, params=p, context=context, store=store,
-                    seg_r=seg_r, region_r=region_r, check=check_margin and not whole))
-            margins = {t.index: m for t, m in pending}
-            results = _compute(tasks, client, scheduler)
-            pending = []
-            for res in results:
-                if res["ok"]:
+        grid = tile_grid(shape, tile_px, 0)
+        total = len(grid)
+        common = dict(roles=roles, shape=shape, pixel_size_um=px, params=p, context=context,
+                      store=store)
+        done = [0]
+
+        def finished(stage: str) -> Callable[[dict], None]:
+            def on_done(res: dict) -> None:
+                if "table" in res:
                     tables.append(res["table"])
-                    done += 1
-                else:
-                    # the margin it lacked, plus the same again (a cluster cut at the
-                    # zone's edge may reach farther) and at least half the margin more:
-                    # the margin grows geometrically, so the rounds stay bounded
-                    t = res["tile"]
-                    m = margins[t.index]
-                    grow = max(2 * int(res["short"]), m // 2, a)
-                    pending.append((t, -(-(m + grow) // a) * a))
-            say("tiles", done, total)
+                done[0] += 1
+                say(stage, done[0], total)
+            return on_done
+
+        def task(fn: Callable, **kw: Any) -> Callable[[Tile], Any]:
+            return lambda t: dask.delayed(fn)(t, *_outer_arrays(chans, roles, t), **common,
+                                              **kw)
+
+        def whole(t: Tile) -> bool:
+            return t.outer == (0, shape[0], 0, shape[1])
+
+        if not check_margin:
+            # one pass, the margin trusted (fast tiles)
+            say("tiles", 0, total)
+            _run_rounds([(t, margin) for t in grid],
+                        lambda t: task(_measure_tile, seg_r=seg_r, region_r=region_r,
+                                       check=False)(t),
+                        shape, a, client, scheduler, finished("tiles"))
+        else:
+            # pass 1: segment every tile (checked, run again with more margin if a
+            # cluster near its core reaches the inexact band); pass 2: measure with the
+            # section's labels, which are exact everywhere, so its margin is only the
+            # measurement's reach
+            say("segment", 0, total)
+            _run_rounds([(t, margin) for t in grid],
+                        lambda t: task(_segment_tile, seg_r=seg_r, check=not whole(t))(t),
+                        shape, a, client, scheduler, finished("segment"), "segment")
+            done[0] = 0
+            say("tiles", 0, total)
+            _run_rounds([(t, meas_margin) for t in grid], task(_measure_labelled_tile),
+                        shape, a, client, scheduler, finished("tiles"))
 
         table = (pd.concat(tables, ignore_index=True) if tables
                  else pd.DataFrame(columns=[*TABLE_COLUMNS, "_first"]))
