@@ -15,6 +15,7 @@ from ._levels import split_merged
 from ._objects import (
     close_objects,
     fill_small_holes,
+    split_pieces,
     split_pieces_keep_largest,
 )
 from ._ridges import ridge_strength, sheath_lines, split_at_faint_sheath
@@ -600,7 +601,7 @@ def _segment(
         thr[0] = np.inf
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
-        labels = split_pieces_keep_largest(np.where(keep, labels, 0))
+        labels = split_pieces(np.where(keep, labels, 0), min_area_px)
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)
 
