@@ -12,6 +12,7 @@ from .._numerics._local import distance_float32, gaussian_radius, nearest_featur
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
 from ._fast import disc_closing, disc_opening, shape_measures  # the _objects ones, faster
 from ._levels import split_merged
+from ._nuclei import split_at_nuclei
 from ._objects import (
     close_objects,
     fill_small_holes,
@@ -287,6 +288,7 @@ def segment_classical(
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
     pair_axis_ratio: float = 0.65,
+    nucleus_split: bool = True,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -328,7 +330,14 @@ def segment_classical(
     * with an SGC channel, an object more elongated than one soma (axis ratio below
       ``pair_axis_ratio``) is divided along a faint SGC line crossing it (ridge
       strength above ``faint_sheath`` times that of its own sheath): somata pressed
-      into one convex shape, with a thin sheath between them.
+      into one convex shape, with a thin sheath between them;
+    * an object holding two or more dark nuclei (regions below ``edge_fraction`` of its
+      level, wholly inside it, at least a quarter of ``min_diameter_um`` in radius and
+      at least half of ``min_diameter_um`` apart edge to edge) is divided between
+      them (:func:`histo_fms.segment._nuclei.split_at_nuclei`): a neuron has one
+      nucleus, so these are somata pressed together without a visible sheath;
+    * the outline refinement keeps every piece of an object of at least the smallest
+      soma's area (two somata fused through dim tissue fall apart into both).
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -437,6 +446,8 @@ def segment_classical(
     pair_axis_ratio : float
         Axis ratio (minor / major) below which an object is looked into for a faint
         sheath line (more elongated than a soma).
+    nucleus_split : bool
+        Divide objects holding several nuclei between them (see above).
 
     Returns
     -------
@@ -469,7 +480,8 @@ def segment_classical(
                     ridge_length_um=ridge_length_um, ridge_valley=ridge_valley,
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
                     dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
-                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio)[0]
+                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
+                    nucleus_split=nucleus_split)[0]
 
 
 def _segment(
@@ -512,6 +524,7 @@ def _segment(
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
     pair_axis_ratio: float = 0.65,
+    nucleus_split: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -616,6 +629,11 @@ def _segment(
                                        relative=faint_sheath, floor=0.5 * (sheath_ridge or 0.05),
                                        max_axis_ratio=pair_axis_ratio)
     del ridge
+    if nucleus_split and edge_fraction > 0 and int(labels.max()):
+        labels = split_at_nuclei(labels, contrast, min_area_px=min_area_px,
+                                 nucleus_area_px=np.pi * (0.25 * min_diameter_um / px) ** 2,
+                                 min_separation_px=0.5 * min_diameter_um / px,
+                                 fraction=edge_fraction, quantile=edge_quantile)
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
