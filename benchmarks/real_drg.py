@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="score outlines as discs of the annotated diameter")
     ap.add_argument("--no-sgc", action="store_true", help="segment without the Fabp7 channel")
     ap.add_argument("--png", type=Path, help="write overlays (annotations, outlines) here")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="classical segmentation option (repeatable; YAML value), "
+                         "e.g. nucleus_split=false")
     wf = ap.add_argument_group("widefield proxy")
     wf.add_argument("--widefield", action="store_true",
                     help="score a widefield proxy of each annotated plane instead")
@@ -206,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     import zarr
 
     stack = zarr.open_array(str(args.stack), mode="r")
+    import yaml
+
+    seg_opts = {}
+    for kv in args.option:
+        key, _, val = kv.partition("=")
+        seg_opts[key.strip()] = yaml.safe_load(val)
     parts = []
     for f in args.annotations:
         a = pd.read_csv(f)
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         chans = {} if sgc is None else {"sgc": sgc}
         labels = segment_neurons(nf, pixel_size_um=ppx, channels=chans,
                                  min_diameter_um=p.min_diameter_um,
-                                 max_diameter_um=p.max_diameter_um)
+                                 max_diameter_um=p.max_diameter_um, **seg_opts)
         det = detections(labels, ppx)
         sc = score(a, det, ppx)
         pairs = sc.pop("_pairs")
@@ -255,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.widefield:
         print(f"widefield proxy: {args.section_um} µm section, z step {args.z_step_um} µm, "
               f"defocus {args.defocus}, {args.photons:g} photons, {args.out_pixel_size} µm/px")
+    if seg_opts:
+        print(f"options: {seg_opts}")
     print(f"pixel size {px} µm (assumed); SGC channel {'off' if args.no_sgc else 'Fabp7'}; "
           f"IoU against {'discs' if args.discs else 'outlines where annotated, else discs'}")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -287,7 +287,7 @@ def segment_classical(
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
-    pair_axis_ratio: float = 0.65,
+    pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
@@ -445,7 +445,9 @@ def segment_classical(
         :func:`histo_fms.segment._ridges.split_at_faint_sheath`); 0 disables.
     pair_axis_ratio : float
         Axis ratio (minor / major) below which an object is looked into for a faint
-        sheath line (more elongated than a soma).
+        sheath line: 2/3, the ratio of two touching discs whose diameters differ by a
+        factor 2 (a pair whose smaller soma is at least half the larger's diameter is
+        more elongated than this; a single soma's section rarely is).
     nucleus_split : bool
         Divide objects holding several nuclei between them (see above).
 
@@ -523,7 +525,7 @@ def _segment(
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
-    pair_axis_ratio: float = 0.65,
+    pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
