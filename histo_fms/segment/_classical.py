@@ -616,7 +616,7 @@ def _segment(
         thr[0] = np.inf
         keep = contrast > thr[labels]
         keep = ndi.binary_opening(keep, iterations=it)
-        labels = split_pieces(np.where(keep, labels, 0), min_area_px)
+        labels = split_pieces(np.where(keep, labels, 0), 2 * min_area_px)
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)
 
@@ -633,6 +633,7 @@ def _segment(
     del ridge
     if nucleus_split and edge_fraction > 0 and int(labels.max()):
         labels = split_at_nuclei(labels, contrast, min_area_px=min_area_px,
+                                 max_area_px=max_size_factor**2 * max_area_px,
                                  nucleus_area_px=np.pi * (0.25 * min_diameter_um / px) ** 2,
                                  min_separation_px=0.5 * min_diameter_um / px,
                                  fraction=edge_fraction, quantile=edge_quantile)

@@ -9,8 +9,9 @@ from .._numerics._quantiles import label_quantiles
 
 
 def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: float,
-                    nucleus_area_px: float, min_separation_px: float, fraction: float,
-                    quantile: float = 0.9) -> np.ndarray:
+                    max_area_px: float, nucleus_area_px: float, min_separation_px: float,
+                    fraction: float, quantile: float = 0.9, min_nucleus_ratio: float = 0.2
+                    ) -> np.ndarray:
     """Divide each object enclosing two or more dark nuclei between them.
 
     A neuron soma has one nucleus; in the neuron marker (neurofilament, β-III-tubulin)
@@ -22,8 +23,13 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     least ``nucleus_area_px`` pixels. With two or more nuclei, each pair at least
     ``min_separation_px`` apart (centre distance less both equivalent radii: the
     cytoplasm of two somata lies between them, not a dark patch in one soma's
-    cytoplasm beside its nucleus), each pixel of the object goes to the nearest nucleus;
-    the split is kept only when every part has at least ``min_area_px`` pixels.
+    cytoplasm beside its nucleus), each pixel of the object goes to the nearest nucleus.
+    Only objects of at most ``max_area_px`` (the largest soma's area) are looked into,
+    and the split is kept only when every part has at least ``min_area_px`` pixels, a
+    nucleus of a nucleus' size for it (equivalent diameter at least
+    ``min_nucleus_ratio`` of the part's) lying in its middle (within half its
+    equivalent radius of its centroid): dark holes in a tissue-sized object
+    (interstitium, a nerve root) do not cut it into soma-sized pieces.
 
     Parameters
     ----------
@@ -33,6 +39,8 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         Neuron-channel local contrast.
     min_area_px : float
         Smallest soma area (px).
+    max_area_px : float
+        Largest object looked into (px).
     nucleus_area_px : float
         Smallest nucleus area (px).
     min_separation_px : float
@@ -41,6 +49,8 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         A pixel is nucleus when its contrast is below this times the object's level.
     quantile : float
         Quantile (0-1) of an object's contrast taken as its level.
+    min_nucleus_ratio : float
+        Smallest nucleus / part equivalent-diameter ratio.
 
     Returns
     -------
@@ -57,7 +67,7 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     out = labels.copy()
     nxt = n
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is None or area[k] < 2 * min_area_px:
+        if sl is None or not 2 * min_area_px <= area[k] <= max_area_px:
             continue
         sl = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
         obj = labels[sl] == k
@@ -93,7 +103,15 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         _, (iy, ix) = ndi.distance_transform_edt(nuc == 0, return_indices=True)
         part = np.where(obj, nuc[iy, ix], 0)
         parts = np.bincount(part.ravel(), minlength=m + 1)[ids]
-        if parts.min() < min_area_px:
+        nuc_area = np.bincount(nuc.ravel(), minlength=m + 1)[ids]
+        if parts.min() < min_area_px or np.any(nuc_area < min_nucleus_ratio**2 * parts):
+            continue
+        # each nucleus lies in the middle of its part (not a hole near a cut edge)
+        py, px_ = (np.asarray(v) for v in zip(*ndi.center_of_mass(obj, part, ids),
+                                              strict=True))
+        ny, nx = (np.asarray(v) for v in zip(*ndi.center_of_mass(nuc > 0, nuc, ids),
+                                             strict=True))
+        if np.any(np.hypot(py - ny, px_ - nx) > 0.5 * np.sqrt(parts / np.pi)):
             continue
         sub = out[sl]
         for j, p in enumerate(ids.tolist()):
