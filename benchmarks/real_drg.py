@@ -38,6 +38,7 @@ percentile above a camera offset and given Poisson shot noise and Gaussian read 
 
     python benchmarks/real_drg.py [STACK.zarr] [--pixel-size 0.207] [--png OUTDIR]
     python benchmarks/real_drg.py --widefield [--out-pixel-size 0.9] [--png OUTDIR]
+    python benchmarks/real_drg.py --option nucleus_split=false   # an ablation
 """
 
 from __future__ import annotations
