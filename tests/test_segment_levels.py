@@ -149,9 +149,10 @@ def test_phantom_somata_without_stained_sheath_are_kept():
     assert false <= 1
 
 
-def _pressed_pair_section(line_level, seed=0):
+def _pressed_pair_section(line_level, seed=0, nuclei=(103, 153)):
     """Two somata pressed into one convex ellipse (axis ratio 0.5) with a faint SGC line
-    between them (a gap where it meets the outline), among six round sheathed somata."""
+    between them (a gap where it meets the outline), among six round sheathed somata;
+    dark nuclei in the ellipse at x = ``nuclei``."""
     rng = np.random.default_rng(seed)
     shape = (256, 256)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
@@ -168,7 +169,7 @@ def _pressed_pair_section(line_level, seed=0):
     for cy, cx in ((50, 50), (50, 128), (50, 206), (206, 50), (206, 128), (206, 206)):
         soma(cy, cx, 20, 20)
         nf[_ellipse(shape, cy, cx, 6, 6)] = 500  # dark nuclei
-    for cx in (103, 153):
+    for cx in nuclei:
         nf[_ellipse(shape, 128, cx, 8, 8)] = 500
     gs[(np.abs(xx - 128) <= 1) & pair & (yy > 110)] = line_level
     halves = (pair & (xx < 128), pair & (xx > 128))
@@ -181,13 +182,61 @@ def test_pressed_somata_split_along_a_faint_sheath_line():
     a, b = lab[128, 100], lab[128, 156]
     assert a > 0 and b > 0 and a != b
     assert _iou(lab == a, halves[0]) > 0.75 and _iou(lab == b, halves[1]) > 0.75
-    one = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs}, faint_sheath=0.0)
+    one = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs}, faint_sheath=0.0,
+                            nucleus_split=False)
     assert one[128, 100] == one[128, 156] > 0  # the new step, not another, splits them
 
 
 def test_elongated_soma_without_a_sheath_line_stays_whole():
-    nf, gs, halves = _pressed_pair_section(60)  # no line: one elongated soma, two nuclei
+    nf, gs, halves = _pressed_pair_section(60, nuclei=(128,))  # one elongated soma
     lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
     k = lab[128, 100]
     assert k > 0 and lab[128, 156] == k
     assert _iou(lab == k, halves[0] | halves[1]) > 0.8
+
+
+def test_pressed_somata_without_a_sheath_line_split_at_their_nuclei():
+    # no SGC line between them, but two nuclei: a soma has one, so these are two
+    nf, gs, halves = _pressed_pair_section(60)
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    a, b = lab[128, 100], lab[128, 156]
+    assert a > 0 and b > 0 and a != b
+    assert _iou(lab == a, halves[0]) > 0.75 and _iou(lab == b, halves[1]) > 0.75
+    one = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs}, nucleus_split=False)
+    assert one[128, 100] == one[128, 156] > 0
+
+
+def test_dark_patch_beside_the_nucleus_does_not_split_a_soma():
+    # a large soma with its nucleus and a smaller dark patch (vacuole, groove) close to it
+    rng = np.random.default_rng(3)
+    shape = (192, 192)
+    nf = np.full(shape, 100.0)
+    gs = np.full(shape, 60.0)
+    m = _ellipse(shape, 96, 96, 50, 50)
+    gs[_ellipse(shape, 96, 96, 54, 54) & ~m] = 600
+    nf[m] = 1500
+    nf[_ellipse(shape, 96, 106, 16, 16)] = 450  # nucleus (16 µm)
+    nf[_ellipse(shape, 96, 78, 8, 8)] = 450  # patch 2 µm beside it
+    nf, gs = _acquire(nf, rng), _acquire(gs, rng)
+    lab = segment_classical(nf, pixel_size_um=PX, channels={"sgc": gs})
+    k = lab[96, 60]
+    assert k > 0 and lab[96, 130] == k
+    assert _iou(lab == k, m) > 0.85
+
+
+def test_both_somata_kept_when_the_outline_refinement_parts_them():
+    # two somata inside one dim convex patch (fused with dim tissue, no neck): the
+    # refinement at a fraction of their bright level leaves two pieces, both somata
+    rng = np.random.default_rng(4)
+    shape = (160, 224)
+    nf = np.full(shape, 100.0)
+    patch = _ellipse(shape, 80, 112, 34, 80)
+    nf[patch] = 500
+    truth = [_ellipse(shape, 80, cx, 22, 22) for cx in (68, 156)]
+    for m in truth:
+        nf[m] = 1500
+    lab = segment_classical(_acquire(nf, rng), pixel_size_um=PX)
+    for m in truth:
+        ids, cnt = np.unique(lab[m], return_counts=True)
+        k = ids[np.argmax(cnt)]
+        assert k > 0 and _iou(lab == k, m) > 0.8

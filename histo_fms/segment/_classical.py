@@ -14,9 +14,11 @@ from .._numerics._local import distance_float32, gaussian_radius, nearest_featur
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
 from ._fast import disc_closing, disc_opening, shape_measures  # the _objects ones, faster
 from ._levels import split_merged
+from ._nuclei import split_at_nuclei
 from ._objects import (
     close_objects,
     fill_small_holes,
+    split_pieces,
     split_pieces_keep_largest,
 )
 from ._ridges import ridge_strength, sheath_lines, split_at_faint_sheath
@@ -287,7 +289,8 @@ def segment_classical(
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
-    pair_axis_ratio: float = 0.65,
+    pair_axis_ratio: float = 2 / 3,
+    nucleus_split: bool = True,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -329,7 +332,14 @@ def segment_classical(
     * with an SGC channel, an object more elongated than one soma (axis ratio below
       ``pair_axis_ratio``) is divided along a faint SGC line crossing it (ridge
       strength above ``faint_sheath`` times that of its own sheath): somata pressed
-      into one convex shape, with a thin sheath between them.
+      into one convex shape, with a thin sheath between them;
+    * an object holding two or more dark nuclei (regions below ``edge_fraction`` of its
+      level, wholly inside it, at least a quarter of ``min_diameter_um`` in radius and
+      at least half of ``min_diameter_um`` apart edge to edge) is divided between
+      them (:func:`histo_fms.segment._nuclei.split_at_nuclei`): a neuron has one
+      nucleus, so these are somata pressed together without a visible sheath;
+    * the outline refinement keeps every piece of an object of at least the smallest
+      soma's area (two somata fused through dim tissue fall apart into both).
 
     All sizes are in µm, so the result does not depend on the pixel size.
 
@@ -437,7 +447,11 @@ def segment_classical(
         :func:`histo_fms.segment._ridges.split_at_faint_sheath`); 0 disables.
     pair_axis_ratio : float
         Axis ratio (minor / major) below which an object is looked into for a faint
-        sheath line (more elongated than a soma).
+        sheath line: 2/3, the ratio of two touching discs whose diameters differ by a
+        factor 2 (a pair whose smaller soma is at least half the larger's diameter is
+        more elongated than this; a single soma's section rarely is).
+    nucleus_split : bool
+        Divide objects holding several nuclei between them (see above).
 
     Returns
     -------
@@ -470,7 +484,8 @@ def segment_classical(
                     ridge_length_um=ridge_length_um, ridge_valley=ridge_valley,
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
                     dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
-                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio)[0]
+                    faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
+                    nucleus_split=nucleus_split)[0]
 
 
 def _segment(
@@ -512,7 +527,8 @@ def _segment(
     dim_solidity: float = 0.85,
     isolated: float = 0.15,
     faint_sheath: float = 0.25,
-    pair_axis_ratio: float = 0.65,
+    pair_axis_ratio: float = 2 / 3,
+    nucleus_split: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -602,7 +618,7 @@ def _segment(
         thr[0] = np.inf
         keep = contrast > thr[labels]
         keep = binary_opening(keep, it)
-        labels = split_pieces_keep_largest(np.where(keep, labels, 0))
+        labels = split_pieces(np.where(keep, labels, 0), 2 * min_area_px)
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,
                                relative=nucleus_gap_fraction / 2)
 
@@ -617,6 +633,12 @@ def _segment(
                                        relative=faint_sheath, floor=0.5 * (sheath_ridge or 0.05),
                                        max_axis_ratio=pair_axis_ratio)
     del ridge
+    if nucleus_split and edge_fraction > 0 and int(labels.max()):
+        labels = split_at_nuclei(labels, contrast, min_area_px=min_area_px,
+                                 max_area_px=max_size_factor**2 * max_area_px,
+                                 nucleus_area_px=np.pi * (0.25 * min_diameter_um / px) ** 2,
+                                 min_separation_px=0.5 * min_diameter_um / px,
+                                 fraction=edge_fraction, quantile=edge_quantile)
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)

@@ -78,6 +78,44 @@ def split_pieces_keep_largest(labels: np.ndarray) -> np.ndarray:
     return np.where(keep[pieces], labels, 0).astype(np.int32)
 
 
+def split_pieces(labels: np.ndarray, min_area_px: float) -> np.ndarray:
+    """Give each 4-connected piece of at least ``min_area_px`` its own id; drop the rest.
+
+    The largest piece of each label keeps the label's id (whatever its size, as in
+    :func:`split_pieces_keep_largest`); every other piece of at least ``min_area_px``
+    pixels becomes a new object (ids after the last, in raster order of the pieces);
+    smaller pieces are dropped. An object that fell apart into several soma-sized
+    pieces (two somata joined by a dim bridge that the outline refinement removed)
+    thus keeps all of them.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Label image.
+    min_area_px : float
+        Smallest area of a piece kept besides the largest.
+
+    Returns
+    -------
+    ndarray of int32
+        Relabelled image.
+    """
+    labels = np.asarray(labels, np.int32)
+    largest = split_pieces_keep_largest(labels)
+    rest = np.where(largest == 0, labels, 0)
+    if not rest.any():
+        return largest
+    pieces = cc_label(rest, background=0, connectivity=1)
+    size = np.bincount(pieces.ravel())
+    size[0] = 0
+    big = np.flatnonzero(size >= min_area_px)
+    if big.size == 0:
+        return largest
+    ids = np.zeros(size.size, np.int32)
+    ids[big] = int(labels.max()) + np.arange(1, big.size + 1, dtype=np.int32)
+    return np.where(ids[pieces] > 0, ids[pieces], largest).astype(np.int32)
+
+
 def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
     """Binary closing by a Euclidean disc (two distance transforms).
 
