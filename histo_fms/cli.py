@@ -7,7 +7,9 @@ import contextlib
 import datetime as _dt
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -159,6 +161,46 @@ def _progress(i: int, n: int, o: FileOutcome) -> None:
 
 
 @contextlib.contextmanager
+def _interrupt_guard() -> Iterator[threading.Event]:
+    """Make Ctrl-C stop a batch even when Python drops the KeyboardInterrupt.
+
+    A KeyboardInterrupt raised while a finaliser (``__del__``, a weakref callback) runs
+    is printed and ignored by CPython, and a batch would then run to its end and exit 0.
+    The handler records the interrupt before raising it, so the batch loop can stop at
+    the next file (see ``_checked``) and the command still ends with the interrupt's
+    exit code. Outside the main thread (the CLI called from a thread) nothing changes.
+    """
+    seen = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def on_sigint(signum, frame):  # noqa: ARG001 - signal handler signature
+        seen.set()
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if seen.is_set():
+        raise KeyboardInterrupt
+
+
+def _checked(progress, seen: threading.Event):
+    """Wrap a per-file progress callback so that a recorded interrupt stops the batch."""
+
+    def call(i: int, n: int, o: FileOutcome) -> None:
+        if seen.is_set():
+            raise KeyboardInterrupt
+        if progress is not None:
+            progress(i, n, o)
+
+    return call
+
+
+@contextlib.contextmanager
 def _log_to(path: Path) -> Iterator[TextIO]:
     """Send library messages (tifffile, dask, warnings, worker output) to ``path``.
 
@@ -216,9 +258,10 @@ def _cmd_run(a: argparse.Namespace, argv: Sequence[str]) -> int:
         overrides["parallel"] = par
     cfg = load_config(a.config, overrides=overrides)
     out = check_output_folder(a.out)
-    with _log_to(out / LOG_FILE):
+    with _log_to(out / LOG_FILE), _interrupt_guard() as seen:
         rep = run_pipeline(cfg, a.inputs, out, samples=a.samples, resume=not a.no_resume,
-                           progress=None if a.quiet else _progress, argv=["histo-fms", *argv],
+                           progress=_checked(None if a.quiet else _progress, seen),
+                           argv=["histo-fms", *argv],
                            say=_say if not a.quiet else _note_only, overwrite=a.overwrite)
         for o in rep.failed:
             if o.traceback:

@@ -171,6 +171,26 @@ def test_ctrl_c_says_how_to_resume(imgs, tmp_path):
     assert not (out / "run.lock").exists()
 
 
+def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_batch():
+    # CPython prints and drops a KeyboardInterrupt raised inside __del__; the CLI's
+    # handler records it, so the next file boundary and the end of the run re-raise it
+    from histo_fms.cli import _checked, _interrupt_guard
+
+    calls = []
+    with pytest.raises(KeyboardInterrupt), _interrupt_guard() as seen:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass  # what a finaliser does with it
+        assert seen.is_set()
+        step = _checked(lambda i, n, o: calls.append(i), seen)
+        with pytest.raises(KeyboardInterrupt):
+            step(1, 2, None)
+    assert calls == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # ------------------------------------------------------------------ item 16
 def test_run_leaves_no_process_behind(imgs, tmp_path):
     psutil = pytest.importorskip("psutil")
