@@ -255,8 +255,31 @@ def read_outlines(path: str | Path, shape: tuple[int, int], *, pixel_size_um: fl
         of = f" of {Path(image).name}" if image is not None else ""
         raise InputError(p, f"outlines are {a.shape[0]} x {a.shape[1]} px but the image{of} "
                          f"is {shape[0]} x {shape[1]} (Y x X)")
+    if _looks_like_classes(a):
+        raise InputError(p, "looks like a class annotation (values 1-3 drawn as several "
+                            "separate strokes each), not neuron outlines: give it without "
+                            "--outlines")
     try:
         lab = reference_instances(a)
         return annotations_from_outlines(lab, pixel_size_um=pixel_size_um, sheath=sheath)
     except ValueError as exc:
         raise InputError(p, f"not a neuron outline image: {exc}") from None
+
+
+def _looks_like_classes(a: np.ndarray) -> bool:
+    """Whether an "outline" image is a class annotation (0-3 strokes) given by mistake.
+
+    A label image has one connected region per neuron and a binary mask one value; a
+    class annotation has at least two of the values 1, 2, 3 and some value drawn as
+    several separate strokes. Read as outlines it would turn background strokes into
+    "neurons" and train a wrong model without any error.
+    """
+    from scipy import ndimage as ndi
+
+    if not np.issubdtype(a.dtype, np.integer) and a.dtype != bool:
+        return False
+    vals = np.unique(a)
+    vals = vals[vals != 0]
+    if len(vals) < 2 or not set(vals.tolist()) <= {1, 2, 3}:
+        return False
+    return any(ndi.label(a == v)[1] > 1 for v in vals)

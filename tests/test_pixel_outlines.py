@@ -69,9 +69,16 @@ def test_cli_train_pixels_from_outlines_learns_the_phantom(tmp_path, capsys):
     tifffile.imwrite(small, np.ones((100, 80), np.uint8))
     empty = tmp_path / "empty.tif"
     tifffile.imwrite(empty, np.zeros((256, 256), np.uint8))
+    strokes = np.zeros((256, 256), np.uint8)  # a class annotation given as outlines
+    strokes[10:14, 10:60] = 1
+    strokes[200:204, 30:90] = 1
+    strokes[100:104, 100:130] = 2
+    classes = tmp_path / "strokes.tif"
+    tifffile.imwrite(classes, strokes)
     cases = [(small, "small.tif: outlines are 100 x 80 px but the image of sec.ome.tif is "
                      "256 x 256"),
-             (empty, "empty.tif: not a neuron outline image: no neuron")]
+             (empty, "empty.tif: not a neuron outline image: no neuron"),
+             (classes, "strokes.tif: looks like a class annotation")]
     # a label image given without --outlines: the error says how to use it
     rc = main(["train-pixels", str(img), "--annotations", str(outl),
                "--out", str(tmp_path / "x.npz"), "--trees", "4"])
@@ -82,3 +89,18 @@ def test_cli_train_pixels_from_outlines_learns_the_phantom(tmp_path, capsys):
                    "--out", str(tmp_path / "x.npz"), "--trees", "4"])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and msg in err and "\n" not in err
+
+
+def test_three_neuron_label_image_is_not_taken_for_classes(tmp_path):
+    from histo_fms.pixel_training import read_outlines
+
+    lab = np.zeros((128, 128), np.uint8)
+    yy, xx = np.mgrid[:128, :128]
+    for v, (cy, cx) in enumerate([(30, 30), (30, 90), (95, 60)], start=1):
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 < 15 ** 2] = v
+    f = tmp_path / "three.tif"
+    tifffile.imwrite(f, lab)
+    cls = read_outlines(f, lab.shape, pixel_size_um=PX)
+    inside = cls[lab > 0]  # neuron, except the outline pixels themselves (unlabelled)
+    assert set(np.unique(inside).tolist()) <= {0, 2} and (inside == 2).mean() > 0.7
+    assert (cls == 1).any()
