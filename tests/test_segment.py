@@ -186,3 +186,25 @@ def test_fibre_bundles_are_not_neurons():
     img[_disc(shape, 150, 50, 20)] = 1500.0
     lab = segment_neurons(rng.poisson(img).astype(np.float32), pixel_size_um=0.5)
     assert lab.max() == 1 and lab[150, 50] == 1
+
+
+def test_small_object_without_sheath_is_not_a_soma():
+    rng = np.random.default_rng(8)
+    shape = (160, 240)  # 0.5 µm/px
+    neuron = np.full(shape, 150.0)
+    sgc = np.full(shape, 100.0)
+    # a 36 µm soma and a 12 µm one, each wrapped in a 2 µm sheath, and a 12 µm blob
+    # as bright as a soma 6 µm beside the large one's sheath, bare
+    for cy, cx, r, wrapped in ((80, 60, 36, True), (80, 200, 12, True), (80, 125, 12, False)):
+        neuron[_disc(shape, cy, cx, r)] = 1500.0
+        if wrapped:
+            sgc[_disc(shape, cy, cx, r + 5) & ~_disc(shape, cy, cx, r + 1)] = 1200.0
+    neuron = rng.poisson(neuron).astype(np.float32)
+    sgc = rng.poisson(sgc).astype(np.float32)
+    lab = segment_neurons(neuron, pixel_size_um=0.5, channels={"sgc": sgc})
+    assert lab.max() == 2 and lab[80, 60] > 0 and lab[80, 200] > 0 and lab[80, 125] == 0
+    # the rule is about sheath evidence: off, the bare blob is a soma like the others
+    off = segment_neurons(neuron, pixel_size_um=0.5, channels={"sgc": sgc}, bare_min_factor=0)
+    assert off.max() == 3 and off[80, 125] > 0
+    # without an SGC channel nothing tells them apart: all three are kept
+    assert segment_neurons(neuron, pixel_size_um=0.5).max() == 3

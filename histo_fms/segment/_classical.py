@@ -291,6 +291,7 @@ def segment_classical(
     faint_sheath: float = 0.25,
     pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
+    bare_min_factor: float = 1.5,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -328,7 +329,10 @@ def segment_classical(
       (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
       sheathed somata); with an SGC channel, an object without any sheath on or near
       it whose surroundings are darker than ``isolated`` times its own contrast is
-      debris on the empty slide;
+      debris on the empty slide, and one less than half wrapped in sheath must be at
+      least ``bare_min_factor`` times ``min_diameter_um`` across (small somata are
+      wrapped in satellite glia like large ones; shape alone does not tell a small
+      soma from a fragment of a neighbour, an axon bundle's cross-section or debris);
     * with an SGC channel, an object more elongated than one soma (axis ratio below
       ``pair_axis_ratio``) is divided along a faint SGC line crossing it (ridge
       strength above ``faint_sheath`` times that of its own sheath): somata pressed
@@ -452,6 +456,12 @@ def segment_classical(
         more elongated than this; a single soma's section rarely is).
     nucleus_split : bool
         Divide objects holding several nuclei between them (see above).
+    bare_min_factor : float
+        With an SGC channel, an object less than half wrapped in sheath must have an
+        equivalent diameter of at least this multiple of ``min_diameter_um``: shape
+        alone does not tell a small soma from a piece of a neighbour's cytoplasm, a
+        fibre bundle's cross-section or debris, and small somata are wrapped in
+        satellite glia like large ones; 0 disables.
 
     Returns
     -------
@@ -485,7 +495,7 @@ def segment_classical(
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
                     dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
                     faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
-                    nucleus_split=nucleus_split)[0]
+                    nucleus_split=nucleus_split, bare_min_factor=bare_min_factor)[0]
 
 
 def _segment(
@@ -529,6 +539,7 @@ def _segment(
     faint_sheath: float = 0.25,
     pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
+    bare_min_factor: float = 1.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -561,6 +572,7 @@ def _segment(
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
               "bare_roundness": bare_roundness, "sheathed": 0.5,
+              "bare_min_area_px": bare_min_factor**2 * min_area_px,
               "dim_level": dim_level, "dim_solidity": dim_solidity, "isolated": isolated}
     if sgc is not None:
         s = prepare(sgc)
@@ -793,7 +805,9 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
 
     Objects wrapped in SGC sheath (at least ``sheathed`` of their surrounding band)
     pass with the looser ``min_solidity`` / ``min_roundness``; bare objects must be
-    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``).
+    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``) and at least
+    ``bare_min_area_px`` large (a small bare blob is a piece of a neighbour's
+    cytoplasm, a fibre bundle's cross-section or debris as often as a soma).
 
     Given the neuron-channel ``contrast``: a dim object (median contrast below
     ``dim_level``) must be convex (``dim_solidity``) even when wrapped (a pocket of
@@ -816,6 +830,8 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
     min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
     bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
            | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
+    if cov is not None and c.get("bare_min_area_px", 0) > 0:
+        bad |= ~wrapped & (area < c["bare_min_area_px"])
     if contrast is not None and n:
         med = label_quantiles(contrast, labels, 0.5, n)
         if c.get("dim_level", 0) > 0:
