@@ -329,7 +329,7 @@ def segment_classical(
       (``dim_solidity``) even when sheath surrounds it (pockets of interstitium between
       sheathed somata); with an SGC channel, an object without any sheath on or near
       it whose surroundings are darker than ``isolated`` times its own contrast is
-      debris on the empty slide, and one less than half wrapped in sheath must be at
+      debris on the empty slide, and one less than a quarter wrapped in sheath must be at
       least ``bare_min_factor`` times ``min_diameter_um`` across (small somata are
       wrapped in satellite glia like large ones; shape alone does not tell a small
       soma from a fragment of a neighbour, an axon bundle's cross-section or debris);
@@ -457,7 +457,9 @@ def segment_classical(
     nucleus_split : bool
         Divide objects holding several nuclei between them (see above).
     bare_min_factor : float
-        With an SGC channel, an object less than half wrapped in sheath must have an
+        With an SGC channel, an object less than a quarter wrapped in sheath (the 2 µm
+        band around it; a small soma's outline, a little inside its sheath, leaves
+        part of that band on cytoplasm) must have an
         equivalent diameter of at least this multiple of ``min_diameter_um``: shape
         alone does not tell a small soma from a piece of a neighbour's cytoplasm, a
         fibre bundle's cross-section or debris, and small somata are wrapped in
@@ -805,9 +807,10 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
 
     Objects wrapped in SGC sheath (at least ``sheathed`` of their surrounding band)
     pass with the looser ``min_solidity`` / ``min_roundness``; bare objects must be
-    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``) and at least
-    ``bare_min_area_px`` large (a small bare blob is a piece of a neighbour's
-    cytoplasm, a fibre bundle's cross-section or debris as often as a soma).
+    as smooth as a soma outline (``bare_solidity`` / ``bare_roundness``); those less
+    than half as wrapped must be at least ``bare_min_area_px`` large (a small bare
+    blob is a piece of a neighbour's cytoplasm, a fibre bundle's cross-section or
+    debris as often as a soma).
 
     Given the neuron-channel ``contrast``: a dim object (median contrast below
     ``dim_level``) must be convex (``dim_solidity``) even when wrapped (a pocket of
@@ -831,7 +834,7 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
     bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
            | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
     if cov is not None and c.get("bare_min_area_px", 0) > 0:
-        bad |= ~wrapped & (area < c["bare_min_area_px"])
+        bad |= (cov < 0.5 * c["sheathed"]) & (area < c["bare_min_area_px"])
     if contrast is not None and n:
         med = label_quantiles(contrast, labels, 0.5, n)
         if c.get("dim_level", 0) > 0:
