@@ -216,3 +216,18 @@ def test_disc_min_max_kernel_equals_running_filters_over_rectangles():
             got = _morph._combine(a, r, erode)
             assert got.dtype == a.dtype
             np.testing.assert_array_equal(got, _reference_disc_extreme(a, r, erode))
+
+
+def test_numba_is_imported_only_when_a_kernel_runs():
+    """``import histo_fms.cli`` (``--help``) does not pay numba's import; a kernel call does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "import histo_fms.cli, histo_fms.drg, histo_fms.segment._fast\n"
+            "assert 'numba' not in sys.modules, 'numba imported eagerly'\n"
+            "from histo_fms._numerics._label import label\n"
+            "lab, n = label(np.eye(5, dtype=bool))\n"
+            "assert 'numba' in sys.modules and n == 5, n\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

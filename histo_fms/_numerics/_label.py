@@ -10,11 +10,12 @@ array edge and have at most a given area, in the same two passes.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _find(parent: np.ndarray, i: int) -> int:
     root = i
     while parent[root] != root:
@@ -26,7 +27,7 @@ def _find(parent: np.ndarray, i: int) -> int:
     return root
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _union(parent: np.ndarray, a: int, b: int) -> int:
     ra = _find(parent, a)
     rb = _find(parent, b)
@@ -39,7 +40,7 @@ def _union(parent: np.ndarray, a: int, b: int) -> int:
     return rb
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _provisional(mask: np.ndarray, value: bool, eight: bool, lab: np.ndarray,
                  parent: np.ndarray) -> int:
     """Provisional labels of the pixels equal to ``value``; returns their count."""
@@ -71,7 +72,7 @@ def _provisional(mask: np.ndarray, value: bool, eight: bool, lab: np.ndarray,
     return n
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _label(mask: np.ndarray, eight: bool, lab: np.ndarray) -> int:
     h, w = mask.shape
     parent = np.empty((h * w + 1) // 2 + 2, np.int32)  # at most one new label per 2 px
@@ -90,7 +91,7 @@ def _label(mask: np.ndarray, eight: bool, lab: np.ndarray) -> int:
     return m
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _fill_holes(mask: np.ndarray, max_area: float, out: np.ndarray) -> None:
     h, w = mask.shape
     lab = np.empty((h, w), np.int32)
