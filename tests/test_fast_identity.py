@@ -116,8 +116,32 @@ def test_shape_measures_equal_reference_and_gates_only_skip(seed):
     assert np.isnan(rnd).any() and (~np.isnan(rnd[1:])).any()
 
 
-# The reference (the one the library used before issue 17): one convex hull and one
-# distance-transform opening per object, every measure computed.
+def _exact_cov(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Covariance (divisor n - 1) of integer coordinates: exact numerators (Python
+    integers), one float division each; within rounding of ``np.cov``."""
+    n = len(yy)
+    y, x = [int(v) for v in yy], [int(v) for v in xx]
+    sy, sx = sum(y), sum(x)
+    syy = sum(v * v for v in y)
+    sxx = sum(v * v for v in x)
+    sxy = sum(a * b for a, b in zip(y, x, strict=True))
+    d = float(n * (n - 1))
+    cyy, cxy, cxx = (float(n * syy - sy * sy) / d, float(n * sxy - sy * sx) / d,
+                     float(n * sxx - sx * sx) / d)
+    return np.array([[cyy, cxy], [cxy, cxx]])
+
+
+def test_exact_covariance_is_np_cov_to_rounding():
+    for _, m in _random_masks(4, 60):
+        yy, xx = np.nonzero(m)
+        if yy.size >= 2:
+            want = np.cov(np.stack([yy, xx]).astype(float))
+            np.testing.assert_allclose(_exact_cov(yy, xx), want, rtol=1e-12, atol=1e-12)
+
+
+# The reference (the one the library used before issue 17, with the covariance from
+# exact integer moments): one convex hull and one distance-transform opening per
+# object, every measure computed.
 def _slow_shape_measures(labels: np.ndarray, round_fraction: float = 0.2
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Area (px), axis ratio, solidity and roundness of every label id.
@@ -152,7 +176,7 @@ def _slow_shape_measures(labels: np.ndarray, round_fraction: float = 0.2
         yy, xx = np.nonzero(m)
         if yy.size < 3:
             continue
-        cov = np.cov(np.stack([yy, xx]).astype(float)) + np.eye(2) / 12.0
+        cov = _exact_cov(yy, xx) + np.eye(2) / 12.0
         ev = np.linalg.eigvalsh(cov)
         ratio[k] = float(np.sqrt(max(ev[0], 1e-12) / max(ev[1], 1e-12)))
         if m.shape[0] >= 2 and m.shape[1] >= 2:
