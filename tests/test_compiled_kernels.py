@@ -231,3 +231,60 @@ def test_numba_is_imported_only_when_a_kernel_runs():
             "assert 'numba' in sys.modules and n == 5, n\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_fused_label_sums_equal_bincount_bit_for_bit():
+    from histo_fms._numerics._sums import label_cross_sums, label_moment_sums
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 40, (300, 200)).astype(np.int32)
+    lab[:50] = 0
+    y = (rng.random(lab.shape) * 3000).astype(np.float32)
+    g = rng.random(lab.shape).astype(np.float32)
+    n, sy, syy = label_moment_sums(lab, y, 45)
+    f = lab.ravel()
+
+    def bc(w=None):
+        return np.bincount(f, weights=w, minlength=46)
+
+    def mul(a, b):
+        return np.multiply(a.ravel(), b.ravel(), dtype=np.float64)
+
+    np.testing.assert_array_equal(n, bc())
+    assert n.dtype == bc().dtype
+    np.testing.assert_array_equal(sy, bc(y.ravel()))
+    np.testing.assert_array_equal(syy, bc(mul(y, y)))
+    for got, want in zip(label_cross_sums(lab, g, y, 45),
+                         (bc(g.ravel()), bc(mul(g, g)), bc(mul(g, y))), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        label_moment_sums(lab, y, 10)
+
+
+def test_label_moments_boxes_counts_and_exact_covariance():
+    from histo_fms._numerics._moments import covariances, label_moments
+
+    rng = np.random.default_rng(5)
+    lab = ndi.label(ndi.gaussian_filter(rng.random((200, 260)), 3) > 0.52)[0]
+    mom = label_moments(lab)
+    n = int(lab.max())
+    np.testing.assert_array_equal(mom[1:, 0], np.bincount(lab.ravel(), minlength=n + 1)[1:])
+    for k, sl in enumerate(ndi.find_objects(lab), start=1):
+        assert tuple(mom[k, 1:5]) == (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+    ids = np.flatnonzero(mom[:, 0] >= 2)
+    ids = ids[ids > 0]
+    cov = covariances(mom, ids)
+    for k, c in zip(ids, cov, strict=True):
+        yy, xx = np.nonzero(lab == k)
+        np.testing.assert_allclose(c, np.cov(np.stack([yy, xx]).astype(float)),
+                                   rtol=1e-12, atol=1e-12)
+        # translation-exact: the same bits for the object anywhere in the array
+    shifted = label_moments(np.pad(lab, ((7, 0), (13, 0))))
+    np.testing.assert_array_equal(covariances(shifted, ids), cov)
+    # an object too large for int64 numerators takes the Python-integer path
+    big = np.zeros((1105, 1110), np.int32)
+    big[2:1104, 3:1105] = 1
+    big[600:, 900:] = 0
+    yy, xx = np.nonzero(big)
+    np.testing.assert_allclose(covariances(label_moments(big), np.array([1]))[0],
+                               np.cov(np.stack([yy, xx]).astype(float)), rtol=1e-12)
