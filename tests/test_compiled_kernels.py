@@ -288,3 +288,27 @@ def test_label_moments_boxes_counts_and_exact_covariance():
     yy, xx = np.nonzero(big)
     np.testing.assert_allclose(covariances(label_moments(big), np.array([1]))[0],
                                np.cov(np.stack([yy, xx]).astype(float)), rtol=1e-12)
+
+
+def test_h_maxima_equals_skimage():
+    from skimage.morphology import h_maxima as sk_h_maxima
+
+    from histo_fms._numerics._extrema import h_maxima
+
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        f = ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.3, 4)) * rng.integers(1, 200)
+        f = np.round(f * 10).astype(np.int32)
+        if rng.random() < 0.3:
+            f[rng.random(f.shape) < 0.3] = 0
+        for hh in (1, 2, 4, 7):
+            want = sk_h_maxima(f, hh)
+            got = h_maxima(f, hh)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{f.shape} h={hh}")
+    # a distance map as split_at_faint_sheath uses it (plateaus, a neck)
+    m = np.zeros((40, 70), bool)
+    m[5:35, 5:30] = m[8:32, 40:66] = m[18:22, 28:42] = True
+    d = np.round(ndi.distance_transform_edt(m) * 4).astype(np.int32)
+    np.testing.assert_array_equal(h_maxima(d, 4), sk_h_maxima(d, 4))
