@@ -53,6 +53,34 @@ def _moments(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True)
+def _max_label(labels: np.ndarray) -> int:
+    m = 0
+    for v in labels.ravel():
+        if v > m:
+            m = v
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _cov(mom: np.ndarray, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Covariances of the ids whose int64 numerators cannot overflow; flags the others."""
+    big = np.zeros(ids.size, np.bool_)
+    for j in range(ids.size):
+        k = ids[j]
+        c = mom[k, 0]
+        ext = max(mom[k, 2] - mom[k, 1], mom[k, 4] - mom[k, 3])
+        if c * ext >= (1 << 30):  # count**2 * extent**2 could reach 2**60
+            big[j] = True
+            continue
+        sy, sx = mom[k, 5], mom[k, 6]
+        d = np.float64(c * (c - 1))
+        out[j, 0, 0] = np.float64(c * mom[k, 7] - sy * sy) / d
+        out[j, 0, 1] = out[j, 1, 0] = np.float64(c * mom[k, 9] - sy * sx) / d
+        out[j, 1, 1] = np.float64(c * mom[k, 8] - sx * sx) / d
+    return big
+
+
 def label_moments(labels: np.ndarray, n: int | None = None) -> np.ndarray:
     """Count, bounding box and coordinate moment sums of every label id ``1..n``.
 
@@ -71,10 +99,10 @@ def label_moments(labels: np.ndarray, n: int | None = None) -> np.ndarray:
         with coordinates relative to the box's top-left corner.
     """
     labels = np.ascontiguousarray(labels)
-    if n is None:
-        n = int(labels.max()) if labels.size else 0
     if labels.dtype.kind not in "iu" or labels.dtype.itemsize > 8:
         labels = labels.astype(np.int64)
+    if n is None:
+        n = int(_max_label(labels)) if labels.size else 0
     return _moments(labels, int(n))
 
 
@@ -82,7 +110,7 @@ def covariances(mom: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Coordinate covariance matrices (divisor ``count - 1``) of the ids, from moments.
 
     ``(count * Syy - Sy**2) / (count * (count - 1))`` and likewise for the other
-    entries, numerators exact (int64, or Python integers where int64 could overflow),
+    entries: numerators exact (int64, or Python integers where int64 could overflow),
     converted to float64 and divided once.
 
     Parameters
@@ -96,26 +124,14 @@ def covariances(mom: np.ndarray, ids: np.ndarray) -> np.ndarray:
     -------
     ndarray of float64, shape (len(ids), 2, 2)
     """
-    m = mom[np.asarray(ids, np.intp)]
-    cnt = m[:, COUNT]
-    ext = np.maximum(m[:, Y1] - m[:, Y0], m[:, X1] - m[:, X0])
-    safe = cnt * ext < (1 << 30)  # then count**2 * extent**2 < 2**60: no overflow
-    num = np.empty((len(m), 3), np.float64)
-    den = np.empty(len(m), np.float64)
-    if safe.any():
-        s = m[safe]
-        c = s[:, COUNT]
-        num[safe, 0] = (c * s[:, SYY] - s[:, SY] * s[:, SY]).astype(np.float64)
-        num[safe, 1] = (c * s[:, SXY] - s[:, SY] * s[:, SX]).astype(np.float64)
-        num[safe, 2] = (c * s[:, SXX] - s[:, SX] * s[:, SX]).astype(np.float64)
-        den[safe] = (c * (c - 1)).astype(np.float64)
-    for i in np.flatnonzero(~safe).tolist():  # huge objects: exact Python integers
-        c, sy, sx = int(m[i, COUNT]), int(m[i, SY]), int(m[i, SX])
-        num[i] = (float(c * int(m[i, SYY]) - sy * sy), float(c * int(m[i, SXY]) - sy * sx),
-                  float(c * int(m[i, SXX]) - sx * sx))
-        den[i] = float(c * (c - 1))
-    out = np.empty((len(m), 2, 2), np.float64)
-    out[:, 0, 0] = num[:, 0] / den
-    out[:, 0, 1] = out[:, 1, 0] = num[:, 1] / den
-    out[:, 1, 1] = num[:, 2] / den
+    ids = np.ascontiguousarray(ids, np.int64)
+    out = np.empty((ids.size, 2, 2), np.float64)
+    big = _cov(mom, ids, out)
+    for j in np.flatnonzero(big).tolist():  # huge objects: exact Python integers
+        row = [int(v) for v in mom[int(ids[j])]]
+        c, sy, sx = row[COUNT], row[SY], row[SX]
+        d = float(c * (c - 1))
+        out[j, 0, 0] = float(c * row[SYY] - sy * sy) / d
+        out[j, 0, 1] = out[j, 1, 0] = float(c * row[SXY] - sy * sx) / d
+        out[j, 1, 1] = float(c * row[SXX] - sx * sx) / d
     return out

@@ -128,8 +128,8 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
         every value is the reference's.
     """
     labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    mom = label_moments(labels, n) if n > 0 else np.zeros((1, 10), np.int64)
+    mom = label_moments(labels)  # one compiled pass: counts, boxes, moments
+    n = mom.shape[0] - 1
     area = mom[:, 0].astype(float)
     area[0] = labels.size - mom[1:, 0].sum()  # as np.bincount (labels are >= 0)
     ratio = np.ones(n + 1)
