@@ -312,3 +312,20 @@ def test_h_maxima_equals_skimage():
     m[5:35, 5:30] = m[8:32, 40:66] = m[18:22, 28:42] = True
     d = np.round(ndi.distance_transform_edt(m) * 4).astype(np.int32)
     np.testing.assert_array_equal(h_maxima(d, 4), sk_h_maxima(d, 4))
+
+
+def test_distance_transform_edt_equals_scipy_bit_for_bit():
+    rng = np.random.default_rng(9)
+    cases = [np.ones((5, 7), bool), np.zeros((4, 4), bool), np.ones((1, 9), bool)]
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        cases.append(ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.5, 5))
+                     > rng.uniform(0.3, 0.7))
+    line = np.ones((120, 300), bool)
+    line[60 + (10 * np.sin(np.arange(300) / 20)).astype(int), np.arange(300)] = False
+    cases.append(line)
+    for m in cases:
+        want = ndi.distance_transform_edt(m)
+        got = _edt.distance_transform_edt(m)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -298,3 +298,29 @@ def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
     if m.size:
         _closing(m, float(radius_px) ** 2, out)
     return out
+
+
+def distance_transform_edt(background: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.distance_transform_edt(background)`` (2-D, unit sampling), compiled.
+
+    scipy's distances are ``sqrt`` of the float64 sum of the integer squared offsets to
+    the nearest feature: exactly ``sqrt(float64(squared_distance_map(background)))``,
+    whichever of two equally near features is taken. A mask without a False pixel (no
+    feature) is passed to scipy itself.
+
+    Parameters
+    ----------
+    background : ndarray, shape (Y, X)
+        True (non-zero) where the distance to the nearest False pixel is measured.
+
+    Returns
+    -------
+    ndarray of float64, shape (Y, X)
+        scipy's distances, bit for bit.
+    """
+    bg = _as_mask(background)
+    if bg.size == 0 or bg.all():
+        from scipy import ndimage as ndi
+
+        return ndi.distance_transform_edt(bg)
+    return np.sqrt(squared_distance_map(bg).astype(np.float64))
