@@ -175,3 +175,54 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
     if m.size:
         _fill_holes(m, float(max_area_px), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _threshold_box(values: np.ndarray, t: float, out: np.ndarray) -> tuple:
+    h, w = values.shape
+    y0, y1, x0, x1 = h, -1, w, -1
+    for r in range(h):
+        for c in range(w):
+            v = np.float64(values[r, c]) > t
+            out[r, c] = v
+            if v:
+                if r < y0:
+                    y0 = r
+                y1 = r
+                if c < x0:
+                    x0 = c
+                if c > x1:
+                    x1 = c
+    return y0, y1, x0, x1
+
+
+def threshold_box(values: np.ndarray, t: np.float64
+                  ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+    """``values > t`` (compared in float64) and its pixels' box grown by one (clipped).
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (Y, X)
+        Image.
+    t : float
+        Level (``values`` and ``t`` compared as float64, as numpy does for a float64
+        ``t``).
+
+    Returns
+    -------
+    mask : ndarray of bool
+        ``values > t``.
+    box : tuple of slice or None
+        Bounding box of the mask's pixels grown by one pixel, clipped; None if empty.
+    """
+    v = np.asarray(values)
+    if v.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {v.shape}")
+    out = np.empty(v.shape, bool)
+    if v.size == 0:
+        return out, None
+    y0, y1, x0, x1 = _threshold_box(np.ascontiguousarray(v), float(t), out)
+    if y1 < 0:
+        return out, None
+    h, w = v.shape
+    return out, (slice(max(0, y0 - 1), min(h, y1 + 2)), slice(max(0, x0 - 1), min(w, x1 + 2)))

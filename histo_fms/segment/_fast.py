@@ -27,9 +27,12 @@ import numpy as np
 from .._numerics._edt import disc_closing as _disc_closing_edt
 from .._numerics._edt import disc_opening as _disc_opening_edt
 from .._numerics._hull import hull_pixel_count as _hull_pixel_count
-from .._numerics._label import fill_small_holes
+from .._numerics._label import fill_small_holes, threshold_box
 from .._numerics._moments import covariances, label_moments
 from .._numerics._morph import disc_dilate, disc_erode, grey_disc_opening
+
+#: numpy >= 2 compares a float32 array with a float64 scalar in float64 (NEP 50)
+_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
 
 #: from this radius (px) on two compiled distance transforms beat the ~r running-filter
 #: passes (both give the reference's values)
@@ -281,9 +284,11 @@ class LevelOpenings:
         """``fill_small_holes(disc_opening(obj & (contrast > t)), max_hole_px)``."""
         if self.opened is None:
             return open_fill(self.obj & (self.contrast > t), self.radius_px, max_hole_px)
-        m = self.opened > t
-        out = np.zeros(m.shape, bool)
-        box = _tight_box(m)
-        if box is not None:
-            out[box] = fill_small_holes(m[box], max_hole_px)
-        return out
+        if (_NUMPY2 and type(t) is np.float64) or self.opened.dtype == np.float64:
+            m, box = threshold_box(self.opened, t)  # opened > t and its box, one pass
+        else:  # (a weak Python float compares in the array's dtype)
+            m = self.opened > t
+            box = _tight_box(m)
+        if box is not None:  # (outside the box m is False already)
+            m[box] = fill_small_holes(m[box], max_hole_px)
+        return m
