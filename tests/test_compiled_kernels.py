@@ -329,3 +329,27 @@ def test_distance_transform_edt_equals_scipy_bit_for_bit():
         got = _edt.distance_transform_edt(m)
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_upsampling_equals_the_numpy_expression_bit_for_bit():
+    from histo_fms._numerics._background import _linear_index, upsample_linear
+
+    def numpy_upsample(small, f, shape):  # the expression the kernel replaces
+        a = np.asarray(small, np.float32)
+        y0, y1, wy = _linear_index(a.shape[0], shape[0], f)
+        x0, x1, wx = _linear_index(a.shape[1], shape[1], f)
+        rows = a[y0] * (1 - wy)[:, None] + a[y1] * wy[:, None]
+        out = rows[:, x0]
+        out *= 1 - wx
+        out += rows[:, x1] * wx
+        return out
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        f = int(rng.choice([1, 2, 4, 8, 16, 32]))
+        small = (rng.random((h, w)) * 10 ** rng.uniform(-3, 4)).astype(np.float32)
+        shape = (int(rng.integers(1, h * f + 1)), int(rng.integers(1, w * f + 1)))
+        got, want = upsample_linear(small, f, shape), numpy_upsample(small, f, shape)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
