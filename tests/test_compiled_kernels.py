@@ -228,7 +228,10 @@ def test_numba_is_imported_only_when_a_kernel_runs():
             "assert 'numba' not in sys.modules, 'numba imported eagerly'\n"
             "from histo_fms._numerics._label import label\n"
             "lab, n = label(np.eye(5, dtype=bool))\n"
-            "assert 'numba' in sys.modules and n == 5, n\n")
+            "assert 'numba' in sys.modules and n == 5, n\n"
+            "import pickle\n"
+            "from histo_fms._numerics._label import _label\n"
+            "assert pickle.loads(pickle.dumps(_label)) is not None\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
 

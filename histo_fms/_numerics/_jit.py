@@ -52,6 +52,18 @@ class LazyKernel:
     def __call__(self, *args, **kwargs):
         return self.dispatcher(*args, **kwargs)
 
+    def __reduce__(self):  # pickled by reference, as a function is
+        return _by_name, (self.__module__, self.__qualname__)
+
+    def __repr__(self) -> str:
+        return f"<lazily compiled kernel {self.__module__}.{self.__qualname__}>"
+
+
+def _by_name(module: str, qualname: str):
+    import importlib
+
+    return getattr(importlib.import_module(module), qualname)
+
 
 def njit(func: Callable | None = None, **options: Any):
     """``numba.njit`` compiled on first call; use as ``@njit(cache=True, nogil=True)``."""
