@@ -216,3 +216,143 @@ def test_disc_min_max_kernel_equals_running_filters_over_rectangles():
             got = _morph._combine(a, r, erode)
             assert got.dtype == a.dtype
             np.testing.assert_array_equal(got, _reference_disc_extreme(a, r, erode))
+
+
+def test_numba_is_imported_only_when_a_kernel_runs():
+    """``import histo_fms.cli`` (``--help``) does not pay numba's import; a kernel call does."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "import histo_fms.cli, histo_fms.drg, histo_fms.segment._fast\n"
+            "assert 'numba' not in sys.modules, 'numba imported eagerly'\n"
+            "from histo_fms._numerics._label import label\n"
+            "lab, n = label(np.eye(5, dtype=bool))\n"
+            "assert 'numba' in sys.modules and n == 5, n\n"
+            "import pickle\n"
+            "from histo_fms._numerics._label import _label\n"
+            "assert pickle.loads(pickle.dumps(_label)) is not None\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_fused_label_sums_equal_bincount_bit_for_bit():
+    from histo_fms._numerics._sums import label_cross_sums, label_moment_sums
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 40, (300, 200)).astype(np.int32)
+    lab[:50] = 0
+    y = (rng.random(lab.shape) * 3000).astype(np.float32)
+    g = rng.random(lab.shape).astype(np.float32)
+    n, sy, syy = label_moment_sums(lab, y, 45)
+    f = lab.ravel()
+
+    def bc(w=None):
+        return np.bincount(f, weights=w, minlength=46)
+
+    def mul(a, b):
+        return np.multiply(a.ravel(), b.ravel(), dtype=np.float64)
+
+    np.testing.assert_array_equal(n, bc())
+    assert n.dtype == bc().dtype
+    np.testing.assert_array_equal(sy, bc(y.ravel()))
+    np.testing.assert_array_equal(syy, bc(mul(y, y)))
+    for got, want in zip(label_cross_sums(lab, g, y, 45),
+                         (bc(g.ravel()), bc(mul(g, g)), bc(mul(g, y))), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        label_moment_sums(lab, y, 10)
+
+
+def test_label_moments_boxes_counts_and_exact_covariance():
+    from histo_fms._numerics._moments import covariances, label_moments
+
+    rng = np.random.default_rng(5)
+    lab = ndi.label(ndi.gaussian_filter(rng.random((200, 260)), 3) > 0.52)[0]
+    mom = label_moments(lab)
+    n = int(lab.max())
+    np.testing.assert_array_equal(mom[1:, 0], np.bincount(lab.ravel(), minlength=n + 1)[1:])
+    for k, sl in enumerate(ndi.find_objects(lab), start=1):
+        assert tuple(mom[k, 1:5]) == (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+    ids = np.flatnonzero(mom[:, 0] >= 2)
+    ids = ids[ids > 0]
+    cov = covariances(mom, ids)
+    for k, c in zip(ids, cov, strict=True):
+        yy, xx = np.nonzero(lab == k)
+        np.testing.assert_allclose(c, np.cov(np.stack([yy, xx]).astype(float)),
+                                   rtol=1e-12, atol=1e-12)
+        # translation-exact: the same bits for the object anywhere in the array
+    shifted = label_moments(np.pad(lab, ((7, 0), (13, 0))))
+    np.testing.assert_array_equal(covariances(shifted, ids), cov)
+    # an object too large for int64 numerators takes the Python-integer path
+    big = np.zeros((1105, 1110), np.int32)
+    big[2:1104, 3:1105] = 1
+    big[600:, 900:] = 0
+    yy, xx = np.nonzero(big)
+    np.testing.assert_allclose(covariances(label_moments(big), np.array([1]))[0],
+                               np.cov(np.stack([yy, xx]).astype(float)), rtol=1e-12)
+
+
+def test_h_maxima_equals_skimage():
+    from skimage.morphology import h_maxima as sk_h_maxima
+
+    from histo_fms._numerics._extrema import h_maxima
+
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        f = ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.3, 4)) * rng.integers(1, 200)
+        f = np.round(f * 10).astype(np.int32)
+        if rng.random() < 0.3:
+            f[rng.random(f.shape) < 0.3] = 0
+        for hh in (1, 2, 4, 7):
+            want = sk_h_maxima(f, hh)
+            got = h_maxima(f, hh)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{f.shape} h={hh}")
+    # a distance map as split_at_faint_sheath uses it (plateaus, a neck)
+    m = np.zeros((40, 70), bool)
+    m[5:35, 5:30] = m[8:32, 40:66] = m[18:22, 28:42] = True
+    d = np.round(ndi.distance_transform_edt(m) * 4).astype(np.int32)
+    np.testing.assert_array_equal(h_maxima(d, 4), sk_h_maxima(d, 4))
+
+
+def test_distance_transform_edt_equals_scipy_bit_for_bit():
+    rng = np.random.default_rng(9)
+    cases = [np.ones((5, 7), bool), np.zeros((4, 4), bool), np.ones((1, 9), bool)]
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 90, 2))
+        cases.append(ndi.gaussian_filter(rng.random((h, w)), rng.uniform(0.5, 5))
+                     > rng.uniform(0.3, 0.7))
+    line = np.ones((120, 300), bool)
+    line[60 + (10 * np.sin(np.arange(300) / 20)).astype(int), np.arange(300)] = False
+    cases.append(line)
+    for m in cases:
+        want = ndi.distance_transform_edt(m)
+        got = _edt.distance_transform_edt(m)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_upsampling_equals_the_numpy_expression_bit_for_bit():
+    from histo_fms._numerics._background import _linear_index, upsample_linear
+
+    def numpy_upsample(small, f, shape):  # the expression the kernel replaces
+        a = np.asarray(small, np.float32)
+        y0, y1, wy = _linear_index(a.shape[0], shape[0], f)
+        x0, x1, wx = _linear_index(a.shape[1], shape[1], f)
+        rows = a[y0] * (1 - wy)[:, None] + a[y1] * wy[:, None]
+        out = rows[:, x0]
+        out *= 1 - wx
+        out += rows[:, x1] * wx
+        return out
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        f = int(rng.choice([1, 2, 4, 8, 16, 32]))
+        small = (rng.random((h, w)) * 10 ** rng.uniform(-3, 4)).astype(np.float32)
+        shape = (int(rng.integers(1, h * f + 1)), int(rng.integers(1, w * f + 1)))
+        got, want = upsample_linear(small, f, shape), numpy_upsample(small, f, shape)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

@@ -116,8 +116,32 @@ def test_shape_measures_equal_reference_and_gates_only_skip(seed):
     assert np.isnan(rnd).any() and (~np.isnan(rnd[1:])).any()
 
 
-# The reference (the one the library used before issue 17): one convex hull and one
-# distance-transform opening per object, every measure computed.
+def _exact_cov(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """Covariance (divisor n - 1) of integer coordinates: exact numerators (Python
+    integers), one float division each; within rounding of ``np.cov``."""
+    n = len(yy)
+    y, x = [int(v) for v in yy], [int(v) for v in xx]
+    sy, sx = sum(y), sum(x)
+    syy = sum(v * v for v in y)
+    sxx = sum(v * v for v in x)
+    sxy = sum(a * b for a, b in zip(y, x, strict=True))
+    d = float(n * (n - 1))
+    cyy, cxy, cxx = (float(n * syy - sy * sy) / d, float(n * sxy - sy * sx) / d,
+                     float(n * sxx - sx * sx) / d)
+    return np.array([[cyy, cxy], [cxy, cxx]])
+
+
+def test_exact_covariance_is_np_cov_to_rounding():
+    for _, m in _random_masks(4, 60):
+        yy, xx = np.nonzero(m)
+        if yy.size >= 2:
+            want = np.cov(np.stack([yy, xx]).astype(float))
+            np.testing.assert_allclose(_exact_cov(yy, xx), want, rtol=1e-12, atol=1e-12)
+
+
+# The reference (the one the library used before issue 17, with the covariance from
+# exact integer moments): one convex hull and one distance-transform opening per
+# object, every measure computed.
 def _slow_shape_measures(labels: np.ndarray, round_fraction: float = 0.2
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Area (px), axis ratio, solidity and roundness of every label id.
@@ -152,7 +176,7 @@ def _slow_shape_measures(labels: np.ndarray, round_fraction: float = 0.2
         yy, xx = np.nonzero(m)
         if yy.size < 3:
             continue
-        cov = np.cov(np.stack([yy, xx]).astype(float)) + np.eye(2) / 12.0
+        cov = _exact_cov(yy, xx) + np.eye(2) / 12.0
         ev = np.linalg.eigvalsh(cov)
         ratio[k] = float(np.sqrt(max(ev[0], 1e-12) / max(ev[1], 1e-12)))
         if m.shape[0] >= 2 and m.shape[1] >= 2:
@@ -206,3 +230,40 @@ def test_within_depth_equals_distance_transform_threshold():
         d = float(rng.choice([0.5, 1.0, np.sqrt(2), 2.0, 3.0, 4.6, 6.0, np.sqrt(50), 9.5]))
         ref = m & (ndi.distance_transform_edt(m) <= d)
         np.testing.assert_array_equal(within_depth(m, d), ref, err_msg=f"{m.shape} d={d}")
+
+
+def _reference_close_objects(labels, radius_px, max_hole_px, relative=0.0):
+    """close_objects as it was before issue 17 (reference disc closing, scipy labels)."""
+    labels = np.asarray(labels, np.int32)
+    out = labels.copy()
+    h, w = labels.shape
+    area = np.bincount(labels.ravel())
+    for k, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        rad = max(float(radius_px), relative * np.sqrt(4 * area[k] / np.pi))
+        pad = int(np.ceil(rad)) + 2
+        y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
+        x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
+        sub = labels[y0:y1, x0:x1]
+        m = sub == k
+        closed = _objects.disc_closing(m, rad) if rad >= 1 else m
+        bg, n = ndi.label(~closed)
+        size = np.bincount(bg.ravel(), minlength=n + 1)
+        fill = size <= max_hole_px
+        fill[0] = False
+        for edge in (bg[0], bg[-1], bg[:, 0], bg[:, -1]):
+            fill[edge] = False
+        add = (closed | fill[bg]) & ~m & (sub == 0) & (out[y0:y1, x0:x1] == 0)
+        out[y0:y1, x0:x1][add] = k
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_close_objects_equals_reference(seed):
+    lab = _random_labels(seed)
+    rng = np.random.default_rng(seed)
+    lab[rng.random(lab.shape) < 0.05] = 0  # holes
+    for radius, hole, rel in ((0.5, 20, 0.0), (1.5, 30, 0.0), (2.5, 50, 0.1), (4.0, 5, 0.2)):
+        np.testing.assert_array_equal(_objects.close_objects(lab, radius, hole, rel),
+                                      _reference_close_objects(lab, radius, hole, rel))

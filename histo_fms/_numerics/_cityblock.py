@@ -10,12 +10,13 @@ city-block distance transform (integers, a compiled kernel) instead of ``k`` pas
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _cityblock(mask: np.ndarray, to_value: bool, outside_near: bool, k: int,
                out: np.ndarray) -> None:
     """Threshold a city-block distance: ``d <= k`` (dilation) or ``d > k`` (erosion).

@@ -13,11 +13,12 @@ with no int8 copy of the mask and, for the distances, no (2, Y, X) index array.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _column_pass(bg: np.ndarray, fr: np.ndarray) -> None:
     """Nearest feature (False) row of every pixel's column, -1 if the column has none."""
     h, w = bg.shape
@@ -39,7 +40,7 @@ def _column_pass(bg: np.ndarray, fr: np.ndarray) -> None:
                     fr[r, c] = dn
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, gy: np.ndarray,
               best: np.ndarray) -> bool:
     """Column of the nearest feature of every pixel of row ``r`` (False: no feature).
@@ -84,7 +85,7 @@ def _row_pass(fr_row: np.ndarray, r: int, g: np.ndarray, gy: np.ndarray,
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _features(bg: np.ndarray, out: np.ndarray) -> None:
     h, w = bg.shape
     fr = np.empty((h, w), np.int32)
@@ -104,7 +105,7 @@ def _features(bg: np.ndarray, out: np.ndarray) -> None:
                 out[1, r, i] = 0
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _squared(bg: np.ndarray, out: np.ndarray) -> None:
     h, w = bg.shape
     fr = np.empty((h, w), np.int32)
@@ -124,7 +125,7 @@ def _squared(bg: np.ndarray, out: np.ndarray) -> None:
                 out[r, i] = (r + 1) * (r + 1) + i * i
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _sqrt32(d2: np.ndarray, out: np.ndarray) -> None:
     h, w = d2.shape
     for r in range(h):
@@ -204,7 +205,7 @@ def distance_map_float32(background: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _opening(mask: np.ndarray, r2: float, out: np.ndarray) -> None:
     h, w = mask.shape
     d2 = np.empty((h, w), np.int32)
@@ -225,7 +226,7 @@ def _opening(mask: np.ndarray, r2: float, out: np.ndarray) -> None:
             out[r, c] = d2[r, c] <= r2 and mask[r, c]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _closing(mask: np.ndarray, r2: float, out: np.ndarray) -> None:
     h, w = mask.shape
     d2 = np.empty((h, w), np.int32)
@@ -297,3 +298,29 @@ def disc_closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
     if m.size:
         _closing(m, float(radius_px) ** 2, out)
     return out
+
+
+def distance_transform_edt(background: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.distance_transform_edt(background)`` (2-D, unit sampling), compiled.
+
+    scipy's distances are ``sqrt`` of the float64 sum of the integer squared offsets to
+    the nearest feature: exactly ``sqrt(float64(squared_distance_map(background)))``,
+    whichever of two equally near features is taken. A mask without a False pixel (no
+    feature) is passed to scipy itself.
+
+    Parameters
+    ----------
+    background : ndarray, shape (Y, X)
+        True (non-zero) where the distance to the nearest False pixel is measured.
+
+    Returns
+    -------
+    ndarray of float64, shape (Y, X)
+        scipy's distances, bit for bit.
+    """
+    bg = _as_mask(background)
+    if bg.size == 0 or bg.all():
+        from scipy import ndimage as ndi
+
+        return ndi.distance_transform_edt(bg)
+    return np.sqrt(squared_distance_map(bg).astype(np.float64))

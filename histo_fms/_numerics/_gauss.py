@@ -19,9 +19,10 @@ dtypes or modes, non-2-D images), scipy is called instead.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage as ndi
+
+from ._jit import njit
 
 try:  # scipy's own kernel weights (private; present in scipy 1.13 - 1.17)
     from scipy.ndimage._filters import _gaussian_kernel1d
@@ -31,14 +32,14 @@ except ImportError:  # pragma: no cover - fall back to scipy for every call
 _EPS = float(np.finfo(np.float64).eps)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _reflect(p: int, n: int) -> int:
     """Index of position ``p`` of a line of ``n`` under scipy's ``reflect`` extension."""
     m = p % (2 * n)
     return m if m < n else 2 * n - 1 - m
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _axis0(src: np.ndarray, left: np.ndarray, sign: float, out: np.ndarray) -> None:
     """Correlate along axis 0 (``out`` must not be ``src``).
 
@@ -66,7 +67,7 @@ def _axis0(src: np.ndarray, left: np.ndarray, sign: float, out: np.ndarray) -> N
             out[i, c] = acc[c]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _axis1(src: np.ndarray, left: np.ndarray, sign: float, out: np.ndarray) -> None:
     """Correlate along axis 1 (see :func:`_axis0`); ``out`` may be ``src``."""
     h, w = src.shape

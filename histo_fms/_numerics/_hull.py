@@ -10,11 +10,12 @@ envelope of the rightmost ones; a pixel centre counts when it lies inside or on 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _envelope(ys: np.ndarray, xs: np.ndarray, n: int, sgn: int, hy: np.ndarray,
               hx: np.ndarray) -> int:
     """Convex chain of the points ``(ys, xs)[:n]`` (sorted by y); returns its length."""
@@ -35,7 +36,7 @@ def _envelope(ys: np.ndarray, xs: np.ndarray, n: int, sgn: int, hy: np.ndarray,
     return m
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _hull_count(mask: np.ndarray) -> int:
     h, w = mask.shape
     c0 = np.full(h, -1, np.int64)

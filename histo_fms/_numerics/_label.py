@@ -10,11 +10,12 @@ array edge and have at most a given area, in the same two passes.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from ._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _find(parent: np.ndarray, i: int) -> int:
     root = i
     while parent[root] != root:
@@ -26,7 +27,7 @@ def _find(parent: np.ndarray, i: int) -> int:
     return root
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _union(parent: np.ndarray, a: int, b: int) -> int:
     ra = _find(parent, a)
     rb = _find(parent, b)
@@ -39,7 +40,7 @@ def _union(parent: np.ndarray, a: int, b: int) -> int:
     return rb
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _provisional(mask: np.ndarray, value: bool, eight: bool, lab: np.ndarray,
                  parent: np.ndarray) -> int:
     """Provisional labels of the pixels equal to ``value``; returns their count."""
@@ -71,7 +72,7 @@ def _provisional(mask: np.ndarray, value: bool, eight: bool, lab: np.ndarray,
     return n
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _label(mask: np.ndarray, eight: bool, lab: np.ndarray) -> int:
     h, w = mask.shape
     parent = np.empty((h * w + 1) // 2 + 2, np.int32)  # at most one new label per 2 px
@@ -90,7 +91,7 @@ def _label(mask: np.ndarray, eight: bool, lab: np.ndarray) -> int:
     return m
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _fill_holes(mask: np.ndarray, max_area: float, out: np.ndarray) -> None:
     h, w = mask.shape
     lab = np.empty((h, w), np.int32)
@@ -174,3 +175,54 @@ def fill_small_holes(mask: np.ndarray, max_area_px: float) -> np.ndarray:
     if m.size:
         _fill_holes(m, float(max_area_px), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _threshold_box(values: np.ndarray, t: float, out: np.ndarray) -> tuple:
+    h, w = values.shape
+    y0, y1, x0, x1 = h, -1, w, -1
+    for r in range(h):
+        for c in range(w):
+            v = np.float64(values[r, c]) > t
+            out[r, c] = v
+            if v:
+                if r < y0:
+                    y0 = r
+                y1 = r
+                if c < x0:
+                    x0 = c
+                if c > x1:
+                    x1 = c
+    return y0, y1, x0, x1
+
+
+def threshold_box(values: np.ndarray, t: np.float64
+                  ) -> tuple[np.ndarray, tuple[slice, slice] | None]:
+    """``values > t`` (compared in float64) and its pixels' box grown by one (clipped).
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (Y, X)
+        Image.
+    t : float
+        Level (``values`` and ``t`` compared as float64, as numpy does for a float64
+        ``t``).
+
+    Returns
+    -------
+    mask : ndarray of bool
+        ``values > t``.
+    box : tuple of slice or None
+        Bounding box of the mask's pixels grown by one pixel, clipped; None if empty.
+    """
+    v = np.asarray(values)
+    if v.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {v.shape}")
+    out = np.empty(v.shape, bool)
+    if v.size == 0:
+        return out, None
+    y0, y1, x0, x1 = _threshold_box(np.ascontiguousarray(v), float(t), out)
+    if y1 < 0:
+        return out, None
+    h, w = v.shape
+    return out, (slice(max(0, y0 - 1), min(h, y1 + 2)), slice(max(0, x0 - 1), min(w, x1 + 2)))

@@ -13,9 +13,10 @@ columns row by row in one call (min and max select values: the result is the sam
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage as ndi
+
+from ._jit import njit
 
 
 def disc_columns(radius_px: float) -> list[tuple[int, int]]:
@@ -67,7 +68,7 @@ def disc_rectangles(radius_px: float) -> list[tuple[int, int]]:
     return sorted(best.items(), key=lambda ah: ah[1])
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _disc_extreme(a: np.ndarray, heights: np.ndarray, erode: bool, cval, out: np.ndarray
                   ) -> None:
     """Min (erode) or max of ``a`` over the disc of column half-heights ``heights``.

@@ -13,6 +13,7 @@ from .._numerics._cityblock import binary_dilation, binary_erosion
 from .._numerics._gauss import gaussian_filter
 from .._numerics._morph import within_depth
 from .._numerics._quantiles import label_quantiles
+from .._numerics._sums import label_cross_sums, label_moment_sums
 from ..segment import segment_neurons
 from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
@@ -317,8 +318,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     del soma, ring_other
     f = fit.ravel()
     # the image and the blur stay float32: bincount casts weights to float64, and the
-    # products are computed in float64 (``mul``): the same values as float64
-    # copies of both, without holding them (16 bytes per pixel)
+    # products are computed in float64 (in the compiled sums): the same values as
+    # float64 copies of both, without holding them (16 bytes per pixel)
     y = img.ravel()
     rf = ring_meas.ravel()
     nr = np.bincount(rf, minlength=nmax + 1).astype(float)
@@ -326,10 +327,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
     def s(idx, w=None):
         return np.bincount(idx, weights=w, minlength=nmax + 1)
 
-    def mul(a, b):
-        return np.multiply(a, b, dtype=np.float64)
-
-    n, sy, syy = s(f), s(f, y), s(f, mul(y, y))
+    # several bincounts in one compiled pass each (the same sums, bit for bit)
+    n, sy, syy = label_moment_sums(f, y, nmax)
     ry = s(rf, y)
     sig = p.glow_sigma_um if isinstance(p.glow_sigma_um, tuple) else (p.glow_sigma_um,)
     fits = []
@@ -351,8 +350,8 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
                 fw = f.copy()
                 fw[sel[r > GLOW_CLIP * np.nan_to_num(scale, nan=np.inf)[fs]]] = 0
                 del sel, fs, r
-                n, sy, syy = s(fw), s(fw, y), s(fw, mul(y, y))
-            sg, sgg, sgy = s(fw, g), s(fw, mul(g, g)), s(fw, mul(g, y))
+                n, sy, syy = label_moment_sums(fw, y, nmax)
+            sg, sgg, sgy = label_cross_sums(fw, g, y, nmax)
             det = n * sgg - sg * sg
             ok = (det > 1e-3 * np.maximum(n, 1) ** 2) & (n >= 10) & (nr > 0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -361,7 +360,7 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
                 rss = syy - 2 * (b * sy + c * sgy) + b * b * n + 2 * b * c * sg + c * c * sgg
                 e = (ry - c * s(rf, g)) / np.maximum(nr, 1) - b
         if k < len(sig) - 1:  # the next blur starts again from all fit pixels
-            n, sy, syy = s(f), s(f, y), s(f, mul(y, y))
+            n, sy, syy = label_moment_sums(f, y, nmax)
         fits.append((ok, rss, e, b, c))
     # the blur that fits the image's neurons best (summed over the neurons every
     # candidate fits)

@@ -23,13 +23,16 @@ the references and pins the segmentation end to end); they are faster because th
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .._numerics._edt import disc_closing as _disc_closing_edt
 from .._numerics._edt import disc_opening as _disc_opening_edt
 from .._numerics._hull import hull_pixel_count as _hull_pixel_count
-from .._numerics._label import fill_small_holes
+from .._numerics._label import fill_small_holes, threshold_box
+from .._numerics._moments import covariances, label_moments
 from .._numerics._morph import disc_dilate, disc_erode, grey_disc_opening
+
+#: numpy >= 2 compares a float32 array with a float64 scalar in float64 (NEP 50)
+_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
 
 #: from this radius (px) on two compiled distance transforms beat the ~r running-filter
 #: passes (both give the reference's values)
@@ -97,9 +100,13 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
     Solidity is the area over the convex hull's pixel count; roundness the fraction of
     an object left by a disc opening whose radius is ``round_fraction`` of the object's
     equivalent diameter (close to 1 for a soma, low for branching fibres and ragged
-    tissue pieces). A measure is not computed for an object that already fails a
-    cheaper limit given here (``tests/test_fast_identity.py`` keeps the reference that
-    computes every measure of every object, and checks the values are equal).
+    tissue pieces). The axis ratio is the square root of the eigenvalue ratio of the
+    pixel coordinates' covariance (plus 1/12 on the diagonal, a pixel's own spread),
+    computed from exact integer moments in one compiled pass over the labels
+    (:func:`histo_fms._numerics._moments.label_moments`). A measure is not computed for
+    an object that already fails a cheaper limit given here
+    (``tests/test_fast_identity.py`` keeps the reference that computes every measure
+    of every object, and checks the values are equal).
 
     Parameters
     ----------
@@ -124,8 +131,10 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
         every value is the reference's.
     """
     labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    area = np.bincount(labels.ravel(), minlength=n + 1).astype(float)
+    mom = label_moments(labels)  # one compiled pass: counts, boxes, moments
+    n = mom.shape[0] - 1
+    area = mom[:, 0].astype(float)
+    area[0] = labels.size - mom[1:, 0].sum()  # as np.bincount (labels are >= 0)
     ratio = np.ones(n + 1)
     solid = np.ones(n + 1)
     rnd = np.ones(n + 1)
@@ -140,33 +149,25 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
     skipped = ~todo
     skipped[0] = False
     ratio[skipped] = solid[skipped] = rnd[skipped] = np.nan
+    todo &= area >= 3  # fewer pixels: axis ratio 1, solidity 1, roundness 1
     if not todo.any():
         return area, ratio, solid, rnd
-    slices = ndi.find_objects(labels)
-    ids, masks, covs = [], [], []
-    for k in np.flatnonzero(todo).tolist():
-        sl = slices[k - 1]
-        if sl is None:  # pragma: no cover - every id with a pixel has a box
-            continue
-        m = labels[sl] == k
-        yy, xx = np.nonzero(m)
-        if yy.size < 3:
-            continue
-        covs.append(np.cov(np.stack([yy, xx]).astype(float)) + np.eye(2) / 12.0)
-        ids.append(k)
-        masks.append(m)
-    if not ids:
-        return area, ratio, solid, rnd
-    ev = np.linalg.eigvalsh(np.stack(covs))  # same LAPACK call per matrix
+    ids = np.flatnonzero(todo)
+    cov = covariances(mom, ids)
+    cov[:, 0, 0] += 1.0 / 12.0
+    cov[:, 1, 1] += 1.0 / 12.0
+    ev = np.linalg.eigvalsh(cov)  # same LAPACK call per matrix
     r = np.sqrt(np.maximum(ev[:, 0], 1e-12) / np.maximum(ev[:, 1], 1e-12))
     ratio[ids] = r
-    for k, m, rk in zip(ids, masks, r.tolist(), strict=True):
+    ids = ids.tolist()
+    for k, (y0, y1, x0, x1), rk in zip(ids, mom[ids, 1:5].tolist(), r.tolist(), strict=True):
         if min_axis_ratio is not None and not rk >= min_axis_ratio:
             solid[k] = rnd[k] = np.nan
             continue
+        m = labels[y0:y1, x0:x1] == k  # the object in its bounding box
         s = 1.0
         if m.shape[0] >= 2 and m.shape[1] >= 2:  # convex_hull_image(m).sum(), faster
-            s = float(m.sum()) / max(float(hull_pixel_count(m)), 1.0)
+            s = float(area[k]) / max(float(hull_pixel_count(m)), 1.0)
         solid[k] = s
         if min_solidity is not None and not s >= min_solidity:
             rnd[k] = np.nan
@@ -175,7 +176,7 @@ def shape_measures(labels: np.ndarray, round_fraction: float = 0.2, *,
         if rad >= 1:
             pm = np.zeros((m.shape[0] + 2, m.shape[1] + 2), bool)  # np.pad(m, 1), faster
             pm[1:-1, 1:-1] = m  # (a padded object has background: either opening)
-            rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(m.sum()), 1.0)
+            rnd[k] = float(disc_opening(pm, rad).sum()) / max(float(area[k]), 1.0)
     return area, ratio, solid, rnd
 
 
@@ -283,9 +284,11 @@ class LevelOpenings:
         """``fill_small_holes(disc_opening(obj & (contrast > t)), max_hole_px)``."""
         if self.opened is None:
             return open_fill(self.obj & (self.contrast > t), self.radius_px, max_hole_px)
-        m = self.opened > t
-        out = np.zeros(m.shape, bool)
-        box = _tight_box(m)
-        if box is not None:
-            out[box] = fill_small_holes(m[box], max_hole_px)
-        return out
+        if (_NUMPY2 and type(t) is np.float64) or self.opened.dtype == np.float64:
+            m, box = threshold_box(self.opened, t)  # opened > t and its box, one pass
+        else:  # (a weak Python float compares in the array's dtype)
+            m = self.opened > t
+            box = _tight_box(m)
+        if box is not None:  # (outside the box m is False already)
+            m[box] = fill_small_holes(m[box], max_hole_px)
+        return m

@@ -127,9 +127,9 @@ def split_at_faint_sheath(labels: np.ndarray, ridge: np.ndarray, *, min_area_px:
     ndarray of int32
         Labels: unchanged objects keep their ids, split ones get new ids after the last.
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import find_boundaries, watershed
 
+    from .._numerics._extrema import h_maxima  # skimage's h_maxima, compiled
     from .._numerics._local import distance_float32
     from ._fast import shape_measures
 

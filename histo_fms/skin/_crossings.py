@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage import morphology
 
+from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
 from ._epidermis import Epidermis, epidermis_from_polylines, find_epidermis
 from ._fibres import trace_fibres
 from ._params import SkinParams
@@ -77,7 +78,7 @@ def dej_depth(epidermis: Epidermis, shape: tuple[int, int] | None = None) -> np.
     line = _raster_line(np.asarray(epidermis.dej_um, float) / px, shape)
     if not line.any():
         return np.full(shape, -np.inf, np.float32)
-    dist = ndi.distance_transform_edt(~line).astype(np.float32) * px
+    dist = edt(~line).astype(np.float32) * px
     return np.where(epidermis.mask, dist, -dist)
 
 

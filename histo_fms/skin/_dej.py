@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters
 
+from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
 from ._params import SkinParams
 
 
@@ -298,7 +299,7 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     bright, _ = ndi.label(tissue & (lvl >= mid))
     ids = np.unique(bright[band & (bright > 0)])
     region = np.isin(bright, ids) if ids.size else np.zeros_like(band)
-    near_region = ndi.distance_transform_edt(~region) <= win + 1
+    near_region = edt(~region) <= win + 1
     ok = tissue & deep & near_region & (above >= mid) & (above - e_af <= mid)
     g = np.where(ok, e_af, 0.0)
     colmax = g.max(0)

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, filters, measure, morphology
 
+from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
 from ._dej import mask_above, section_frame, trace_dej
 from ._params import SkinParams
 
@@ -135,7 +136,7 @@ def _with_stratum_corneum(band: np.ndarray, tissue: np.ndarray, d_bg: np.ndarray
     """
     strip = tissue & ~band & (d_bg <= sc_px)
     if between_px is not None:
-        strip &= d_bg + ndi.distance_transform_edt(~band) <= between_px
+        strip &= d_bg + edt(~band) <= between_px
     slab, ns = ndi.label(strip)
     sc = np.zeros_like(band)
     if ns:
@@ -159,12 +160,12 @@ def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
 
 def _dilate(mask: np.ndarray, r_px: float) -> np.ndarray:
     """Binary dilation by a disk of radius ``r_px`` (via the distance transform)."""
-    return ndi.distance_transform_edt(~mask) <= r_px
+    return edt(~mask) <= r_px
 
 
 def _erode(mask: np.ndarray, r_px: float) -> np.ndarray:
     """Binary erosion by a disk of radius ``r_px`` (via the distance transform)."""
-    return ndi.distance_transform_edt(mask) > r_px
+    return edt(mask) > r_px
 
 
 def _disk(r_px: float) -> np.ndarray:
@@ -258,7 +259,7 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
     # the dense band must face the background along its surface, directly or across a
     # stratum corneum at most ``max_stratum_corneum_um`` thick
     sc_px = p.max_stratum_corneum_um / px
-    d_bg = ndi.distance_transform_edt(tissue)
+    d_bg = edt(tissue)
     lab, n = ndi.label(cand)
     if n == 0:
         raise NoEpidermisError("no dense nuclear/autofluorescent band found")
@@ -346,8 +347,8 @@ def _boundaries(epi, background, p, px):
     if not contours:
         return None, None
     dermis = ~epi & ~background
-    d_bg = ndi.distance_transform_edt(~background)
-    d_de = ndi.distance_transform_edt(~dermis) if dermis.any() else np.full(epi.shape, np.inf)
+    d_bg = edt(~background)
+    d_de = edt(~dermis) if dermis.any() else np.full(epi.shape, np.inf)
     best = {"surface": None, "dej": None}
     best_len = {"surface": 0.0, "dej": 0.0}
     for c in contours:
