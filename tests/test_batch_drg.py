@@ -24,7 +24,7 @@ def batch(tmp_path_factory):
     imgs = d / "images"
     rows = []
     for i, (seed, control) in enumerate([(501, False), (502, False), (503, True), (504, True)]):
-        ph = make_drg_section((384, 384), 0.5, seed=seed, control=control,
+        ph = make_drg_section((320, 320), 0.5, seed=seed, control=control,
                               positive_fraction=0.5)
         name = f"sec{i}.ome.tif"
         write_ome_tiff(ph.image, imgs / name, channel_names=ph.channel_names, pixel_size_um=0.5)

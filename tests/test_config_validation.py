@@ -74,15 +74,26 @@ def test_pixel_size_bounded_in_config(value):
 
 
 @pytest.mark.parametrize("value", ["inf", "nan"])
-def test_cli_threshold_and_pixel_size_refused(tmp_path, value):
+def test_cli_threshold_and_pixel_size_refused(tmp_path, value, capsys):
+    from histo_fms.cli import main
+
+    args = ["run", "pipelines/drg_sgc_igg.yaml", "sample_data/drg/drg_m1_fms.ome.tif",
+            "--out", str(tmp_path / "o")]
     for opt in ("--threshold", "--pixel-size"):
-        r = subprocess.run([sys.executable, "-m", "histo_fms.cli", "run",
-                            "pipelines/drg_sgc_igg.yaml", "sample_data/drg/drg_m1_fms.ome.tif",
-                            "--out", str(tmp_path / "o"), f"{opt}={value}"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 2, r.stderr
-        assert "finite" in r.stderr or "plausible" in r.stderr
-        assert "Traceback" not in r.stderr
+        try:  # in process (one CLI process start per case below, not four)
+            rc = main([*args, f"{opt}={value}"])
+        except SystemExit as e:  # argparse refusals exit
+            rc = e.code
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert "finite" in err or "plausible" in err
+    # the real process: exit status 2, one message, no traceback
+    opt = "--threshold" if value == "inf" else "--pixel-size"
+    r = subprocess.run([sys.executable, "-m", "histo_fms.cli", *args, f"{opt}={value}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "finite" in r.stderr or "plausible" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -1,5 +1,6 @@
 """Fixtures: real histo-fms results folders made from phantoms (DRG) or by hand (skin)."""
 
+import gc
 import os
 import shutil
 
@@ -9,6 +10,19 @@ from plugin_testdata import DRG_IMAGES, make_drg_results, make_skin_results
 # pytest-xvfb provides a display; napari image layers need GL (no "offscreen").
 if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
     os.environ["QT_QPA_PLATFORM"] = "xcb"
+
+
+@pytest.fixture(autouse=True)
+def _gc_frozen_before_each_test():
+    """Collect the garbage left so far, then freeze the survivors out of the cyclic GC.
+
+    napari runs a full ``gc.collect()`` on every layer removal and viewer close; in one
+    session with the core tests that walks every object alive (seconds per call on 2
+    cores). Frozen objects are still freed by reference counting; what a test creates
+    stays collectable, so napari's leak checks see the same viewers as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
