@@ -219,13 +219,14 @@ def test_disc_min_max_kernel_equals_running_filters_over_rectangles():
 
 
 def test_numba_is_imported_only_when_a_kernel_runs():
-    """``import histo_fms.cli`` (``--help``) does not pay numba's import; a kernel call does."""
+    """``import histo_fms.cli`` (``--help``) pays neither numba's nor scipy.stats' import."""
     import subprocess
     import sys
 
     code = ("import sys, numpy as np\n"
             "import histo_fms.cli, histo_fms.drg, histo_fms.segment._fast\n"
             "assert 'numba' not in sys.modules, 'numba imported eagerly'\n"
+            "assert 'scipy.stats' not in sys.modules, 'scipy.stats imported eagerly'\n"
             "from histo_fms._numerics._label import label\n"
             "lab, n = label(np.eye(5, dtype=bool))\n"
             "assert 'numba' in sys.modules and n == 5, n\n"

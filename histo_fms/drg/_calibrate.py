@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 #: fewer control rings or sections than these: the calibration is flagged
 MIN_CONTROL_RINGS = 100
@@ -15,6 +14,13 @@ MIN_CONTROL_SECTIONS = 2
 BIMODAL_FRACTION = 0.10
 #: the bootstrap resamples control sections (not only rings) from this many on
 MIN_SECTIONS_BOOTSTRAP = 3
+
+
+def _norm():
+    """Return ``scipy.stats.norm``, imported on first use (``scipy.stats`` costs ~1 s to import)."""
+    from scipy.stats import norm
+
+    return norm
 
 
 def calibrate_threshold(control_ring_igg, percentile: float = 99.0) -> float:
@@ -156,11 +162,11 @@ def unbound_population(log_values, *, iterations: int = 10, clip: float = 2.5
     if v.size == 0:
         raise ValueError("no control values")
     mu = _mode(v)
-    sd = float(np.median(np.abs(v - mu)) / norm.ppf(0.75))
+    sd = float(np.median(np.abs(v - mu)) / _norm().ppf(0.75))
     if not sd > 0:
         sd = float(np.std(v)) or 1e-6
     # variance of a normal truncated to +-clip, relative to the untruncated one
-    shrink = float(np.sqrt(1 - 2 * clip * norm.pdf(clip) / (2 * norm.cdf(clip) - 1)))
+    shrink = float(np.sqrt(1 - 2 * clip * _norm().pdf(clip) / (2 * _norm().cdf(clip) - 1)))
     for _ in range(max(1, iterations)):
         keep = np.abs(v - mu) <= clip * sd
         if keep.sum() < 3:
@@ -172,7 +178,7 @@ def unbound_population(log_values, *, iterations: int = 10, clip: float = 2.5
         if done:
             break
     above = float(np.mean(v > mu + clip * sd))
-    tail = float(norm.sf(clip))
+    tail = float(_norm().sf(clip))
     pi = float(np.clip((above - tail) / (1 - tail), 0.0, 1.0))
     return mu, sd, pi
 
@@ -180,7 +186,7 @@ def unbound_population(log_values, *, iterations: int = 10, clip: float = 2.5
 def _robust_threshold(v: np.ndarray, fpr: float) -> tuple[float, float, float, float]:
     logv = np.log(np.clip(v, 1e-6, None))
     mu, sd, pi = unbound_population(logv)
-    return float(np.exp(mu + norm.isf(fpr) * sd)), mu, sd, pi
+    return float(np.exp(mu + _norm().isf(fpr) * sd)), mu, sd, pi
 
 
 def calibrate(
@@ -308,7 +314,7 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     """
     if n <= 0:
         return float("nan"), float("nan")
-    z = float(norm.isf((1 - confidence) / 2))
+    z = float(_norm().isf((1 - confidence) / 2))
     ph = k / n
     den = 1 + z * z / n
     c = (ph + z * z / (2 * n)) / den
