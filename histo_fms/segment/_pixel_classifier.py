@@ -624,8 +624,14 @@ def separate_instances(
     (merged somata, axon bundles, fragments) are replaced by their soma-like
     descendants, or dropped; a soma-like component whose distance transform has a
     waist parting it into soma-like halves (two touching somata of saturated
-    probability) is parted there. The kept components are grown back to the ``q > 0``
-    foreground by a watershed on ``-q``, at most ``grow_um`` beyond themselves.
+    probability) is parted there. With a sheath class (``sheath_prob``), the SGC sheath
+    decides what parts two somata: the soma-like parts of a soma-like component are
+    kept apart only when the sheath class beats background along at least half of the
+    line where they meet (else they are one soma that its dark nucleus cut at the
+    higher levels), and after the growth two neighbouring neurons that meet where no
+    sheath lies are joined when their union is soma-like. The kept components are
+    grown back to the ``q > 0`` foreground by a watershed on ``-q``, at most
+    ``grow_um`` beyond themselves.
     ``split="distance"`` is the earlier method: seeds at the h-maxima
     (``seed_h_um``) of the distance transform of the ``q > 0`` foreground, a
     watershed on the distance. Either way objects whose equivalent diameter is outside
