@@ -828,8 +828,10 @@ def _merge_unsheathed(labels: np.ndarray, sheath_line: np.ndarray, px: float, mi
 
     Touching somata are parted by the satellite-glial sheath; two neurons that meet
     along a line where the sheath class does not beat background on at least half of
-    it, and whose union is soma-like, are the pieces of one soma (cut at its nucleus
-    by the level sets or by a neck split of a merged cluster). Pairs are joined from
+    it, and whose union is soma-like and rounder than either of them, are the pieces
+    of one soma (cut at its nucleus by the level sets or by a neck split of a merged
+    cluster); two round somata touching without a sheath are each rounder than their
+    union. Pairs are joined from
     the least sheathed line up; each join is checked again against the new neighbours.
     """
     out = labels.copy()
@@ -861,6 +863,9 @@ def _merge_unsheathed(labels: np.ndarray, sheath_line: np.ndarray, px: float, mi
             union = (out[sl] == i) | (out[sl] == j)
             ok, _ = _shape_ok(union, px, min_d, max_d, fill, min_solidity, max_elong,
                               _at_border(sl, out.shape))
+            if ok and _ROUNDER:  # pieces of one soma are less round than it
+                r = _axis_ratio(union)
+                ok = r < _axis_ratio(out[sl] == i) and r < _axis_ratio(out[sl] == j)
             if ok:
                 out[sl][union] = i
                 used.update((i, j))
@@ -897,9 +902,27 @@ def _parted_by_sheath(sub: list, sl: tuple[slice, slice], filled: np.ndarray, q:
     hi = ndi.maximum_filter(parts, size=3)
     lo = ndi.minimum_filter(np.where(parts > 0, parts, parts.max() + 1), size=3)
     line = (parts > 0) & (hi != lo) & (lo <= parts.max())
-    if not line.any():
+    if not line.any() or sheath_line[sl][line].mean() >= 0.5:
         return True
-    return bool(sheath_line[sl][line].mean() >= 0.5)
+    # no sheath on the line: still neighbours when each part is rounder than the
+    # whole (two round somata; the halves of one soma are less round than it)
+    return _ROUNDER_PARTS and all(_axis_ratio(parts == n) < _axis_ratio(filled)
+                            for n in range(1, int(parts.max()) + 1) if (parts == n).any())
+
+
+def _axis_ratio(mask: np.ndarray) -> float:
+    """Major / minor axis of a mask (from its second moments); inf when degenerate."""
+    yy, xx = np.nonzero(mask)
+    if yy.size < 3:
+        return float("inf")
+    ev = np.linalg.eigvalsh(np.cov(np.stack([yy, xx]).astype(float)))
+    return float(np.sqrt(ev[1] / ev[0])) if ev[0] > 0 else float("inf")
+
+
+#: without a sheath, parts rounder than their whole are still neighbours
+_ROUNDER_PARTS = False
+#: unsheathed neighbours are joined only when their union is rounder than each
+_ROUNDER = True
 
 
 #: the parts of a soma-like component are neighbours only when a sheath parts them
