@@ -629,9 +629,9 @@ def separate_instances(
     kept apart only when the sheath class beats background along at least half of the
     line where they meet (else they are one soma that its dark nucleus cut at the
     higher levels), and after the growth two neighbouring neurons that meet where no
-    sheath lies are joined when their union is soma-like. The kept components are
-    grown back to the ``q > 0`` foreground by a watershed on ``-q``, at most
-    ``grow_um`` beyond themselves.
+    sheath lies are joined when their union is soma-like and rounder than either. The
+    kept components are grown back to the ``q > 0`` foreground by a watershed on
+    ``-q``, at most ``grow_um`` beyond themselves.
     ``split="distance"`` is the earlier method: seeds at the h-maxima
     (``seed_h_um``) of the distance transform of the ``q > 0`` foreground, a
     watershed on the distance. Either way objects whose equivalent diameter is outside
