@@ -288,8 +288,9 @@ def bed_planes(work: Path, args, widefield: bool) -> list[dict]:
                 extra.update(error_kinds(labels, ref, _neuron_pixels(tm.path, c2, px2)))
             rows.append(_row(bed, f"plane {tr}", f"plane {te}", labels, ref, px2, extra))
             if args.png:
+                # (the outline polygons are in stack pixels: scaled like the discs)
                 rd._overlay(args.png / f"{bed}_train{tr}_test{te}.png", c2["neuron"],
-                            c2["sgc"], labels, a2)
+                            c2["sgc"], labels, a2.assign(scale=sc2))
     return rows
 
 

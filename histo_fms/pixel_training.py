@@ -247,23 +247,65 @@ def read_outlines(path: str | Path, shape: tuple[int, int], *, pixel_size_um: fl
         Unreadable, of the wrong shape, not labels, or without any neuron (one line
         naming the file).
     """
-    from .validation import reference_instances
-
     p = Path(path)
     a = read_plane(p)
     if a.shape != tuple(shape):
         of = f" of {Path(image).name}" if image is not None else ""
         raise InputError(p, f"outlines are {a.shape[0]} x {a.shape[1]} px but the image{of} "
                          f"is {shape[0]} x {shape[1]} (Y x X)")
-    if _looks_like_classes(a):
+    try:
+        return outline_classes(a, pixel_size_um=pixel_size_um, sheath=sheath)
+    except ClassAnnotationError:
         raise InputError(p, "looks like a class annotation (values 1-3 drawn as several "
                             "separate strokes each), not neuron outlines: give it without "
-                            "--outlines")
-    try:
-        lab = reference_instances(a)
-        return annotations_from_outlines(lab, pixel_size_um=pixel_size_um, sheath=sheath)
+                            "--outlines") from None
     except ValueError as exc:
         raise InputError(p, f"not a neuron outline image: {exc}") from None
+
+
+class ClassAnnotationError(ValueError):
+    """An image given as neuron outlines is a class annotation (0-3 strokes)."""
+
+
+def outline_classes(outlines: np.ndarray, *, pixel_size_um: float,
+                    sheath: bool = True) -> np.ndarray:
+    """Training classes from a neuron-outline image (array), refusing class strokes.
+
+    The array-level step of ``train-pixels --outlines`` and of the napari widget's
+    outline mode: a label image (one value per neuron) or a binary mask (one neuron
+    per 4-connected component) becomes classes by
+    :func:`histo_fms.segment._pixel_annotations.annotations_from_outlines`.
+
+    Parameters
+    ----------
+    outlines : ndarray, shape (Y, X)
+        Label image or binary mask of **every** neuron of the image.
+    pixel_size_um : float
+        Pixel size in µm.
+    sheath : bool
+        Label the band outside the outlines as SGC sheath (3), else background (1).
+
+    Returns
+    -------
+    ndarray of uint8
+        0 unlabelled, 1 background, 2 neuron, 3 SGC sheath.
+
+    Raises
+    ------
+    ClassAnnotationError
+        It looks like a class annotation (values 1-3 drawn as several strokes each):
+        read as outlines its background strokes would be taught as neurons.
+    ValueError
+        Not a 2-D label image, or no neuron in it.
+    """
+    from .validation import reference_instances
+
+    a = np.asarray(outlines)
+    if _looks_like_classes(a):
+        raise ClassAnnotationError("looks like a class annotation (values 1-3 drawn as "
+                                   "several separate strokes each), not neuron outlines")
+    lab = reference_instances(a)
+    return annotations_from_outlines(lab, pixel_size_um=pixel_size_um, sheath=sheath)
 
 
 def _looks_like_classes(a: np.ndarray) -> bool:

@@ -185,3 +185,55 @@ def test_what_the_found_somata_leave_is_kept_when_soma_like():
     for truth in (one, _disc(shape, 60, 140, 18), _disc(shape, 60, 172, 18)):
         assert max(_iou(got == i, truth) for i in range(1, 4)) > 0.75
     assert not got[frag].any()
+
+
+def test_a_soma_cut_by_its_nucleus_stays_one_and_sheath_parted_somata_two(monkeypatch):
+    # a round soma whose nuclear groove (neuron probability lower, no sheath) parts it
+    # into two halves at the higher levels is one soma; the same valley with the SGC
+    # sheath class in it is two touching somata
+    import histo_fms.segment._pixel_classifier as pc
+
+    shape = (120, 120)
+    soma = _disc(shape, 60, 60, 20)
+    groove = soma & (np.abs(np.indices(shape)[1] - 60) <= 2)
+    pn = np.where(soma, 0.95, 0.02).astype(np.float32)
+    pn[groove] = 0.6
+    rest = (1 - pn).astype(np.float32)
+
+    def run(sheath_in_groove):
+        ps = np.where(groove, 0.35 if sheath_in_groove else 0.05, 0.01 * rest)
+        pb = rest - ps
+        return separate_instances(pn, pixel_size_um=1.0, sheath_prob=ps.astype(np.float32),
+                                  background_prob=pb.astype(np.float32),
+                                  min_diameter_um=15, max_diameter_um=60)
+
+    one = run(False)
+    assert one.max() == 1 and _iou(one > 0, soma) > 0.9
+    two = run(True)
+    assert two.max() == 2
+    for half in (soma & (np.indices(shape)[1] < 58), soma & (np.indices(shape)[1] > 62)):
+        assert max(_iou(two == i, half) for i in (1, 2)) > 0.8
+    monkeypatch.setattr(pc, "_SHEATH_PARTS", False)
+    assert run(False).max() == 2  # without the sheath check the nucleus cuts it in two
+
+
+def test_neighbours_without_a_sheath_between_are_joined_when_one_soma():
+    # two pieces of one soma (cut at its nucleus by a neck split) meet where no sheath
+    # lies: joined; the same pieces parted by the sheath class stay apart, and two
+    # touching somata (their union not soma-like) stay apart without a sheath
+    from histo_fms.segment._pixel_classifier import _merge_unsheathed
+
+    shape = (100, 160)
+    xx = np.indices(shape)[1]
+    soma = _disc(shape, 50, 50, 22)
+    pieces = np.where(soma, np.where(xx < 50, 1, 2), 0).astype(np.int32)
+    args = (1.0, 15.0, 60.0, True, 0.85, 2.2)
+    none = np.zeros(shape, bool)
+    joined = _merge_unsheathed(pieces, none, *args)
+    assert len(np.unique(joined[soma])) == 1 and joined.max() >= 1
+    sheath = np.abs(xx - 49.5) <= 1.5
+    np.testing.assert_array_equal(_merge_unsheathed(pieces, sheath, *args), pieces)
+    pair = np.zeros(shape, np.int32)
+    pair[_disc(shape, 50, 40, 18)] = 1
+    pair[_disc(shape, 50, 76, 18) & (pair == 0)] = 2
+    np.testing.assert_array_equal(_merge_unsheathed(pair, none, *args), pair)

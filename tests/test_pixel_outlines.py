@@ -104,3 +104,21 @@ def test_three_neuron_label_image_is_not_taken_for_classes(tmp_path):
     inside = cls[lab > 0]  # neuron, except the outline pixels themselves (unlabelled)
     assert set(np.unique(inside).tolist()) <= {0, 2} and (inside == 2).mean() > 0.7
     assert (cls == 1).any()
+
+
+def test_outline_classes_array_step_refuses_class_strokes():
+    """The array step shared by ``--outlines`` and the napari widget's outline mode."""
+    from histo_fms.pixel_training import ClassAnnotationError, outline_classes
+
+    ph = make_drg_section((128, 128), PX, seed=3)
+    got = outline_classes(ph.labels, pixel_size_um=PX, sheath=False)
+    np.testing.assert_array_equal(
+        got, annotations_from_outlines(ph.labels, pixel_size_um=PX, sheath=False))
+    mask = (ph.labels > 0).astype(np.uint8) * 255  # a binary mask: one neuron per component
+    assert (outline_classes(mask, pixel_size_um=PX) == 2).sum() > 0
+    strokes = np.zeros((64, 64), np.uint8)
+    strokes[5, 5:20] = 1
+    strokes[40, 5:20] = 1
+    strokes[20:25, 30:40] = 2
+    with pytest.raises(ClassAnnotationError, match="class annotation"):
+        outline_classes(strokes, pixel_size_um=PX)

@@ -624,8 +624,14 @@ def separate_instances(
     (merged somata, axon bundles, fragments) are replaced by their soma-like
     descendants, or dropped; a soma-like component whose distance transform has a
     waist parting it into soma-like halves (two touching somata of saturated
-    probability) is parted there. The kept components are grown back to the ``q > 0``
-    foreground by a watershed on ``-q``, at most ``grow_um`` beyond themselves.
+    probability) is parted there. With a sheath class (``sheath_prob``), the SGC sheath
+    decides what parts two somata: the soma-like parts of a soma-like component are
+    kept apart only when the sheath class beats background along at least half of the
+    line where they meet (else they are one soma that its dark nucleus cut at the
+    higher levels), and after the growth two neighbouring neurons that meet where no
+    sheath lies are joined when their union is soma-like and rounder than either. The
+    kept components are grown back to the ``q > 0`` foreground by a watershed on
+    ``-q``, at most ``grow_um`` beyond themselves.
     ``split="distance"`` is the earlier method: seeds at the h-maxima
     (``seed_h_um``) of the distance transform of the ``q > 0`` foreground, a
     watershed on the distance. Either way objects whose equivalent diameter is outside
@@ -676,8 +682,9 @@ def separate_instances(
         labels = _split_distance(q > 0, px, min_diameter_um, max_diameter_um, seed_h_um,
                                  fill_holes)
     elif split == "levels":
+        sheath_line = (ps > pb) if (_SHEATH_PARTS and ps is not None and pb is not None) else None
         labels = _split_levels(q, px, min_diameter_um, max_diameter_um, fill_holes,
-                               min_solidity, max_elongation, grow_um)
+                               min_solidity, max_elongation, grow_um, sheath_line)
     else:
         raise ValueError(f"split must be 'levels' or 'distance', got {split!r}")
     areas = np.bincount(labels.ravel())
@@ -722,8 +729,14 @@ def _shape_ok(mask: np.ndarray, px: float, min_d: float, max_d: float, fill: boo
 
 
 def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bool,
-                  min_solidity: float, max_elong: float, grow_um: float) -> np.ndarray:
-    """Soma-like components of the level sets of ``q`` (see :func:`separate_instances`)."""
+                  min_solidity: float, max_elong: float, grow_um: float,
+                  sheath_line: np.ndarray | None = None) -> np.ndarray:
+    """Soma-like components of the level sets of ``q`` (see :func:`separate_instances`).
+
+    ``sheath_line`` (where the sheath class beats background), when given, decides
+    whether the soma-like parts of a soma-like component are neighbours or one soma
+    parted by its own nucleus (see :func:`_parted_by_sheath`).
+    """
     from skimage.segmentation import watershed
 
     fg = q > _LEVELS[0]
@@ -785,7 +798,8 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
                                         max_elong, q.shape)
             return sub
         covered = sum(int(m.sum()) for _, m in sub)
-        if len(sub) >= 2 and covered >= 0.5 * areas[k][j]:
+        if len(sub) >= 2 and covered >= 0.5 * areas[k][j] and (
+                sheath_line is None or _parted_by_sheath(sub, sl, filled, q, sheath_line)):
             return sub
         return _waist_split(filled, sl, px, min_d, max_d, min_solidity, max_elong, q.shape)
 
@@ -801,7 +815,118 @@ def _split_levels(q: np.ndarray, px: float, min_d: float, max_d: float, fill: bo
     labels = watershed(-q, markers, mask=(fg & reach) | (markers > 0))
     if fill:
         labels = _fill_label_holes(labels)
+    if sheath_line is not None and _MERGE_UNSHEATHED:
+        labels = _merge_unsheathed(labels, sheath_line, px, min_d, max_d, fill,
+                                   min_solidity, max_elong)
     return labels
+
+
+def _merge_unsheathed(labels: np.ndarray, sheath_line: np.ndarray, px: float, min_d: float,
+                      max_d: float, fill: bool, min_solidity: float, max_elong: float
+                      ) -> np.ndarray:
+    """Join neighbouring neurons that no sheath parts when together they make one soma.
+
+    Touching somata are parted by the satellite-glial sheath; two neurons that meet
+    along a line where the sheath class does not beat background on at least half of
+    it, and whose union is soma-like and rounder than either of them, are the pieces
+    of one soma (cut at its nucleus by the level sets or by a neck split of a merged
+    cluster); two round somata touching without a sheath are each rounder than their
+    union. Pairs are joined from
+    the least sheathed line up; each join is checked again against the new neighbours.
+    """
+    out = labels.copy()
+    while True:
+        a = np.concatenate([out[:, :-1].ravel(), out[:-1, :].ravel()])
+        b = np.concatenate([out[:, 1:].ravel(), out[1:, :].ravel()])
+        s = np.concatenate([(sheath_line[:, :-1] | sheath_line[:, 1:]).ravel(),
+                            (sheath_line[:-1, :] | sheath_line[1:, :]).ravel()])
+        m = (a > 0) & (b > 0) & (a != b)
+        if not m.any():
+            return out
+        lo, hi = np.minimum(a[m], b[m]), np.maximum(a[m], b[m])
+        key = lo.astype(np.int64) * (int(out.max()) + 1) + hi
+        keys, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        frac = np.bincount(inv, weights=s[m].astype(float)) / cnt
+        order = np.argsort(frac, kind="stable")
+        joined = False
+        used: set[int] = set()
+        slices = ndi.find_objects(out)
+        for o in order:
+            if frac[o] >= 0.5:
+                break
+            i, j = divmod(int(keys[o]), int(out.max()) + 1)
+            if i in used or j in used:
+                continue
+            si, sj = slices[i - 1], slices[j - 1]
+            sl = tuple(slice(min(x.start, y.start), max(x.stop, y.stop))
+                       for x, y in zip(si, sj, strict=True))
+            union = (out[sl] == i) | (out[sl] == j)
+            ok, _ = _shape_ok(union, px, min_d, max_d, fill, min_solidity, max_elong,
+                              _at_border(sl, out.shape))
+            if ok and _ROUNDER:  # pieces of one soma are less round than it
+                r = _axis_ratio(union)
+                ok = r < _axis_ratio(out[sl] == i) and r < _axis_ratio(out[sl] == j)
+            if ok:
+                out[sl][union] = i
+                used.update((i, j))
+                joined = True
+        if not joined:
+            return out
+
+
+#: neighbours that no sheath parts are joined when their union is a soma
+_MERGE_UNSHEATHED = True
+
+
+def _parted_by_sheath(sub: list, sl: tuple[slice, slice], filled: np.ndarray, q: np.ndarray,
+                      sheath_line: np.ndarray) -> bool:
+    """Whether the soma-like parts of a soma-like component meet along an SGC sheath.
+
+    Touching somata are parted by the satellite-glial sheath between them; the two
+    halves of one soma that its dark nucleus (or a nuclear groove) cuts at the higher
+    levels meet across the nucleus, where no sheath lies. The component is grown
+    from its parts (a watershed on ``-q`` within it) and the line where two parts
+    meet is read: the parts are kept apart when the sheath class beats background on
+    at least half of that line.
+    """
+    from skimage.segmentation import watershed
+
+    markers = np.zeros(filled.shape, np.int32)
+    for n, (psl, m) in enumerate(sub, start=1):
+        loc = tuple(slice(a.start - b.start, a.stop - b.start)
+                    for a, b in zip(psl, sl, strict=True))
+        markers[loc][m & filled[loc] & (markers[loc] == 0)] = n
+    if len(np.unique(markers)) < 3:
+        return True
+    parts = watershed(-q[sl], markers, mask=filled)
+    hi = ndi.maximum_filter(parts, size=3)
+    lo = ndi.minimum_filter(np.where(parts > 0, parts, parts.max() + 1), size=3)
+    line = (parts > 0) & (hi != lo) & (lo <= parts.max())
+    if not line.any() or sheath_line[sl][line].mean() >= 0.5:
+        return True
+    # no sheath on the line: still neighbours when each part is rounder than the
+    # whole (two round somata; the halves of one soma are less round than it)
+    return _ROUNDER_PARTS and all(_axis_ratio(parts == n) < _axis_ratio(filled)
+                            for n in range(1, int(parts.max()) + 1) if (parts == n).any())
+
+
+def _axis_ratio(mask: np.ndarray) -> float:
+    """Major / minor axis of a mask (from its second moments); inf when degenerate."""
+    yy, xx = np.nonzero(mask)
+    if yy.size < 3:
+        return float("inf")
+    ev = np.linalg.eigvalsh(np.cov(np.stack([yy, xx]).astype(float)))
+    return float(np.sqrt(ev[1] / ev[0])) if ev[0] > 0 else float("inf")
+
+
+#: without a sheath, parts rounder than their whole are still neighbours
+_ROUNDER_PARTS = False
+#: unsheathed neighbours are joined only when their union is rounder than each
+_ROUNDER = True
+
+
+#: the parts of a soma-like component are neighbours only when a sheath parts them
+_SHEATH_PARTS = True
 
 
 def _at_border(sl: tuple[slice, slice], shape: tuple[int, ...]) -> bool:

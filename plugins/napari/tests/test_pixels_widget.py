@@ -2,11 +2,16 @@
 
 import numpy as np
 import pytest
-from histo_fms.segment._pixel_classifier import annotations_from_labels, load_pixel_classifier
+import tifffile
+from histo_fms.segment._pixel_classifier import (
+    CLASS_NAMES,
+    annotations_from_labels,
+    load_pixel_classifier,
+)
 from histo_fms.synthetic.drg import make_drg_section
 from histo_fms.validation import score_image
 
-from napari_histo_fms._pixels_widget import ANNOTATIONS, PREVIEW, PixelClassifierWidget
+from napari_histo_fms._pixels_widget import ANNOTATIONS, OUTLINES, PREVIEW, PixelClassifierWidget
 
 PX = 0.5
 
@@ -75,3 +80,59 @@ def test_train_without_annotation_layer_says_so(make_napari_viewer, section):
         w.train(block=True)
     with pytest.raises(ValueError, match="train"):
         w.preview()
+
+
+def test_train_from_outlines_preview_save(make_napari_viewer, section, tmp_path):
+    from histo_fms.segment._pixel_annotations import annotations_from_outlines
+
+    viewer = make_napari_viewer()
+    _add_channels(viewer, section)
+    w = PixelClassifierWidget(viewer)
+    w.set_mode("outlines")
+    assert w.new_btn.text() == "New outline layer"
+    w.new_btn.click()
+    layer = viewer.layers[OUTLINES]
+    assert layer.data.shape == section.labels.shape
+    assert np.issubdtype(layer.data.dtype, np.integer) and layer.data.dtype.itemsize >= 2
+    assert w.layer_combo.currentText() == OUTLINES
+    # "paint and fill" every neuron as its own label
+    layer.data = section.labels.astype(layer.data.dtype)
+    model = w.train(block=True)
+    assert model.info["annotations"] == "outlines"
+    assert "from outlines" in w.status_label.text()
+    # the classes are those of train-pixels --outlines (sheath: the image has an sgc role)
+    want = annotations_from_outlines(section.labels, pixel_size_um=PX, sheath=True)
+    for k, name in CLASS_NAMES.items():
+        assert model.info["pixel_counts"][name] == int(np.sum(want == k))
+
+    labels = w.preview()
+    sy, sx = w.view_slices()
+    assert score_image(labels, section.labels[sy, sx], pixel_size_um=PX).row["f1"] > 0.8
+
+    p = w.save(tmp_path / "outl.npz")
+    back = tifffile.imread(tmp_path / "outl_outlines.tif")
+    np.testing.assert_array_equal(back, section.labels)
+    assert not (tmp_path / "outl_annotations.tif").exists()
+    assert load_pixel_classifier(p).info["annotations"] == "outlines"
+
+
+def test_outline_mode_refuses_class_strokes(make_napari_viewer, section):
+    viewer = make_napari_viewer()
+    _add_channels(viewer, section)
+    w = PixelClassifierWidget(viewer)
+    w.new_btn.click()  # class-stroke layer
+    viewer.layers[ANNOTATIONS].data = annotations_from_labels(section.labels,
+                                                              pixel_size_um=PX, fraction=0.4)
+    w.set_mode("outlines")
+    assert w.annotation_layer().name == ANNOTATIONS  # still the chosen layer
+    with pytest.raises(ValueError, match="looks like class strokes.*class strokes"):
+        w.train(block=True)
+    assert w.model is None
+    # the button shows the refusal instead of raising
+    w.train_btn.click()
+    assert "looks like class strokes" in w.status_label.text()
+    # and class mode refuses outlines (values above 3)
+    w.set_mode("classes")
+    viewer.layers[ANNOTATIONS].data = section.labels.astype(np.uint8)
+    with pytest.raises(ValueError, match="neuron outlines"):
+        w.train(block=True)
