@@ -71,7 +71,7 @@ CHILD = textwrap.dedent("""
     s.set_excluded(40)
     if torn:                                  # killed while journalling the next edit
         real = _journal.LabelJournal.append
-        def append(self, idx, new):
+        def append(self, idx, new, **kw):
             np.save(expected, s.neurons)
             with open(self.path, "ab") as fh:
                 fh.write(b"HFJ1" + b"\\x07" * 9)   # a torn record
