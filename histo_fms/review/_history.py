@@ -70,6 +70,8 @@ def combine_pixels(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 def crossings_to_json(df: pd.DataFrame) -> dict:
     """Return a crossings table as JSON (columns and rows), exactly restorable."""
+    if not len(df):  # (every DRG edit: no pandas conversion of an empty table)
+        return {"columns": [str(c) for c in df.columns], "data": []}
     return {"columns": [str(c) for c in df.columns],
             "data": to_jsonable(df.astype(object).where(df.notna(), None).values.tolist())}
 

@@ -451,30 +451,65 @@ class BackgroundSaver:
             self._fresh = True
         self._queue.put((regions, list(paths), upto))
 
+    def _gather(self) -> tuple[list, bool]:
+        """Wait for edits; return those queued (first one blocking) and whether to stop.
+
+        After an edit the thread waits until no edit came for :attr:`settle` seconds
+        (at most :attr:`max_wait`): the edit's own redraw runs first, and the edits of
+        a quick series are written together (a chunk several of them changed once).
+        """
+        import time
+
+        items = [self._queue.get()]
+        end = time.monotonic() + self.max_wait
+        while items[-1] is not None:
+            left = min(self.settle, end - time.monotonic())
+            if left <= 0:
+                break
+            try:
+                items.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+        stop = items[-1] is None
+        return [i for i in items if i is not None], stop
+
+    #: seconds without a new edit before the queued chunks are written, and the most
+    #: an edit's chunks wait (the journal holds the edits meanwhile)
+    settle = 0.2
+    max_wait = 2.0
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            regions, paths, upto = item
+            items, stop = self._gather()
             self._paused.wait()
-            written: list = []
-            try:
-                if regions and self._write is None:
-                    self._write = self._prepare()
-                for box, data in regions:
-                    got = self._write(box, data)
-                    if got:
-                        written.extend(got)
-                fsync_paths(list(paths) + written)
-            except BaseException as exc:  # noqa: BLE001 - kept; the journal keeps the edits
-                self.error = exc
-            with self._lock:
-                self._spare = (self._spare + [d for _, d in regions])[-4:]
-                self._pending -= 1
-                if self.error is None:
-                    self._durable = max(self._durable, upto)
-                self._idle.notify_all()
+            if items:
+                # the latest copy of each chunk (it holds every earlier queued edit's pixels)
+                latest: dict = {}
+                for regions, _, _ in items:
+                    for box, data in regions:
+                        latest[(box[0].start, box[0].stop, box[1].start, box[1].stop)] = (
+                            box, data)
+                paths = [p for _, ps, _ in items for p in ps]
+                written: list = []
+                try:
+                    if latest and self._write is None:
+                        self._write = self._prepare()
+                    for box, data in latest.values():
+                        got = self._write(box, data)
+                        if got:
+                            written.extend(got)
+                    fsync_paths(list(dict.fromkeys(paths)) + written)
+                except BaseException as exc:  # noqa: BLE001 - kept; the journal keeps them
+                    self.error = exc
+                with self._lock:
+                    self._spare = (self._spare + [d for r, _, _ in items
+                                                  for _, d in r])[-4:]
+                    self._pending -= len(items)
+                    if self.error is None:
+                        self._durable = max(self._durable, max(u for _, _, u in items))
+                    self._idle.notify_all()
+            if stop:
+                return
 
     @property
     def busy(self) -> bool:
