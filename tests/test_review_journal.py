@@ -243,7 +243,7 @@ def test_an_edit_costs_one_fsync_and_never_waits_for_the_saver(tmp_path, monkeyp
                  lambda: s.merge_neurons([8, 9]), lambda: s.undo(), lambda: s.flip_call(12)):
         k = len(calls)
         done = threading.Event()
-        t = threading.Thread(target=lambda e=edit: (e(), done.set()))
+        t = threading.Thread(target=lambda e=edit, d=done: (e(), d.set()))
         t.start()
         assert done.wait(30), "an edit waited for the background saver"
         t.join()
