@@ -223,9 +223,6 @@ class ReviewSession(HistoryMixin):
             write_table(_ordered(self.crossings), self.dir / "crossings.csv")
         if polylines:
             write_polylines(self.polylines, self.dir / "polylines.json")
-        if was_fresh and (self.dir / SUMMARY).is_file():
-            # the reviewed summary on disk no longer matches the edits: mark it stale
-            write_reviewed_summary(self.results_dir, self.kind)
         rec = {"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
                "image": self.stem, "case": self.blind_code, "kind": kind,
                "params": params, "before": before, "after": after}
@@ -233,10 +230,13 @@ class ReviewSession(HistoryMixin):
             rec["diff"] = diff
         rec = to_jsonable(rec)
         files = self._take_deferred()
+        stale = was_fresh and (self.dir / SUMMARY).is_file()
         if not journal:
             for name, data in files.items():
                 write_file(self.dir / name, data)
             write_json(self._state(), self.dir / OVERRIDES)
+            if stale:  # the reviewed summary on disk no longer matches the edits
+                write_reviewed_summary(self.results_dir, self.kind)
             return self.audit.append(rec)
         files[OVERRIDES] = (json.dumps(to_jsonable(self._state()), indent=2,
                                        ensure_ascii=False) + "\n").encode()
@@ -246,6 +246,8 @@ class ReviewSession(HistoryMixin):
         # the saver's thread
         for name, data in files.items():
             write_file(self.dir / name, data, durable=False)
+        if stale:  # (reads needs_recompute from overrides.json, written just now)
+            write_reviewed_summary(self.results_dir, self.kind)
         self.audit.append(rec, durable=False)
         idx, new, regions = px if px is not None else (np.zeros(0, np.int64),
                                                        np.zeros(0, np.int32), [])
