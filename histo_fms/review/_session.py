@@ -215,6 +215,9 @@ class ReviewSession(HistoryMixin):
             self._flag_excluded_crossings()
         if record:
             diff = self._record_edit(self.n_edits, kind)
+        if not journal:  # (a failed background write: the diff saved before the labels)
+            for name, data in self._take_deferred().items():
+                write_file(self.dir / name, data)
         px = None
         if labels:
             self.labels_edited = True
@@ -229,15 +232,13 @@ class ReviewSession(HistoryMixin):
         if diff is not None:
             rec["diff"] = diff
         rec = to_jsonable(rec)
-        files = self._take_deferred()
         stale = was_fresh and (self.dir / SUMMARY).is_file()
         if not journal:
-            for name, data in files.items():
-                write_file(self.dir / name, data)
             write_json(self._state(), self.dir / OVERRIDES)
             if stale:  # the reviewed summary on disk no longer matches the edits
                 write_reviewed_summary(self.results_dir, self.kind)
             return self.audit.append(rec)
+        files = self._take_deferred()
         files[OVERRIDES] = (json.dumps(to_jsonable(self._state()), indent=2,
                                        ensure_ascii=False) + "\n").encode()
         # background saves: the edit's files and audit line written (not fsynced), then
