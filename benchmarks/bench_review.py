@@ -20,7 +20,8 @@ more (only the neurons near the edit are re-measured). ``load_avg`` is the machi
 1-minute load average at the start and the end (other work slows every figure);
 ``edit_cpu_*`` is the process's CPU time (background threads included), ``edit_gui_cpu_*``
 the GUI thread's alone. ``--pace S`` leaves S seconds (and the background saves' time)
-between edits, untimed, as a reviewer does; by default the edits follow back to back.
+before each edit (after the jump to its neuron), untimed, as a reviewer does; by default
+the edits follow back to back.
 """
 
 from __future__ import annotations
@@ -141,6 +142,22 @@ class _Profile:
             self.pr.dump_stats(str(self.folder / f"{self.name}.prof"))
             self.pr = None
 
+    def begin(self, kind: str) -> None:
+        """Profile into ``DIR/edit_KIND.prof`` (every edit of a kind together) until end."""
+        if self.folder is not None:
+            import cProfile
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.pr = self.__dict__.setdefault("kinds", {}).setdefault(kind, cProfile.Profile())
+            self.name = f"edit_{kind}"
+            self.pr.enable()
+
+    def end(self) -> None:
+        if self.pr is not None:
+            self.pr.disable()
+            self.pr.dump_stats(str(self.folder / f"{self.name}.prof"))
+            self.pr = None
+
     def __call__(self, name: str):
         import contextlib
 
@@ -169,8 +186,8 @@ def main(argv=None) -> dict:
                     help="seconds between edits (untimed; background saves finish first): "
                          "a reviewer's pace; 0 (default) edits back to back")
     ap.add_argument("--profile", type=Path, default=None,
-                    help="write cProfile stats of the open (open.prof) and the edits "
-                         "(edits.prof) into this folder")
+                    help="write cProfile stats of the open (open.prof), the jumps (edit_jump.prof) "
+                         "and the edits of each kind (edit_KIND.prof) into this folder")
     a = ap.parse_args(argv)
     if a.recompute and a.image == "none":
         ap.error("--recompute needs an image")
@@ -255,27 +272,27 @@ def main(argv=None) -> dict:
         draw: list[float] = []
         plan = ["flip", "exclude", "delete", "merge", "split", "paint", "undo", "redo"]
         lab = viewer.layers["neurons"]
-        prof.start("edits")
         jumps: list[float] = []
         jump_cpu: list[float] = []
         for k in range(a.edits):
             kind = plan[k % len(plan)]
             nid = _take()
+            if kind in ("flip", "exclude", "delete"):
+                # the reviewer goes to the neuron (the view moves: the image is read and
+                # drawn there), looks, then edits it: timed apart
+                t0, c0 = time.perf_counter(), time.process_time()
+                prof.begin("jump")
+                w.go_to(nid)
+                app.processEvents()
+                prof.end()
+                jumps.append((time.perf_counter() - t0) * 1000)
+                jump_cpu.append((time.process_time() - c0) * 1000)
             if a.pace > 0:  # a reviewer's pace: what runs in the background is done
-                prof.pause()
                 t_idle = time.perf_counter() + a.pace
                 while time.perf_counter() < t_idle or getattr(s, "saving", False):
                     app.processEvents()
                     time.sleep(0.01)
-                prof.resume()
-            if kind in ("flip", "exclude", "delete"):
-                # the reviewer goes to the neuron (the view moves: the image is read and
-                # drawn there), then edits it: timed apart
-                t0, c0 = time.perf_counter(), time.process_time()
-                w.go_to(nid)
-                app.processEvents()
-                jumps.append((time.perf_counter() - t0) * 1000)
-                jump_cpu.append((time.process_time() - c0) * 1000)
+            prof.begin(kind)
             t0, c0, g0 = time.perf_counter(), time.process_time(), time.thread_time()
             if kind == "flip":
                 w.flip_call()
@@ -312,12 +329,12 @@ def main(argv=None) -> dict:
             t1 = time.perf_counter()
             app.processEvents()  # draw (software OpenGL under Xvfb)
             t2 = time.perf_counter()
+            prof.end()
             cpu.append((time.process_time() - c0) * 1000)
             gui.append((time.thread_time() - g0) * 1000)
             times.setdefault(kind, []).append((t2 - t0) * 1000)
             work.append((t1 - t0) * 1000)
             draw.append((t2 - t1) * 1000)
-        prof.stop()
         allt = [v for vs in times.values() for v in vs]
         res = {"size": a.size, "neurons": n, "cpus": os.cpu_count(),
                "image": a.image, "pace_s": a.pace,

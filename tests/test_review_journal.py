@@ -71,7 +71,7 @@ CHILD = textwrap.dedent("""
     s.set_excluded(40)
     if torn:                                  # killed while journalling the next edit
         real = _journal.LabelJournal.append
-        def append(self, idx, new):
+        def append(self, idx, new, **kw):
             np.save(expected, s.neurons)
             with open(self.path, "ab") as fh:
                 fh.write(b"HFJ1" + b"\\x07" * 9)   # a torn record
@@ -179,4 +179,77 @@ def test_a_failed_background_write_loses_no_edit(tmp_path):
     with pytest.raises(RuntimeError):
         s.close()
     assert len(LabelJournal(out / "g" / "reviewed" / "labels_journal.bin").read()) == 2
+    assert np.array_equal(ReviewSession.open(out, "g", "AB").neurons, expected)
+
+
+def test_a_power_loss_of_the_unsynced_files_loses_no_acknowledged_edit(tmp_path):
+    """Background saves fsync one journal record per edit; the files it holds come back.
+
+    After the kill, the files the edits wrote without fsync (their diffs, the undo
+    stacks, ``overrides.json``, the audit lines) are removed or torn, as a power loss
+    may leave them: reopening restores every edit from the journal alone.
+    """
+    import json
+
+    out, auto = make_grid_results(tmp_path)
+    expected = _kill_run(out, tmp_path, False)
+    rev = out / "g" / "reviewed"
+    audit = (rev / "audit.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(audit) == 6
+    (rev / "audit.jsonl").write_bytes(b"".join(audit[:2]) + audit[2][:17])  # torn line
+    (rev / "overrides.json").unlink()
+    (rev / "history" / "stack.json").write_bytes(b"")
+    for f in (rev / "history").glob("edit_*.npz"):
+        f.unlink()
+    s = ReviewSession.open(out, "g", "AB")
+    assert np.array_equal(s.neurons, expected)
+    assert s.excluded == {40} and s.n_edits == 6
+    kinds = [r["kind"] for r in s.history()]
+    assert kinds == ["delete", "merge", "paint", "undo", "redo", "exclude"]
+    assert json.loads((rev / "overrides.json").read_text())["n_edits"] == 6
+    assert LabelJournal(rev / "labels_journal.bin").read() == []  # durable again: emptied
+    while s.can_undo:  # the diffs came back too: every edit undoes exactly
+        s.undo()
+    assert np.array_equal(s.neurons, auto) and s.excluded == set()
+
+
+def test_an_edit_costs_one_fsync_and_never_waits_for_the_saver(tmp_path, monkeypatch):
+    """The edit's thread fsyncs once (its journal record); the saver's disk work (chunk
+    writes, fsyncs) holds nothing an edit waits for."""
+    import threading
+
+    from histo_fms.review import _journal
+
+    out, auto = make_grid_results(tmp_path)
+    s = ReviewSession.open(out, "g", "AB")
+    assert s.save_in_background()
+    s.delete_neuron(3)  # (the first edit copies the automatic labels: not counted)
+    assert s.flush(timeout=60)
+    main = threading.get_ident()  # (the edits run on threads of their own)
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(threading.get_ident()),
+                                                 real_fsync(fd))[1])
+    release = threading.Event()
+    real_paths = _journal.fsync_paths
+
+    def slow_paths(paths, **kw):  # the saver's thread stuck on a slow disk
+        if threading.get_ident() != main:
+            release.wait(60)
+        return real_paths(paths, **kw)
+
+    monkeypatch.setattr(_journal, "fsync_paths", slow_paths)
+    for edit in (lambda: s.delete_neuron(5), lambda: s.set_excluded(7),
+                 lambda: s.merge_neurons([8, 9]), lambda: s.undo(), lambda: s.flip_call(12)):
+        k = len(calls)
+        done = threading.Event()
+        t = threading.Thread(target=lambda e=edit, d=done: (e(), d.set()))
+        t.start()
+        assert done.wait(30), "an edit waited for the background saver"
+        t.join()
+        assert calls[k:] == [t.ident]  # one fsync, on the edit's thread: its journal record
+    assert s.saving  # the saver is still held on its disk work
+    release.set()
+    expected = s.neurons.copy()
+    s.close()
     assert np.array_equal(ReviewSession.open(out, "g", "AB").neurons, expected)

@@ -57,7 +57,7 @@ def to_jsonable(obj: Any) -> Any:
 
 
 class AuditLog:
-    """An append-only JSON-lines log; each line is flushed and fsynced on write.
+    """An append-only JSON-lines log; each line is flushed and (by default) fsynced.
 
     Parameters
     ----------
@@ -68,13 +68,15 @@ class AuditLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def append(self, entry: dict) -> dict:
+    def append(self, entry: dict, *, durable: bool = True) -> dict:
         """Append one entry (made JSON-safe) and return it.
 
         Parameters
         ----------
         entry : dict
             The record.
+        durable : bool
+            fsync the line (else a journal holding the record makes it durable).
 
         Returns
         -------
@@ -87,7 +89,8 @@ class AuditLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         return rec
 
     def tail(self, n: int) -> list[dict]:

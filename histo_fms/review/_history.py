@@ -16,6 +16,7 @@ of its diff file, so :func:`replay_review` rebuilds a review from the automatic 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def combine_pixels(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 def crossings_to_json(df: pd.DataFrame) -> dict:
     """Return a crossings table as JSON (columns and rows), exactly restorable."""
+    if not len(df):  # (every DRG edit: no pandas conversion of an empty table)
+        return {"columns": [str(c) for c in df.columns], "data": []}
     return {"columns": [str(c) for c in df.columns],
             "data": to_jsonable(df.astype(object).where(df.notna(), None).values.tolist())}
 
@@ -101,6 +104,9 @@ class EditHistory:
         self.dir = Path(review_dir) / HISTORY
         self.undo_stack: list[int] = []
         self.redo_stack: list[int] = []
+        #: when a dict, saves are kept here (path relative to the review folder -> bytes)
+        #: instead of written: the session writes them and journals them with the edit
+        self.deferred: dict[str, bytes] | None = None
         p = self.dir / STACK
         if p.is_file():
             try:
@@ -118,14 +124,19 @@ class EditHistory:
 
     def save_stacks(self) -> None:
         """Write ``stack.json`` atomically."""
+        data = json.dumps({"undo": self.undo_stack, "redo": self.redo_stack}).encode()
+        if self.deferred is not None:
+            self.deferred[f"{HISTORY}/{STACK}"] = data
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.dir / STACK) as tmp:
-            tmp.write_text(json.dumps({"undo": self.undo_stack, "redo": self.redo_stack}),
-                           encoding="utf-8")
+            tmp.write_bytes(data)
 
     def save_edit(self, seq: int, kind: str, pixels: dict[str, tuple], before: dict,
                   after: dict) -> Path:
         """Write one edit's diff atomically and push it on the undo stack (redo cleared).
+
+        With :attr:`deferred` set, the diff and the stacks are kept there instead.
 
         Parameters
         ----------
@@ -143,7 +154,6 @@ class EditHistory:
         Path
             The diff file.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         for name, (idx, old, new) in pixels.items():
             arrays[f"{name}_idx"] = np.asarray(idx, np.int64)
@@ -153,9 +163,14 @@ class EditHistory:
                 "before": to_jsonable(before), "after": to_jsonable(after)}
         arrays["meta"] = np.array(json.dumps(meta))
         path = self.path(seq)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        if self.deferred is not None:
+            self.deferred[f"{HISTORY}/{path.name}"] = buf.getvalue()
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(buf.getvalue())
         self.undo_stack.append(int(seq))
         self.redo_stack = []
         self.save_stacks()

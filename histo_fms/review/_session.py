@@ -25,7 +25,7 @@ from ..io import (
 from ._audit import AuditLog, to_jsonable, utc_now
 from ._geometry import points_in_regions, polyline_length_um
 from ._history import HistoryMixin, small_state
-from ._journal import chunk_boxes
+from ._journal import chunk_boxes, replay_files, write_file
 from ._results import file_entry, image_path, pipeline_kind, read_run, summary_table
 
 REVIEWED = "reviewed"
@@ -123,6 +123,8 @@ class ReviewSession(HistoryMixin):
 
     def _load(self) -> None:
         restore_backups(self.dir)  # an interrupted save left the only copy as a backup
+        if self.dir.is_dir():
+            replay_files(self.dir)  # files of journalled edits a crash left unsaved
         auto_lab = self.auto_dir / "labels.zarr"
         rev_lab = self.dir / "labels.zarr"
         if pipeline_kind(self.run) == "drg":
@@ -207,29 +209,65 @@ class ReviewSession(HistoryMixin):
         was_fresh = not self.needs_recompute
         self.needs_recompute = True
         self.dir.mkdir(parents=True, exist_ok=True)
+        saver = getattr(self, "_saver", None)
+        journal = saver is not None and saver.error is None and self._history.deferred is not None
         if crossings:
             self._flag_excluded_crossings()
         if record:
             diff = self._record_edit(self.n_edits, kind)
+        if not journal:  # (a failed background write: the diff saved before the labels)
+            for name, data in self._take_deferred().items():
+                write_file(self.dir / name, data)
+        px = None
         if labels:
             self.labels_edited = True
-            self._save_labels()
+            px = self._save_labels(journal=journal)
         if crossings:
             write_table(_ordered(self.crossings), self.dir / "crossings.csv")
         if polylines:
             write_polylines(self.polylines, self.dir / "polylines.json")
-        write_json(self._state(), self.dir / OVERRIDES)
-        if was_fresh and (self.dir / SUMMARY).is_file():
-            # the reviewed summary on disk no longer matches the edits: mark it stale
-            write_reviewed_summary(self.results_dir, self.kind)
         rec = {"seq": self.n_edits, "time": utc_now(), "reviewer": self.reviewer,
                "image": self.stem, "case": self.blind_code, "kind": kind,
                "params": params, "before": before, "after": after}
         if diff is not None:
             rec["diff"] = diff
-        return self.audit.append(rec)
+        rec = to_jsonable(rec)
+        stale = was_fresh and (self.dir / SUMMARY).is_file()
+        if not journal:
+            write_json(self._state(), self.dir / OVERRIDES)
+            if stale:  # the reviewed summary on disk no longer matches the edits
+                write_reviewed_summary(self.results_dir, self.kind)
+            return self.audit.append(rec)
+        files = self._take_deferred()
+        files[OVERRIDES] = (json.dumps(to_jsonable(self._state()), indent=2,
+                                       ensure_ascii=False) + "\n").encode()
+        # background saves: the edit's files and audit line written (not fsynced), then
+        # one journal record holding them and its label pixels, fsynced: the edit is
+        # durable when this returns; the chunks are written and everything fsynced by
+        # the saver's thread
+        for name, data in files.items():
+            write_file(self.dir / name, data, durable=False)
+        if stale:  # (reads needs_recompute from overrides.json, written just now)
+            write_reviewed_summary(self.results_dir, self.kind)
+        self.audit.append(rec, durable=False)
+        idx, new, regions = px if px is not None else (np.zeros(0, np.int64),
+                                                       np.zeros(0, np.int32), [])
+        saver.submit(idx, new, regions, files=files, audit=rec,
+                     paths=[self.dir / n for n in files] + [self.audit.path])
+        if px is not None:
+            self._labels_are_auto = False
+        return rec
 
-    def _save_labels(self) -> None:
+    def _take_deferred(self) -> dict[str, bytes]:
+        """Return (and forget) the history files an edit saved in memory only."""
+        d = self._history.deferred
+        if not d:
+            return {}
+        out = dict(d)
+        d.clear()
+        return out
+
+    def _save_labels(self, *, journal: bool = False) -> tuple | None:
         """Save the labels: only the chunks of the last edited region when possible.
 
         The first edit of a DRG review copies the automatic ``labels.zarr`` (its
@@ -237,21 +275,21 @@ class ReviewSession(HistoryMixin):
         edit then rewrites only the chunks its pixels fall in (each chunk file is
         replaced atomically by zarr). The edit's exact diff is saved before, so an
         interrupted save is completed on reopening (:meth:`_finish_interrupted_save`).
+
+        With ``journal`` (background saves) nothing is written here: the edit's pixels
+        and copies of the whole chunks they fall in are returned as ``(idx, new,
+        regions)`` for the saver (whole chunks: zarr does not read and decompress the
+        old ones first).
         """
         path = self.dir / "labels.zarr"
         box = self._last_box
         saver = getattr(self, "_saver", None)
         if saver is not None and box is not None and self._last_px is not None:
             idx, new = self._last_px
-            if saver.error is None:
-                # background saves: the edit's pixels journalled (fsynced) now; copies of
-                # the whole chunks they fall in written by the saver's thread, in order
-                # (whole chunks: zarr does not read and decompress the old ones first)
+            if journal and saver.error is None:
                 regions = [(b, saver.copy_of(self.neurons[b]))
                            for b in chunk_boxes(idx, self.neurons.shape, self._label_chunks)]
-                saver.submit(idx, new, regions)
-                self._labels_are_auto = False
-                return
+                return idx, new, regions
             # a background write failed: the journal keeps this edit too (replayed on
             # reopening) and the chunks are saved here, raising the disk's error if any
             saver.journal.append(idx, new)
@@ -283,11 +321,14 @@ class ReviewSession(HistoryMixin):
     def save_in_background(self) -> bool:
         """Save label edits' chunks on a background thread from now on (DRG).
 
-        Each label edit's exact pixels are appended to ``reviewed/labels_journal.bin``
-        and fsynced before the edit returns; the zarr chunks they fall in are written
-        by one background thread. Reopening replays the journal over the chunks on disk,
-        so an edit is never lost, even when the process is killed before its chunks are
-        written. :meth:`flush` waits for the writes, :meth:`close` also stops the thread.
+        Each edit's exact label pixels and the small files it writes (its diff, the
+        undo stacks, ``overrides.json``, its audit line) are appended to
+        ``reviewed/labels_journal.bin`` as one record, fsynced before the edit returns
+        (one fsync per edit); the zarr chunks the pixels fall in are written, and the
+        files fsynced, by one background thread. Reopening replays the journal (files,
+        then pixels over the chunks on disk), so an edit is never lost, even when the
+        process is killed before its chunks are written. :meth:`flush` waits for the
+        writes, :meth:`close` also stops the thread.
 
         Returns
         -------
@@ -322,11 +363,23 @@ class ReviewSession(HistoryMixin):
             if tuple(target.shape) != self.neurons.shape:
                 raise OSError(f"{path}: shape {target.shape} differs from the labels")
 
+            folder = path / "labels" / "neurons" / "0"
+            cy, cx = (int(c) for c in target.chunks)
+
             def write(box, data):
                 target[box] = data
+                # the chunk files written (fsynced by the saver before the journal may
+                # start afresh; a chunk zarr leaves out as empty has none)
+                keys = [target.metadata.encode_chunk_key((y, x))
+                        for y in range(box[0].start // cy, -(-box[0].stop // cy))
+                        for x in range(box[1].start // cx, -(-box[1].stop // cx))]
+                return [folder / k for k in keys]
             return write
 
         self._saver = BackgroundSaver(LabelJournal(self.dir / JOURNAL), prepare)
+        # the edits' small files are written by the edit and journalled with it (one
+        # fsync per edit), made durable by the saver's thread
+        self._history.deferred = {}
         return True
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -356,6 +409,9 @@ class ReviewSession(HistoryMixin):
         saver = getattr(self, "_saver", None)
         if saver is not None:
             self._saver = None
+            for name, data in self._take_deferred().items():
+                write_file(self.dir / name, data)  # (saved by no edit: an edit refused)
+            self._history.deferred = None
             saver.close()  # (raises when a write failed; the journal keeps the edits)
 
     def _replay_journal(self) -> None:

@@ -91,3 +91,31 @@ def test_closing_napari_while_the_overview_is_computed_stops_it(make_napari_view
     # the review was saved on closing (background saves flushed)
     disk = zarr.open_group(str(s.dir / "labels.zarr"), mode="r")["labels/neurons/0"][...]
     assert np.array_equal(np.asarray(disk), expected)
+
+
+def test_layer_features_follow_every_edit_kind_without_a_rebuild(opened):
+    """After delete, merge, split (new ids) and undo the neurons layer's features (what
+    napari's status bar shows) equal a fresh build from the model, row for row."""
+    from napari_histo_fms._layers import neuron_features
+
+    viewer, w, _ = opened
+    s = w.session
+    lab = viewer.layers["neurons"]
+    ids = interior_ids(s.table)
+    w.delete_neuron(ids[0])
+    w.merge([ids[1], ids[2]])
+    row = s.table.set_index("neuron_id").loc[ids[3]]
+    w.split(ids[3], [(row["y_um"] - 3.0, row["x_um"]), (row["y_um"] + 3.0, row["x_um"])])
+    new_ids = s.history()[-1]["after"]["ids"]
+    assert any(i not in set(s.auto_table["neuron_id"]) for i in new_ids)
+    w.toggle_excluded(ids[4])
+    w.undo()
+    fresh = neuron_features(s, w.table.model.df).set_index("index")
+    shown = lab.features.set_index("index")
+    for nid in [*new_ids, ids[1], ids[4], ids[5]]:
+        k = lab._label_index[int(nid)]  # napari's hover reads this row
+        assert int(lab.features["index"].iat[k]) == int(nid)
+        a, b = shown.loc[int(nid)], fresh.loc[int(nid)]
+        assert list(a.index) == list(b.index)
+        for c in a.index:
+            assert a[c] == b[c] or (a[c] != a[c] and b[c] != b[c]), (nid, c, a[c], b[c])
