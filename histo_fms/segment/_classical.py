@@ -14,7 +14,7 @@ from .._numerics._local import distance_float32, gaussian_radius, nearest_featur
 from .._numerics._quantiles import label_quantiles, quantised_quantiles
 from ._fast import disc_closing, disc_opening, shape_measures  # the _objects ones, faster
 from ._levels import split_merged
-from ._nuclei import split_at_nuclei
+from ._nuclei import nucleus_pockets, split_at_nuclei
 from ._objects import (
     close_objects,
     fill_small_holes,
@@ -292,6 +292,8 @@ def segment_classical(
     pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
     bare_min_factor: float = 1.5,
+    nucleus_fill: bool = True,
+    nucleus_rim_um: float = 2.0,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -497,7 +499,8 @@ def segment_classical(
                     split_solidity=split_solidity, split_grow_um=split_grow_um,
                     dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
                     faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
-                    nucleus_split=nucleus_split, bare_min_factor=bare_min_factor)[0]
+                    nucleus_split=nucleus_split, bare_min_factor=bare_min_factor,
+                    nucleus_fill=nucleus_fill, nucleus_rim_um=nucleus_rim_um)[0]
 
 
 def _segment(
@@ -542,6 +545,8 @@ def _segment(
     pair_axis_ratio: float = 2 / 3,
     nucleus_split: bool = True,
     bare_min_factor: float = 1.5,
+    nucleus_fill: bool = True,
+    nucleus_rim_um: float = 2.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -596,7 +601,10 @@ def _segment(
         del s
     it = max(1, int(round(0.5 / px)))
     mask = binary_opening(mask, it)
+    opened = mask
     mask = fill_small_holes(mask, max_area_px)
+    holes = mask & ~opened if nucleus_fill else None
+    del opened
     mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
     cc, ncc = ndi.label(mask)
     sizes = np.bincount(cc.ravel())
@@ -631,6 +639,19 @@ def _segment(
         thr = np.maximum(edge_fraction * level, threshold)
         thr[0] = np.inf
         keep = contrast > thr[labels]
+        if holes is not None:
+            # a nucleus enclosed by its soma's cytoplasm stays in it, even where the
+            # rim round it is too thin or dim to be kept on the other side
+            pocket = nucleus_pockets(labels, holes, sgc_pos=sgc_pos,
+                                     nucleus_area_px=np.pi * (0.25 * min_diameter_um / px) ** 2)
+            if pocket.any():
+                # with the dim nuclear border between it and the bright cytoplasm
+                iy, ix = nearest_feature(pocket == 0)
+                yy = np.arange(pocket.shape[0])[:, None]
+                xx = np.arange(pocket.shape[1])[None, :]
+                near = (iy - yy) ** 2 + (ix - xx) ** 2 <= (nucleus_rim_um / px) ** 2
+                keep |= near & (labels == pocket[iy, ix]) & (labels > 0)
+            del pocket
         keep = binary_opening(keep, it)
         labels = split_pieces(np.where(keep, labels, 0), 2 * min_area_px)
         labels = close_objects(labels, nucleus_gap_um / 2 / px, max_area_px,

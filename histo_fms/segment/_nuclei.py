@@ -120,3 +120,87 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
             nxt += 1
             sub[part == p] = nxt
     return out
+
+
+def nucleus_pockets(labels: np.ndarray, holes: np.ndarray, *, nucleus_area_px: float,
+                    max_fraction: float = 0.5, min_share: float = 0.9,
+                    min_solidity: float = 0.8, sgc_pos: np.ndarray | None = None,
+                    max_sgc: float = 0.05) -> np.ndarray:
+    """Dark regions enclosed by one object's cytoplasm that are its nucleus.
+
+    In the neuron marker a soma's nucleus is a dark hole in its bright cytoplasm.
+    Where the cytoplasm rim is thin or dim on one side (a large or eccentric nucleus)
+    an outline drawn at a fraction of the soma's own level runs round the nucleus and
+    leaves a crescent, which then fails the soma shape checks or is cut like the notch
+    between two touching somata. ``holes`` are the pixels the foreground's hole
+    filling added (dark regions wholly enclosed by tissue above threshold); a
+    connected piece of them is a nucleus of the object ``k`` when
+
+    * at least ``min_share`` of it lies in ``k`` (a gap between several somata is
+      shared out among them by the watershed; a nucleus lies in one soma);
+    * it has at least ``nucleus_area_px`` pixels and at most ``max_fraction`` of
+      ``k``'s area (a nucleus is smaller than its soma);
+    * it is round (solidity at least ``min_solidity``; interstitium between somata
+      is bounded by their convex sides and is not);
+    * given ``sgc_pos``, at most ``max_sgc`` of it is SGC-positive (satellite glia wrap
+      the soma; none lie inside it).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Objects before their outline refinement.
+    holes : ndarray of bool
+        Pixels added by filling the foreground's holes.
+    nucleus_area_px : float
+        Smallest nucleus area (px).
+    max_fraction : float
+        Largest nucleus / object area ratio.
+    min_share : float
+        Smallest fraction of the pocket inside its object.
+    min_solidity : float
+        Smallest pocket solidity.
+    sgc_pos : ndarray of bool, optional
+        SGC-positive pixels.
+    max_sgc : float
+        Largest SGC-positive fraction of a pocket.
+
+    Returns
+    -------
+    ndarray of int32
+        The object id of each nucleus pocket pixel, 0 elsewhere.
+    """
+    from ._fast import shape_measures
+
+    labels = np.asarray(labels, np.int32)
+    out = np.zeros(labels.shape, np.int32)
+    pock, m = ndi.label(holes & (labels > 0))
+    if m == 0:
+        return out
+    n = int(labels.max())
+    area = np.bincount(labels.ravel(), minlength=n + 1)
+    size = np.bincount(pock.ravel(), minlength=m + 1)
+    # the object holding most of each pocket, and how much of it
+    sel = pock > 0
+    key = pock[sel].astype(np.int64) * (n + 1) + labels[sel]
+    uk, cnt = np.unique(key, return_counts=True)
+    pk, lk = np.divmod(uk, n + 1)
+    order = np.lexsort((-cnt, pk))
+    first = np.ones(order.size, bool)
+    first[1:] = pk[order][1:] != pk[order][:-1]
+    owner = np.zeros(m + 1, np.int64)
+    share = np.zeros(m + 1)
+    owner[pk[order][first]] = lk[order][first]
+    share[pk[order][first]] = cnt[order][first] / size[pk[order][first]]
+    ok = ((share >= min_share) & (size >= nucleus_area_px)
+          & (size <= max_fraction * area[owner]))
+    ok[0] = False
+    if sgc_pos is not None and ok.any():
+        pos = np.bincount(pock.ravel(), weights=sgc_pos.ravel(), minlength=m + 1)
+        ok &= pos <= max_sgc * np.maximum(size, 1)
+    if ok.any():
+        _, _, s, _ = shape_measures(np.where(ok[pock], pock, 0))
+        solid = np.zeros(m + 1)
+        solid[: s.size] = np.nan_to_num(s)
+        ok &= solid >= min_solidity
+    lut = np.where(ok, owner, 0).astype(np.int32)
+    return np.where(labels == lut[pock], lut[pock], 0).astype(np.int32)
