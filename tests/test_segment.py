@@ -208,3 +208,40 @@ def test_small_object_without_sheath_is_not_a_soma():
     assert off.max() == 3 and off[80, 125] > 0
     # without an SGC channel nothing tells them apart: all three are kept
     assert segment_neurons(neuron, pixel_size_um=0.5).max() == 3
+
+
+def test_large_nucleus_behind_a_dim_rim_stays_in_its_soma():
+    # a 44 µm soma whose 26 µm nucleus is eccentric; the thin cytoplasm rim beyond the
+    # nucleus is dim (below the outline level): the outline alone leaves a crescent
+    shape = (200, 200)  # 0.5 µm/px
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    soma = _disc(shape, 100, 100, 44)
+    img = np.full(shape, 150.0)
+    img[soma] = 1500.0
+    img[soma & (xx > 128)] = 450.0
+    img[_disc(shape, 100, 112, 26)] = 150.0
+    img = np.random.default_rng(3).poisson(img).astype(np.float32)
+    lab = segment_classical(img, pixel_size_um=0.5)
+    assert lab.max() == 1 and lab[100, 112] == 1
+    assert ((lab == 1) & soma).sum() / ((lab == 1) | soma).sum() > 0.85
+    # without the nucleus pocket the crescent is not a soma
+    assert segment_classical(img, pixel_size_um=0.5, nucleus_fill=False)[100, 112] == 0
+
+
+def test_nucleus_pockets_only_round_holes_of_one_object():
+    from histo_fms.segment._nuclei import nucleus_pockets
+
+    shape = (120, 200)
+    labels = np.zeros(shape, np.int32)
+    labels[_disc(shape, 60, 50, 40)] = 1
+    labels[10:110, 110:150] = 2
+    labels[10:110, 150:190] = 3
+    holes = _disc(shape, 60, 50, 15) | _disc(shape, 60, 150, 15)  # own / shared
+    out = nucleus_pockets(labels, holes, nucleus_area_px=50)
+    assert (out == 1).sum() == _disc(shape, 60, 50, 15).sum()
+    assert not out[:, 100:].any()  # the hole shared by two objects is no nucleus
+    sgc = np.zeros(shape, bool)
+    sgc[55:65, 40:60] = True  # sheath inside: not a nucleus
+    assert not nucleus_pockets(labels, holes, nucleus_area_px=50, sgc_pos=sgc).any()
+    big = _disc(shape, 60, 50, 32)  # most of its object: not a nucleus
+    assert not nucleus_pockets(labels, big, nucleus_area_px=50).any()

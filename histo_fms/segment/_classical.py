@@ -316,7 +316,11 @@ def segment_classical(
       h-maxima markers; neighbours without a neck are merged back;
     * each object's outline is refined at ``edge_fraction`` of its own bright
       level (``edge_quantile`` of its contrast), which also strips dimmer tissue a
-      soma was fused with; only its largest piece is kept;
+      soma was fused with; only its largest piece is kept; a nucleus wholly enclosed by
+      the foreground and lying in one object (round, no SGC inside, at most half the
+      object) stays in it with a ``nucleus_rim_um`` border, even where the cytoplasm
+      rim beyond it is too thin or dim to be kept (a large or eccentric nucleus would
+      otherwise leave a crescent; see :func:`histo_fms.segment._nuclei.nucleus_pockets`);
     * objects that cannot be somata are rejected: equivalent diameter above
       ``max_size_factor * max_diameter_um`` (a tissue-sized component), axis ratio
       below ``min_axis_ratio`` (fibres), solidity below ``min_solidity`` (ragged
@@ -466,6 +470,11 @@ def segment_classical(
         alone does not tell a small soma from a piece of a neighbour's cytoplasm, a
         fibre bundle's cross-section or debris, and small somata are wrapped in
         satellite glia like large ones; 0 disables.
+    nucleus_fill : bool
+        Keep each object's enclosed nucleus through the outline refinement (see above).
+    nucleus_rim_um : float
+        ... with the pixels within this distance of it in the object (the dim nuclear
+        border between the nucleus and the bright cytoplasm).
 
     Returns
     -------
