@@ -243,3 +243,25 @@ def test_both_somata_kept_when_the_outline_refinement_parts_them():
         ids, cnt = np.unique(lab[m], return_counts=True)
         k = ids[np.argmax(cnt)]
         assert k > 0 and _iou(lab == k, m) > 0.8
+
+
+def test_nucleus_reaching_the_outline_still_splits_a_pressed_pair():
+    from histo_fms.segment._nuclei import split_at_nuclei
+
+    shape = (128, 224)
+    obj = _ellipse(shape, 64, 112, 30, 80)  # two somata pressed into one ellipse
+    contrast = np.where(obj, 1.0, 0.0)
+    contrast[_ellipse(shape, 64, 72, 12, 12)] = 0.1  # one nucleus inside
+    # the other reaches the outline over a short arc (a thin rim, refined away there)
+    contrast[_ellipse(shape, 78, 152, 13, 13)] = 0.1
+    labels = obj.astype(np.int32)
+    kw = dict(min_area_px=800, max_area_px=1e5, nucleus_area_px=50, min_separation_px=10,
+              fraction=0.4)
+    out = split_at_nuclei(labels, contrast, max_open=0.25, **kw)
+    assert out.max() == 2 and out[64, 72] != out[78, 152]
+    assert split_at_nuclei(labels, contrast, max_open=0.0, **kw).max() == 1
+    # a dark groove along the outline (not round) is no nucleus
+    groove = contrast.copy()
+    groove[_ellipse(shape, 78, 152, 13, 13)] = 1.0
+    groove[obj & ~_ellipse(shape, 64, 112, 25, 75) & (np.mgrid[:128, :224][1] > 120)] = 0.1
+    assert split_at_nuclei(labels, groove, max_open=0.25, **kw).max() == 1

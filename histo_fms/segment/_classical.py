@@ -294,6 +294,7 @@ def segment_classical(
     bare_min_factor: float = 1.5,
     nucleus_fill: bool = True,
     nucleus_rim_um: float = 2.0,
+    nucleus_open: float = 0.25,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -475,6 +476,10 @@ def segment_classical(
     nucleus_rim_um : float
         ... with the pixels within this distance of it in the object (the dim nuclear
         border between the nucleus and the bright cytoplasm).
+    nucleus_open : float
+        For the nucleus split, a round dark patch counts as a nucleus even where it
+        meets the object's outline, on up to this fraction of its border (a thin rim
+        lost to blur or to the outline refinement); 0: only patches wholly inside.
 
     Returns
     -------
@@ -509,7 +514,8 @@ def segment_classical(
                     dim_level=dim_level, dim_solidity=dim_solidity, isolated=isolated,
                     faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
                     nucleus_split=nucleus_split, bare_min_factor=bare_min_factor,
-                    nucleus_fill=nucleus_fill, nucleus_rim_um=nucleus_rim_um)[0]
+                    nucleus_fill=nucleus_fill, nucleus_rim_um=nucleus_rim_um,
+                    nucleus_open=nucleus_open)[0]
 
 
 def _segment(
@@ -556,6 +562,7 @@ def _segment(
     bare_min_factor: float = 1.5,
     nucleus_fill: bool = True,
     nucleus_rim_um: float = 2.0,
+    nucleus_open: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -682,7 +689,8 @@ def _segment(
                                  max_area_px=max_size_factor**2 * max_area_px,
                                  nucleus_area_px=np.pi * (0.25 * min_diameter_um / px) ** 2,
                                  min_separation_px=0.5 * min_diameter_um / px,
-                                 fraction=edge_fraction, quantile=edge_quantile)
+                                 fraction=edge_fraction, quantile=edge_quantile,
+                                 max_open=nucleus_open)
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)

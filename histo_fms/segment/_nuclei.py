@@ -10,7 +10,8 @@ from .._numerics._quantiles import label_quantiles
 
 def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: float,
                     max_area_px: float, nucleus_area_px: float, min_separation_px: float,
-                    fraction: float, quantile: float = 0.9, min_nucleus_ratio: float = 0.2
+                    fraction: float, quantile: float = 0.9, min_nucleus_ratio: float = 0.2,
+                    max_open: float = 0.0, min_open_solidity: float = 0.85
                     ) -> np.ndarray:
     """Divide each object enclosing two or more dark nuclei between them.
 
@@ -19,7 +20,8 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     visible sheath between them are one outline with several such holes. Within each
     object of at least ``2 * min_area_px`` pixels, the nuclei are the connected regions
     darker than ``fraction`` times the object's ``quantile`` contrast that lie wholly
-    inside it (not touching its outline: an indentation is not a nucleus) and have at
+    inside it (not touching its outline: an indentation is not a nucleus; see
+    ``max_open``) and have at
     least ``nucleus_area_px`` pixels. With two or more nuclei, each pair at least
     ``min_separation_px`` apart (centre distance less both equivalent radii: the
     cytoplasm of two somata lies between them, not a dark patch in one soma's
@@ -51,6 +53,13 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         Quantile (0-1) of an object's contrast taken as its level.
     min_nucleus_ratio : float
         Smallest nucleus / part equivalent-diameter ratio.
+    max_open : float
+        When above 0, a dark patch may meet the object's outline on up to this fraction
+        of the ring of pixels just outside it (a nucleus behind a rim thinned away by
+        the outline refinement) if it is round (solidity at least
+        ``min_open_solidity``); 0: a patch touching the outline is never a nucleus.
+    min_open_solidity : float
+        Smallest solidity of a patch that meets the outline.
 
     Returns
     -------
@@ -77,11 +86,28 @@ def split_at_nuclei(labels: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         lab, m = ndi.label(dark)
         if m < 2:
             continue
-        rim = ndi.binary_dilation(~obj) & obj  # the object's outline pixels
-        touching = np.unique(lab[rim])
         size = np.bincount(lab.ravel(), minlength=m + 1)
         ok = size >= nucleus_area_px
-        ok[touching] = False
+        if max_open > 0:
+            # the ring just outside each dark patch: a nucleus is (almost) wholly
+            # surrounded by its cytoplasm, an indentation opens to the outside
+            ring_owner = ndi.grey_dilation(lab, size=(3, 3)) * (lab == 0)
+            tot = np.bincount(ring_owner.ravel(), minlength=m + 1)
+            out_ = np.bincount(ring_owner[~obj], minlength=m + 1)
+            opened = out_ > 0
+            ok &= out_ <= max_open * np.maximum(tot, 1)
+            if (ok & opened).any():
+                # one that reaches the outline must be round: a nucleus, not a groove
+                # or the dim cytoplasm of a lobe
+                from ._fast import shape_measures
+
+                _, _, so, _ = shape_measures(np.where((ok & opened)[lab], lab, 0))
+                solid = np.zeros(m + 1)
+                solid[: so.size] = np.nan_to_num(so)
+                ok &= ~opened | (solid >= min_open_solidity)
+        else:
+            rim = ndi.binary_dilation(~obj) & obj  # the object's outline pixels
+            ok[np.unique(lab[rim])] = False
         ok[0] = False
         ids = np.flatnonzero(ok)
         if ids.size < 2:
