@@ -220,12 +220,16 @@ def test_large_nucleus_behind_a_dim_rim_stays_in_its_soma():
     img[soma] = 1500.0
     img[soma & (xx > 128)] = 450.0
     img[_disc(shape, 100, 112, 26)] = 150.0
-    img = np.random.default_rng(3).poisson(img).astype(np.float32)
-    lab = segment_classical(img, pixel_size_um=0.5)
+    rng = np.random.default_rng(3)
+    img = rng.poisson(img).astype(np.float32)
+    sgc = np.where(_disc(shape, 100, 100, 48) & ~soma, 1200.0, 100.0)  # its sheath
+    ch = {"sgc": rng.poisson(sgc).astype(np.float32)}
+    lab = segment_classical(img, pixel_size_um=0.5, channels=ch)
     assert lab.max() == 1 and lab[100, 112] == 1
     assert ((lab == 1) & soma).sum() / ((lab == 1) | soma).sum() > 0.85
     # without the nucleus pocket the crescent is not a soma
-    assert segment_classical(img, pixel_size_um=0.5, nucleus_fill=False)[100, 112] == 0
+    no = segment_classical(img, pixel_size_um=0.5, channels=ch, nucleus_fill=False)
+    assert no[100, 112] == 0
 
 
 def test_nucleus_pockets_only_round_holes_of_one_object():

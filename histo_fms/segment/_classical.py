@@ -317,9 +317,10 @@ def segment_classical(
       h-maxima markers; neighbours without a neck are merged back;
     * each object's outline is refined at ``edge_fraction`` of its own bright
       level (``edge_quantile`` of its contrast), which also strips dimmer tissue a
-      soma was fused with; only its largest piece is kept; a nucleus wholly enclosed by
-      the foreground and lying in one object (round, no SGC inside, at most half the
-      object) stays in it with a ``nucleus_rim_um`` border, even where the cytoplasm
+      soma was fused with; only its largest piece is kept; with an SGC channel, a nucleus
+      wholly enclosed by the foreground and lying in one object (round, no SGC inside, at
+      most half the object; without that channel nothing tells it from a gap of
+      interstitium enclosed by somata) stays in it with a ``nucleus_rim_um`` border, even where the cytoplasm
       rim beyond it is too thin or dim to be kept (a large or eccentric nucleus would
       otherwise leave a crescent; see :func:`histo_fms.segment._nuclei.nucleus_pockets`);
     * objects that cannot be somata are rejected: equivalent diameter above
@@ -472,7 +473,8 @@ def segment_classical(
         fibre bundle's cross-section or debris, and small somata are wrapped in
         satellite glia like large ones; 0 disables.
     nucleus_fill : bool
-        Keep each object's enclosed nucleus through the outline refinement (see above).
+        With an SGC channel, keep each object's enclosed nucleus through the outline
+        refinement (see above).
     nucleus_rim_um : float
         ... with the pixels within this distance of it in the object (the dim nuclear
         border between the nucleus and the bright cytoplasm).
@@ -619,7 +621,8 @@ def _segment(
     mask = binary_opening(mask, it)
     opened = mask
     mask = fill_small_holes(mask, max_area_px)
-    holes = mask & ~opened if nucleus_fill else None
+    # with an SGC channel, a dark hole without sheath inside it can be a nucleus
+    holes = mask & ~opened if nucleus_fill and sgc is not None else None
     del opened
     mask = disc_opening(mask, opening_radius_px(min_diameter_um, px, open_um))
     cc, ncc = ndi.label(mask)
@@ -655,7 +658,7 @@ def _segment(
         thr = np.maximum(edge_fraction * level, threshold)
         thr[0] = np.inf
         keep = contrast > thr[labels]
-        if holes is not None:
+        if holes is not None and sgc_pos is not None:
             # a nucleus enclosed by its soma's cytoplasm stays in it, even where the
             # rim round it is too thin or dim to be kept on the other side
             pocket = nucleus_pockets(labels, holes, sgc_pos=sgc_pos,
