@@ -321,8 +321,9 @@ def segment_classical(
       wholly enclosed by the foreground and lying in one object (round, no SGC inside, at
       most half the object; without that channel nothing tells it from a gap of
       interstitium enclosed by somata) stays in it with a ``nucleus_rim_um`` border, even
-      where the cytoplasm rim beyond it is too thin or dim to be kept (a large or eccentric nucleus would
-      otherwise leave a crescent; see :func:`histo_fms.segment._nuclei.nucleus_pockets`);
+      where the cytoplasm rim beyond it is too thin or dim to be kept (a large or
+      eccentric nucleus would otherwise leave a crescent; see
+      :func:`histo_fms.segment._nuclei.nucleus_pockets`);
     * objects that cannot be somata are rejected: equivalent diameter above
       ``max_size_factor * max_diameter_um`` (a tissue-sized component), axis ratio
       below ``min_axis_ratio`` (fibres), solidity below ``min_solidity`` (ragged
