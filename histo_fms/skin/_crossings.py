@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from skimage import morphology
 
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
+from .._numerics._labelstats import label_extrema
 from ._epidermis import Epidermis, epidermis_from_polylines, find_epidermis
 from ._fibres import trace_fibres
 from ._params import SkinParams
@@ -135,9 +136,7 @@ def count_crossings(
     lab, n = ndi.label(near, _EIGHT)
     rows = []
     if n:
-        idx = np.arange(1, n + 1)
-        dmax = ndi.maximum(depth, lab, idx)
-        dmin = ndi.minimum(depth, lab, idx)
+        dmin, dmax = label_extrema(depth, lab, n)
         objs = ndi.find_objects(lab)
         # a piece that comes down to the DEJ but whose dermal part is too faint to trace
         # (no stub ``dermal_extent_um`` deep) still entered there: it counts once
@@ -157,7 +156,7 @@ def count_crossings(
             if ns == 0:
                 continue
             sids = np.arange(1, ns + 1)
-            smin = ndi.minimum(dsub, stubs, sids)
+            smin = label_extrema(dsub, stubs, ns)[0]
             entries = []
             deep = sids[smin <= -p.dermal_extent_um]
             if deep.size == 0:

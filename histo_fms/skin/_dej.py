@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters
 
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
+from .._numerics._gauss import gaussian_filter
+from .._numerics._ridges import sato
 from ._params import SkinParams
 
 
@@ -132,8 +133,8 @@ def nuclear_density(nuclei: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     """
     img = np.asarray(nuclei, np.float32)
     s1 = p.nucleus_diameter_um / 4 / px
-    dog = ndi.gaussian_filter(img, s1) - ndi.gaussian_filter(img, 3 * s1)
-    return ndi.gaussian_filter(np.maximum(dog, 0), p.nucleus_diameter_um / 2 / px)
+    dog = gaussian_filter(img, s1) - gaussian_filter(img, 3 * s1)
+    return gaussian_filter(np.maximum(dog, 0), p.nucleus_diameter_um / 2 / px)
 
 
 def step_edge(tex: np.ndarray, half_px: int, *, above_only: bool = False) -> np.ndarray:
@@ -158,7 +159,7 @@ def membrane_ridge(membrane: np.ndarray, px: float, p: SkinParams) -> np.ndarray
     """Return the bright-ridge response of the membrane channel at the membrane's width."""
     sig = max(p.membrane_width_um / 2 / px, 0.7)
     img = np.asarray(membrane, np.float32)
-    return filters.sato(img, sigmas=[sig], black_ridges=False, mode="reflect").astype(np.float32)
+    return sato(img, [sig], black_ridges=False, mode="reflect").astype(np.float32)
 
 
 def _background_level(img: np.ndarray, px: float, size_um: float) -> np.ndarray:
@@ -279,7 +280,7 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     """
     win = int(round(p.dej_edge_window_um / px))
     lvl = _diffuse_level(af, px, p.nucleus_diameter_um)
-    lvl = ndi.gaussian_filter(lvl, p.dej_column_smoothing_um / px)
+    lvl = gaussian_filter(lvl, p.dej_column_smoothing_um / px)
     e_af = step_edge(lvl, win)
     rows_i = np.arange(af.shape[0])[:, None]
     deep = rows_i >= lo_rows[None]
@@ -377,9 +378,9 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     if texture_is_nuclei:
         tex = nuclear_density(frame.to_canonical(np.asarray(texture))[:, c0:c1], px, p)
     else:
-        tex = ndi.gaussian_filter(frame.to_canonical(np.asarray(texture, np.float32))[:, c0:c1],
+        tex = gaussian_filter(frame.to_canonical(np.asarray(texture, np.float32))[:, c0:c1],
                                   p.epidermis_smoothing_um / px)
-    tex = ndi.gaussian_filter1d(tex, p.dej_column_smoothing_um / px, axis=1)
+    tex = gaussian_filter(tex, (0.0, p.dej_column_smoothing_um / px))  # = gaussian_filter1d
     edge = step_edge(tex, int(round(p.dej_edge_window_um / px)))
     edge = edge / _robust_scale(edge[b])
     # decimate columns to ~1 µm for the path
