@@ -89,6 +89,7 @@ def count_crossings(
     *,
     pixel_size_um: float,
     params: SkinParams | None = None,
+    depth: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Count fibres crossing the DEJ into the epidermis (EFNS/PNS rules).
 
@@ -118,6 +119,8 @@ def count_crossings(
         Pixel size in µm.
     params : SkinParams, optional
         Counting parameters.
+    depth : ndarray of float32, optional
+        ``dej_depth(epidermis, fibre_labels.shape)``, when already computed.
 
     Returns
     -------
@@ -129,7 +132,7 @@ def count_crossings(
     p = params or SkinParams()
     px = float(pixel_size_um)
     fl = np.asarray(fibre_labels)
-    depth = dej_depth(epidermis, fl.shape)
+    depth = dej_depth(epidermis, fl.shape) if depth is None else depth
     # count on the centre lines, so fibre width never reaches across the band
     skel = morphology.skeletonize(fl > 0)
     near = skel & (depth > -p.crossing_band_um)
@@ -232,10 +235,11 @@ class SkinResult:
     qc: dict = field(default_factory=dict)
 
 
-def _result(fibres, epi: Epidermis, px: float, p: SkinParams) -> SkinResult:
-    depth = dej_depth(epi, fibres.shape)
+def _result(fibres, epi: Epidermis, px: float, p: SkinParams,
+            depth: np.ndarray | None = None) -> SkinResult:
+    depth = dej_depth(epi, fibres.shape) if depth is None else depth
     fibres = _split_at_dej(np.asarray(fibres), depth, p.crossing_band_um)
-    cr = count_crossings(fibres, epi, pixel_size_um=px, params=p)
+    cr = count_crossings(fibres, epi, pixel_size_um=px, params=p, depth=depth)
     length_mm = epi.surface_length_um / 1000.0
     n = int(len(cr))
     return SkinResult(
@@ -292,7 +296,7 @@ def analyze_skin(
     depth = dej_depth(epi, fibre.shape)
     region = depth > -(p.crossing_band_um + 20.0)
     fibres = trace_fibres(fibre, pixel_size_um=px, params=p, mask=region)
-    return _result(fibres, epi, px, p)
+    return _result(fibres, epi, px, p, depth)
 
 
 def recount_skin(
