@@ -13,9 +13,10 @@ from .._numerics._background import (
     smooth_for_stats,
 )
 from .._numerics._cityblock import binary_dilation
-from .._numerics._gauss import gaussian_filter
+from .._numerics._gauss import _gaussian_kernel1d, gaussian_filter
 from .._numerics._local import gaussian_radius, sparse_crops
 from .._numerics._quantiles import quantised_quantiles
+from .._numerics._spots import spot_test_at
 
 #: window (µm) of the running median that flat-fields each channel
 LIPOFUSCIN_WINDOW_UM = 40.0
@@ -42,6 +43,9 @@ def _spots_at(channel: np.ndarray, dark_level: float, where: np.ndarray, size: i
     Smoothing and opening are computed in crops around the pixels
     (:func:`histo_fms._numerics._local.sparse_crops`), so values equal the whole image's.
     """
+    if _gaussian_kernel1d is not None:  # one compiled pass over blocks (equal values)
+        return spot_test_at(channel, dark_level, where, size, floor, median, min_contrast,
+                            sigma=0.6)
     out = np.zeros(np.shape(channel), bool)
     reach = 2 * (size // 2) + gaussian_radius(0.6)
     for sl, own in sparse_crops(where, reach):

@@ -13,6 +13,7 @@ from .._numerics._cityblock import binary_dilation, binary_erosion
 from .._numerics._gauss import gaussian_filter
 from .._numerics._morph import within_depth
 from .._numerics._quantiles import label_quantiles
+from .._numerics._ringops import other_label_near, window_mean
 from .._numerics._sums import label_cross_sums, label_moment_sums
 from ..segment import segment_neurons
 from ..segment._classical import _segment as _segment_classical
@@ -243,7 +244,12 @@ def _perimeter_coverage(labels, ring_px, covered, nearest, nmax):
 def _contact_zone(labels: np.ndarray, rings: np.ndarray, guard_px: float) -> np.ndarray:
     """Ring pixels within ``guard_px`` of another neuron's ring or soma."""
     own = np.where(labels > 0, labels, rings)
-    k = 2 * max(1, int(round(guard_px))) + 1
+    half = max(1, int(round(guard_px)))
+    if own.dtype.kind in "iu" and rings.dtype.kind in "iu" and (
+            own.size == 0 or int(own.max()) < np.iinfo(np.int32).max):
+        # the maximum / minimum filters below, in one compiled pass (equal values)
+        return other_label_near(own, rings, half)
+    k = 2 * half + 1
     big = np.iinfo(np.int32).max
     mx = ndi.maximum_filter(own, size=k)
     mn = ndi.minimum_filter(np.where(own == 0, big, own), size=k)
@@ -276,13 +282,13 @@ def _ring_statistic(values: np.ndarray, rings: np.ndarray, nmax: int, statistic:
     """
     if statistic == "median":
         return label_quantiles(values, rings, 0.5, nmax)
-    rf = rings.ravel()
-    v = values.ravel().astype(np.float64)
     if statistic == "trimmed":
         lo = label_quantiles(values, rings, TRIM_LOW, nmax)
         hi = label_quantiles(values, rings, 1 - TRIM, nmax)
-        keep = (rf > 0) & (v >= lo[rf]) & (v <= hi[rf])
-        rf = np.where(keep, rf, 0)
+        # the mean of the pixels within their ring's bounds (np.bincount's sums, one pass)
+        return window_mean(values, rings, lo, hi, nmax)
+    rf = rings.ravel()
+    v = values.ravel().astype(np.float64)
     n = np.bincount(rf, minlength=nmax + 1)
     s = np.bincount(rf, weights=v, minlength=nmax + 1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from skimage import morphology
 
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
+from .._numerics._labelstats import label_extrema
 from ._epidermis import Epidermis, epidermis_from_polylines, find_epidermis
 from ._fibres import trace_fibres
 from ._params import SkinParams
@@ -88,6 +89,7 @@ def count_crossings(
     *,
     pixel_size_um: float,
     params: SkinParams | None = None,
+    depth: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Count fibres crossing the DEJ into the epidermis (EFNS/PNS rules).
 
@@ -117,6 +119,8 @@ def count_crossings(
         Pixel size in µm.
     params : SkinParams, optional
         Counting parameters.
+    depth : ndarray of float32, optional
+        ``dej_depth(epidermis, fibre_labels.shape)``, when already computed.
 
     Returns
     -------
@@ -128,16 +132,14 @@ def count_crossings(
     p = params or SkinParams()
     px = float(pixel_size_um)
     fl = np.asarray(fibre_labels)
-    depth = dej_depth(epidermis, fl.shape)
+    depth = dej_depth(epidermis, fl.shape) if depth is None else depth
     # count on the centre lines, so fibre width never reaches across the band
     skel = morphology.skeletonize(fl > 0)
     near = skel & (depth > -p.crossing_band_um)
     lab, n = ndi.label(near, _EIGHT)
     rows = []
     if n:
-        idx = np.arange(1, n + 1)
-        dmax = ndi.maximum(depth, lab, idx)
-        dmin = ndi.minimum(depth, lab, idx)
+        dmin, dmax = label_extrema(depth, lab, n)
         objs = ndi.find_objects(lab)
         # a piece that comes down to the DEJ but whose dermal part is too faint to trace
         # (no stub ``dermal_extent_um`` deep) still entered there: it counts once
@@ -157,7 +159,7 @@ def count_crossings(
             if ns == 0:
                 continue
             sids = np.arange(1, ns + 1)
-            smin = ndi.minimum(dsub, stubs, sids)
+            smin = label_extrema(dsub, stubs, ns)[0]
             entries = []
             deep = sids[smin <= -p.dermal_extent_um]
             if deep.size == 0:
@@ -233,10 +235,11 @@ class SkinResult:
     qc: dict = field(default_factory=dict)
 
 
-def _result(fibres, epi: Epidermis, px: float, p: SkinParams) -> SkinResult:
-    depth = dej_depth(epi, fibres.shape)
+def _result(fibres, epi: Epidermis, px: float, p: SkinParams,
+            depth: np.ndarray | None = None) -> SkinResult:
+    depth = dej_depth(epi, fibres.shape) if depth is None else depth
     fibres = _split_at_dej(np.asarray(fibres), depth, p.crossing_band_um)
-    cr = count_crossings(fibres, epi, pixel_size_um=px, params=p)
+    cr = count_crossings(fibres, epi, pixel_size_um=px, params=p, depth=depth)
     length_mm = epi.surface_length_um / 1000.0
     n = int(len(cr))
     return SkinResult(
@@ -293,7 +296,7 @@ def analyze_skin(
     depth = dej_depth(epi, fibre.shape)
     region = depth > -(p.crossing_band_um + 20.0)
     fibres = trace_fibres(fibre, pixel_size_um=px, params=p, mask=region)
-    return _result(fibres, epi, px, p)
+    return _result(fibres, epi, px, p, depth)
 
 
 def recount_skin(

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters
 
+from .._numerics._columns import min_cost_path, step_edge  # compiled column passes
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
+from .._numerics._gauss import gaussian_filter
+from .._numerics._ridges import sato
 from ._params import SkinParams
 
 
@@ -78,51 +80,6 @@ def section_frame(band: np.ndarray, dermis: np.ndarray) -> Frame:
     return Frame(transpose=bool(transpose), flip=bool(flip))
 
 
-def min_cost_path(cost: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, max_step: int,
-                  step_cost: float) -> np.ndarray:
-    """Return the minimal-cost path across the columns of ``cost``, one row per column.
-
-    Parameters
-    ----------
-    cost : ndarray of float, shape (R, C)
-        Cost of the path passing through each pixel.
-    lo, hi : ndarray of int, shape (C,)
-        Allowed rows per column, ``lo <= row <= hi``.
-    max_step : int
-        Largest row change between neighbouring columns.
-    step_cost : float
-        Added cost per row of change between neighbouring columns.
-
-    Returns
-    -------
-    ndarray of int, shape (C,)
-        Row of the path in each column.
-    """
-    r, c = cost.shape
-    rows = np.arange(r)
-    big = np.float64(1e18)
-    allowed = (rows[:, None] >= lo[None]) & (rows[:, None] <= hi[None])
-    cst = np.where(allowed, cost, big)
-    acc = cst[:, 0].astype(np.float64)
-    back = np.zeros((r, c), np.int16)
-    shifts = np.arange(-max_step, max_step + 1)
-    pen = step_cost * np.abs(shifts)
-    for j in range(1, c):
-        pad = np.full(r + 2 * max_step, big)
-        pad[max_step:max_step + r] = acc
-        # cand[k, y] = acc[y + shift_k] + pen_k
-        cand = np.stack([pad[max_step + s:max_step + s + r] for s in shifts]) + pen[:, None]
-        k = np.argmin(cand, axis=0)
-        acc = cand[k, rows] + cst[:, j]
-        back[:, j] = shifts[k]
-    path = np.zeros(c, np.int64)
-    path[-1] = int(np.argmin(acc))
-    for j in range(c - 1, 0, -1):
-        # (clipped: where no row of a column is allowed the step may point off the image)
-        path[j - 1] = min(max(path[j] + back[path[j], j], 0), r - 1)
-    return np.clip(path, 0, r - 1)
-
-
 def nuclear_density(nuclei: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     """Return the local density of bright nucleus-sized blobs (a texture map).
 
@@ -132,33 +89,15 @@ def nuclear_density(nuclei: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     """
     img = np.asarray(nuclei, np.float32)
     s1 = p.nucleus_diameter_um / 4 / px
-    dog = ndi.gaussian_filter(img, s1) - ndi.gaussian_filter(img, 3 * s1)
-    return ndi.gaussian_filter(np.maximum(dog, 0), p.nucleus_diameter_um / 2 / px)
-
-
-def step_edge(tex: np.ndarray, half_px: int, *, above_only: bool = False) -> np.ndarray:
-    """Return mean of ``tex`` over the ``half_px`` rows above minus over those below.
-
-    With ``above_only`` return the mean over the rows above alone.
-    """
-    r = tex.shape[0]
-    h = max(1, int(half_px))
-    # the image ends repeat their last row (no false step where a window runs out)
-    pad = np.pad(np.asarray(tex, np.float64), ((h, h), (0, 0)), mode="edge")
-    cs = np.concatenate([np.zeros((1, tex.shape[1])), np.cumsum(pad, 0)])
-    i = np.arange(r) + h
-    above = (cs[i] - cs[i - h]) / h
-    if above_only:
-        return above.astype(np.float32)
-    below = (cs[i + 1 + h] - cs[i + 1]) / h
-    return (above - below).astype(np.float32)
+    dog = gaussian_filter(img, s1) - gaussian_filter(img, 3 * s1)
+    return gaussian_filter(np.maximum(dog, 0), p.nucleus_diameter_um / 2 / px)
 
 
 def membrane_ridge(membrane: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
     """Return the bright-ridge response of the membrane channel at the membrane's width."""
     sig = max(p.membrane_width_um / 2 / px, 0.7)
     img = np.asarray(membrane, np.float32)
-    return filters.sato(img, sigmas=[sig], black_ridges=False, mode="reflect").astype(np.float32)
+    return sato(img, [sig], black_ridges=False, mode="reflect").astype(np.float32)
 
 
 def _background_level(img: np.ndarray, px: float, size_um: float) -> np.ndarray:
@@ -279,7 +218,7 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     """
     win = int(round(p.dej_edge_window_um / px))
     lvl = _diffuse_level(af, px, p.nucleus_diameter_um)
-    lvl = ndi.gaussian_filter(lvl, p.dej_column_smoothing_um / px)
+    lvl = gaussian_filter(lvl, p.dej_column_smoothing_um / px)
     e_af = step_edge(lvl, win)
     rows_i = np.arange(af.shape[0])[:, None]
     deep = rows_i >= lo_rows[None]
@@ -377,9 +316,9 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
     if texture_is_nuclei:
         tex = nuclear_density(frame.to_canonical(np.asarray(texture))[:, c0:c1], px, p)
     else:
-        tex = ndi.gaussian_filter(frame.to_canonical(np.asarray(texture, np.float32))[:, c0:c1],
+        tex = gaussian_filter(frame.to_canonical(np.asarray(texture, np.float32))[:, c0:c1],
                                   p.epidermis_smoothing_um / px)
-    tex = ndi.gaussian_filter1d(tex, p.dej_column_smoothing_um / px, axis=1)
+    tex = gaussian_filter(tex, (0.0, p.dej_column_smoothing_um / px))  # = gaussian_filter1d
     edge = step_edge(tex, int(round(p.dej_edge_window_um / px)))
     edge = edge / _robust_scale(edge[b])
     # decimate columns to ~1 µm for the path

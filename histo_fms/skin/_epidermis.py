@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, measure, morphology
+from skimage import draw, filters, measure
 
+from .._numerics._binary import binary_fill_holes, binary_opening_disk
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
+from .._numerics._gauss import gaussian_filter
+from .._numerics._labelstats import label_extrema
 from ._dej import mask_above, section_frame, trace_dej
 from ._params import SkinParams
 
@@ -109,7 +112,7 @@ def _tissue_mask(channels: list[np.ndarray], px: float, p: SkinParams) -> np.nda
     noise2 = 0.0
     for ch in channels:
         ch = np.asarray(ch, np.float32)
-        c = ndi.gaussian_filter(ch, sig)
+        c = gaussian_filter(ch, sig)
         total += c - _dark_level(c)
         noise2 += _noise_sd(ch) ** 2
     sd_s = np.sqrt(noise2) / (2 * np.sqrt(np.pi) * max(sig, 0.5))
@@ -122,7 +125,7 @@ def _tissue_mask(channels: list[np.ndarray], px: float, p: SkinParams) -> np.nda
     t = max(t, 6 * sd_s)
     tissue = total > t
     tissue = _remove_small(tissue, max(16, int((20 / px) ** 2)))
-    tissue = ndi.binary_fill_holes(tissue) if tissue.any() else tissue
+    tissue = binary_fill_holes(tissue) if tissue.any() else tissue
     return tissue
 
 
@@ -140,12 +143,11 @@ def _with_stratum_corneum(band: np.ndarray, tissue: np.ndarray, d_bg: np.ndarray
     slab, ns = ndi.label(strip)
     sc = np.zeros_like(band)
     if ns:
-        ids = np.arange(1, ns + 1)
-        touches_bg = ndi.minimum(d_bg, slab, ids) <= 1.5
-        touches_band = ndi.maximum(_dilate(band, 1.5), slab, ids) > 0
+        touches_bg = label_extrema(d_bg, slab, ns)[0] <= 1.5
+        touches_band = label_extrema(_dilate(band, 1.5).view(np.uint8), slab, ns)[1] > 0
         ok = np.concatenate([[False], touches_bg & touches_band])
         sc = ok[slab]
-    return ndi.binary_fill_holes(band | sc)
+    return binary_fill_holes(band | sc)
 
 
 def _remove_small(mask: np.ndarray, min_px: int) -> np.ndarray:
@@ -168,8 +170,8 @@ def _erode(mask: np.ndarray, r_px: float) -> np.ndarray:
     return edt(mask) > r_px
 
 
-def _disk(r_px: float) -> np.ndarray:
-    return morphology.disk(max(1, int(round(r_px))))
+def _disk_radius(r_px: float) -> int:
+    return max(1, int(round(r_px)))
 
 
 def find_epidermis(
@@ -250,12 +252,12 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
 
     tex_src = nuclei if nuclei is not None else (fibre if fibre is not None else membrane)
     tex_src = np.asarray(tex_src, np.float32)
-    dark = _dark_level(ndi.gaussian_filter(tex_src, 2.0))
-    tex = ndi.gaussian_filter(tex_src, p.epidermis_smoothing_um / px) - dark
+    dark = _dark_level(gaussian_filter(tex_src, 2.0))
+    tex = gaussian_filter(tex_src, p.epidermis_smoothing_um / px) - dark
     vals = tex[tissue]
     t = filters.threshold_otsu(vals)
     cand = (tex > t) & tissue
-    cand = ndi.binary_opening(cand, _disk(3.0 / px))
+    cand = binary_opening_disk(cand, _disk_radius(3.0 / px))
     # the dense band must face the background along its surface, directly or across a
     # stratum corneum at most ``max_stratum_corneum_um`` thick
     sc_px = p.max_stratum_corneum_um / px
@@ -271,7 +273,7 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
         raise NoEpidermisError(
             f"no dense band faces the slide background along >= {p.min_epidermis_length_um} µm "
             "(dermis-only field?)")
-    band = ndi.binary_fill_holes(lab == best)
+    band = binary_fill_holes(lab == best)
     if band.sum() * px * px < p.min_epidermis_length_um * p.min_epidermis_thickness_um:
         raise NoEpidermisError(
             f"the densest band near the slide background is too small for an epidermis "
@@ -306,7 +308,7 @@ def _find_epidermis(chans, px, p, nuclei, membrane, fibre, tissue=None) -> Epide
                       autofluorescence=fibre, dense=band)
     epi = mask_above(trace, tissue) if trace is not None else epi0
     epi = epi & tissue
-    epi = ndi.binary_fill_holes(epi)
+    epi = binary_fill_holes(epi)
     lab, n = ndi.label(epi)
     if n > 1:
         sizes = np.bincount(lab.ravel())
@@ -342,7 +344,7 @@ def _quality(trace, px: float, p: SkinParams) -> dict:
 def _boundaries(epi, background, p, px):
     """Surface and DEJ polylines (pixel coordinates) from the epidermis mask."""
     h, w = epi.shape
-    sm = ndi.gaussian_filter(np.pad(epi, 1).astype(np.float32), 1.0)
+    sm = gaussian_filter(np.pad(epi, 1).astype(np.float32), 1.0)
     contours = measure.find_contours(sm, 0.5)
     if not contours:
         return None, None

@@ -7,6 +7,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage import draw, filters, morphology
 
+from .._numerics._ridges import sato
 from ._params import SkinParams
 
 _EIGHT = np.ones((3, 3), bool)
@@ -67,7 +68,7 @@ def ridge_response(fibre: np.ndarray, *, pixel_size_um: float,
     p = params or SkinParams()
     sig = [max(s / pixel_size_um, 0.5) for s in p.fibre_sigmas_um]
     img = np.asarray(fibre, np.float32)
-    return filters.sato(img, sigmas=sig, black_ridges=False, mode="reflect").astype(np.float32)
+    return sato(img, sig, black_ridges=False, mode="reflect").astype(np.float32)
 
 
 def trace_fibres(
