@@ -209,7 +209,8 @@ def _row(bed: str, train: str, test: str, labels, ref, px, extra=None) -> dict:
     row = {"bed": bed, "train": train, "test": test, "n_ref": s["n_reference"],
            "n_pred": s["n_predicted"], "matched": s["n_matched"],
            "precision": s["precision"], "recall": s["recall"], "f1": s["f1"],
-           "median_iou": s["median_iou"], "n_ref_in": si["n_reference"],
+           "median_iou": s["median_iou"], "bias_um": s["diameter_bias_um"],
+           "n_ref_in": si["n_reference"],
            "n_pred_in": si["n_predicted"], "matched_in": si["n_matched"],
            "f1_interior": si["f1"]}
     row.update(extra or {})
@@ -453,6 +454,8 @@ def main(argv=None) -> int:
               f"(precision {m / max(npd, 1):.3f}, recall {m / max(nr, 1):.3f}), "
               f"worst {g['f1'].min():.3f}")
         mi, nri, npi = g["matched_in"].sum(), g["n_ref_in"].sum(), g["n_pred_in"].sum()
+        print(f"{bed}: median IoU of the matches {g['median_iou'].median():.3f}, diameter "
+              f"bias (predicted - reference) {g['bias_um'].mean():+.2f} µm")
         print(f"{bed}: without border-cut objects {2 * mi / max(nri + npi, 1):.3f} "
               f"({nri} reference objects)")
         if args.diagnose:
