@@ -127,6 +127,7 @@ def train_pixels(
     random_state: int = 0,
     outlines: bool = False,
     dense: bool | None = None,
+    n_jobs: int | None = -1,
 ) -> TrainedModel:
     """Train a pixel classifier from image files and their annotation TIFFs and save it.
 
@@ -165,6 +166,9 @@ def train_pixels(
         neuron taught as SGC sheath when there is an ``sgc`` channel. Default: each
         annotation that is one (``train_pixel_classifier(dense=None)``); ``False``
         trains on the annotations as drawn.
+    n_jobs : int, optional
+        Threads for fitting the forest (default all cores; the model does not depend on
+        it).
 
     Returns
     -------
@@ -217,7 +221,7 @@ def train_pixels(
     model = train_pixel_classifier(chans_all, anns, pixel_size_um=pxs, roles=roles,
                                    levels=levels, n_estimators=n_estimators,
                                    random_state=random_state,
-                                   dense=False if outlines else dense)
+                                   dense=False if outlines else dense, n_jobs=n_jobs)
     model.info["images"] = [Path(p).name for p in images]
     model.info["annotations"] = "outlines" if outlines else "classes"
     path = model.save(out_p)
