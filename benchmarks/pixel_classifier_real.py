@@ -17,7 +17,7 @@ normalised by the section's levels):
     the other, both ways. The reference is each annotated soma's polygon outline
     (``benchmarks/annotations/confocal_drg_neurons_outlined.csv``: the somata of
     ``confocal_drg_neurons.csv``, outlined by eye on renders of the NF and Fabp7
-    channels with a 50 px grid on branch ``pixc5``, about 10-14 vertices each, centroid
+    channels with a 50 px grid on branch ``pixc5``, 6-15 vertices each, centroid
     and diameter those of the polygon; ``--discs``: the earlier reference, a disc of
     each soma's annotated diameter). Some somata on the planes were not annotated
     (they count as false positives), so the F1 is a lower bound. A third,
