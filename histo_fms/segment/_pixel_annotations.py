@@ -4,7 +4,10 @@ A user (or a reference set) often has outlines rather than strokes: a label imag
 one value per neuron, exported from napari or QuPath, or filled polygons. Such an
 image, when it outlines every neuron of its section, says for every pixel what it is;
 :func:`annotations_from_outlines` turns it into the classes the pixel classifier
-learns (0 unlabelled, 1 background, 2 neuron, 3 SGC sheath).
+learns (0 unlabelled, 1 background, 2 neuron, 3 SGC sheath). A reference mask written
+as classes (every neuron pixel 2, the rest 1: :func:`is_dense_mask`) says the same, with
+touching neurons merged: :func:`classes_from_dense` splits them
+(:func:`dense_mask_instances`) and reads it as outlines.
 """
 
 from __future__ import annotations
