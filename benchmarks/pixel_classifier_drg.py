@@ -11,9 +11,12 @@ IoU >= 0.5 (``histo-fms validate`` against the ``.labels.tif`` files).
     python benchmarks/pixel_classifier_drg.py                  # train on the first
     python benchmarks/pixel_classifier_drg.py --train val_drg_3003 --fraction 0.1
     python benchmarks/pixel_classifier_drg.py --outlines   # train from the label image
+    python benchmarks/pixel_classifier_drg.py --dense      # its mask as 1/2 classes
 
 ``--outlines`` trains from the training section's label image itself
-(``train-pixels --outlines``: every neuron outlined, as a reference mask gives them).
+(``train-pixels --outlines``: every neuron outlined, as a reference mask gives them);
+``--dense`` from its mask written as a class annotation (2 every neuron pixel, 1 every
+other pixel, touching neurons merged; ``train-pixels --annotations``).
 
 The data are read from a local folder and never committed.
 """
@@ -28,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import tifffile
 
@@ -58,6 +62,9 @@ def main(argv=None) -> int:
     ap.add_argument("--outlines", action="store_true",
                     help="train from the training section's label image (train-pixels "
                     "--outlines) instead of scribbles")
+    ap.add_argument("--dense", action="store_true",
+                    help="train from the training section's mask as a dense 1/2 class "
+                    "annotation (train-pixels --annotations)")
     ap.add_argument("--out", type=Path, help="keep the work folder here")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -86,6 +93,11 @@ def main(argv=None) -> int:
         ann = annotations_from_outlines(labels, pixel_size_um=truth["px_um"])
         n_scribbled = int(labels.max())
         annot_args = [str(args.data / f"{train}.labels.tif"), "--outlines"]
+    elif args.dense:
+        ann = np.where(labels > 0, 2, 1).astype(np.uint8)
+        tifffile.imwrite(work / f"{train}_dense.tif", ann)
+        n_scribbled = int(labels.max())
+        annot_args = [str(work / f"{train}_dense.tif")]
     t0 = time.perf_counter()
     r = _cli("train-pixels", str(args.data / f"{train}.ome.tif"), "--annotations",
              *annot_args, "--out", str(work / "model.npz"), *CHANNELS)

@@ -419,7 +419,15 @@ def _cmd_train_pixels(a: argparse.Namespace) -> int:
     m = res.model
     print(f"model: {res.path}")
     print(f"channel roles: {', '.join(m.roles)}; trained at {m.pixel_size_um:g} µm/px")
+    if m.info.get("dense_masks"):
+        print(f"{m.info['dense_masks']} annotation(s) read as dense neuron masks: touching "
+              "neurons split, outline edges unlabelled"
+              + (", the band outside each neuron taught as SGC sheath" if "sgc" in m.roles
+                 else "") + " (counts below are after this)")
     print("annotated pixels: " + ", ".join(f"{k} {v}" for k, v in res.pixel_counts.items()))
+    if "training_samples" in m.info:
+        print(f"training pixels: {m.info['training_samples']} (a class-balanced random "
+              "subset of the annotated pixels)")
     print(f"out-of-bag accuracy: {res.oob_accuracy:.3f}")
     print("use it with: segmentation_backend: pixel_classifier, "
           f"segmentation_options: {{model: {res.path}}}")

@@ -126,6 +126,8 @@ def train_pixels(
     n_estimators: int = 64,
     random_state: int = 0,
     outlines: bool = False,
+    dense: bool | None = None,
+    n_jobs: int | None = -1,
 ) -> TrainedModel:
     """Train a pixel classifier from image files and their annotation TIFFs and save it.
 
@@ -157,6 +159,16 @@ def train_pixels(
         :func:`histo_fms.segment._pixel_annotations.annotations_from_outlines`
         (neuron inside, SGC sheath -- background without an ``sgc`` channel -- in the
         2 µm outside each outline and between touching neurons, background elsewhere).
+    dense : bool, optional
+        Class annotations only: whether they are dense neuron masks (every neuron pixel
+        2, every other pixel 1, no sheath class), read as outlines -- merged neurons
+        split at their necks, the outline edges unlabelled, the band outside each
+        neuron taught as SGC sheath when there is an ``sgc`` channel. Default: each
+        annotation that is one (``train_pixel_classifier(dense=None)``); ``False``
+        trains on the annotations as drawn.
+    n_jobs : int, optional
+        Threads for fitting the forest (default all cores; the model does not depend on
+        it).
 
     Returns
     -------
@@ -208,7 +220,8 @@ def train_pixels(
     roles = [r for r in FEATURE_ROLES if all(r in c for c in chans_all)]
     model = train_pixel_classifier(chans_all, anns, pixel_size_um=pxs, roles=roles,
                                    levels=levels, n_estimators=n_estimators,
-                                   random_state=random_state)
+                                   random_state=random_state,
+                                   dense=False if outlines else dense, n_jobs=n_jobs)
     model.info["images"] = [Path(p).name for p in images]
     model.info["annotations"] = "outlines" if outlines else "classes"
     path = model.save(out_p)

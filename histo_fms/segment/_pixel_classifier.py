@@ -386,6 +386,7 @@ def train_pixel_classifier(
     max_samples_per_class: int = 40000,
     random_state: int = 0,
     n_jobs: int | None = 1,
+    dense: bool | None = None,
 ) -> PixelClassifier:
     """Train a random-forest pixel classifier from sparse annotations.
 
@@ -413,11 +414,21 @@ def train_pixel_classifier(
         Seed (subsampling and forest).
     n_jobs : int, optional
         Threads for training.
+    dense : bool, optional
+        Whether the annotations are dense neuron masks (every neuron pixel 2, the rest
+        1, no sheath class: a reference mask written as classes). Default: each
+        annotation that is one (:func:`~._pixel_annotations.is_dense_mask`). A dense
+        mask is read as neuron outlines
+        (:func:`~._pixel_annotations.classes_from_dense`): merged neurons split at their
+        necks, the outline edges unlabelled and, with an ``sgc`` role, the band outside
+        each neuron taught as SGC sheath -- the rim that then parts touching somata.
 
     Returns
     -------
     PixelClassifier
-        The model; ``info`` holds per-class pixel counts and the out-of-bag accuracy.
+        The model; ``info`` holds per-class pixel counts (after any dense-mask
+        conversion), the out-of-bag accuracy, and ``dense_masks`` (how many
+        annotations were read as dense masks).
 
     Raises
     ------
@@ -440,12 +451,19 @@ def train_pixel_classifier(
     if "neuron" not in roles:
         raise ValueError("the neuron channel role is required")
     roles = [r for r in FEATURE_ROLES if r in roles]
+    from ._pixel_annotations import classes_from_dense, is_dense_mask
+
     anns = []
+    n_dense = 0
     for i, (im, a) in enumerate(zip(images, annotations, strict=True)):
         try:
-            anns.append(check_annotation(a, np.shape(im["neuron"])))
+            a = check_annotation(a, np.shape(im["neuron"]))
         except ValueError as exc:
             raise ValueError(f"image {i + 1}: {exc}") from None
+        if (is_dense_mask(a) if dense is None else dense) and np.any(a == NEURON):
+            a = classes_from_dense(a, pixel_size_um=pxs[i], sheath="sgc" in roles)
+            n_dense += 1
+        anns.append(a)
     counts = {c: int(sum(int(np.count_nonzero(a == c)) for a in anns)) for c in CLASS_NAMES}
     for c in (BACKGROUND, NEURON):
         if counts[c] == 0:
@@ -492,9 +510,9 @@ def train_pixel_classifier(
     forest = Forest.from_sklearn(rf)
     info = {"pixel_counts": {CLASS_NAMES[c]: counts[c] for c in CLASS_NAMES},
             "training_samples": int(y.size), "oob_accuracy": float(rf.oob_score_),
-            "n_images": len(images), "forest": {"n_estimators": n_estimators,
-                                                "max_depth": max_depth,
-                                                "min_samples_leaf": min_samples_leaf},
+            "n_images": len(images), "dense_masks": n_dense,
+            "forest": {"n_estimators": n_estimators, "max_depth": max_depth,
+                       "min_samples_leaf": min_samples_leaf},
             "versions": _versions()}
     return PixelClassifier(forest=forest, roles=roles, classes=classes, features=s,
                            pixel_size_um=float(np.median(pxs)), info=info)
