@@ -51,7 +51,8 @@ wall = time.perf_counter() - t0
 me = resource.getrusage(resource.RUSAGE_SELF)
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"rc": rc, "wall_s": wall, "threads": mon.result(),
-                  "cpu_s": me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime, "cpu_main_s": me.ru_utime + me.ru_stime,
+                  "cpu_s": me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime,
+                  "cpu_main_s": me.ru_utime + me.ru_stime,
                   "cpu_children_s": ch.ru_utime + ch.ru_stime, "import_s": t_import,
                   "t0_epoch": w0}))
 """
