@@ -74,7 +74,7 @@ class ThreadMonitor:
     Samples ``/proc/self/task`` every ``interval`` seconds in a daemon thread.
     """
 
-    def __init__(self, interval: float = 0.25):
+    def __init__(self, interval: float = 1.0):
         self.seen: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, args=(interval,), daemon=True,
