@@ -896,9 +896,10 @@ def _stop_on_write_error(results: dict[int, FileOutcome], files: list[Path], out
                            f"(or fix permissions) and re-run the same command to resume")
 
 
-#: single-core seconds per pixel of a section (DRG, 4 channels, 2026 x86 core): only
-#: to tell a batch too small for a local cluster
-SECONDS_PER_PIXEL = 3.5e-6
+#: single-core seconds per pixel of a section (DRG, 4 channels, 2026 x86 core; 24 x
+#: 1536² in ``benchmarks/bench_drg_batch.py``: ~5 s per section): only to tell a batch too
+#: small for a local cluster
+SECONDS_PER_PIXEL = 2.2e-6
 #: wall time a local cluster needs before its workers compute (start-up, imports)
 CLUSTER_START_SECONDS = 6.0
 

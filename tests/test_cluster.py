@@ -51,3 +51,34 @@ def test_local_workers_keep_dynamic_mmap_threshold():
     with open_client(workers=1) as client:
         (env,) = client.run(_worker_env).values()
     assert env == (None, "1")
+
+
+def _worker_settings():
+    import dask
+
+    return (dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.worker.memory.monitor-interval"))
+
+
+def test_local_workers_skip_fine_grained_bookkeeping():
+    # the worker profiler (every 10 ms) and memory monitor (every 100 ms) cost a quarter
+    # of a file-parallel batch's CPU; one long task per file needs neither resolution
+    from histo_fms.parallel import open_client
+
+    with open_client(workers=1) as client:
+        (settings,) = client.run(_worker_settings).values()
+    assert settings == (False, "500ms")
+
+
+def test_small_batch_runs_in_process_and_says_so(tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    for i in range(2):
+        ph = make_drg_section((256, 256), 0.5, seed=970 + i)
+        write_ome_tiff(ph.image, imgs / f"s{i}.ome.tif", channel_names=ph.channel_names,
+                       pixel_size_um=0.5)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG)
+    assert main(["run", str(cfg), str(imgs), "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "small batch" in err and "processed in this process" in err
+    assert "local dask cluster" not in err

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
-import zarr
 
 from ._errors import InputError
 from ._image import ImageData
 from ._tiff import _UNIT_TO_UM
 from ._write import atomic_path, label_group_attrs
+
+if TYPE_CHECKING:
+    import dask.array as da
+    import zarr
 
 
 def _ngff_attrs(group: zarr.Group) -> dict:
@@ -42,6 +45,9 @@ def read_omezarr(path: str | Path, *, level: int = 0, z: str | int = "max") -> I
     InputError
         Not an OME-Zarr image group, or a missing level.
     """
+    import dask.array as da
+    import zarr
+
     from ._tiff import _to_cyx
 
     path = Path(path)
@@ -119,6 +125,9 @@ def write_omezarr(
     Path
         ``path``.
     """
+    import dask.array as da
+    import zarr
+
     path = Path(path)
     arr = image if isinstance(image, da.Array) else da.from_array(np.asarray(image))
     if arr.ndim != 3:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 
 from ._errors import InputError
@@ -33,6 +32,7 @@ def read_photo(path: str | Path) -> ImageData:
     InputError
         Missing, empty or unreadable file.
     """
+    import dask.array as da
     import imageio.v3 as iio
 
     path = Path(path)

@@ -7,15 +7,17 @@ import struct
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 import tifffile
-import zarr
 
 from ._errors import InputError
 from ._image import ImageData
+
+if TYPE_CHECKING:
+    import dask.array as da
+
 
 _UNIT_TO_UM = {
     "µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
@@ -53,6 +55,8 @@ class _TiffLevel:
         self._lock = threading.Lock()
 
     def _array(self) -> Any:
+        import zarr
+
         with self._lock:
             if self._z is None:
                 store = tifffile.imread(
@@ -179,6 +183,8 @@ def read_tiff(
     InputError
         The file is missing, not a TIFF, corrupt, empty or of unsupported layout.
     """
+    import dask.array as da
+
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")

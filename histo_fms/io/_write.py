@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import zarr
 
 from ._errors import OutputError, is_write_error
 
@@ -514,6 +513,8 @@ def write_labels_zarr(
     Path
         ``path``.
     """
+    import zarr
+
     path = Path(path)
     with atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
@@ -566,6 +567,8 @@ def labels_zarr_writer(
     dict of str to zarr.Array
         Name -> writable array.
     """
+    import zarr
+
     path = Path(path)
     with atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
@@ -595,6 +598,8 @@ def read_labels_zarr(path: str | Path) -> dict[str, np.ndarray]:
     dict of str to ndarray
         Name -> label image.
     """
+    import zarr
+
     root = zarr.open_group(str(path), mode="r")
     names = root.attrs.get("labels", [])
     return {n: np.asarray(root[f"labels/{n}/0"][...]) for n in names}
@@ -613,6 +618,8 @@ def read_labels_scale(path: str | Path) -> float:
     float
         Pixel size in µm.
     """
+    import zarr
+
     root = zarr.open_group(str(path), mode="r")
     first = root.attrs["labels"][0]
     ms = root[f"labels/{first}"].attrs["multiscales"][0]
