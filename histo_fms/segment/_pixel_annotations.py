@@ -164,7 +164,14 @@ def dense_mask_instances(
     ndarray of int32
         Labels (0 background).
     """
-    from ._pixel_classifier import _at_border, _neck_split, _shape_ok, _waist_split
+    from ._pixel_classifier import (
+        MAX_ELONGATION,
+        MIN_SOLIDITY,
+        _at_border,
+        _neck_split,
+        _shape_ok,
+        _waist_split,
+    )
 
     px = float(pixel_size_um)
     m = np.asarray(neuron, bool)
@@ -175,14 +182,14 @@ def dense_mask_instances(
         if sl is None:
             continue
         comp = lab[sl] == i
-        ok, filled = _shape_ok(comp, px, min_diameter_um, max_diameter_um, True, 0.85, 2.2,
+        shape = (min_diameter_um, max_diameter_um)
+        ok, filled = _shape_ok(comp, px, *shape, True, MIN_SOLIDITY, MAX_ELONGATION,
                                _at_border(sl, m.shape))
         if ok:
-            parts = _waist_split(filled, sl, px, min_diameter_um, max_diameter_um, 0.85, 2.2,
-                                 m.shape)
+            parts = _waist_split(filled, sl, px, *shape, MIN_SOLIDITY, MAX_ELONGATION, m.shape)
         else:
-            parts = _neck_split(comp, sl, px, min_diameter_um, max_diameter_um, True, 0.85,
-                                2.2, m.shape)
+            parts = _neck_split(comp, sl, px, *shape, True, MIN_SOLIDITY, MAX_ELONGATION,
+                                m.shape)
         if len(parts) < 2:
             k += 1
             out[sl][comp] = k

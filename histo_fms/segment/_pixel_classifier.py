@@ -48,6 +48,10 @@ CLASS_NAMES = {BACKGROUND: "background", NEURON: "neuron", SHEATH: "sgc_sheath"}
 FEATURE_ROLES = ("neuron", "sgc", "nuclei")
 #: Gaussian truncation of scikit-image's filters (radius = 4 sigma)
 _TRUNCATE = 4.0
+#: The soma shape test of the instance split (and of dense-mask training annotations):
+#: smallest solidity and largest axis ratio of a single soma.
+MIN_SOLIDITY = 0.85
+MAX_ELONGATION = 2.2
 
 
 @dataclass(frozen=True)
@@ -623,8 +627,8 @@ def separate_instances(
     seed_h_um: float | None = None,
     fill_holes: bool = True,
     split: str = "levels",
-    min_solidity: float = 0.85,
-    max_elongation: float = 2.2,
+    min_solidity: float = MIN_SOLIDITY,
+    max_elongation: float = MAX_ELONGATION,
     grow_um: float = 4.0,
 ) -> np.ndarray:
     """Neuron instances from a neuron-probability map.
@@ -1110,8 +1114,8 @@ def segment_pixel_classifier(
     smooth_um: float = 1.0,
     seed_h_um: float | None = None,
     split: str = "levels",
-    min_solidity: float = 0.85,
-    max_elongation: float = 2.2,
+    min_solidity: float = MIN_SOLIDITY,
+    max_elongation: float = MAX_ELONGATION,
     grow_um: float = 4.0,
 ) -> np.ndarray:
     """Segment neurons with a trained pixel classifier (the ``pixel_classifier`` backend).
