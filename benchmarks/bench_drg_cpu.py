@@ -22,15 +22,15 @@ from their cache, which every new process (a dask worker, a CLI run) pays once.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 ROOT = HERE.parent
+
+from _onecore import median, run_child  # noqa: E402
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -68,20 +68,7 @@ print(json.dumps({{"drg": drg, "naive": naive, "pixels": int(neu.size),
 
 
 def run_case(code: Path, case: str, repeat: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(code), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMEXPR_NUM_THREADS="1")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", CHILD.format(here=str(HERE), case=case,
-                                                                 repeat=repeat)],
-                             env=env, cwd=tmp, capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(f"{case} with {code}: child failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def median(v: list[float]) -> float:
-    s = sorted(v)
-    return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])
+    return run_child(code, CHILD.format(here=str(HERE), case=case, repeat=repeat), case)
 
 
 def main(argv: list[str] | None = None) -> None:
