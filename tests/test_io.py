@@ -65,6 +65,28 @@ def test_ome_pixel_size_in_nm(tmp_path, cyx):
     assert read_image(p).pixel_size_um == pytest.approx(0.325)
 
 
+def test_non_square_pixels_are_refused_never_read_as_square(tmp_path, cyx):
+    # an image with 0.5 x 0.7 µm pixels must not be measured as 0.5 µm square pixels:
+    # every area and diameter would be off by the aspect ratio
+    p = tmp_path / "aniso.ome.tif"
+    tifffile.imwrite(p, cyx, ome=True, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.7})
+    with pytest.raises(InputError, match=r"aniso\.ome\.tif: pixels are not square "
+                                         r"\(0\.5 µm in X, 0\.7 µm in Y\)"):
+        read_image(p)
+    ij = tmp_path / "aniso_ij.tif"
+    tifffile.imwrite(ij, cyx, imagej=True, resolution=(1 / 0.25, 1 / 0.3),
+                     metadata={"axes": "CYX", "unit": "micron"})
+    with pytest.raises(InputError, match=r"aniso_ij\.tif: pixels are not square"):
+        read_image(ij)
+    # writers' rounding is not anisotropy; the Greek-mu spelling of µm is µm
+    q = tmp_path / "round.ome.tif"
+    tifffile.imwrite(q, cyx, ome=True, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.3225, "PhysicalSizeY": 0.32250001,
+        "PhysicalSizeXUnit": "\u03bcm", "PhysicalSizeYUnit": "\u03bcm"})
+    assert read_image(q).pixel_size_um == pytest.approx(0.3225)
+
+
 def test_imagej_calibration_and_z_handling(tmp_path):
     rng = np.random.default_rng(1)
     zcyx = rng.integers(0, 1000, size=(3, 2, 40, 50), dtype=np.uint16)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import InputError
-from ._image import ImageData
+from ._image import ImageData, square_pixel_size
 
 _PLUGIN = {".czi": "bioio-czi", ".nd2": "bioio-nd2", ".lif": "bioio-lif"}
 
@@ -59,8 +59,9 @@ def read_bioio(path: str | Path, *, series: int = 0, z: str | int = "max") -> Im
     data = im.dask_data
     axes = "".join(im.dims.order).upper()
     names = [str(n) for n in (im.channel_names or [])]
-    px = im.physical_pixel_sizes.X
-    pixel_size = float(px) if px is not None and np.isfinite(px) and px > 0 else None
+    sizes = [float(v) if v is not None and np.isfinite(v) and v > 0 else None
+             for v in (im.physical_pixel_sizes.X, im.physical_pixel_sizes.Y)]
+    pixel_size = square_pixel_size(path, *sizes)
     arr, info = _to_cyx(path, data, axes, z)
     if len(names) != arr.shape[0]:
         names = [f"C{i}" for i in range(arr.shape[0])]

@@ -6,8 +6,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._errors import InputError
+
 if TYPE_CHECKING:
     import dask.array as da
+
+#: largest relative difference between a file's X and Y pixel sizes still read as square
+#: pixels (rounding in writers' metadata); above it the file is refused, because every
+#: area, diameter and density would be wrong by the aspect ratio
+SQUARE_PIXEL_RTOL = 0.01
+
+
+def square_pixel_size(path: Path, x_um: float | None, y_um: float | None) -> float | None:
+    """Return the pixel size of a file whose metadata give X and Y sizes (µm).
+
+    Parameters
+    ----------
+    path : Path
+        The file (named in the error).
+    x_um, y_um : float or None
+        Pixel size along X and Y in µm, ``None`` where the file gives none.
+
+    Returns
+    -------
+    float or None
+        The X size (or the Y size when only that is known); ``None`` when neither is.
+
+    Raises
+    ------
+    InputError
+        X and Y differ by more than ``SQUARE_PIXEL_RTOL``: histo-fms measures in square
+        pixels, so such a file must be resampled first.
+    """
+    if x_um is None:
+        return y_um
+    if y_um is not None and x_um > 0 and y_um > 0 and \
+            abs(x_um - y_um) > SQUARE_PIXEL_RTOL * max(x_um, y_um):
+        raise InputError(
+            path,
+            f"pixels are not square ({x_um:.4g} µm in X, {y_um:.4g} µm in Y); histo-fms "
+            "measures in square pixels: resample the image to square pixels first",
+        )
+    return x_um
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._errors import InputError
-from ._image import ImageData
+from ._image import ImageData, square_pixel_size
 from ._tiff import _UNIT_TO_UM
 from ._write import atomic_path, label_group_attrs
 
@@ -71,13 +71,15 @@ def read_omezarr(path: str | Path, *, level: int = 0, z: str | int = "max") -> I
     for t in ds.get("coordinateTransformations", []):
         if t.get("type") == "scale":
             scale = t["scale"]
-    pixel_size = None
-    if scale is not None and "x" in names:
-        ix = names.index("x")
-        ax = axes[ix] if isinstance(axes[ix], dict) else {}
-        factor = _UNIT_TO_UM.get(str(ax.get("unit", "micrometer")).lower())
-        if factor is not None:
-            pixel_size = float(scale[ix]) * factor
+    sizes: dict[str, float | None] = {"x": None, "y": None}
+    for name in sizes:
+        if scale is not None and name in names:
+            ix = names.index(name)
+            ax = axes[ix] if isinstance(axes[ix], dict) else {}
+            factor = _UNIT_TO_UM.get(str(ax.get("unit", "micrometer")).lower())
+            if factor is not None:
+                sizes[name] = float(scale[ix]) * factor
+    pixel_size = square_pixel_size(path, sizes["x"], sizes["y"])
     ch_names: list[str] = []
     omero = attrs.get("omero", {})
     for c in omero.get("channels", []):

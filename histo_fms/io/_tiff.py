@@ -13,7 +13,7 @@ import numpy as np
 import tifffile
 
 from ._errors import InputError
-from ._image import ImageData
+from ._image import ImageData, square_pixel_size
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 _UNIT_TO_UM = {
     "µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
-    "micrometre": 1.0, "nanometre": 1e-3, "millimetre": 1e3, "\\u00B5m": 1.0,
+    "micrometre": 1.0, "\u03bcm": 1.0, "nanometre": 1e-3, "millimetre": 1e3, "\\u00B5m": 1.0,
     "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
     "pm": 1e-6, "å": 1e-4, "a": 1e-4,
 }
@@ -72,7 +72,8 @@ class _TiffLevel:
             raise InputError(self.path, f"cannot read pixel data ({exc})") from exc
 
 
-def _ome_pixel_size_and_names(ome_xml: str, series: int) -> tuple[float | None, list[str]]:
+def _ome_pixel_size_and_names(path: Path, ome_xml: str, series: int
+                              ) -> tuple[float | None, list[str]]:
     root = ET.fromstring(ome_xml)
     ns = {"ome": root.tag.split("}")[0].strip("{")} if root.tag.startswith("{") else {}
     images = root.findall("ome:Image", ns) if ns else root.findall("Image")
@@ -82,36 +83,30 @@ def _ome_pixel_size_and_names(ome_xml: str, series: int) -> tuple[float | None, 
     pixels = image.find("ome:Pixels", ns) if ns else image.find("Pixels")
     if pixels is None:
         return None, []
-    sizes = []
+    sizes: dict[str, float | None] = {}
     for ax in ("X", "Y"):
         v = pixels.get(f"PhysicalSize{ax}")
-        if v is None:
-            continue
         unit = pixels.get(f"PhysicalSize{ax}Unit", "µm")
         factor = _UNIT_TO_UM.get(unit.strip().lower(), _UNIT_TO_UM.get(unit.strip()))
-        if factor is None:
-            continue
-        sizes.append(float(v) * factor)
+        sizes[ax] = None if v is None or factor is None else float(v) * factor
     channels = pixels.findall("ome:Channel", ns) if ns else pixels.findall("Channel")
     names = [c.get("Name") or c.get("Fluor") or "" for c in channels]
-    size = sizes[0] if sizes else None
-    return size, names
+    return square_pixel_size(path, sizes["X"], sizes["Y"]), names
 
 
-def _imagej_pixel_size(tf: tifffile.TiffFile) -> float | None:
+def _imagej_pixel_size(path: Path, tf: tifffile.TiffFile) -> float | None:
     ij = tf.imagej_metadata or {}
     unit = str(ij.get("unit", "")).strip().lower()
     factor = _UNIT_TO_UM.get(unit)
     if factor is None:
         return None
     page = tf.pages[0]
-    res = page.tags.get("XResolution")
-    if res is None:
-        return None
-    num, den = res.value
-    if num == 0:
-        return None
-    return float(den) / float(num) * factor
+    sizes: dict[str, float | None] = {}
+    for ax in ("X", "Y"):
+        res = page.tags.get(f"{ax}Resolution")
+        num, den = res.value if res is not None else (0, 1)
+        sizes[ax] = float(den) / float(num) * factor if num else None
+    return square_pixel_size(path, sizes["X"], sizes["Y"])
 
 
 _MPP = re.compile(r"\bMPP\s*=\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
@@ -205,9 +200,9 @@ def read_tiff(
             axes, shape, dtype = lv.axes.upper(), tuple(lv.shape), lv.dtype
             pixel_size, names = None, []
             if tf.is_ome and tf.ome_metadata:
-                pixel_size, names = _ome_pixel_size_and_names(tf.ome_metadata, series)
+                pixel_size, names = _ome_pixel_size_and_names(path, tf.ome_metadata, series)
             if pixel_size is None and tf.is_imagej:
-                pixel_size = _imagej_pixel_size(tf)
+                pixel_size = _imagej_pixel_size(path, tf)
             if pixel_size is None:
                 pixel_size = _slide_scanner_pixel_size(tf)
             rgb = _is_rgb(lv)
