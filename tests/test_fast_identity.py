@@ -193,6 +193,18 @@ def _reference_shape_measures(labels, round_fraction=0.2, **_gates):
     return _slow_shape_measures(labels, round_fraction)
 
 
+def _reference_piece_measures(labels, level, ids, mom, round_fraction=0.2, **_gates):
+    """Every measure of every piece, one reference call per piece (in its box)."""
+    stack = labels if labels.ndim == 3 else labels[None]
+    out = np.ones((3, len(ids)))
+    for j, (lv, k, (y0, y1, x0, x1)) in enumerate(
+            zip(level.tolist(), ids.tolist(), mom[:, 1:5].tolist(), strict=True)):
+        m = (stack[lv, y0:y1, x0:x1] == k).astype(np.int32)
+        _, ratio, solid, rnd = _slow_shape_measures(m, round_fraction)
+        out[:, j] = ratio[1], solid[1], rnd[1]
+    return out[0], out[1], out[2]
+
+
 class _ReferenceLevelOpenings:
     def __init__(self, contrast, obj, radius_px):
         self.c, self.obj, self.r = contrast, obj, radius_px
@@ -200,6 +212,13 @@ class _ReferenceLevelOpenings:
     def __call__(self, t, max_hole_px):
         m = _objects.disc_opening(self.obj & (self.c > t), self.r)
         return _objects.fill_small_holes(m, max_hole_px)
+
+    def labels(self, levels, max_hole_px):
+        labs = np.zeros((len(levels), *self.obj.shape), np.int32)
+        counts = np.zeros(len(levels), np.int64)
+        for i, t in enumerate(levels):
+            labs[i], counts[i] = ndi.label(self(t, max_hole_px))
+        return labs, counts
 
 
 def _run(ph, px):
@@ -213,7 +232,7 @@ def test_drg_measurement_identical_with_reference_kernels(monkeypatch, seed, px)
     ph = make_drg_section((384, 384), px, seed=seed, **REAL_TISSUE)
     new = _run(ph, px)
     assert len(new.table) > 5
-    monkeypatch.setattr(_levels, "shape_measures", _reference_shape_measures)
+    monkeypatch.setattr(_levels, "piece_measures", _reference_piece_measures)
     monkeypatch.setattr(_levels, "LevelOpenings", _ReferenceLevelOpenings)
     monkeypatch.setattr(_classical, "shape_measures", _reference_shape_measures)
     monkeypatch.setattr(_classical, "disc_opening", _objects.disc_opening)

@@ -41,14 +41,25 @@ def _hull_count(mask: np.ndarray) -> int:
     h, w = mask.shape
     c0 = np.full(h, -1, np.int64)
     c1 = np.full(h, -1, np.int64)
-    r0 = -1
-    r1 = -1
     for r in range(h):
         for c in range(w):
             if mask[r, c]:
                 if c0[r] < 0:
                     c0[r] = c
                 c1[r] = c
+    return _hull_rows(c0, c1, w)
+
+
+@njit(cache=True, nogil=True)
+def _hull_rows(c0: np.ndarray, c1: np.ndarray, w: int) -> int:
+    """Hull pixel count of a mask of width ``w`` from its rows' first / last columns.
+
+    ``c0[r] = c1[r] = -1`` marks an empty row.
+    """
+    h = c0.shape[0]
+    r0 = -1
+    r1 = -1
+    for r in range(h):
         if c0[r] >= 0:
             if r0 < 0:
                 r0 = r

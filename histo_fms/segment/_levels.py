@@ -19,9 +19,12 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .._numerics._cityblock import binary_dilation
-from .._numerics._label import label
 from .._numerics._local import distance_float32
-from ._fast import LevelOpenings, shape_measures
+from .._numerics._pieces import stack_moments
+from ._fast import LevelOpenings, piece_measures
+
+#: most pixels of threshold-level labels held at once by :func:`soma_regions`
+_STACK_PX = 1 << 24
 
 
 def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
@@ -43,7 +46,8 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     open_px : float
         Radius (px) of the disc opening applied at every level (fibres, puncta).
     min_solidity, min_roundness, min_axis_ratio : float
-        Shape a region needs to count as a soma (see :func:`shape_measures`).
+        Shape a region needs to count as a soma (see
+        :func:`histo_fms.segment._fast.shape_measures`).
     split_solidity : float
         A soma-like region containing two or more soma-like regions is kept whole
         only if its solidity is at least this (convex: no neck between them).
@@ -73,37 +77,53 @@ def soma_regions(contrast: np.ndarray, obj: np.ndarray, *, min_area_px: float,
     levels = np.unique(np.concatenate([q, lo + (hi - lo) * np.linspace(0, 0.9, 10)]))
     nsel = 0
     opened = LevelOpenings(contrast, obj, open_px)  # disc_opening + fill_small_holes, fast
-    for t in levels[::-1]:  # highest level first: children before parents
-        m = opened(t, max_area_px)  # fill_small_holes(disc_opening(obj & (contrast > t)))
-        lab, n = label(m)  # == ndi.label(m), compiled
-        if n == 0:
-            continue
-        area, ratio, solid, rnd = shape_measures(lab, min_area=min_area_px, max_area=max_area_px,
-                                                 min_axis_ratio=min_axis_ratio,
-                                                 min_solidity=min_solidity)
-        ok = ((area >= min_area_px) & (area <= max_area_px) & (solid >= min_solidity)
-              & (rnd >= min_roundness) & (ratio >= min_axis_ratio))
-        ok[0] = False
-        if not ok.any():
-            continue
-        # selected regions inside each piece (levels are nested: one pixel tells)
-        both = (lab > 0) & (sel > 0)
-        pairs = np.unique(lab[both].astype(np.int64) * (nsel + 1) + sel[both])
-        pk, sk = np.divmod(pairs, nsel + 1)
-        nchild = np.bincount(pk, minlength=n + 1)
-        for k in np.flatnonzero(ok).tolist():
-            if nchild[k] >= 2 and solid[k] < split_solidity:
-                continue  # a neck between somata that are somata on their own
-            piece = lab == k
-            if prominence > 0 and ring_px >= 1:
-                ring = binary_dilation(piece, int(round(ring_px))) & obj & ~piece
-                if ring.sum() >= 0.1 * piece.sum() and (
-                        np.median(contrast[ring]) >= (1 - prominence) * np.median(contrast[piece])):
-                    continue
-            if nchild[k]:
-                sel[np.isin(sel, sk[pk == k])] = 0
-            nsel += 1
-            sel[piece] = nsel
+    order = levels[::-1]  # highest level first: children before parents
+    step = max(1, _STACK_PX // max(obj.size, 1))  # levels labelled at once (memory bound)
+    r = int(round(ring_px))
+    for c0 in range(0, order.size, step):
+        # fill_small_holes(disc_opening(obj & (contrast > t))) of each level, labelled,
+        # and the shape measures of all their pieces: a few compiled calls
+        labs, counts = opened.labels(order[c0:c0 + step], max_area_px)
+        mom, lev, ids = stack_moments(labs, counts)
+        area = mom[:, 0].astype(float)
+        ratio, solid, rnd = piece_measures(labs, lev, ids, mom, min_area=min_area_px,
+                                           max_area=max_area_px,
+                                           min_axis_ratio=min_axis_ratio,
+                                           min_solidity=min_solidity)
+        good = ((area >= min_area_px) & (area <= max_area_px) & (solid >= min_solidity)
+                & (rnd >= min_roundness) & (ratio >= min_axis_ratio))
+        ends = np.cumsum(counts)
+        for li in np.unique(lev[good]).tolist():
+            n = int(counts[li])
+            lo = int(ends[li]) - n
+            ok = np.zeros(n + 1, bool)
+            ok[1:] = good[lo:lo + n]
+            so = np.ones(n + 1)
+            so[1:] = solid[lo:lo + n]
+            lab = labs[li]
+            # selected regions inside each piece (levels are nested: one pixel tells)
+            both = (lab > 0) & (sel > 0)
+            pairs = np.unique(lab[both].astype(np.int64) * (nsel + 1) + sel[both])
+            pk, sk = np.divmod(pairs, nsel + 1)
+            nchild = np.bincount(pk, minlength=n + 1)
+            for k in np.flatnonzero(ok).tolist():
+                if nchild[k] >= 2 and so[k] < split_solidity:
+                    continue  # a neck between somata that are somata on their own
+                y0, y1, x0, x1 = mom[lo + k - 1, 1:5].tolist()
+                if prominence > 0 and ring_px >= 1:
+                    # the ring round the piece lies within ``r`` of its box
+                    by = slice(max(0, y0 - r - 1), min(lab.shape[0], y1 + r + 1))
+                    bx = slice(max(0, x0 - r - 1), min(lab.shape[1], x1 + r + 1))
+                    piece = lab[by, bx] == k
+                    ring = binary_dilation(piece, r) & obj[by, bx] & ~piece
+                    if ring.sum() >= 0.1 * piece.sum():
+                        cb = contrast[by, bx]
+                        if np.median(cb[ring]) >= (1 - prominence) * np.median(cb[piece]):
+                            continue
+                if nchild[k]:
+                    sel[np.isin(sel, sk[pk == k])] = 0
+                nsel += 1
+                sel[y0:y1, x0:x1][lab[y0:y1, x0:x1] == k] = nsel
     if nsel == 0:
         return sel
     ids = np.unique(sel)
