@@ -54,6 +54,7 @@ from .io import (
     write_labels_zarr,
     write_polylines,
 )
+from .io._clipping import clipped_fraction, clipping_warning
 from .io._errors import is_write_error
 from .parallel._local_read import read_local
 
@@ -385,8 +386,11 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         else:
             channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
+            clipped = {role: list(clipped_fraction(a)) for role, a in channels.items()
+                       if role != "tissue"}
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
+            summary["clipped"] = clipped
         summary.update(roles_used)
         if plan is not None:
             summary["tiled"] = plan.tiled
@@ -749,6 +753,10 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 warnings.append(f"sample sheet lists {img} but it is not among the inputs")
 
     for o in outcomes:
+        line = (clipping_warning(o.path.name, o.summary.get("clipped") or {})
+                if o.status != "failed" else None)
+        if line:
+            warnings.append(line)
         if o.status != "failed" and o.summary.get("roles_skipped"):
             warnings.append(f"{o.path.name}: optional channel role(s) "
                             f"{o.summary['roles_skipped']} not in the file; skipped "
