@@ -27,7 +27,7 @@ import numpy as np
 from ._edt import _opening
 from ._hull import _hull_rows
 from ._jit import njit
-from ._label import _fill_holes, _label
+from ._label import _fill_holes, _label, _threshold_box
 from ._moments import _moments
 
 
@@ -35,31 +35,18 @@ from ._moments import _moments
 def _level_labels(opened: np.ndarray, levels: np.ndarray, max_hole: float,
                   labs: np.ndarray, counts: np.ndarray) -> None:
     h, w = opened.shape
+    full = np.empty((h, w), np.bool_)
     for li in range(levels.shape[0]):
-        t = levels[li]
         lab = labs[li]
-        y0, y1, x0, x1 = h, -1, w, -1
-        for r in range(h):
-            for c in range(w):
-                lab[r, c] = 0
-                if np.float64(opened[r, c]) > t:
-                    if r < y0:
-                        y0 = r
-                    y1 = r
-                    if c < x0:
-                        x0 = c
-                    if c > x1:
-                        x1 = c
+        lab[:, :] = 0
+        y0, y1, x0, x1 = _threshold_box(opened, levels[li], full)
         if y1 < 0:
             counts[li] = 0
             continue
         by0, by1 = max(0, y0 - 1), min(h, y1 + 2)
         bx0, bx1 = max(0, x0 - 1), min(w, x1 + 2)
         bh, bw = by1 - by0, bx1 - bx0
-        m = np.empty((bh, bw), np.bool_)
-        for r in range(bh):
-            for c in range(bw):
-                m[r, c] = np.float64(opened[by0 + r, bx0 + c]) > t
+        m = full[by0:by1, bx0:bx1].copy()
         filled = np.empty((bh, bw), np.bool_)
         _fill_holes(m, max_hole, filled)
         sub = np.empty((bh, bw), np.int32)

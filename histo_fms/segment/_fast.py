@@ -356,19 +356,8 @@ class LevelOpenings:
     def labels(self, levels: np.ndarray, max_hole_px: float) -> tuple[np.ndarray, np.ndarray]:
         """Labels of ``self(t, max_hole_px)`` for every level ``t`` of ``levels``.
 
-        Parameters
-        ----------
-        levels : ndarray of float, shape (L,)
-            Levels.
-        max_hole_px : float
-            Largest hole filled.
-
-        Returns
-        -------
-        labels : ndarray of int32, shape (L, Y, X)
-            ``scipy.ndimage.label`` of each level's mask.
-        counts : ndarray of int64, shape (L,)
-            Pieces per level.
+        The compiled :func:`histo_fms._numerics._pieces.level_labels` where it computes
+        the same masks (parameters and returns as there), one call per level otherwise.
         """
         levels = np.asarray(levels)
         if self.opened is not None and (
