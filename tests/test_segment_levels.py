@@ -265,3 +265,41 @@ def test_nucleus_reaching_the_outline_still_splits_a_pressed_pair():
     groove[_ellipse(shape, 78, 152, 13, 13)] = 1.0
     groove[obj & ~_ellipse(shape, 64, 112, 25, 75) & (np.mgrid[:128, :224][1] > 120)] = 0.1
     assert split_at_nuclei(labels, groove, max_open=0.25, **kw).max() == 1
+
+
+def _half_ring(shape, cy, cx, r, away_from):
+    """The sheath ring of a soma on the side facing away from point ``away_from``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    ring = _ellipse(shape, cy, cx, r + 4) & ~_ellipse(shape, cy, cx, r)
+    ay, ax = away_from
+    return ring & (((yy - cy) * (ay - cy) + (xx - cx) * (ax - cx)) < 0)
+
+
+def test_bare_soma_beside_partly_sheathed_neighbours_is_kept_bare_debris_pair_is_not():
+    # widefield-like: the sheath is seen only on the far side of the neighbours, so no
+    # SGC-positive pixel lies 3-12 µm from the bare soma, but their cytoplasm does (tissue);
+    # two bare blobs side by side on the empty slide are debris however close they lie
+    rng = np.random.default_rng(11)
+    shape = (240, 360)
+    nf = np.full(shape, 20.0)
+    gs = np.full(shape, 20.0)
+    bare = (120, 110, 18)
+    neighbours = [(120, 56, 18), (120, 164, 18), (66, 110, 18), (174, 110, 18)]
+    for cy, cx, r in neighbours:
+        nf[_ellipse(shape, cy, cx, r)] = 1500
+        gs[_half_ring(shape, cy, cx, r, bare[:2])] = 800
+    nf[_ellipse(shape, *bare[:2], bare[2])] = 1000
+    pair = [(120, 262, 16), (120, 310, 16)]  # 16 px (8 µm) apart, no sheath anywhere
+    for cy, cx, r in pair:
+        nf[_ellipse(shape, cy, cx, r)] = 1500
+    im, sg = _acquire(nf, rng, 1.0), _acquire(gs, rng, 1.0)
+    lab = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg})
+    assert all(lab[cy, cx] > 0 for cy, cx, _ in neighbours)
+    k = lab[bare[0], bare[1]]
+    assert k > 0
+    assert _iou(lab == k, _ellipse(shape, *bare[:2], bare[2])) > 0.8
+    assert all(lab[cy, cx] == 0 for cy, cx, _ in pair)
+    # the debris rule is what removes the pair
+    kept = segment_classical(im, pixel_size_um=PX, channels={"sgc": sg}, isolated=0.0,
+                             bare_min_factor=0)
+    assert all(kept[cy, cx] > 0 for cy, cx, _ in pair)

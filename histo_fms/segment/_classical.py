@@ -448,7 +448,8 @@ def segment_classical(
         Smallest solidity of a dim object.
     isolated : float
         With an SGC channel, an object without sheath on or near it (coverage below
-        0.05, at most 2 % SGC-positive pixels 3-12 µm out) is rejected when the median
+        0.05, at most 2 % of the pixels 3-12 µm out SGC-positive or inside another
+        candidate: nothing around it, sheathed or not) is rejected when the median
         contrast 3-12 µm around it is below this fraction of its own (debris on the
         slide); 0 disables. Without an SGC channel nothing tells debris from an
         isolated soma, and the rule is off. The 3-12 µm band counts every pixel at
@@ -858,7 +859,8 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
     ``dim_level``) must be convex (``dim_solidity``) even when wrapped (a pocket of
     interstitium between sheathed somata is wrapped in their sheaths, but its sides
     curve inwards); an object with no sheath on or near it (coverage below 0.05, and
-    at most 2 % SGC-positive pixels 3-12 µm out) whose surroundings there are below
+    at most 2 % of the band 3-12 µm out SGC-positive or another candidate's) whose
+    surroundings there are below
     ``isolated`` of its own contrast is debris on the empty slide (a soma lies in
     tissue, among other sheathed somata).
     """
@@ -886,7 +888,13 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
             owner = band_owner(labels, 3.0 / px, 12.0 / px)
             cnt = np.bincount(owner.ravel(), minlength=n + 1)
             surr = np.where(cnt > 0, label_quantiles(contrast, owner, 0.5, n), np.inf)
-            bare = (cov < 0.05) & (band_fraction(labels, sgc_pos, 3.0 / px, 12.0 / px) <= 0.02)
+            # a soma lies among other somata: its 3-12 µm band holds their sheaths or
+            # the cytoplasm of a candidate with some sheath; debris lies alone, or
+            # among other bare debris
+            sheathed = cov >= 0.05
+            sheathed[0] = False
+            near = sgc_pos | sheathed[labels]
+            bare = (cov < 0.05) & (band_fraction(labels, near, 3.0 / px, 12.0 / px) <= 0.02)
             bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))
