@@ -714,16 +714,26 @@ def _bad_objects(labels: np.ndarray, checks: dict, sgc_pos: np.ndarray | None, p
     c = checks
     area, ratio, solid, rnd = shape_measures(labels, **_gates(c))
     n = area.size - 1
-    if sgc_pos is not None and n:
-        wrapped = sheath_coverage(labels, sgc_pos, 2.0 / px) >= c["sheathed"]
-    else:
-        wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
-    min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
-    min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
+    cov = sheath_coverage(labels, sgc_pos, 2.0 / px) if sgc_pos is not None and n else None
+    min_solid, min_rnd = _shape_limits(cov, c, n)
     bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
            | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
     bad[0] = True
     return bad, solid
+
+
+def _shape_limits(cov: np.ndarray | None, c: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest solidity and roundness of each object, from its sheath coverage.
+
+    An object wrapped in sheath (coverage ``sheathed`` or more) needs ``min_solidity``
+    / ``min_roundness``, a bare one the stricter bare limits. Without an SGC channel
+    (``cov`` None) nothing tells them apart: every object gets the wrapped limits.
+    (Limits falling linearly with partial coverage were tried on the real-DRG proxies:
+    as many false objects admitted as somata recovered.)
+    """
+    wrapped = np.ones(n + 1, bool) if cov is None else cov >= c["sheathed"]
+    return (np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"])),
+            np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"])))
 
 
 def _split_merged(labels: np.ndarray, contrast: np.ndarray, checks: dict,
@@ -867,14 +877,8 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
     c = checks
     area, ratio, solid, rnd = shape_measures(labels, **_gates(c))
     n = area.size - 1
-    cov = None
-    if sgc_pos is not None and n:
-        cov = sheath_coverage(labels, sgc_pos, 2.0 / px)
-        wrapped = cov >= c["sheathed"]
-    else:
-        wrapped = np.ones(n + 1, bool)  # no SGC channel: nothing tells them apart
-    min_solid = np.where(wrapped, c["min_solidity"], max(c["min_solidity"], c["bare_solidity"]))
-    min_rnd = np.where(wrapped, c["min_roundness"], max(c["min_roundness"], c["bare_roundness"]))
+    cov = sheath_coverage(labels, sgc_pos, 2.0 / px) if sgc_pos is not None and n else None
+    min_solid, min_rnd = _shape_limits(cov, c, n)
     bad = ((area < c["min_area_px"]) | (area > c["max_area_px"])
            | (ratio < c["min_axis_ratio"]) | (solid < min_solid) | (rnd < min_rnd))
     if cov is not None and c.get("bare_min_area_px", 0) > 0:
