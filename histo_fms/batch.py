@@ -541,7 +541,7 @@ def drg_margin_px(cfg: PipelineConfig, pixel_size_um: float) -> int:
 def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,
                    client: Any, progress: Callable[[str, int, int], None] | None = None
                    ) -> dict:
-    from .parallel import measure_drg_tiled
+    from .parallel import context_and_clipping_tiled, measure_drg_tiled
 
     idx, _ = _resolve_roles(img, cfg)
     channels = {role: img.data[i] for role, i in idx.items()}
@@ -552,14 +552,21 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     margin = None
     if cfg.parallel.overlap_um is not None or not cfg.parallel.exact_tiles:
         margin = drg_margin_px(cfg, px)
+    say = progress or (lambda *_: None)
+    # the context pass reads every pixel once: it also gives each channel's clipping
+    say("context", 0, 1)
+    context, clipped = context_and_clipping_tiled(channels, pixel_size_um=px, params=params,
+                                                  tile_px=tile_px, client=client)
+    say("context", 1, 1)
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
                               client=client, check_margin=cfg.parallel.exact_tiles,
-                              progress=progress)
+                              progress=progress, context=context)
     table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
-    return {"n_neurons_detected": int(len(table))}
+    return {"n_neurons_detected": int(len(table)),
+            "clipped": {role: list(clipped[role]) for role in channels}}
 
 
 def da_isfinite_all(arr: Any) -> bool:

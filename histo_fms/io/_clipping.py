@@ -1,6 +1,15 @@
-"""Detector clipping: pixels at the top of the camera's range carry no intensity."""
+"""Detector clipping: pixels at the top of the camera's range carry no intensity.
+
+One definition for a whole channel (:func:`clipped_fraction`) and for a channel read in
+blocks (:func:`clip_block` per block, merged with :func:`add_clip_blocks`, judged by
+:func:`clipped_from_blocks`): the whole channel is the one-block case, so a tiled run
+reports exactly the numbers of an untiled one.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import reduce
 
 import numpy as np
 
@@ -8,6 +17,83 @@ import numpy as np
 DETECTOR_MAXIMA = (255, 1023, 4095, 16383, 65535)
 #: share of a channel's pixels at the detector maximum above which a run warns
 CLIPPED_WARN_FRACTION = 0.001
+
+#: one block's ``(maximum, pixels equal to it, pixels)``; maximum None: float or empty
+ClipBlock = tuple[int | None, int, int]
+#: the merge identity (no pixels)
+NO_PIXELS: ClipBlock = (None, 0, 0)
+
+
+def clip_block(arr: np.ndarray) -> ClipBlock:
+    """Return one block's largest value, how many pixels equal it, and its pixel count.
+
+    Parameters
+    ----------
+    arr : ndarray
+        A block of one channel (any shape).
+
+    Returns
+    -------
+    ClipBlock
+        ``(maximum, count, size)``; ``maximum`` is None (and ``count`` 0) for float
+        or empty blocks.
+    """
+    if arr.dtype.kind not in "ui" or arr.size == 0:
+        return None, 0, int(arr.size)
+    top = int(arr.max())
+    return top, int(np.count_nonzero(arr == top)), int(arr.size)
+
+
+def add_clip_blocks(a: ClipBlock, b: ClipBlock) -> ClipBlock:
+    """Merge two blocks' :func:`clip_block` results (associative, commutative).
+
+    Parameters
+    ----------
+    a, b : ClipBlock
+        ``(maximum, count, size)`` of two disjoint blocks of one channel.
+
+    Returns
+    -------
+    ClipBlock
+        Those of the two blocks together: the larger maximum, the pixels equal to it
+        (both counts when the maxima are equal) and the summed size.
+    """
+    (ma, ca, na), (mb, cb, nb) = a, b
+    if ma is None or (mb is not None and mb > ma):
+        top, count = mb, cb
+    elif mb is None or ma > mb:
+        top, count = ma, ca
+    else:
+        top, count = ma, ca + cb
+    return top, count, na + nb
+
+
+def clipped_from_blocks(blocks: Iterable[ClipBlock], dtype: np.dtype | type | str
+                        ) -> tuple[int | None, float]:
+    """Return a channel's detector maximum and share of pixels at it from its blocks.
+
+    Parameters
+    ----------
+    blocks : iterable of ClipBlock
+        :func:`clip_block` of blocks that partition the channel (or results already
+        merged with :func:`add_clip_blocks`).
+    dtype : dtype
+        The channel's dtype.
+
+    Returns
+    -------
+    maximum : int or None
+        As :func:`clipped_fraction`.
+    fraction : float
+        As :func:`clipped_fraction`.
+    """
+    dtype = np.dtype(dtype)
+    top, count, size = reduce(add_clip_blocks, blocks, NO_PIXELS)
+    if dtype.kind not in "ui" or size == 0 or top is None:
+        return None, 0.0
+    if top not in DETECTOR_MAXIMA or top > np.iinfo(dtype).max:
+        return None, 0.0
+    return top, float(count) / size
 
 
 def clipped_fraction(arr: np.ndarray) -> tuple[int | None, float]:
@@ -28,12 +114,7 @@ def clipped_fraction(arr: np.ndarray) -> tuple[int | None, float]:
     fraction : float
         Share of the pixels equal to ``maximum`` (0.0 when ``maximum`` is None).
     """
-    if arr.dtype.kind not in "ui" or arr.size == 0:
-        return None, 0.0
-    top = int(arr.max())
-    if top not in DETECTOR_MAXIMA or top > np.iinfo(arr.dtype).max:
-        return None, 0.0
-    return top, float(np.count_nonzero(arr == top)) / arr.size
+    return clipped_from_blocks([clip_block(arr)], arr.dtype)
 
 
 def clipping_warning(name: str, clipped: dict[str, list]) -> str | None:

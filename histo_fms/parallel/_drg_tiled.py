@@ -10,7 +10,10 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    (:mod:`histo_fms._numerics._quantiles`): each tile sends, per channel, a histogram
    of the 2**20 quantised keys (compact: the range present) and its exact maximum,
    tree-summed; so the numbers are bit-identical to :func:`histo_fms.drg.compute_context`
-   on the whole array.
+   on the whole array. Read (a) also gives each raw channel's detector clipping
+   (:func:`context_and_clipping_tiled`: per tile core
+   :func:`histo_fms.io._clipping.clip_block`, merged), equal to
+   :func:`histo_fms.io._clipping.clipped_fraction` of the whole channel.
 2. **Tiles**, exact (``check_margin=True``, the default) in two passes, so that no
    tile pays the sum of the segmentation's and the measurement's context:
 
@@ -71,6 +74,7 @@ from ..drg._context import (
 )
 from ..drg._lipofuscin import lipofuscin_flat
 from ..drg._measure import TABLE_COLUMNS, segment_drg
+from ..io._clipping import ClipBlock, add_clip_blocks, clip_block, clipped_from_blocks
 from ._tiles import Tile, canonical_mapping, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
@@ -133,38 +137,48 @@ def _outer_arrays(channels: Mapping[str, Any], roles: Sequence[str], tile: Tile)
 
 # ----------------------------------------------------------- one-pass histogram quantiles
 
-def _add_stats(a: dict[str, tuple[KeyHistogram, float]], b: dict[str, tuple[KeyHistogram, float]]
-               ) -> dict[str, tuple[KeyHistogram, float]]:
-    """Merge per-tile (histogram, maximum) pairs by channel role."""
-    return {k: (add_histograms(a[k][0], b[k][0]), max(a[k][1], b[k][1])) for k in a}
+#: per tile and role: key histogram, maximum, and the raw core's clipping block (or None)
+_TileStats = tuple[KeyHistogram, float, ClipBlock | None]
 
 
-def _hist_and_max(v: np.ndarray) -> tuple[KeyHistogram, float]:
-    return key_histogram(v), (float(v.max()) if v.size else -np.inf)
+def _add_stats(a: dict[str, _TileStats], b: dict[str, _TileStats]) -> dict[str, _TileStats]:
+    """Merge per-tile (histogram, maximum, clipping block) triples by channel role."""
+    return {k: (add_histograms(a[k][0], b[k][0]), max(a[k][1], b[k][1]),
+                None if a[k][2] is None else add_clip_blocks(a[k][2], b[k][2]))
+            for k in a}
 
 
-def _tiled_quantiles(values_fn: Callable[..., Iterator[tuple[str, np.ndarray]]],
+def _tile_stats(v: np.ndarray, clip: ClipBlock | None) -> _TileStats:
+    return key_histogram(v), (float(v.max()) if v.size else -np.inf), clip
+
+
+def _tiled_quantiles(values_fn: Callable[..., Iterator[tuple[str, np.ndarray,
+                                                             ClipBlock | None]]],
                      args_per_tile: list[tuple], qs: Mapping[str, Sequence[float]],
                      client: Any, scheduler: str | None
-                     ) -> tuple[dict[str, dict[float, float]], dict[str, float]]:
+                     ) -> tuple[dict[str, dict[float, float]], dict[str, float],
+                                dict[str, ClipBlock]]:
     """Quantised quantiles and exact maxima of per-tile values, in one pass.
 
-    Each task computes its values (``values_fn(*args)`` yields role, core values; one
-    role at a time, so only one is held) and returns their key histograms and maxima;
-    the tree-summed histograms give
-    :func:`histo_fms._numerics._quantiles.quantised_quantiles` of all values exactly.
+    Each task computes its values (``values_fn(*args)`` yields role, core values and
+    the raw core's :func:`histo_fms.io._clipping.clip_block` or None; one role at a
+    time, so only one is held) and returns their key histograms and maxima; the
+    tree-summed histograms give
+    :func:`histo_fms._numerics._quantiles.quantised_quantiles` of all values exactly,
+    the merged clipping blocks (roles that gave them) each channel's clipping.
     """
     import dask
 
     def part(*a):
-        return {k: _hist_and_max(v) for k, v in values_fn(*a)}
+        return {k: _tile_stats(v, clip) for k, v, clip in values_fn(*a)}
 
     parts = [dask.delayed(part)(*a) for a in args_per_tile]
     (total,) = _compute([_tree_sum(parts, _add_stats)], client, scheduler)
     quant = {k: dict(zip(qs[k], histogram_quantiles(total[k][0], qs[k]), strict=True))
              for k in qs}
     maxima = {k: float(total[k][1]) for k in qs}
-    return quant, maxima
+    clips = {k: total[k][2] for k in qs if total[k][2] is not None}
+    return quant, maxima, clips
 
 
 def _core(a: np.ndarray, tile: Tile) -> np.ndarray:
@@ -182,6 +196,25 @@ def compute_context_tiled(
     scheduler: str | None = None,
 ) -> DrgContext:
     """Compute a section's :class:`histo_fms.drg.DrgContext` from tiles, exactly.
+
+    As :func:`context_and_clipping_tiled` without the clipping (same parameters).
+    """
+    return _context_tiled(channels, pixel_size_um=pixel_size_um, params=params,
+                          dark_levels=dark_levels, tile_px=tile_px, client=client,
+                          scheduler=scheduler, clipping=False)[0]
+
+
+def context_and_clipping_tiled(
+    channels: Mapping[str, Any],
+    *,
+    pixel_size_um: float,
+    params: DrgParams | None = None,
+    dark_levels: Mapping[str, float] | None = None,
+    tile_px: int = 2048,
+    client: Any = None,
+    scheduler: str | None = None,
+) -> tuple[DrgContext, dict[str, tuple[int | None, float]]]:
+    """Compute a section's :class:`histo_fms.drg.DrgContext` and clipping from tiles.
 
     Gives bit-identical values to :func:`histo_fms.drg.compute_context` on the whole
     image, holding about one tile (plus a small margin) of the channels per task. The
@@ -209,7 +242,19 @@ def compute_context_tiled(
     -------
     DrgContext
         The section's statistics.
+    clipped : dict of str to (int or None, float)
+        Per role, :func:`histo_fms.io._clipping.clipped_fraction` of the raw channel,
+        from the first read's tile cores (no extra read of the image).
     """
+    return _context_tiled(channels, pixel_size_um=pixel_size_um, params=params,
+                          dark_levels=dark_levels, tile_px=tile_px, client=client,
+                          scheduler=scheduler, clipping=True)
+
+
+def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
+                   params: DrgParams | None, dark_levels: Mapping[str, float] | None,
+                   tile_px: int, client: Any, scheduler: str | None, clipping: bool
+                   ) -> tuple[DrgContext, dict[str, tuple[int | None, float]]]:
     import dask.array as da
 
     p = params or DrgParams()
@@ -231,11 +276,16 @@ def compute_context_tiled(
 
     def stats_values(tile, *arrs):
         for r, x in zip(roles, arrs, strict=True):
-            yield r, _core(smooth_for_stats(_load(x)), tile)
+            raw = _load(x)
+            clip = clip_block(_core(raw, tile)) if clipping else None
+            smoothed = _core(smooth_for_stats(raw), tile)
+            del raw  # not held while the tile's histogram is made
+            yield r, smoothed, clip
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
-    quant, maxima = _tiled_quantiles(stats_values, args, qs, client, scheduler)
+    quant, maxima, clips = _tiled_quantiles(stats_values, args, qs, client, scheduler)
+    clipped = {r: clipped_from_blocks([clips[r]], chans[r].dtype) for r in clips}
     dark, med, mx, hi = {}, {}, {}, {}
     for r in roles:
         if min(shape) == 0:
@@ -260,16 +310,16 @@ def compute_context_tiled(
                                              max_area_um2=p.lipofuscin_max_area_um2,
                                              min_contrast=p.lipofuscin_min_contrast,
                                              spots=False)
-                yield r, _core(flat, tile)
+                yield r, _core(flat, tile), None
 
         args = [(t, *_outer_arrays(chans, lroles, t)) for t in ltiles]
-        lq, _ = _tiled_quantiles(flat_values, args,
-                                 {r: [p.lipofuscin_quantile] for r in lroles},
-                                 client, scheduler)
+        lq, _, _ = _tiled_quantiles(flat_values, args,
+                                    {r: [p.lipofuscin_quantile] for r in lroles},
+                                    client, scheduler)
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread), highs=hi)
+                      sgc_spread=float(sgc_spread), highs=hi), clipped
 
 
 # ------------------------------------------------------------------------ label store
