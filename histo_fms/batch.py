@@ -436,7 +436,7 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
     from .drg import measure_drg
 
     params = cfg.params()
-    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
+    res = measure_drg(ch["neuron"], ch.get("igg"), pixel_size_um=px, sgc=ch.get("sgc"),
                       nuclei=ch.get("nuclei"), params=params)
     write_labels_zarr({"neurons": res.neurons, "rings": res.rings},
                       outdir / "labels.zarr", pixel_size_um=px)
@@ -765,9 +765,13 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         if line:
             warnings.append(line)
         if o.status != "failed" and o.summary.get("roles_skipped"):
-            warnings.append(f"{o.path.name}: optional channel role(s) "
-                            f"{o.summary['roles_skipped']} not in the file; skipped "
-                            f"(roles used: {o.summary.get('roles_used', '')})")
+            line = (f"{o.path.name}: optional channel role(s) "
+                    f"{o.summary['roles_skipped']} not in the file; skipped "
+                    f"(roles used: {o.summary.get('roles_used', '')})")
+            if cfg.pipeline == "drg" and not _measured_igg(o):
+                line += ("; without IgG the neurons are segmented and measured but ring "
+                         "IgG is not: its columns and the section's % IgG+ are left empty")
+            warnings.append(line)
     threshold = source = calibration = None
     summary_path: Path | None = None
     with transaction(out) as tx:
@@ -1015,6 +1019,12 @@ def _calibrate_batch(cfg: PipelineConfig, tables: dict, controls: list[str], bat
     return cal.threshold, source, rec, cal.bootstrap
 
 
+def _measured_igg(o: FileOutcome) -> bool:
+    """Whether a DRG section's IgG was measured (False: its file has no IgG channel)."""
+    used = o.summary.get("roles_used")
+    return used is None or "igg" in str(used).split("+")
+
+
 def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 rows_meta: dict, warnings: list[str], batch_col: str | None = None
                 ) -> tuple[float | None, str | None, Path, dict]:
@@ -1046,6 +1056,8 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         if o.status == "failed":
             continue
         threshold, _, rec, boot = per_batch[batch_of(o.stem)]
+        if not _measured_igg(o):  # no IgG channel: nothing to call (not 0 % positive)
+            threshold = None
         t = tables[o.stem]
         if threshold is not None:
             t = call_igg(t.drop(columns=["igg_positive"], errors="ignore"), threshold)

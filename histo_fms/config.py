@@ -28,7 +28,9 @@ from .schema import check_pixel_size
 
 #: Channel roles each pipeline knows: (required, optional).
 ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "drg": (("neuron", "igg"), ("sgc", "nuclei")),
+    # IgG is optional: a section without it gets its neurons (counts, sizes, outlines to
+    # validate) and empty IgG columns, with a warning naming the file
+    "drg": (("neuron",), ("igg", "sgc", "nuclei")),
     "skin": (("fibre",), ("membrane", "nuclei")),
 }
 

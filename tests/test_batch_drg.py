@@ -165,3 +165,54 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     cfg.write_text("pipeline: drg\nchannels: {neuron: 0, igg: 2}\n")
     rc = main(["run", str(cfg), str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "missing: no such file" in capsys.readouterr().err
+
+
+def test_section_without_igg_gives_neurons_and_no_igg_numbers(tmp_path):
+    # a section stained for neurons and SGCs only (as for validating the segmentation):
+    # its neurons are found and measured; IgG columns and % IgG+ stay empty even with a
+    # threshold given (a blank is never read as 0 % positive), with a warning naming it
+    ph = make_drg_section((320, 320), 0.5, seed=505, positive_fraction=0.5)
+    keep = [ph.channel_names.index(n) for n in ("NeuN", "GS")]
+    imgs = tmp_path / "images"
+    write_ome_tiff(ph.image[keep], imgs / "noigg.ome.tif", channel_names=["NeuN", "GS"],
+                   pixel_size_um=0.5)
+    write_ome_tiff(ph.image, imgs / "full.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+    rc = main(["run", str(cfg), str(imgs), "--out", str(out), "-q", "--threshold", "1.5"])
+    assert rc == 0
+    t = pd.read_csv(out / "noigg" / "neurons.csv")
+    full = pd.read_csv(out / "full" / "neurons.csv")
+    truth = ph.labels
+    # the same neurons as with IgG (which only adds to the lipofuscin evidence), each
+    # centred on a different true neuron, most of them found
+    assert abs(len(t) - len(full)) <= 1
+    hit = [truth[int(round(y / 0.5)), int(round(x / 0.5))]
+           for y, x in zip(t.y_um, t.x_um, strict=True)]
+    assert all(hit) and len(set(hit)) == len(hit)
+    assert len(hit) >= 0.75 * (len(np.unique(truth)) - 1)
+    assert t["area_um2"].gt(0).all() and t["ring_area_um2"].notna().all()
+    for col in ("ring_igg", "ring_mean", "background", "ring_igg_coverage", "igg_positive"):
+        assert t[col].isna().all(), col
+    assert full["ring_igg"].notna().any() and full["igg_positive"].notna().all()
+    s = pd.read_csv(out / "drg_summary.csv").set_index("image")
+    assert np.isnan(s.loc["noigg.ome.tif", "pct_igg_positive"])
+    assert np.isnan(s.loc["noigg.ome.tif", "n_igg_positive"])
+    assert s.loc["noigg.ome.tif", "n_neurons"] > 0
+    assert np.isfinite(s.loc["full.ome.tif", "pct_igg_positive"])
+    assert s.loc["noigg.ome.tif", "roles_used"] == "neuron+sgc"
+    run = json.loads((out / "run.json").read_text())
+    lines = [w for w in run["warnings"] if w.startswith("noigg.ome.tif:")]
+    assert len(lines) == 1 and "igg=IgG" in lines[0] and "ring IgG is not" in lines[0]
+    assert not [w for w in run["warnings"] if w.startswith("full.ome.tif:")]
+    # tiled, the same neurons and blanks
+    tcfg = tmp_path / "tiled.yaml"
+    tcfg.write_text(CONFIG.replace("scheduler: synchronous", "scheduler: synchronous, "
+                                   "tile_size_um: 64"))
+    assert main(["run", str(tcfg), str(imgs / "noigg.ome.tif"), "--out",
+                 str(tmp_path / "tiled"), "-q"]) == 0
+    st = json.loads((tmp_path / "tiled" / "noigg" / "status.json").read_text())
+    assert st["summary"]["tiled"] is True
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "tiled" / "noigg" / "neurons.csv"), t)

@@ -177,7 +177,7 @@ def measure_neurons_crop(
                                  maxima=[context.maxima[k] for k in lr],
                                  thresholds=[thr[k] for k in lr])
         lipo = lipo[crop[0] - outer[0]:crop[2] - outer[0], crop[1] - outer[1]:crop[3] - outer[1]]
-    res = measure_drg(roles["neuron"], roles["igg"], pixel_size_um=px, sgc=roles.get("sgc"),
+    res = measure_drg(roles["neuron"], roles.get("igg"), pixel_size_um=px, sgc=roles.get("sgc"),
                       nuclei=roles.get("nuclei"), params=p, labels=lab, context=context,
                       lipofuscin=lipo if lipo is not None else np.zeros(lab.shape, bool))
     ids = np.array(sorted(int(i) for i in boxes), np.int64)

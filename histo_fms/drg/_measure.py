@@ -28,6 +28,29 @@ SOMA_COLUMNS = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_um", "size_cl
 RING_COLUMNS = ["neuron_id", "ring_area_um2", "ring_mean", "ring_median", "background",
                 "background_source", "ring_igg", "ring_igg_coverage", "sgc_coverage"]
 TABLE_COLUMNS = SOMA_COLUMNS + RING_COLUMNS[1:]
+#: columns of the neuron table measured on the IgG channel (empty without one)
+IGG_COLUMNS = ["ring_mean", "ring_median", "background", "background_source", "ring_igg",
+               "ring_igg_coverage"]
+
+
+def without_igg(table: pd.DataFrame) -> pd.DataFrame:
+    """Blank the IgG columns of a neuron or ring table (a section without IgG).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Table with (some of) the columns :data:`IGG_COLUMNS`.
+
+    Returns
+    -------
+    DataFrame
+        A copy: numeric IgG columns NaN, ``background_source`` empty.
+    """
+    out = table.copy()
+    for c in IGG_COLUMNS:
+        if c in out:
+            out[c] = "" if c == "background_source" else np.nan
+    return out
 
 
 @dataclass
@@ -606,7 +629,7 @@ def measure_rings(
 
 def measure_drg(
     neuron: np.ndarray,
-    igg: np.ndarray,
+    igg: np.ndarray | None,
     *,
     pixel_size_um: float,
     sgc: np.ndarray | None = None,
@@ -623,8 +646,10 @@ def measure_drg(
     ----------
     neuron : ndarray, shape (Y, X)
         Neuron-marker channel (NeuN, beta-III-tubulin, PGP9.5).
-    igg : ndarray, shape (Y, X)
-        IgG channel.
+    igg : ndarray, shape (Y, X), or None
+        IgG channel. None (a section stained for neurons and SGCs only): neurons are
+        segmented and measured, rings drawn, and the IgG columns of the table
+        (:data:`IGG_COLUMNS`) left empty (NaN); nothing is computed from a stand-in.
     pixel_size_um : float
         Pixel size in µm.
     sgc : ndarray, optional
@@ -667,16 +692,20 @@ def measure_drg(
     """
     p = params or DrgParams()
     neuron = np.asarray(neuron)
-    igg = np.asarray(igg)
-    if neuron.ndim != 2 or igg.shape != neuron.shape:
-        raise ValueError(f"need 2-D channels of one shape, got {neuron.shape} and {igg.shape}")
+    has_igg = igg is not None
+    igg = np.asarray(igg) if has_igg else None
+    if neuron.ndim != 2 or (has_igg and igg.shape != neuron.shape):
+        raise ValueError(f"need 2-D channels of one shape, got {neuron.shape} and "
+                         f"{None if igg is None else igg.shape}")
     for name, ch in (("sgc", sgc), ("nuclei", nuclei), ("labels", labels)):
         if ch is not None and np.shape(ch) != neuron.shape:
             raise ValueError(f"{name} shape {np.shape(ch)} differs from {neuron.shape}")
     px = float(pixel_size_um)
     if not px > 0:
         raise ValueError("pixel_size_um must be positive")
-    roles = {"neuron": neuron, "igg": igg}
+    roles = {"neuron": neuron}
+    if has_igg:
+        roles["igg"] = igg
     if sgc is not None:
         roles["sgc"] = np.asarray(sgc)
     if nuclei is not None:
@@ -696,12 +725,18 @@ def measure_drg(
     dark = {k: float(context.dark_levels[k]) for k in roles}
     labels, foreground, lipo = _segment_drg(roles, px, p, context, labels, lipofuscin)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
-    ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
-                                       exclude=lipo, params=p, dark_level=dark["igg"],
+    # without IgG the rings are drawn on a blank channel (no IgG-bright vessels to
+    # follow) and every IgG value is then blanked: geometry and SGC coverage only
+    ring_tab, measured = measure_rings(labels, igg if has_igg else np.zeros(labels.shape,
+                                                                            np.float32),
+                                       pixel_size_um=px, sgc=roles.get("sgc"),
+                                       exclude=lipo, params=p, dark_level=dark.get("igg", 0.0),
                                        sgc_dark_level=dark.get("sgc"),
                                        return_rings=True,
                                        tissue_levels=(context.medians.get("igg"),
                                                       context.medians.get("sgc")))
+    if not has_igg:
+        ring_tab = without_igg(ring_tab)
     table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
         TABLE_COLUMNS)
     table = table[TABLE_COLUMNS].reset_index(drop=True)

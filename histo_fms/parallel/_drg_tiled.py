@@ -453,7 +453,7 @@ def _measure_tile(tile: Tile, *arrays: np.ndarray, roles: Sequence[str],
     """Measure one tile; write its core labels (provisional ids) when exact."""
     ch = {r: _load(a) for r, a in zip(roles, arrays, strict=True)}
     px = float(pixel_size_um)
-    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
+    res = measure_drg(ch["neuron"], ch.get("igg"), pixel_size_um=px, sgc=ch.get("sgc"),
                       nuclei=ch.get("nuclei"), params=params, context=context)
     labels = res.neurons
     if check:
@@ -557,7 +557,7 @@ def _measure_labelled_tile(tile: Tile, *arrays: Any, roles: Sequence[str],
     del inverse
     lut = np.zeros(int(local.max()) + 1 if local.size else 1, np.int64)
     lut[local] = ids
-    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=px, sgc=ch.get("sgc"),
+    res = measure_drg(ch["neuron"], ch.get("igg"), pixel_size_um=px, sgc=ch.get("sgc"),
                       nuclei=ch.get("nuclei"), params=params, context=context,
                       labels=labels, lipofuscin=lipo)
     _write_core(store, "rings", tile, lut[res.rings[tile.core_in_outer]])
@@ -685,9 +685,8 @@ def measure_drg_tiled(
 
     p = params or DrgParams()
     px = float(pixel_size_um)
-    for r in ("neuron", "igg"):
-        if r not in channels:
-            raise ValueError(f"channel role {r!r} is required")
+    if "neuron" not in channels:
+        raise ValueError("channel role 'neuron' is required")
     roles = [r for r in ROLES if r in channels]
     chans = {r: da.asarray(channels[r]) for r in roles}
     shape = tuple(int(s) for s in chans["neuron"].shape)

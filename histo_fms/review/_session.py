@@ -1303,7 +1303,7 @@ class ReviewSession(HistoryMixin):
             self.last_recompute_local = (ids, [p[0] for p in patches])
         else:
             ch = self.load_channels()
-            res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=self.pixel_size_um,
+            res = measure_drg(ch["neuron"], ch.get("igg"), pixel_size_um=self.pixel_size_um,
                               sgc=ch.get("sgc"), nuclei=ch.get("nuclei"), params=cfg.params(),
                               labels=self.neurons)
             measured, rings, patches = res.table, res.rings, []
