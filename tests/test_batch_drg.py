@@ -194,6 +194,9 @@ def test_section_without_igg_gives_neurons_and_no_igg_numbers(tmp_path):
     assert all(hit) and len(set(hit)) == len(hit)
     assert len(hit) >= 0.75 * (len(np.unique(truth)) - 1)
     assert t["area_um2"].gt(0).all() and t["ring_area_um2"].notna().all()
+    # the sheath is measured without IgG too (its background bands: all non-neuron tissue)
+    assert abs(t["sgc_coverage"].median() - full["sgc_coverage"].median()) < 0.1
+    assert t["sgc_coverage"].median() > 0.5
     for col in ("ring_igg", "ring_mean", "background", "ring_igg_coverage", "igg_positive"):
         assert t[col].isna().all(), col
     assert full["ring_igg"].notna().any() and full["igg_positive"].notna().all()

@@ -33,26 +33,6 @@ IGG_COLUMNS = ["ring_mean", "ring_median", "background", "background_source", "r
                "ring_igg_coverage"]
 
 
-def without_igg(table: pd.DataFrame) -> pd.DataFrame:
-    """Blank the IgG columns of a neuron or ring table (a section without IgG).
-
-    Parameters
-    ----------
-    table : DataFrame
-        Table with (some of) the columns :data:`IGG_COLUMNS`.
-
-    Returns
-    -------
-    DataFrame
-        A copy: numeric IgG columns NaN, ``background_source`` empty.
-    """
-    out = table.copy()
-    for c in IGG_COLUMNS:
-        if c in out:
-            out[c] = "" if c == "background_source" else np.nan
-    return out
-
-
 @dataclass
 class DrgResult:
     """Result of :func:`measure_drg` on one section.
@@ -414,7 +394,7 @@ def _glow_corrected_excess(img, labels, ring_meas, ring_geom, bands, valid_bg, e
 
 def measure_rings(
     labels: np.ndarray,
-    igg: np.ndarray,
+    igg: np.ndarray | None,
     *,
     pixel_size_um: float,
     sgc: np.ndarray | None = None,
@@ -432,8 +412,10 @@ def measure_rings(
     ----------
     labels : ndarray of int, shape (Y, X)
         Neuron labels (0 background); ids need not be contiguous.
-    igg : ndarray, shape (Y, X)
-        IgG channel (raw counts).
+    igg : ndarray, shape (Y, X), or None
+        IgG channel (raw counts). None: the rings are drawn and their area and SGC
+        coverage measured (background bands: every pixel that is no neuron, ring or
+        excluded), the IgG columns (:data:`IGG_COLUMNS`) are left empty.
     pixel_size_um : float
         Pixel size in µm.
     sgc : ndarray, optional
@@ -470,7 +452,8 @@ def measure_rings(
     p = params or DrgParams()
     labels = np.asarray(labels)
     px = float(pixel_size_um)
-    if igg.shape != labels.shape:
+    has_igg = igg is not None
+    if has_igg and igg.shape != labels.shape:
         raise ValueError(f"igg shape {igg.shape} differs from labels shape {labels.shape}")
     nmax = int(labels.max()) if labels.size else 0
     ids = np.nonzero(np.bincount(labels.ravel(), minlength=nmax + 1)[1:])[0] + 1 if nmax else (
@@ -480,8 +463,9 @@ def measure_rings(
         return (empty, np.zeros(labels.shape, np.int32)) if return_rings else empty
     excl = np.zeros(labels.shape, bool) if exclude is None else np.asarray(exclude, bool)
     dl = dark_level if dark_level is not None else p.dark_level
-    img = np.asarray(igg, np.float32)
-    img = img - (estimate_dark_level(img) if dl is None else float(dl))
+    img = np.asarray(igg, np.float32) if has_igg else None
+    if img is not None:
+        img = img - (estimate_dark_level(img) if dl is None else float(dl))
     wpx, bpx = p.ring_width_um / px, p.background_width_um / px
     geom = ring_geometry(labels, wpx, bpx)
     ring_geom, bands, nearest = geom.rings, geom.bands, geom.nearest
@@ -489,19 +473,19 @@ def measure_rings(
     del geom  # its nearest-label map is only needed for the SGC-negative test
     free = (labels == 0) & (ring_geom == 0) & ~excl
     smooth = max(0.5, 0.5 / px)
-    img_s = gaussian_filter(img, smooth)
+    img_s = gaussian_filter(img, smooth) if has_igg else None
     # background = ordinary tissue: not empty slide, not IgG-bright structures (vessels,
     # capsule), judged against a smooth large-scale reference (a running percentile of
     # the free pixels only) so vignetting is allowed
     lo, hi = p.background_tissue_range
-    if free.any():
+    if has_igg and free.any():
         # empty slide (holes, the section's edge) is no tissue background and must not
         # drag the reference down: judged against the section's typical level first
         typical = (float(tissue_levels[0]) if tissue_levels[0] is not None
                    else float(np.median(img_s[free])))
         with np.errstate(invalid="ignore"):
             free = free & (img_s > lo * typical)
-    if free.any():
+    if has_igg and free.any():
         ref = local_background(img_s, window_px=p.background_reference_um / px, percentile=30.0,
                                mask=~free)
         with np.errstate(invalid="ignore"):
@@ -523,10 +507,11 @@ def measure_rings(
     del free
     min_px = p.min_background_area_um2 / px**2
     sigma_map = _smooth_sigma_px(p, px)
-    bg, source = _local_background(img, bands, valid_bg, nmax,
-                                   percentile=p.background_percentile, min_px=min_px,
-                                   sigma_px=sigma_map, ring_labels=ring_geom,
-                                   tissue_level=tissue_levels[0])
+    if has_igg:
+        bg, source = _local_background(img, bands, valid_bg, nmax,
+                                       percentile=p.background_percentile, min_px=min_px,
+                                       sigma_px=sigma_map, ring_labels=ring_geom,
+                                       tissue_level=tissue_levels[0])
 
     sgc_cov = np.full(nmax + 1, np.nan)
     ring_meas = ring_geom
@@ -545,7 +530,7 @@ def measure_rings(
         del s
         sgc_pos = (ring_geom > 0) & (s_s > p.sgc_coverage_factor * np.maximum(sbg, 0)[ring_geom])
         sgc_cov = _perimeter_coverage(labels, (ring_geom > 0) & ~excl, sgc_pos, nearest, nmax)
-        if p.exclude_sgc_negative_bright:
+        if p.exclude_sgc_negative_bright and has_igg:
             # IgG-bright but SGC-negative ring pixels: vessels, capsule, not sheath
             # (sgc_pos is only defined on rings: judge SGC-negativity everywhere, each
             # pixel against the SGC background of its nearest neuron: local)
@@ -596,6 +581,14 @@ def measure_rings(
     ring_meas = ring_meas.astype(np.int32, copy=False)
     rf = ring_meas.ravel()
     n_ring = np.bincount(rf, minlength=nmax + 1).astype(float)
+    if not has_igg:
+        table = pd.DataFrame({"neuron_id": ids.astype(np.int64),
+                              "ring_area_um2": n_ring[ids] * px * px,
+                              **{c: (pd.Series([""] * ids.size, dtype=object)
+                                     if c == "background_source" else np.full(ids.size, np.nan))
+                                 for c in IGG_COLUMNS},
+                              "sgc_coverage": sgc_cov[ids]})[RING_COLUMNS]
+        return (table, ring_meas) if return_rings else table
     s_ring = np.bincount(rf, weights=img.ravel(), minlength=nmax + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ring_mean = np.where(n_ring > 0, s_ring / np.maximum(n_ring, 1), np.nan)
@@ -725,18 +718,12 @@ def measure_drg(
     dark = {k: float(context.dark_levels[k]) for k in roles}
     labels, foreground, lipo = _segment_drg(roles, px, p, context, labels, lipofuscin)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
-    # without IgG the rings are drawn on a blank channel (no IgG-bright vessels to
-    # follow) and every IgG value is then blanked: geometry and SGC coverage only
-    ring_tab, measured = measure_rings(labels, igg if has_igg else np.zeros(labels.shape,
-                                                                            np.float32),
-                                       pixel_size_um=px, sgc=roles.get("sgc"),
+    ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
                                        exclude=lipo, params=p, dark_level=dark.get("igg", 0.0),
                                        sgc_dark_level=dark.get("sgc"),
                                        return_rings=True,
                                        tissue_levels=(context.medians.get("igg"),
                                                       context.medians.get("sgc")))
-    if not has_igg:
-        ring_tab = without_igg(ring_tab)
     table = morph.merge(ring_tab, on="neuron_id", how="left") if len(morph) else _empty(
         TABLE_COLUMNS)
     table = table[TABLE_COLUMNS].reset_index(drop=True)
