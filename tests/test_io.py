@@ -155,6 +155,18 @@ def test_resolve_channels_by_name_and_index():
         resolve_channels(NAMES, {"neuron": 0, "igg": 1, "dye": 2}, required=["neuron", "igg"])
 
 
+def test_a_channel_name_shared_by_two_channels_is_an_error_not_a_guess(tmp_path):
+    names = ["NeuN", "GS", "igg", "IgG"]  # e.g. two exports of one dye, case differing
+    with pytest.raises(InputError, match=r"x\.tif: channel name 'IgG' \(role igg\) matches "
+                                         r"channels 2 and 3 .*by index"):
+        resolve_channels(names, {"neuron": "NeuN", "igg": "IgG"}, required=["neuron", "igg"],
+                         path=tmp_path / "x.tif")
+    # by index it is unambiguous; other roles' unique names still resolve
+    got = resolve_channels(names, {"neuron": "neun", "igg": 3, "sgc": "GS"},
+                           required=["neuron"], optional=["igg", "sgc"])
+    assert got == {"neuron": 0, "igg": 3, "sgc": 1}
+
+
 def test_image_stem():
     assert image_stem("/x/a.ome.tif") == "a"
     assert image_stem("b.tiff") == "b"

@@ -45,8 +45,9 @@ def resolve_channels(
     ------
     InputError
         A required role is unmapped, a role is unknown, a required role's name matches
-        no channel (the message lists the file's channels), an index is out of range or
-        one channel is given for two roles.
+        no channel (the message lists the file's channels) or several (names compared
+        case-insensitively), an index is out of range or one channel is given for two
+        roles.
     """
     return resolve_channels_report(channel_names, mapping, required=required,
                                    optional=optional, path=path)[0]
@@ -109,7 +110,13 @@ def resolve_channels_report(
         raise InputError(
             path, f"channel role(s) {missing} not mapped; the file's channels are [{have}]"
         )
-    lower = {n.lower(): i for i, n in enumerate(channel_names)}
+    lower: dict[str, int] = {}
+    twice: dict[str, list[int]] = {}
+    for i, n in enumerate(channel_names):
+        if n.lower() in lower:
+            twice.setdefault(n.lower(), [lower[n.lower()]]).append(i)
+        else:
+            lower[n.lower()] = i
     out: dict[str, int] = {}
     for role, spec in mapping.items():
         if spec is None or spec == "":
@@ -118,6 +125,11 @@ def resolve_channels_report(
             raise InputError(path, f"channel for role {role!r} must be a name or index")
         if isinstance(spec, int):
             idx = spec
+        elif str(spec).lower() in twice:
+            # two channels of one name: taking either would be a guess
+            idx_s = " and ".join(str(i) for i in twice[str(spec).lower()])
+            raise InputError(path, f"channel name {spec!r} (role {role}) matches channels "
+                                   f"{idx_s} of [{have}]; map the role by index instead")
         elif str(spec).lower() in lower:
             idx = lower[str(spec).lower()]
         elif str(spec).strip().lstrip("-").isdigit():
