@@ -56,6 +56,7 @@ from .io import (
 )
 from .io._clipping import clipped_fraction, clipping_warning
 from .io._errors import is_write_error
+from .io._read import override_mismatch_warning
 from .parallel._local_read import read_local
 
 if TYPE_CHECKING:
@@ -395,6 +396,9 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         if plan is not None:
             summary["tiled"] = plan.tiled
             summary["tiling"] = plan.reason
+        file_px = img.metadata.get("file_pixel_size_um")
+        if override_mismatch_warning(path.name, px, file_px):
+            summary["file_pixel_size_um"] = file_px
         outcome.summary = summary
         write_json({"image": path.name, "path": str(path), "sha256": outcome.sha256,
                     "config_hash": cfg_hash, "measurement": cfg.measurement_config(),
@@ -762,6 +766,11 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
     for o in outcomes:
         line = (clipping_warning(o.path.name, o.summary.get("clipped") or {})
                 if o.status != "failed" else None)
+        if line:
+            warnings.append(line)
+        line = (override_mismatch_warning(o.path.name, o.pixel_size_um,
+                                          o.summary.get("file_pixel_size_um"))
+                if o.status != "failed" and o.pixel_size_um else None)
         if line:
             warnings.append(line)
         if o.status != "failed" and o.summary.get("roles_skipped"):

@@ -219,3 +219,25 @@ def test_section_without_igg_gives_neurons_and_no_igg_numbers(tmp_path):
     st = json.loads((tmp_path / "tiled" / "noigg" / "status.json").read_text())
     assert st["summary"]["tiled"] is True
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "tiled" / "noigg" / "neurons.csv"), t)
+
+
+def test_a_pixel_size_override_unlike_the_files_own_is_a_warning(tmp_path):
+    ph = make_drg_section((160, 160), 0.5, seed=506)
+    write_ome_tiff(ph.image, tmp_path / "in" / "a.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text(CONFIG)
+
+    def warned(px):
+        out = tmp_path / f"out{px}"
+        assert main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
+                     "--pixel-size", str(px)]) == 0
+        run = json.loads((out / "run.json").read_text())
+        st = json.loads((out / "a" / "status.json").read_text())
+        assert st["pixel_size_um"] == px  # the override is what is used
+        return [w for w in run["warnings"] if "pixel size override" in w]
+
+    (line,) = warned(0.65)
+    assert line.startswith("a.ome.tif:") and "0.65 µm" in line and "0.5 µm" in line
+    assert "1.69x" in line
+    assert warned(0.5) == [] and warned(0.502) == []  # equal within 1 %

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..schema import check_pixel_size, image_key
 from ._bioio import read_bioio
 from ._errors import InputError
-from ._image import ImageData
+from ._image import SQUARE_PIXEL_RTOL, ImageData
 from ._omezarr import read_omezarr
 from ._photo import read_photo
 from ._tiff import read_tiff
@@ -150,3 +150,26 @@ def require_pixel_size(img: ImageData) -> float:
         return check_pixel_size(img.pixel_size_um, what=f"pixel size ({src})")
     except ValueError as exc:
         raise InputError(img.path, f"{exc}; give the right one with --pixel-size UM") from None
+
+
+def override_mismatch_warning(name: str, used_um: float, file_um: float | None) -> str | None:
+    """One warning line when a pixel-size override differs from the file's own, or None.
+
+    An override (``--pixel-size``, ``pixel_size_um:`` in a config) is used as given; a
+    config copied from another project and left with its pixel size would otherwise
+    scale every area by the square of the ratio without a word.
+
+    Parameters
+    ----------
+    name : str
+        The file's name.
+    used_um : float
+        The pixel size used (the override), µm.
+    file_um : float or None
+        The pixel size in the file's metadata (None: the file has none).
+    """
+    if file_um is None or not file_um > 0 or abs(used_um - file_um) <= SQUARE_PIXEL_RTOL * file_um:
+        return None
+    return (f"{name}: pixel size override {used_um:g} µm differs from the file's own "
+            f"{file_um:g} µm (areas scale by {(used_um / file_um) ** 2:.3g}x); the override is "
+            "used: remove it if the file is right")
