@@ -56,7 +56,7 @@ from .io import (
 )
 from .io._clipping import clipped_fraction, clipping_warning
 from .io._errors import is_write_error
-from .io._read import override_mismatch_warning
+from .io._read import other_series_warning, override_mismatch_warning
 from .parallel._local_read import read_local
 
 if TYPE_CHECKING:
@@ -396,6 +396,8 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         if plan is not None:
             summary["tiled"] = plan.tiled
             summary["tiling"] = plan.reason
+        if img.metadata.get("other_series"):
+            summary["other_series"] = list(img.metadata["other_series"])
         file_px = img.metadata.get("file_pixel_size_um")
         if override_mismatch_warning(path.name, px, file_px):
             summary["file_pixel_size_um"] = file_px
@@ -765,6 +767,11 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
 
     for o in outcomes:
         line = (clipping_warning(o.path.name, o.summary.get("clipped") or {})
+                if o.status != "failed" else None)
+        if line:
+            warnings.append(line)
+        line = (other_series_warning(o.path.name, cfg.image.series,
+                                     o.summary.get("other_series"))
                 if o.status != "failed" else None)
         if line:
             warnings.append(line)

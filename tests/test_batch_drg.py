@@ -241,3 +241,25 @@ def test_a_pixel_size_override_unlike_the_files_own_is_a_warning(tmp_path):
     assert line.startswith("a.ome.tif:") and "0.65 µm" in line and "0.5 µm" in line
     assert "1.69x" in line
     assert warned(0.5) == [] and warned(0.502) == []  # equal within 1 %
+
+
+def test_a_file_with_several_sections_says_which_one_was_measured(tmp_path):
+    ph = make_drg_section((160, 160), 0.5, seed=507)
+    meta = {"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+            "Channel": {"Name": list(ph.channel_names)}}
+    d = tmp_path / "in"
+    d.mkdir()
+    with tifffile.TiffWriter(d / "two.ome.tif", ome=True) as tw:
+        tw.write(ph.image, metadata=meta)
+        tw.write(ph.image[:, ::-1], metadata=meta)  # a second section of the same size
+    with tifffile.TiffWriter(d / "thumb.ome.tif", ome=True) as tw:
+        tw.write(ph.image, metadata=meta)
+        tw.write(ph.image[:, ::8, ::8], metadata=meta)  # a thumbnail: not a section
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), str(d), "--out", str(out), "-q"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    lines = [w for w in run["warnings"] if "series" in w]
+    assert len(lines) == 1 and lines[0].startswith("two.ome.tif: holds 2 images")
+    assert "only series 0 was measured, not 1" in lines[0]

@@ -65,6 +65,7 @@ def read_bioio(path: str | Path, *, series: int = 0, z: str | int = "max") -> Im
     arr, info = _to_cyx(path, data, axes, z)
     if len(names) != arr.shape[0]:
         names = [f"C{i}" for i in range(arr.shape[0])]
-    info.update(series=series, scene=scenes[series], original_axes=axes, reader="bioio")
+    info.update(series=series, scene=scenes[series], original_axes=axes, reader="bioio",
+                other_series=[i for i in range(len(scenes)) if i != series])
     return ImageData(path=path, data=arr, channel_names=names, pixel_size_um=pixel_size,
                      metadata=info)

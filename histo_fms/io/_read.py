@@ -173,3 +173,23 @@ def override_mismatch_warning(name: str, used_um: float, file_um: float | None) 
     return (f"{name}: pixel size override {used_um:g} µm differs from the file's own "
             f"{file_um:g} µm (areas scale by {(used_um / file_um) ** 2:.3g}x); the override is "
             "used: remove it if the file is right")
+
+
+def other_series_warning(name: str, chosen: int, others: list[int] | None) -> str | None:
+    """One warning line when a file holds other images than the one measured, or None.
+
+    Parameters
+    ----------
+    name : str
+        The file's name.
+    chosen : int
+        The series / scene measured (``image.series``).
+    others : list of int or None
+        The file's other series that are images in their own right (other sections,
+        positions or scenes; see :func:`histo_fms.io._tiff.other_images`).
+    """
+    if not others:
+        return None
+    listed = ", ".join(str(i) for i in others[:10]) + (", ..." if len(others) > 10 else "")
+    return (f"{name}: holds {len(others) + 1} images (series / scenes); only series {chosen} "
+            f"was measured, not {listed}: measure each with image.series (or split the file)")

@@ -208,6 +208,7 @@ def read_tiff(
             rgb = _is_rgb(lv)
             is_imagej = tf.is_imagej
             _check_complete(path, lv)
+            others = other_images(tf.series, series)
     except InputError:
         raise
     except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError,
@@ -235,9 +236,30 @@ def read_tiff(
                 names = []
         if not names or len(names) != arr.shape[0]:
             names = [f"C{i}" for i in range(arr.shape[0])]
-    info.update(series=series, level=level, original_axes=axes, original_shape=shape)
+    info.update(series=series, level=level, original_axes=axes, original_shape=shape,
+                other_series=others)
     return ImageData(path=path, data=arr, channel_names=names, pixel_size_um=pixel_size,
                      metadata=info)
+
+
+def _yx_pixels(s: Any) -> int:
+    """Pixels in one plane of a tifffile series (Y x X; the last two axes if unnamed)."""
+    dims = dict(zip(s.axes.upper(), s.shape, strict=False))
+    if "Y" in dims and "X" in dims:
+        return int(dims["Y"]) * int(dims["X"])
+    return int(np.prod(s.shape[-2:])) if len(s.shape) >= 2 else 0
+
+
+def other_images(all_series: Any, chosen: int) -> list[int]:
+    """Return the other series of a TIFF that are images in their own right.
+
+    A series with at least a quarter of the chosen one's plane pixels is another
+    section, position or scene (multi-position and multi-scene exports); smaller ones
+    are a slide scanner's thumbnail, label or macro image and are not counted.
+    """
+    ref = _yx_pixels(all_series[chosen])
+    return [i for i, t in enumerate(all_series)
+            if i != chosen and ref and _yx_pixels(t) >= 0.25 * ref]
 
 
 #: bytes per value of each TIFF field type
