@@ -1035,6 +1035,27 @@ def _calibrate_batch(cfg: PipelineConfig, tables: dict, controls: list[str], bat
     return cal.threshold, source, rec, cal.bootstrap
 
 
+#: share of a section's neurons with an unmeasurable ring IgG above which a run warns
+UNMEASURED_WARN_FRACTION = 0.1
+
+
+def _unmeasured_warning(o: FileOutcome, t: pd.DataFrame, exclude_border: bool) -> str | None:
+    """Return a warning line when many of a section's rings have no IgG value, or None."""
+    if not _measured_igg(o) or not len(t):
+        return None
+    inner = t[~t["touches_border"].astype(bool)] if exclude_border else t
+    n = len(inner)
+    bad = int((~np.isfinite(inner["ring_igg"].to_numpy(float))).sum())
+    if n == 0 or bad <= UNMEASURED_WARN_FRACTION * n:
+        return None
+    if bad == n:
+        return (f"{o.path.name}: ring IgG could not be measured on any of its {n} neurons "
+                "(a blank or constant IgG channel? check the igg role's channel): its "
+                "% IgG+ is left empty")
+    return (f"{o.path.name}: ring IgG could not be measured on {bad} of its {n} neurons "
+            "(no ring pixels left, or no background); they count as IgG-negative")
+
+
 def _measured_igg(o: FileOutcome) -> bool:
     """Whether a DRG section's IgG was measured (False: its file has no IgG channel)."""
     used = o.summary.get("roles_used")
@@ -1080,6 +1101,9 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         schema.write_table(t, out / o.stem / "neurons.csv", "neurons")
         s = summarize_section(t if threshold is not None else t.drop(
             columns=["igg_positive"], errors="ignore"), exclude_border=cfg.summary.exclude_border)
+        line = _unmeasured_warning(o, t, cfg.summary.exclude_border)
+        if line:
+            warnings.append(line)
         lo = hi = np.nan
         if threshold is None:
             s["n_igg_positive"] = np.nan

@@ -263,3 +263,29 @@ def test_a_file_with_several_sections_says_which_one_was_measured(tmp_path):
     lines = [w for w in run["warnings"] if "series" in w]
     assert len(lines) == 1 and lines[0].startswith("two.ome.tif: holds 2 images")
     assert "only series 0 was measured, not 1" in lines[0]
+
+
+def test_a_blank_igg_channel_is_no_zero_percent(tmp_path):
+    # a dead laser or the wrong channel for igg: the camera offset only. No ring IgG can
+    # be measured, so the section's % IgG+ is empty with a warning, not 0 %
+    ph = make_drg_section((256, 256), 0.5, seed=508)
+    img = ph.image.copy()
+    img[ph.channel_names.index("IgG")] = 100
+    write_ome_tiff(img, tmp_path / "in" / "dead.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    write_ome_tiff(ph.image, tmp_path / "in" / "live.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
+                 "--threshold", "1.5"]) == 0
+    s = pd.read_csv(out / "drg_summary.csv").set_index("image")
+    assert s.loc["dead.ome.tif", "n_neurons"] > 0
+    for col in ("pct_igg_positive", "n_igg_positive", "pct_ci_low", "pct_ci_high"):
+        assert np.isnan(s.loc["dead.ome.tif", col]), col
+    assert np.isfinite(s.loc["live.ome.tif", "pct_igg_positive"])
+    run = json.loads((out / "run.json").read_text())
+    (line,) = [w for w in run["warnings"] if w.startswith("dead.ome.tif:")]
+    assert "could not be measured on any" in line
+    assert not [w for w in run["warnings"] if w.startswith("live.ome.tif:")]

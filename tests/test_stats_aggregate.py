@@ -50,6 +50,33 @@ def test_aggregate_drg_pools_sections_per_animal():
     assert "control IgG" in set(with_ctl["group"])
 
 
+def test_sections_without_igg_values_are_no_zero_percent_in_the_animals_pct():
+    summary, neurons = _drg_tables()
+    # a third section of animal A imaged without IgG (calls blank, ring IgG NaN) and a
+    # section of animal C with a blank IgG channel (ring IgG NaN, called False by a
+    # threshold): neither may pull the animal's % IgG+ down
+    summary = pd.concat([summary, pd.DataFrame({
+        "image": ["a3.ome.tif", "c2.ome.tif"], "animal": ["A", "C"], "subject": ["", ""],
+        "group": ["FMS", "HC"], "control": [False, False], "n_neurons": [0, 0]})],
+        ignore_index=True)
+    neurons["a3.ome.tif"] = pd.DataFrame({"ring_igg": [np.nan] * 3,
+                                          "igg_positive": [pd.NA] * 3,
+                                          "touches_border": [False] * 3})
+    neurons["c2.ome.tif"] = pd.DataFrame({"ring_igg": [np.nan] * 4,
+                                          "igg_positive": [False] * 4,
+                                          "touches_border": [False] * 4})
+    agg = hs.aggregate_drg(summary, neurons).set_index("unit_id")
+    assert agg.loc["A", "n_neurons"] == 7 and agg.loc["A", "n_sections"] == 3
+    assert agg.loc["A", "pct_igg_positive"] == pytest.approx(50.0)  # 2 of 4 called
+    assert agg.loc["C", "pct_igg_positive"] == pytest.approx(100.0)  # 1 of 1
+    # from the summary alone: a section with blank n_igg_positive is not 0 of n
+    only = summary.assign(n_neurons=[4, 2, 2, 1, 1, 3, 4],
+                          n_igg_positive=[2, 1, 0, 1, 0, np.nan, np.nan])
+    agg2 = hs.aggregate_drg(only).set_index("unit_id")
+    assert agg2.loc["A", "pct_igg_positive"] == pytest.approx(50.0)  # 3 of 6
+    assert agg2.loc["C", "pct_igg_positive"] == pytest.approx(100.0)
+
+
 def test_resolve_unit_falls_back():
     t = pd.DataFrame({"image": ["x"], "animal": [""], "subject": ["S1"]})
     assert hs.resolve_unit(t) == "subject"

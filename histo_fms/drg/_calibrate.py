@@ -335,7 +335,8 @@ def percent_interval(ring_igg, threshold: float, bootstrap=(), confidence: float
     Parameters
     ----------
     ring_igg : array_like
-        The section's ``ring_igg`` (neurons summarised; NaN count as negative).
+        The section's ``ring_igg`` (neurons summarised; NaN count as negative; all
+        NaN: NaN, nothing was measured).
     threshold : float
         The threshold used.
     bootstrap : array_like
@@ -350,7 +351,7 @@ def percent_interval(ring_igg, threshold: float, bootstrap=(), confidence: float
     """
     r = np.asarray(ring_igg, float)
     n = r.size
-    if n == 0:
+    if n == 0 or not np.isfinite(r).any():  # nothing measured: no interval
         return float("nan"), float("nan")
     r = np.where(np.isfinite(r), r, -np.inf)
     pct = 100.0 * float(np.mean(r > threshold))
@@ -404,18 +405,20 @@ def summarize_section(table: pd.DataFrame, exclude_border: bool = True) -> dict:
     -------
     dict
         ``n_neurons, n_igg_positive, pct_igg_positive, median_ring_igg`` (NaN where
-        undefined; ``n_igg_positive`` is NaN if the table was not called).
+        undefined; ``n_igg_positive`` is NaN if the table was not called, and when no
+        neuron's ring IgG could be measured: a blank or constant IgG channel is no
+        evidence of 0 % positive).
     """
     t = table
     if exclude_border and "touches_border" in t:
         t = t[~t["touches_border"].astype(bool)]
     n = int(len(t))
-    if "igg_positive" in t:
+    r = t["ring_igg"].to_numpy(dtype=float) if "ring_igg" in t else np.zeros(0)
+    r = r[np.isfinite(r)]
+    if "igg_positive" in t and (r.size or not n):
         npos = int(t["igg_positive"].astype(bool).sum())
         pct = 100.0 * npos / n if n else float("nan")
     else:
         npos, pct = float("nan"), float("nan")
-    r = t["ring_igg"].to_numpy(dtype=float) if "ring_igg" in t else np.zeros(0)
-    r = r[np.isfinite(r)]
     return {"n_neurons": n, "n_igg_positive": npos, "pct_igg_positive": pct,
             "median_ring_igg": float(np.median(r)) if r.size else float("nan")}

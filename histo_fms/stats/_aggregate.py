@@ -200,6 +200,9 @@ def aggregate_drg(
     pandas.DataFrame
         One row per unit: ``unit, unit_id, group, n_sections, n_neurons,
         n_igg_positive, pct_igg_positive, mean_ring_igg, median_ring_igg``.
+        ``pct_igg_positive`` is over the called neurons of the sections whose IgG was
+        measured (not a section without IgG, nor one whose every ring IgG is NaN: a
+        blank channel); ``n_neurons`` counts every neuron.
     """
     unit = resolve_unit(summary, unit)
     s = _prepare(summary, unit, include_controls)
@@ -213,16 +216,22 @@ def aggregate_drg(
                 t = t[~parse_bool(t["touches_border"]).to_numpy()]
             ring = pd.to_numeric(t["ring_igg"], errors="coerce") if "ring_igg" in t else None
             n = len(t)
-            npos = int(parse_bool(t["igg_positive"]).sum()) if "igg_positive" in t else 0
             rsum = float(np.nansum(ring)) if ring is not None else np.nan
             rn = int(ring.notna().sum()) if ring is not None else 0
             rvals = ring.dropna().to_numpy() if ring is not None else np.array([])
+            # only called neurons of sections whose IgG was measured are a % IgG+
+            # denominator (a section without IgG, or with a blank IgG channel, is no 0 %)
+            called = (parse_bool(t["igg_positive"], nullable=True) if "igg_positive" in t
+                      else pd.Series([], dtype="boolean"))
+            ncall = int(called.notna().sum()) if rn else 0
+            npos = int(called.fillna(False).sum()) if ncall else 0
         else:
             n = int(row.get("n_neurons", 0) or 0)
-            npos = int(row.get("n_igg_positive", 0) or 0)
+            k = pd.to_numeric(pd.Series([row.get("n_igg_positive")]), errors="coerce")[0]
+            ncall, npos = (n, int(k)) if np.isfinite(k) else (0, 0)
             rsum, rn, rvals = np.nan, 0, np.array([])
         per_img.append({"unit_id": row["unit_id"], "group": row["group"], "n": n, "npos": npos,
-                        "rsum": rsum, "rn": rn, "rvals": rvals})
+                        "ncall": ncall, "rsum": rsum, "rn": rn, "rvals": rvals})
     rows = []
     df = pd.DataFrame(per_img)
     if df.empty:
@@ -232,12 +241,13 @@ def aggregate_drg(
     for (uid, grp), g in df.groupby(["unit_id", "group"], sort=True):
         n = int(g["n"].sum())
         npos = int(g["npos"].sum())
+        ncall = int(g["ncall"].sum())
         rn = int(g["rn"].sum())
         vals = np.concatenate(list(g["rvals"])) if rn else np.array([])
         rows.append({
             "unit": unit, "unit_id": uid, "group": grp, "n_sections": len(g),
             "n_neurons": n, "n_igg_positive": npos,
-            "pct_igg_positive": 100.0 * npos / n if n else np.nan,
+            "pct_igg_positive": 100.0 * npos / ncall if ncall else np.nan,
             "mean_ring_igg": float(np.nansum(g["rsum"]) / rn) if rn else np.nan,
             "median_ring_igg": float(np.median(vals)) if rn else np.nan,
         })
