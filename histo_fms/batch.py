@@ -389,9 +389,13 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             _check_finite(channels, path)
             clipped = {role: list(clipped_fraction(a)) for role, a in channels.items()
                        if role != "tissue"}
+            constant = [role for role, a in channels.items()
+                        if role != "tissue" and a.size and float(a.min()) == float(a.max())]
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
             summary["clipped"] = clipped
+            if constant:
+                summary["constant"] = constant
         summary.update(roles_used)
         if plan is not None:
             summary["tiled"] = plan.tiled
@@ -770,6 +774,10 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 if o.status != "failed" else None)
         if line:
             warnings.append(line)
+        if o.status != "failed" and o.summary.get("constant"):
+            warnings.append(f"{o.path.name}: channel role(s) {', '.join(o.summary['constant'])} "
+                            "hold one value everywhere (a blank channel: wrong channel, or no "
+                            "signal recorded); nothing measured on them is a finding")
         line = (other_series_warning(o.path.name, cfg.image.series,
                                      o.summary.get("other_series"))
                 if o.status != "failed" else None)

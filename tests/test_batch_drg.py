@@ -286,6 +286,8 @@ def test_a_blank_igg_channel_is_no_zero_percent(tmp_path):
         assert np.isnan(s.loc["dead.ome.tif", col]), col
     assert np.isfinite(s.loc["live.ome.tif", "pct_igg_positive"])
     run = json.loads((out / "run.json").read_text())
-    (line,) = [w for w in run["warnings"] if w.startswith("dead.ome.tif:")]
-    assert "could not be measured on any" in line
+    lines = [w for w in run["warnings"] if w.startswith("dead.ome.tif:")]
+    assert len(lines) == 2
+    assert any("could not be measured on any" in w for w in lines)
+    assert any("role(s) igg hold one value everywhere" in w for w in lines)
     assert not [w for w in run["warnings"] if w.startswith("live.ome.tif:")]
