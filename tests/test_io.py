@@ -102,6 +102,16 @@ def test_imagej_calibration_and_z_handling(tmp_path):
         read_image(p, z=5)
 
 
+@pytest.mark.parametrize("unit", ["micron", "\\u00B5m", "um", "nm"])
+def test_imagej_units_spelled_as_imagej_writes_them(tmp_path, unit):
+    # ImageJ stores µm as the escaped text "\\u00B5m"; units are compared lower-cased
+    p = tmp_path / "ij.tif"
+    size = 250.0 if unit == "nm" else 0.25
+    tifffile.imwrite(p, np.zeros((2, 8, 8), np.uint16), imagej=True,
+                     resolution=(1 / size, 1 / size), metadata={"axes": "CYX", "unit": unit})
+    assert read_image(p).pixel_size_um == pytest.approx(0.25)
+
+
 def test_missing_pixel_size_is_an_error_never_a_default(tmp_path):
     p = tmp_path / "plain.tif"
     tifffile.imwrite(p, np.zeros((2, 30, 30), np.uint16))

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _UNIT_TO_UM = {
     "µm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
     "micrometre": 1.0, "\u03bcm": 1.0, "nanometre": 1e-3, "millimetre": 1e3, "\\u00B5m": 1.0,
+    "\\u00b5m": 1.0, "micrometers": 1.0, "micrometres": 1.0,
     "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
     "pm": 1e-6, "å": 1e-4, "a": 1e-4,
 }
