@@ -400,6 +400,9 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         if plan is not None:
             summary["tiled"] = plan.tiled
             summary["tiling"] = plan.reason
+        notes = [str(v) for k, v in sorted(img.metadata.items()) if k.endswith("_note")]
+        if notes:
+            summary["axis_notes"] = notes
         if img.metadata.get("other_series"):
             summary["other_series"] = list(img.metadata["other_series"])
         file_px = img.metadata.get("file_pixel_size_um")
@@ -774,6 +777,9 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                 if o.status != "failed" else None)
         if line:
             warnings.append(line)
+        if o.status != "failed" and o.summary.get("axis_notes"):
+            warnings.append(f"{o.path.name}: {'; '.join(o.summary['axis_notes'])} (the rest "
+                            "of the file was not measured)")
         if o.status != "failed" and o.summary.get("constant"):
             warnings.append(f"{o.path.name}: channel role(s) {', '.join(o.summary['constant'])} "
                             "hold one value everywhere (a blank channel: wrong channel, or no "

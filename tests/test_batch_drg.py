@@ -291,3 +291,22 @@ def test_a_blank_igg_channel_is_no_zero_percent(tmp_path):
     assert any("could not be measured on any" in w for w in lines)
     assert any("role(s) igg hold one value everywhere" in w for w in lines)
     assert not [w for w in run["warnings"] if w.startswith("live.ome.tif:")]
+
+
+def test_frames_beyond_the_first_are_named_in_a_warning(tmp_path):
+    ph = make_drg_section((160, 160), 0.5, seed=509)
+    tcyx = np.stack([ph.image, ph.image[:, ::-1]])  # two time points
+    d = tmp_path / "in"
+    d.mkdir()
+    tifffile.imwrite(d / "frames.tif", tcyx, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TCYX", "unit": "micron"})
+    idx = {n: ph.channel_names.index(n) for n in ("NeuN", "IgG", "GS", "DAPI")}
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text("pipeline: drg\nparallel: {scheduler: synchronous}\nchannels: "
+                   f"{{neuron: {idx['NeuN']}, igg: {idx['IgG']}, sgc: {idx['GS']}, "
+                   f"nuclei: {idx['DAPI']}}}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), str(d), "--out", str(out), "-q"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    (line,) = [w for w in run["warnings"] if w.startswith("frames.tif:")]
+    assert "axis T of size 2: first index used" in line

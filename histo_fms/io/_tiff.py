@@ -346,6 +346,9 @@ def _to_cyx(path: Path, arr: da.Array, axes: str, z: str | int) -> tuple[da.Arra
         axes = axes.replace("S", "C")
     elif "S" in axes:
         i = axes.index("S")
+        if arr.shape[i] > 1:
+            info["S_note"] = (f"axis S of size {arr.shape[i]} besides channels: its maximum "
+                              "used")
         arr = arr.max(axis=i) if arr.shape[i] > 1 else arr.squeeze(axis=i)
         axes = axes[:i] + axes[i + 1:]
     for ax in list(axes):
