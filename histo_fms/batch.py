@@ -568,8 +568,8 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     say = progress or (lambda *_: None)
     # the context pass reads every pixel once: it also gives each channel's clipping
     say("context", 0, 1)
-    context, clipped = context_and_clipping_tiled(channels, pixel_size_um=px, params=params,
-                                                  tile_px=tile_px, client=client)
+    context, clipped, constant = context_and_clipping_tiled(
+        channels, pixel_size_um=px, params=params, tile_px=tile_px, client=client)
     say("context", 1, 1)
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
@@ -579,7 +579,8 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
     return {"n_neurons_detected": int(len(table)),
-            "clipped": {role: list(clipped[role]) for role in channels}}
+            "clipped": {role: list(clipped[role]) for role in channels},
+            **({"constant": constant} if constant else {})}
 
 
 def da_isfinite_all(arr: Any) -> bool:

@@ -13,6 +13,7 @@ from histo_fms.io._clipping import (
     clipped_fraction,
     clipped_from_blocks,
     clipping_warning,
+    constant_from_blocks,
 )
 from histo_fms.synthetic.drg import make_drg_section
 
@@ -105,3 +106,27 @@ def test_a_tiled_run_checks_clipping_as_a_whole_image_run(tmp_path):
     assert set(tiled["clipped"]) == {"neuron", "sgc", "igg", "nuclei"}
     assert tiled["clipped"]["igg"] == [65535, igg[1]] and igg[1] > 0.005
     assert tiled_lines == whole_lines and len(tiled_lines) == 1
+
+
+def test_a_blank_channel_is_found_whole_and_tiled(tmp_path):
+    ph = make_drg_section((256, 256), 0.5, seed=5)
+    img = ph.image.copy()
+    img[ph.channel_names.index("IgG")] = 100  # the camera offset only
+    write_ome_tiff(img, tmp_path / "clip.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    path = tmp_path / "clip.ome.tif"
+    summaries = {}
+    for name, par in (("whole", "{scheduler: synchronous}"),
+                      ("tiled", "{scheduler: synchronous, tile_size_um: 32}")):
+        _run(tmp_path, path, name, par)
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        assert [w for w in run["warnings"] if "hold one value everywhere" in w] == [
+            "clip.ome.tif: channel role(s) igg hold one value everywhere (a blank channel: "
+            "wrong channel, or no signal recorded); nothing measured on them is a finding"]
+        summaries[name] = json.loads((tmp_path / name / "clip" / "status.json").read_text())
+    assert summaries["tiled"]["summary"]["tiled"] is True
+    assert summaries["whole"]["summary"]["constant"] == ["igg"]
+    assert summaries["tiled"]["summary"]["constant"] == ["igg"]
+    assert constant_from_blocks(map(clip_block, _blocks(img[1] * 0 + 7, 2, 3)))
+    assert not constant_from_blocks(map(clip_block, _blocks(ph.image[0], 2, 3)))
+    assert not constant_from_blocks([clip_block(np.zeros((3, 3), np.float32))])

@@ -135,3 +135,21 @@ def clipping_warning(name: str, clipped: dict[str, list]) -> str | None:
     return (f"{name}: pixels at the detector's maximum ({what}): their intensities are "
             "clipped, so measured intensities there are too low; image with a shorter "
             "exposure or lower gain")
+
+
+def constant_from_blocks(blocks: Iterable[ClipBlock]) -> bool:
+    """Tell from its blocks whether an integer channel holds one value everywhere.
+
+    Parameters
+    ----------
+    blocks : iterable of ClipBlock
+        :func:`clip_block` of blocks that partition the channel (or merged results).
+
+    Returns
+    -------
+    bool
+        True when every pixel equals the channel's maximum (False for float or empty
+        channels, which blocks cannot tell).
+    """
+    top, count, size = reduce(add_clip_blocks, blocks, NO_PIXELS)
+    return top is not None and size > 0 and count == size

@@ -74,7 +74,13 @@ from ..drg._context import (
 )
 from ..drg._lipofuscin import lipofuscin_flat
 from ..drg._measure import TABLE_COLUMNS, segment_drg
-from ..io._clipping import ClipBlock, add_clip_blocks, clip_block, clipped_from_blocks
+from ..io._clipping import (
+    ClipBlock,
+    add_clip_blocks,
+    clip_block,
+    clipped_from_blocks,
+    constant_from_blocks,
+)
 from ._tiles import Tile, canonical_mapping, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
@@ -213,7 +219,7 @@ def context_and_clipping_tiled(
     tile_px: int = 2048,
     client: Any = None,
     scheduler: str | None = None,
-) -> tuple[DrgContext, dict[str, tuple[int | None, float]]]:
+) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str]]:
     """Compute a section's :class:`histo_fms.drg.DrgContext` and clipping from tiles.
 
     Gives bit-identical values to :func:`histo_fms.drg.compute_context` on the whole
@@ -245,6 +251,9 @@ def context_and_clipping_tiled(
     clipped : dict of str to (int or None, float)
         Per role, :func:`histo_fms.io._clipping.clipped_fraction` of the raw channel,
         from the first read's tile cores (no extra read of the image).
+    constant : list of str
+        The roles whose (integer) raw channel holds one value everywhere
+        (:func:`histo_fms.io._clipping.constant_from_blocks`).
     """
     return _context_tiled(channels, pixel_size_um=pixel_size_um, params=params,
                           dark_levels=dark_levels, tile_px=tile_px, client=client,
@@ -254,7 +263,7 @@ def context_and_clipping_tiled(
 def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
                    params: DrgParams | None, dark_levels: Mapping[str, float] | None,
                    tile_px: int, client: Any, scheduler: str | None, clipping: bool
-                   ) -> tuple[DrgContext, dict[str, tuple[int | None, float]]]:
+                   ) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str]]:
     import dask.array as da
 
     p = params or DrgParams()
@@ -286,6 +295,7 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
     quant, maxima, clips = _tiled_quantiles(stats_values, args, qs, client, scheduler)
     clipped = {r: clipped_from_blocks([clips[r]], chans[r].dtype) for r in clips}
+    constant = [r for r in clips if constant_from_blocks([clips[r]])]
     dark, med, mx, hi = {}, {}, {}, {}
     for r in roles:
         if min(shape) == 0:
@@ -319,7 +329,7 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread), highs=hi), clipped
+                      sgc_spread=float(sgc_spread), highs=hi), clipped, constant
 
 
 # ------------------------------------------------------------------------ label store
