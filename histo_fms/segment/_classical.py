@@ -818,8 +818,8 @@ def band_owner(labels: np.ndarray, inner_px: float, outer_px: float) -> np.ndarr
     return owner
 
 
-def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_px: float
-                  ) -> np.ndarray:
+def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_px: float,
+                  ids: np.ndarray | None = None) -> np.ndarray:
     """Fraction of ``mask`` pixels in the band ``inner_px``-``outer_px`` around each object.
 
     Unlike :func:`band_owner` the band is not shared out among neighbours: it holds
@@ -833,6 +833,8 @@ def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_p
         Pixels counted.
     inner_px, outer_px : float
         Band limits (distance from the object, px).
+    ids : ndarray of int, optional
+        Only these label ids are measured (the others get 0); default all.
 
     Returns
     -------
@@ -843,8 +845,12 @@ def band_fraction(labels: np.ndarray, mask: np.ndarray, inner_px: float, outer_p
     frac = np.zeros(n + 1)
     h, w = labels.shape
     pad = int(np.ceil(outer_px)) + 1
+    want = None
+    if ids is not None:
+        want = np.zeros(n + 1, bool)
+        want[np.asarray(ids, np.int64)] = True
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is None:
+        if sl is None or (want is not None and not want[k]):
             continue
         y0, y1 = max(0, sl[0].start - pad), min(h, sl[0].stop + pad)
         x0, x1 = max(0, sl[1].start - pad), min(w, sl[1].stop + pad)
@@ -898,7 +904,10 @@ def _finish(labels, checks, sgc_pos, px, contrast=None):
             sheathed = cov >= 0.05
             sheathed[0] = False
             near = sgc_pos | sheathed[labels]
-            bare = (cov < 0.05) & (band_fraction(labels, near, 3.0 / px, 12.0 / px) <= 0.02)
+            unwrapped = np.nonzero(cov < 0.05)[0]
+            unwrapped = unwrapped[unwrapped > 0]  # only they can be bare: measure only them
+            bare = (cov < 0.05) & (band_fraction(labels, near, 3.0 / px, 12.0 / px,
+                                                 ids=unwrapped) <= 0.02)
             bad |= bare & (surr < c["isolated"] * med)
     bad[0] = True
     return canonical_labels(np.where(bad[labels], 0, labels))
