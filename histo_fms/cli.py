@@ -513,6 +513,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "sample-data":
             return _cmd_sample_data(a)
     except KeyboardInterrupt:
+        # what the interrupt left half-done (a file opened, a coroutine not awaited) is
+        # collected now or at exit; its Resource/RuntimeWarning is noise to the user,
+        # and the message below must stay the last line
+        import gc
+        import warnings
+
+        warnings.simplefilter("ignore")
+        gc.collect()
         print("histo-fms: interrupted; re-run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OutputError as exc:

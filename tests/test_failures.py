@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -233,3 +234,28 @@ def test_figures_and_export_of_folders_without_results(imgs, tmp_path, capsys):
     assert "no analysed image to export" in err and "\n" not in err
     assert main(["figures", str(tmp_path / "out"), "--format", "png"]) == 2
     assert "no analysed image" in capsys.readouterr().err
+
+
+def test_interrupt_message_stays_last_whatever_the_interrupt_left_behind():
+    # an interrupt can leave a coroutine un-awaited (zarr's async writes) or a file open;
+    # their warnings, printed when Python collects them, must not follow the message
+    code = textwrap.dedent("""
+        import sys
+        import histo_fms.cli as cli
+
+        async def write():
+            pass
+
+        def interrupted(a):
+            cli._left = [write()]  # never awaited: collected at exit
+            raise KeyboardInterrupt
+
+        cli._cmd_validate = interrupted
+        sys.exit(cli.main(["validate", "results", "--reference", "ref"]))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 130
+    assert p.stderr.strip().splitlines()[-1] == ("histo-fms: interrupted; re-run the same "
+                                                 "command to resume")
+    assert "Warning" not in p.stderr
