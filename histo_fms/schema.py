@@ -281,8 +281,10 @@ DRG_PER_UNIT = Table("drg_per_unit", "figures/drg_per_UNIT.csv", "one row per un
     *_UNIT_HEAD,
     _c("n_neurons", "int", "", "counted neurons of the unit's sections (border and "
        "excluded left out)"),
-    _c("n_igg_positive", "int", "", "IgG-positive among them"),
-    _c("pct_igg_positive", "float", "%", "100 x n_igg_positive / n_neurons (pooled)"),
+    _c("n_igg_positive", "int", "", "IgG-positive among them (blank: none called, e.g. "
+       "no IgG channel)"),
+    _c("pct_igg_positive", "float", "%", "100 x n_igg_positive / called neurons (pooled; "
+       "sections without measured IgG left out)"),
     _c("mean_ring_igg", "float", "ratio", "mean ring_igg over the unit's neurons"),
     _c("median_ring_igg", "float", "ratio", "median ring_igg over the unit's neurons"),
 ))

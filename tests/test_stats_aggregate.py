@@ -65,13 +65,19 @@ def test_sections_without_igg_values_are_no_zero_percent_in_the_animals_pct():
     neurons["c2.ome.tif"] = pd.DataFrame({"ring_igg": [np.nan] * 4,
                                           "igg_positive": [False] * 4,
                                           "touches_border": [False] * 4})
+    summary = pd.concat([summary, pd.DataFrame({
+        "image": ["d1.ome.tif"], "animal": ["D"], "subject": [""], "group": ["HC"],
+        "control": [False], "n_neurons": [0]})], ignore_index=True)
+    neurons["d1.ome.tif"] = neurons["a3.ome.tif"]  # an animal with no IgG measured at all
     agg = hs.aggregate_drg(summary, neurons).set_index("unit_id")
+    assert np.isnan(agg.loc["D", "pct_igg_positive"]) and np.isnan(agg.loc["D", "n_igg_positive"])
+    assert agg.loc["D", "n_neurons"] == 3
     assert agg.loc["A", "n_neurons"] == 7 and agg.loc["A", "n_sections"] == 3
     assert agg.loc["A", "pct_igg_positive"] == pytest.approx(50.0)  # 2 of 4 called
     assert agg.loc["C", "pct_igg_positive"] == pytest.approx(100.0)  # 1 of 1
     # from the summary alone: a section with blank n_igg_positive is not 0 of n
-    only = summary.assign(n_neurons=[4, 2, 2, 1, 1, 3, 4],
-                          n_igg_positive=[2, 1, 0, 1, 0, np.nan, np.nan])
+    only = summary.assign(n_neurons=[4, 2, 2, 1, 1, 3, 4, 3],
+                          n_igg_positive=[2, 1, 0, 1, 0, np.nan, np.nan, np.nan])
     agg2 = hs.aggregate_drg(only).set_index("unit_id")
     assert agg2.loc["A", "pct_igg_positive"] == pytest.approx(50.0)  # 3 of 6
     assert agg2.loc["C", "pct_igg_positive"] == pytest.approx(100.0)

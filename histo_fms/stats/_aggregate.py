@@ -246,7 +246,7 @@ def aggregate_drg(
         vals = np.concatenate(list(g["rvals"])) if rn else np.array([])
         rows.append({
             "unit": unit, "unit_id": uid, "group": grp, "n_sections": len(g),
-            "n_neurons": n, "n_igg_positive": npos,
+            "n_neurons": n, "n_igg_positive": npos if ncall else np.nan,
             "pct_igg_positive": 100.0 * npos / ncall if ncall else np.nan,
             "mean_ring_igg": float(np.nansum(g["rsum"]) / rn) if rn else np.nan,
             "median_ring_igg": float(np.median(vals)) if rn else np.nan,
