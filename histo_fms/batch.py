@@ -54,7 +54,7 @@ from .io import (
     write_labels_zarr,
     write_polylines,
 )
-from .io._clipping import clipped_fraction, clipping_warning
+from .io._clipping import clip_block, clipped_from_blocks, clipping_warning, constant_from_blocks
 from .io._errors import is_write_error
 from .io._read import other_series_warning, override_mismatch_warning
 from .parallel._local_read import read_local
@@ -387,10 +387,12 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
         else:
             channels, extra = _load_inputs(img, cfg)
             _check_finite(channels, path)
-            clipped = {role: list(clipped_fraction(a)) for role, a in channels.items()
-                       if role != "tissue"}
-            constant = [role for role, a in channels.items()
-                        if role != "tissue" and a.size and float(a.min()) == float(a.max())]
+            # one pass per channel gives both its clipping and whether it is blank, by
+            # the same definition as a tiled section's context pass
+            blocks = {role: clip_block(a) for role, a in channels.items() if role != "tissue"}
+            clipped = {role: list(clipped_from_blocks([b], channels[role].dtype))
+                       for role, b in blocks.items()}
+            constant = [role for role, b in blocks.items() if constant_from_blocks([b])]
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
             summary["clipped"] = clipped
