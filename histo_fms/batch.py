@@ -1046,9 +1046,11 @@ def _calibrate_batch(cfg: PipelineConfig, tables: dict, controls: list[str], bat
     warnings.extend(where + w for w in cal.warnings)
     rule = (f"robust, false-positive rate {c.false_positive_rate:g} on unbound rings"
             if c.method == "robust" else f"percentile {c.percentile:g}")
-    source = (f"{where}control sections ({len(controls)}: {', '.join(controls)}; "
+    # the sections whose rings it was calibrated on (a control without IgG gives none)
+    used = [s for s in controls if s in set(secs.tolist())]
+    source = (f"{where}control sections ({len(used)}: {', '.join(used)}; "
               f"{vals.size} rings; {rule})")
-    rec = {**cal.as_dict(), "control_sections": list(controls)}
+    rec = {**cal.as_dict(), "control_sections": used}
     return cal.threshold, source, rec, cal.bootstrap
 
 

@@ -310,3 +310,25 @@ def test_frames_beyond_the_first_are_named_in_a_warning(tmp_path):
     run = json.loads((out / "run.json").read_text())
     (line,) = [w for w in run["warnings"] if w.startswith("frames.tif:")]
     assert "axis T of size 2: first index used" in line
+
+
+def test_a_control_without_igg_is_not_counted_as_a_calibrating_section(tmp_path):
+    rows = []
+    for i, (seed, ctrl, igg) in enumerate([(801, True, True), (802, True, False),
+                                           (803, False, True)]):
+        ph = make_drg_section((256, 256), 0.5, seed=seed, control=ctrl)
+        keep = [k for k, n in enumerate(ph.channel_names) if igg or n != "IgG"]
+        write_ome_tiff(ph.image[keep], tmp_path / "in" / f"s{i}.ome.tif",
+                       channel_names=[ph.channel_names[k] for k in keep], pixel_size_um=0.5)
+        rows.append({"image": f"s{i}.ome.tif", "animal": f"m{i}", "group": "g",
+                     "control": ctrl})
+    pd.DataFrame(rows).to_csv(tmp_path / "samples.csv", index=False)
+    cfg = tmp_path / "drg.yaml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+    main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "--samples",
+          str(tmp_path / "samples.csv"), "-q"])
+    thr = json.loads((out / "run.json").read_text())["threshold"]
+    assert thr["source"].startswith("control sections (1: s0;")
+    assert thr["calibration"][""]["control_sections"] == ["s0"]
+    assert thr["calibration"][""]["n_control_sections"] == 1
