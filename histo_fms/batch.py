@@ -1072,7 +1072,8 @@ def _unmeasured_warning(o: FileOutcome, t: pd.DataFrame, exclude_border: bool) -
                 "(a blank or constant IgG channel? check the igg role's channel): its "
                 "% IgG+ is left empty")
     return (f"{o.path.name}: ring IgG could not be measured on {bad} of its {n} neurons "
-            "(no ring pixels left, or no background); they count as IgG-negative")
+            "(no ring pixels left, or no background); they are left uncalled, out of "
+            "its % IgG+")
 
 
 def _measured_igg(o: FileOutcome) -> bool:
@@ -1125,6 +1126,7 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
             warnings.append(line)
         lo = hi = np.nan
         if threshold is None:
+            s["n_called"] = np.nan
             s["n_igg_positive"] = np.nan
             s["pct_igg_positive"] = np.nan
         else:
@@ -1134,7 +1136,7 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
                      "threshold": threshold,
                      "calibration": rec["method"] if rec else "",
                      "pixel_size_um": o.pixel_size_um, **_roles_cols(o), **meta})
-    cols = ["image", "n_neurons", "n_igg_positive", "pct_igg_positive", "pct_ci_low",
+    cols = ["image", "n_neurons", "n_called", "n_igg_positive", "pct_igg_positive", "pct_ci_low",
             "pct_ci_high", "median_ring_igg", "threshold", "calibration", "pixel_size_um",
             "subject", "animal", "group", "control"]
     df = pd.DataFrame(rows)

@@ -35,11 +35,18 @@ from .io import (
 CLASS_COLOURS = {
     "IgG+": [213, 94, 0],
     "IgG-": [0, 114, 178],
+    "Uncalled": [204, 121, 167],
     "Border": [153, 153, 153],
     "IENF crossing": [0, 158, 115],
     "DEJ": [230, 159, 0],
     "Surface": [86, 180, 233],
 }
+
+
+def _flag(flags: dict[str, dict], column: str, nid: int) -> bool:
+    """Whether ``column`` is true for neuron ``nid`` (blank or absent: False)."""
+    v = flags.get(column, {}).get(nid, pd.NA)
+    return False if pd.isna(v) else bool(v)
 
 
 def label_polygons(labels: np.ndarray) -> dict[int, list[list[float]]]:
@@ -133,7 +140,9 @@ def qupath_features(
         Neuron label image.
     table : pandas.DataFrame, optional
         Per-neuron table (``neuron_id`` + measurements, ``igg_positive``,
-        ``touches_border``; a reviewer's ``excluded`` neurons get the class ``Excluded``).
+        ``touches_border``; a reviewer's ``excluded`` neurons get the class ``Excluded``,
+        and a neuron with a blank ``igg_positive`` (no threshold, or a ring whose IgG
+        could not be measured) the class ``Uncalled``).
     crossings : pandas.DataFrame, optional
         Skin crossings (``y_um, x_um``, ``fibre_id``; a reviewer's ``excluded`` crossings
         get the class ``IENF crossing (excluded)``).
@@ -153,13 +162,13 @@ def qupath_features(
             ids = table["neuron_id"].astype(int).to_numpy()
             for c in ("touches_border", "igg_positive", "excluded"):
                 if c in table:
-                    flags[c] = dict(zip(ids, schema.parse_bool(table[c]).to_numpy(),
-                                        strict=True))
+                    flags[c] = dict(zip(ids, schema.parse_bool(table[c], nullable=True)
+                                        .to_numpy(object), strict=True))
         rows = {} if table is None else {int(r["neuron_id"]): r for _, r in table.iterrows()}
         for nid, ring in label_polygons(neurons).items():
             r = rows.get(nid)
             meas: dict[str, Any] = {}
-            cls = "IgG-"
+            cls = "Uncalled"
             if r is not None:
                 for k, v in r.items():
                     if k in ("neuron_id", "igg_positive", "touches_border", "size_class",
@@ -168,12 +177,13 @@ def qupath_features(
                     cv = _clean(v)
                     if isinstance(cv, (int, float)) and not isinstance(cv, bool):
                         meas[k] = cv
-                if flags.get("excluded", {}).get(nid, False):
+                if _flag(flags, "excluded", nid):
                     cls = "Excluded"
-                elif flags.get("touches_border", {}).get(nid, False):
+                elif _flag(flags, "touches_border", nid):
                     cls = "Border"
-                elif flags.get("igg_positive", {}).get(nid, False):
-                    cls = "IgG+"
+                elif "igg_positive" in flags:
+                    call = flags["igg_positive"].get(nid, pd.NA)
+                    cls = "Uncalled" if pd.isna(call) else ("IgG+" if call else "IgG-")
             meas["neuron_id"] = nid
             name = f"neuron {nid}" + (f" ({r['size_class']})" if r is not None and
                                       "size_class" in r else "")

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+#: The strings read as True / False in boolean columns and the sample sheet (case-insensitive),
+#: and their parser (a leaf module, so pure-compute packages share it without IO).
+from ._booleans import FALSE_STRINGS, TRUE_STRINGS, parse_bool  # noqa: F401 (re-exported)
+
 #: Plausible microscopy pixel sizes, µm (inclusive bounds).
 PIXEL_SIZE_RANGE_UM: tuple[float, float] = (0.01, 50.0)
-
-#: Strings read as True / False in boolean columns and the sample sheet (case-insensitive).
-TRUE_STRINGS = frozenset({"true", "1", "yes", "y", "t"})
-FALSE_STRINGS = frozenset({"false", "0", "no", "n", "f", ""})
 
 _DTYPES = ("int", "float", "bool", "boolean", "str")
 
@@ -136,7 +136,8 @@ NEURONS = Table("neurons", "STEM/neurons.csv", "one row per neuron (DRG)", (
        "summaries)"),
     _c("ring_igg", "float", "ratio", "ring IgG / local background (dimensionless)"),
     _c("igg_positive", "boolean", "", "ring_igg > the run's threshold (blank without a "
-       "threshold)", required=False),
+       "threshold, and where ring_igg is blank: an unmeasured ring is not called)",
+       required=False),
     _c("ring_area_um2", "float", "µm²", "area of the measured SGC ring"),
     _c("ring_mean", "float", "counts", "mean IgG in the ring (dark-subtracted)"),
     _c("ring_median", "float", "counts", "median IgG in the ring (dark-subtracted)"),
@@ -205,8 +206,11 @@ _SKIN_EXTRA = (
 DRG_SUMMARY = Table("drg_summary", "drg_summary.csv", "one row per DRG section", (
     _c("image", "str", "", "input file name"),
     _c("n_neurons", "int", "", "neurons counted (border-touching left out)"),
+    _c("n_called", "float", "", "counted neurons with a call: their ring IgG was measured "
+       "(blank without a threshold)", required=False),
     _c("n_igg_positive", "float", "", "IgG-positive neurons (blank without a threshold)"),
-    _c("pct_igg_positive", "float", "%", "100 x n_igg_positive / n_neurons"),
+    _c("pct_igg_positive", "float", "%", "100 x n_igg_positive / n_called (neurons whose "
+       "ring IgG could not be measured are left uncalled, not counted negative)"),
     _c("median_ring_igg", "float", "ratio", "median ring_igg of the counted neurons"),
     _c("threshold", "float", "ratio", "the ring_igg threshold used for the calls"),
     _c("pixel_size_um", "float", "µm", "pixel size used"),
@@ -243,7 +247,8 @@ def _pairs(cols: Iterable[tuple[str, str, str]]) -> tuple[Column, ...]:
     return tuple(out)
 
 
-_DRG_MAIN = (("n_neurons", "float", ""), ("n_igg_positive", "float", ""),
+_DRG_MAIN = (("n_neurons", "float", ""), ("n_called", "float", ""),
+             ("n_igg_positive", "float", ""),
              ("pct_igg_positive", "float", "%"), ("median_ring_igg", "float", "ratio"))
 _SKIN_MAIN = (("n_crossings", "float", ""), ("epidermis_length_mm", "float", "mm"),
               ("dej_length_mm", "float", "mm"), ("ienfd_per_mm", "float", "1/mm"))
@@ -330,57 +335,6 @@ NEURON_COLUMNS: list[str] = ["neuron_id", "y_um", "x_um", "area_um2", "diameter_
 
 
 # ------------------------------------------------------------------------------ parsing
-def parse_bool(values: pd.Series | Iterable | None, *, strict: bool = False,
-               nullable: bool = False, extra_true: Iterable[str] = (),
-               what: str = "value") -> pd.Series:
-    """Parse booleans written as text (``True``/``false``/``1``/``yes``...).
-
-    The one truthy-string parser of the package.
-
-    Parameters
-    ----------
-    values : pandas.Series, iterable or None
-        Booleans, numbers or strings.
-    strict : bool
-        Raise on a value that is neither a true nor a false string.
-    nullable : bool
-        Return a nullable ``boolean`` Series with blanks as NA (else blanks are False).
-    extra_true : iterable of str
-        More strings read as True (lower case).
-    what : str
-        Name used in the error message.
-
-    Returns
-    -------
-    pandas.Series
-        ``bool`` (or ``boolean`` when ``nullable``).
-
-    Raises
-    ------
-    ValueError
-        ``strict`` and an unparseable value.
-    """
-    if values is None:
-        return pd.Series([], dtype="boolean" if nullable else bool)
-    s = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    if s.dtype == bool and not nullable:
-        return s
-    true = TRUE_STRINGS | {str(x).lower() for x in extra_true}
-    blank = s.isna()
-    text = s.astype(object).where(~blank, "").map(lambda v: str(v).strip().lower())
-    text = text.replace({"nan": "", "none": "", "<na>": "", "1.0": "1", "0.0": "0"})
-    is_true = text.isin(true)
-    if strict:
-        bad = sorted(set(text[~is_true & ~text.isin(FALSE_STRINGS)]))
-        if bad:
-            raise ValueError(f"{what} must be true/false, found {bad}")
-    if nullable:
-        out = pd.Series(is_true.to_numpy(), index=s.index, dtype="boolean")
-        out[(text == "").to_numpy()] = pd.NA
-        return out
-    return pd.Series(is_true.to_numpy(bool), index=s.index)
-
-
 def is_blank(values: pd.Series) -> pd.Series:
     """Return True where a text column is missing or blank (``""``, ``nan``, ``None``).
 

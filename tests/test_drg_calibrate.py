@@ -35,8 +35,10 @@ def test_call_igg():
     t = _table()
     c = call_igg(t, 1.2)
     assert "igg_positive" not in t  # input untouched
-    assert c["igg_positive"].dtype == bool
-    assert list(c["igg_positive"]) == [False, True, False, True, True]
+    assert c["igg_positive"].dtype == "boolean"
+    # an unmeasured ring (NaN) is left uncalled: no evidence of IgG-negative
+    assert c["igg_positive"].isna().tolist() == [False, False, True, False, False]
+    assert c["igg_positive"].fillna(False).tolist() == [False, True, False, True, True]
     with pytest.raises(ValueError):
         call_igg(t, np.nan)
     with pytest.raises(KeyError):
@@ -45,12 +47,17 @@ def test_call_igg():
 
 def test_summarize_section_excludes_border():
     s = summarize_section(call_igg(_table(), 1.2))
-    assert s["n_neurons"] == 4
+    assert s["n_neurons"] == 4 and s["n_called"] == 3
     assert s["n_igg_positive"] == 2
-    assert s["pct_igg_positive"] == pytest.approx(50.0)
+    # over the 3 called neurons (counting the NaN ring negative gave 50 %)
+    assert s["pct_igg_positive"] == pytest.approx(200 / 3)
     assert s["median_ring_igg"] == pytest.approx(1.5)
     s2 = summarize_section(call_igg(_table(), 1.2), exclude_border=False)
-    assert s2["n_neurons"] == 5 and s2["n_igg_positive"] == 3
+    assert s2["n_neurons"] == 5 and s2["n_igg_positive"] == 3 and s2["n_called"] == 4
+    # calls read back from a CSV (blank, "True", "False") count the same
+    t = call_igg(_table(), 1.2)
+    t["igg_positive"] = t["igg_positive"].map({True: "True", False: "False"}).fillna("")
+    assert summarize_section(t) == s
 
 
 def test_summarize_empty_and_uncalled():
@@ -131,6 +138,9 @@ def test_wilson_and_percent_interval():
     r = np.r_[np.full(80, 1.0), np.full(20, 5.0)]
     lo, hi = percent_interval(r, 2.0)
     assert lo < 20 < hi
+    # unmeasured rings are left out of the interval's n, as out of the % itself
+    assert percent_interval(np.r_[r, np.full(25, np.nan)], 2.0) == (lo, hi)
+    assert np.isnan(percent_interval([np.nan, np.nan], 2.0)[0])
     wide = percent_interval(r, 2.0, bootstrap=[0.5, 2.0, 6.0])
     assert wide[0] <= lo and wide[1] >= hi
 
@@ -222,3 +232,32 @@ def test_batch_without_controls_is_a_one_line_error(tmp_path):
     sheet.write_text("image,control,slide\na.tif,true,S1\nc.tif,false,S2\n")
     with pytest.raises(InputError, match="slide 'S2'"):
         check_calibration_batches(read_sample_sheet(sheet), sheet, {}, None)
+
+
+def test_unmeasured_rings_are_left_uncalled_not_counted_negative(tmp_path):
+    # 50 % of the measured rings are bound; 15 % of the section's rings could not be
+    # measured (NaN). Counting those as IgG-negative read 43.5 %; they are left uncalled
+    from histo_fms import schema
+    from histo_fms.stats import aggregate_drg
+
+    rng = np.random.default_rng(7)
+    ctrl = np.exp(rng.normal(MU, SD, 300))
+    test = np.r_[np.full(100, 1.0), np.full(100, 9.0), np.full(30, np.nan)]
+    meta = {"c": {"control": True, "animal": "m0", "group": "ctl"},
+            "t": {"control": False, "animal": "m1", "group": "FMS"}}
+    _, summary, warnings = _finish(tmp_path, {"c": ctrl, "t": test}, meta)
+    row = summary.set_index("image").loc["t.tif"]
+    assert row["n_neurons"] == 230 and row["n_called"] == 200
+    assert row["n_igg_positive"] == 100 and row["pct_igg_positive"] == pytest.approx(50.0)
+    assert row["pct_ci_low"] < 50.0 < row["pct_ci_high"]
+    t = schema.read_table(tmp_path / "t" / "neurons.csv", "neurons")
+    assert t["igg_positive"].isna().sum() == 30
+    assert t.loc[t["ring_igg"].isna(), "igg_positive"].isna().all()
+    line = [w for w in warnings if w.startswith("t.tif:")]
+    assert len(line) == 1 and "30 of its 230 neurons" in line[0] and "uncalled" in line[0]
+    # per animal: the same denominator, from the neuron tables and from the summary alone
+    by_tables = aggregate_drg(summary, {"t.tif": t}, unit="animal")
+    by_summary = aggregate_drg(summary, unit="animal")
+    for agg in (by_tables, by_summary):
+        r = agg.set_index("unit_id").loc["m1"]
+        assert r["pct_igg_positive"] == pytest.approx(50.0) and r["n_igg_positive"] == 100

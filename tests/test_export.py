@@ -111,3 +111,25 @@ def test_omezarr_export_read_by_ome_zarr_library(drg_run, tmp_path):
     want = read_labels_zarr(drg_run / "s1" / "labels.zarr")["neurons"]
     got = next(n for n in labels if n.metadata.get("name") == "neurons").data[0]
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_qupath_classes_leave_an_unmeasured_ring_uncalled():
+    lab = np.zeros((40, 60), int)
+    for k in range(5):
+        lab[10:20, 2 + 12 * k: 10 + 12 * k] = k + 1
+    table = pd.DataFrame({"neuron_id": [1, 2, 3, 4, 5],
+                          "igg_positive": pd.array([True, False, pd.NA, True, False],
+                                                   dtype="boolean"),
+                          "touches_border": [False, False, False, True, False],
+                          "excluded": [False, False, False, False, True]})
+    names = {f["properties"]["measurements"]["neuron_id"]:
+             f["properties"]["classification"]["name"]
+             for f in qupath_features(pixel_size_um=0.5, neurons=lab, table=table)["features"]}
+    assert names == {1: "IgG+", 2: "IgG-", 3: "Uncalled", 4: "Border", 5: "Excluded"}
+    # read back from a CSV (blank call), and without any call column: nothing is "IgG-"
+    table["igg_positive"] = ["True", "False", "", "True", "False"]
+    got = qupath_features(pixel_size_um=0.5, neurons=lab, table=table)["features"]
+    assert got[2]["properties"]["classification"]["name"] == "Uncalled"
+    got = qupath_features(pixel_size_um=0.5, neurons=lab, table=table.drop(
+        columns=["igg_positive", "excluded", "touches_border"]))["features"]
+    assert {f["properties"]["classification"]["name"] for f in got} == {"Uncalled"}

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._booleans import parse_bool
+
 #: fewer control rings or sections than these: the calibration is flagged
 MIN_CONTROL_RINGS = 100
 MIN_CONTROL_SECTIONS = 2
@@ -335,8 +337,8 @@ def percent_interval(ring_igg, threshold: float, bootstrap=(), confidence: float
     Parameters
     ----------
     ring_igg : array_like
-        The section's ``ring_igg`` (neurons summarised; NaN count as negative; all
-        NaN: NaN, nothing was measured).
+        The section's ``ring_igg`` (neurons summarised; NaN are left out, as
+        :func:`call_igg` leaves them uncalled; all NaN: NaN, nothing was measured).
     threshold : float
         The threshold used.
     bootstrap : array_like
@@ -350,10 +352,10 @@ def percent_interval(ring_igg, threshold: float, bootstrap=(), confidence: float
         Interval bounds in percent (NaN for an empty section).
     """
     r = np.asarray(ring_igg, float)
+    r = r[np.isfinite(r)]
     n = r.size
-    if n == 0 or not np.isfinite(r).any():  # nothing measured: no interval
+    if n == 0:  # nothing measured: no interval
         return float("nan"), float("nan")
-    r = np.where(np.isfinite(r), r, -np.inf)
     pct = 100.0 * float(np.mean(r > threshold))
     lo, hi = (100.0 * x for x in wilson_interval(int(np.sum(r > threshold)), n, confidence))
     b = np.asarray(bootstrap, float)
@@ -379,14 +381,19 @@ def call_igg(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A copy with a boolean ``igg_positive`` column (NaN ring_igg -> False).
+        A copy with a nullable ``boolean`` ``igg_positive`` column: NA where
+        ``ring_igg`` is NaN (a ring that could not be measured is no evidence of
+        IgG-negative, so it is left uncalled and out of the % IgG+ denominator).
     """
     if "ring_igg" not in table:
         raise KeyError("table has no 'ring_igg' column")
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     out = table.copy()
-    out["igg_positive"] = (out["ring_igg"].to_numpy(dtype=float) > threshold).astype(bool)
+    r = out["ring_igg"].to_numpy(dtype=float)
+    call = pd.array(r > threshold, dtype="boolean")
+    call[~np.isfinite(r)] = pd.NA
+    out["igg_positive"] = call
     return out
 
 
@@ -404,10 +411,13 @@ def summarize_section(table: pd.DataFrame, exclude_border: bool = True) -> dict:
     Returns
     -------
     dict
-        ``n_neurons, n_igg_positive, pct_igg_positive, median_ring_igg`` (NaN where
-        undefined; ``n_igg_positive`` is NaN if the table was not called, and when no
-        neuron's ring IgG could be measured: a blank or constant IgG channel is no
-        evidence of 0 % positive).
+        ``n_neurons, n_called, n_igg_positive, pct_igg_positive, median_ring_igg``
+        (NaN where undefined). ``n_called`` counts the neurons with a call (blank
+        calls, from rings whose IgG could not be measured, are left out), and
+        ``pct_igg_positive`` is ``100 * n_igg_positive / n_called``. ``n_called`` and
+        ``n_igg_positive`` are NaN if the table was not called, and when no neuron's
+        ring IgG could be measured: a blank or constant IgG channel is no evidence of
+        0 % positive.
     """
     t = table
     if exclude_border and "touches_border" in t:
@@ -416,9 +426,12 @@ def summarize_section(table: pd.DataFrame, exclude_border: bool = True) -> dict:
     r = t["ring_igg"].to_numpy(dtype=float) if "ring_igg" in t else np.zeros(0)
     r = r[np.isfinite(r)]
     if "igg_positive" in t and (r.size or not n):
-        npos = int(t["igg_positive"].astype(bool).sum())
-        pct = 100.0 * npos / n if n else float("nan")
+        called = parse_bool(t["igg_positive"], nullable=True)
+        ncall = int(called.notna().sum())
+        npos = int(called.fillna(False).sum())
+        pct = 100.0 * npos / ncall if ncall else float("nan")
     else:
-        npos, pct = float("nan"), float("nan")
-    return {"n_neurons": n, "n_igg_positive": npos, "pct_igg_positive": pct,
+        ncall, npos, pct = float("nan"), float("nan"), float("nan")
+    return {"n_neurons": n, "n_called": ncall, "n_igg_positive": npos,
+            "pct_igg_positive": pct,
             "median_ring_igg": float(np.median(r)) if r.size else float("nan")}

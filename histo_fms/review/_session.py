@@ -1342,8 +1342,7 @@ class ReviewSession(HistoryMixin):
         counted = schema.counted_rows(self.table).copy()
         if thr is None and counted["igg_positive"].isna().any():
             counted = counted.drop(columns=["igg_positive"])
-        else:
-            counted["igg_positive"] = counted["igg_positive"].fillna(False).astype(bool)
+        # else a blank call (an unmeasured ring nobody called) stays out of the % IgG+
         rev = summarize_section(counted, exclude_border=excl_border)
         auto = self._auto_drg_summary(excl_border, thr)
         return {
@@ -1364,9 +1363,6 @@ class ReviewSession(HistoryMixin):
         t = self.auto_table
         if thr is None or t["igg_positive"].isna().all():
             t = t.drop(columns=["igg_positive"])
-        else:
-            t = t.copy()
-            t["igg_positive"] = t["igg_positive"].fillna(False).astype(bool)
         return summarize_section(t, exclude_border=exclude_border)
 
     def _recompute_skin(self) -> dict[str, Any]:
@@ -1681,7 +1677,8 @@ def write_reviewed_summary(results_dir: str | Path, kind: str) -> Path:
 
     results_dir = Path(results_dir)
     auto = summary_table(results_dir, kind)
-    main = ("n_neurons", "n_igg_positive", "pct_igg_positive", "median_ring_igg") if (
+    main = ("n_neurons", "n_called", "n_igg_positive", "pct_igg_positive",
+            "median_ring_igg") if (
         kind == "drg") else ("n_crossings", "epidermis_length_mm", "dej_length_mm", "ienfd_per_mm")
     primary = main[0]
     rows = []

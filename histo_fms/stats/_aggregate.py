@@ -227,8 +227,11 @@ def aggregate_drg(
             npos = int(called.fillna(False).sum()) if ncall else 0
         else:
             n = int(row.get("n_neurons", 0) or 0)
-            k = pd.to_numeric(pd.Series([row.get("n_igg_positive")]), errors="coerce")[0]
-            ncall, npos = (n, int(k)) if np.isfinite(k) else (0, 0)
+            k, c = pd.to_numeric(pd.Series([row.get("n_igg_positive"), row.get("n_called")]),
+                                 errors="coerce")
+            # n_called: the section's calls (older summaries without it: every neuron)
+            ncall = (int(c) if np.isfinite(c) else n) if np.isfinite(k) else 0
+            npos = int(k) if ncall else 0
             rsum, rn, rvals = np.nan, 0, np.array([])
         per_img.append({"unit_id": row["unit_id"], "group": row["group"], "n": n, "npos": npos,
                         "ncall": ncall, "rsum": rsum, "rn": rn, "rvals": rvals})

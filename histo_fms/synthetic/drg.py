@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
+from ..schema import parse_bool
 from ._imaging import acquire, vignetting
 
 __all__ = ["DrgPhantom", "make_drg_section", "match_neurons", "evaluate_drg", "roc_auc",
@@ -840,8 +841,9 @@ def evaluate_drg(
         out["pct_true"] = 100.0 * float(t_in["igg_positive"].mean())
     if "igg_positive" in table:
         d_in = table[~table["touches_border"].astype(bool)]
-        if len(d_in):
-            out["pct_measured"] = 100.0 * float(d_in["igg_positive"].astype(bool).mean())
+        called = parse_bool(d_in["igg_positive"], nullable=True).dropna()
+        if len(called):  # over the called neurons (an unmeasured ring has no call)
+            out["pct_measured"] = 100.0 * float(called.astype(bool).mean())
     return out
 
 
