@@ -19,6 +19,7 @@ OCT. Two cost images:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,10 +151,11 @@ def _without_fibres(blocks: np.ndarray, bpx: float, line_um: float = 3.0) -> np.
 def _diffuse_level(img: np.ndarray, px: float, width_um: float) -> np.ndarray:
     """Return the diffuse level of ``img`` without bright structures under ``width_um`` wide.
 
-    Block means to ~1 µm pixels (noise averaged), a grey opening by a disk of diameter
-    ``width_um`` (fibres and nerve bundles narrower than that are removed, wider regions
-    such as the epidermis and its rete ridges keep their level), then a median over the
-    same size (the opening's noise floor is made even).
+    Block means to ~1 µm pixels and a 1 µm Gaussian (noise averaged before the minimum
+    of the opening, so the level does not depend on the photon count), a grey opening by
+    a disk of diameter ``width_um`` (fibres and nerve bundles narrower than that are
+    removed, wider regions such as the epidermis and its rete ridges keep their level),
+    then a median over the same size (the opening's noise floor is made even).
     """
     k = max(1, int(round(1.0 / px)))
     h, w = img.shape
@@ -161,11 +163,33 @@ def _diffuse_level(img: np.ndarray, px: float, width_um: float) -> np.ndarray:
     pad = np.pad(img, ((0, hh - h), (0, ww - w)), mode="edge")
     blocks = pad.reshape(hh // k, k, ww // k, k).mean(axis=(1, 3))
     blocks = _without_fibres(blocks, k * px)
+    # a 1 µm Gaussian first, so the opening's minimum is not taken over shot noise: that
+    # biases a brighter level down more than a dimmer one and made the epidermal step (and
+    # so the cue) depend on the photon count and the pixel size
+    blocks = ndi.gaussian_filter(blocks, 1.0 / (k * px), mode="nearest")
     r = max(1, int(round(width_um / 2 / (k * px))))
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     opened = ndi.grey_opening(blocks, footprint=(yy**2 + xx**2) <= r * r, mode="nearest")
     med = ndi.median_filter(opened, size=2 * r + 1, mode="nearest")
     return np.repeat(np.repeat(med, k, 0), k, 1)[:h, :w]
+
+
+#: width of the window of columns over which a column's epidermal and dermal levels of
+#: the fibre channel are taken (µm)
+_LEVEL_WINDOW_UM = 50.0
+
+
+def _column_level(lvl: np.ndarray, mask: np.ndarray, fallback: float, width: int) -> np.ndarray:
+    """Return each column's median of ``lvl`` over ``mask``, median-smoothed over ``width``.
+
+    Columns without a masked pixel take ``fallback``.
+    """
+    a = np.where(mask, lvl, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        m = np.nanmedian(a, axis=0)
+    m = np.where(np.isfinite(m), m, fallback)
+    return ndi.median_filter(m, size=width, mode="nearest")
 
 
 def _robust_scale(vals: np.ndarray) -> float:
@@ -186,13 +210,15 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     the lower edge of that
     brighter layer is a region cue for the DEJ that, unlike the nuclear texture, does not
     oscillate with each row of nuclei. The edge is taken only below ``lo_rows`` and where
-    it steps from the epidermal level (median over the band) above to the dermal level
-    (median over the tissue beyond the band) below, i.e. the level above the row is
-    nearer the epidermal one and that below nearer the dermal one (not at the lower edge
-    of a bright stratum corneum, where the level below is epidermal, nor at dermal
-    structures, where the level above is dermal); it is scaled by the typical step height
-    (the median over columns of each column's largest step), and weighted by how far
-    that height stands above the edge map's noise (no clear step: no weight).
+    it steps from the column's epidermal level (median over the band, taken over a
+    window of columns) above to its dermal level (median over the tissue beyond the
+    band) below, i.e. the level above the row is nearer the epidermal one, and not much
+    brighter, and that below nearer the dermal one (not at the lower edge of a bright
+    stratum corneum, where the level above is brighter than the epidermis and that below
+    epidermal, nor at dermal structures, where the level above is dermal); it is scaled
+    by the typical step height (the median over columns of each column's largest step),
+    and weighted by how far that height stands above the edge map's noise (no clear
+    step: no weight).
 
     Parameters
     ----------
@@ -231,7 +257,14 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
         # the channel is not brighter in the epidermis (e.g. a bright-field chromogen map,
         # where the dermis's counterstain bleeds into it): no cue, not an inverted one
         return np.zeros_like(e_af)
-    mid = 0.5 * (e_lvl + d_lvl)
+    # the epidermal and dermal levels of each column (medians over a window of columns):
+    # the epidermal level varies along a section, and against the section's levels the
+    # blurred lower edge of a bright stratum corneum passed for the DEJ where the local
+    # epidermis is dimmer than the section's mid level
+    cw = max(3, int(round(_LEVEL_WINDOW_UM / px)) | 1)
+    e_c = _column_level(lvl, epi, e_lvl, cw)[None]
+    d_c = _column_level(lvl, derm, d_lvl, cw)[None]
+    mid = 0.5 * (e_c + d_c)
     above = step_edge(lvl, win, above_only=True)
     # only the lower edge of the bright region that is the epidermis: a bright dermal
     # structure (a nerve bundle wider than the opening) apart from it is no DEJ
@@ -239,7 +272,10 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     ids = np.unique(bright[band & (bright > 0)])
     region = np.isin(bright, ids) if ids.size else np.zeros_like(band)
     near_region = edt(~region) <= win + 1
-    ok = tissue & deep & near_region & (above >= mid) & (above - e_af <= mid)
+    # a DEJ step goes from about the column's epidermal level (not from a brighter layer
+    # above it) to about its dermal level
+    ok = (tissue & deep & near_region & (e_c > d_c) & (above >= mid) & (above - e_af <= mid)
+          & (above <= e_c + 0.5 * (e_c - d_c)))
     g = np.where(ok, e_af, 0.0)
     colmax = g.max(0)
     height = float(np.median(colmax[tissue.any(0)])) if tissue.any() else 0.0
