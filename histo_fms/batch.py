@@ -56,6 +56,7 @@ from .io import (
 )
 from .io._clipping import clip_block, clipped_from_blocks, clipping_warning, constant_from_blocks
 from .io._errors import is_write_error
+from .io._levels import coarse_levels_error, grey_levels, level_block
 from .io._read import other_series_warning, override_mismatch_warning
 from .parallel._local_read import read_local
 
@@ -283,6 +284,14 @@ def _stamp_ok(outdir: Path, sha: str, cfg_hash: str, outputs: Sequence[str]) -> 
     return st
 
 
+def _check_levels(levels: dict[str, tuple[int, list[float]] | None], constant: list[str],
+                  path: Path) -> None:
+    """Refuse a file with a role channel quantised to a few grey levels."""
+    problem = coarse_levels_error(levels, constant)
+    if problem:
+        raise InputError(path, problem)
+
+
 def _check_finite(channels: dict[str, np.ndarray], path: Path) -> None:
     for role, arr in channels.items():
         if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
@@ -393,6 +402,10 @@ def process_file(path: Path, cfg: PipelineConfig, out: Path, *, resume: bool = T
             clipped = {role: list(clipped_from_blocks([b], channels[role].dtype))
                        for role, b in blocks.items()}
             constant = [role for role, b in blocks.items() if constant_from_blocks([b])]
+            if cfg.brightfield is None:  # deconvolved stains are not the file's levels
+                _check_levels({role: grey_levels([level_block(a)])
+                               for role, a in channels.items() if role != "tissue"},
+                              constant, path)
             summary = RUNNERS[cfg.pipeline](channels, px, cfg, outdir, path)
             summary.update(extra)
             summary["clipped"] = clipped
@@ -570,9 +583,10 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     say = progress or (lambda *_: None)
     # the context pass reads every pixel once: it also gives each channel's clipping
     say("context", 0, 1)
-    context, clipped, constant = context_and_clipping_tiled(
+    context, clipped, constant, levels = context_and_clipping_tiled(
         channels, pixel_size_um=px, params=params, tile_px=tile_px, client=client)
     say("context", 1, 1)
+    _check_levels(levels, constant, img.path)
     table = measure_drg_tiled(channels, pixel_size_um=px, params=params, tile_px=tile_px,
                               margin_px=margin, labels_path=outdir / "labels.zarr",
                               client=client, check_margin=cfg.parallel.exact_tiles,

@@ -13,7 +13,9 @@ Three steps, each in bounded memory (about one outer tile of all channels per ta
    on the whole array. Read (a) also gives each raw channel's detector clipping
    (:func:`context_and_clipping_tiled`: per tile core
    :func:`histo_fms.io._clipping.clip_block`, merged), equal to
-   :func:`histo_fms.io._clipping.clipped_fraction` of the whole channel.
+   :func:`histo_fms.io._clipping.clipped_fraction` of the whole channel, and its grey
+   levels (:func:`histo_fms.io._levels.level_block`, merged) as an untiled run counts
+   them.
 2. **Tiles**, exact (``check_margin=True``, the default) in two passes, so that no
    tile pays the sum of the segmentation's and the measurement's context:
 
@@ -81,6 +83,7 @@ from ..io._clipping import (
     clipped_from_blocks,
     constant_from_blocks,
 )
+from ..io._levels import LevelBlock, add_level_blocks, grey_levels, level_block
 from ._tiles import Tile, canonical_mapping, global_first_pixels, tile_grid
 
 LABEL_NAMES = ("neurons", "rings")
@@ -143,35 +146,40 @@ def _outer_arrays(channels: Mapping[str, Any], roles: Sequence[str], tile: Tile)
 
 # ----------------------------------------------------------- one-pass histogram quantiles
 
-#: per tile and role: key histogram, maximum, and the raw core's clipping block (or None)
-_TileStats = tuple[KeyHistogram, float, ClipBlock | None]
+#: a raw tile core's clipping and grey-level blocks
+_RawBlocks = tuple[ClipBlock, LevelBlock]
+#: per tile and role: key histogram, maximum, and the raw core's blocks (or None)
+_TileStats = tuple[KeyHistogram, float, _RawBlocks | None]
 
 
 def _add_stats(a: dict[str, _TileStats], b: dict[str, _TileStats]) -> dict[str, _TileStats]:
-    """Merge per-tile (histogram, maximum, clipping block) triples by channel role."""
+    """Merge per-tile (histogram, maximum, raw blocks) triples by channel role."""
     return {k: (add_histograms(a[k][0], b[k][0]), max(a[k][1], b[k][1]),
-                None if a[k][2] is None else add_clip_blocks(a[k][2], b[k][2]))
+                None if a[k][2] is None else
+                (add_clip_blocks(a[k][2][0], b[k][2][0]),
+                 add_level_blocks(a[k][2][1], b[k][2][1])))
             for k in a}
 
 
-def _tile_stats(v: np.ndarray, clip: ClipBlock | None) -> _TileStats:
-    return key_histogram(v), (float(v.max()) if v.size else -np.inf), clip
+def _tile_stats(v: np.ndarray, raw: _RawBlocks | None) -> _TileStats:
+    return key_histogram(v), (float(v.max()) if v.size else -np.inf), raw
 
 
 def _tiled_quantiles(values_fn: Callable[..., Iterator[tuple[str, np.ndarray,
-                                                             ClipBlock | None]]],
+                                                             _RawBlocks | None]]],
                      args_per_tile: list[tuple], qs: Mapping[str, Sequence[float]],
                      client: Any, scheduler: str | None
                      ) -> tuple[dict[str, dict[float, float]], dict[str, float],
-                                dict[str, ClipBlock]]:
+                                dict[str, _RawBlocks]]:
     """Quantised quantiles and exact maxima of per-tile values, in one pass.
 
     Each task computes its values (``values_fn(*args)`` yields role, core values and
-    the raw core's :func:`histo_fms.io._clipping.clip_block` or None; one role at a
-    time, so only one is held) and returns their key histograms and maxima; the
-    tree-summed histograms give
-    :func:`histo_fms._numerics._quantiles.quantised_quantiles` of all values exactly,
-    the merged clipping blocks (roles that gave them) each channel's clipping.
+    the raw core's :func:`histo_fms.io._clipping.clip_block` and
+    :func:`histo_fms.io._levels.level_block`, or None; one role at a time, so only
+    one is held) and returns their key histograms and maxima; the tree-summed
+    histograms give :func:`histo_fms._numerics._quantiles.quantised_quantiles` of all
+    values exactly, the merged raw blocks (roles that gave them) each channel's
+    clipping and grey levels.
     """
     import dask
 
@@ -219,7 +227,8 @@ def context_and_clipping_tiled(
     tile_px: int = 2048,
     client: Any = None,
     scheduler: str | None = None,
-) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str]]:
+) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str],
+           dict[str, tuple[int, list[float]] | None]]:
     """Compute a section's :class:`histo_fms.drg.DrgContext` and clipping from tiles.
 
     Gives bit-identical values to :func:`histo_fms.drg.compute_context` on the whole
@@ -254,6 +263,8 @@ def context_and_clipping_tiled(
     constant : list of str
         The roles whose (integer) raw channel holds one value everywhere
         (:func:`histo_fms.io._clipping.constant_from_blocks`).
+    levels : dict of str to (int, list of float) or None
+        Per role, :func:`histo_fms.io._levels.grey_levels` of the raw channel.
     """
     return _context_tiled(channels, pixel_size_um=pixel_size_um, params=params,
                           dark_levels=dark_levels, tile_px=tile_px, client=client,
@@ -263,7 +274,8 @@ def context_and_clipping_tiled(
 def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
                    params: DrgParams | None, dark_levels: Mapping[str, float] | None,
                    tile_px: int, client: Any, scheduler: str | None, clipping: bool
-                   ) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str]]:
+                   ) -> tuple[DrgContext, dict[str, tuple[int | None, float]], list[str],
+                              dict[str, tuple[int, list[float]] | None]]:
     import dask.array as da
 
     p = params or DrgParams()
@@ -286,16 +298,18 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
     def stats_values(tile, *arrs):
         for r, x in zip(roles, arrs, strict=True):
             raw = _load(x)
-            clip = clip_block(_core(raw, tile)) if clipping else None
+            core = _core(raw, tile)
+            blocks = (clip_block(core), level_block(core)) if clipping else None
             smoothed = _core(smooth_for_stats(raw), tile)
-            del raw  # not held while the tile's histogram is made
-            yield r, smoothed, clip
+            del raw, core  # not held while the tile's histogram is made
+            yield r, smoothed, blocks
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
     quant, maxima, clips = _tiled_quantiles(stats_values, args, qs, client, scheduler)
-    clipped = {r: clipped_from_blocks([clips[r]], chans[r].dtype) for r in clips}
-    constant = [r for r in clips if constant_from_blocks([clips[r]])]
+    clipped = {r: clipped_from_blocks([clips[r][0]], chans[r].dtype) for r in clips}
+    constant = [r for r in clips if constant_from_blocks([clips[r][0]])]
+    levels = {r: grey_levels([clips[r][1]]) for r in clips}
     dark, med, mx, hi = {}, {}, {}, {}
     for r in roles:
         if min(shape) == 0:
@@ -329,7 +343,7 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread), highs=hi), clipped, constant
+                      sgc_spread=float(sgc_spread), highs=hi), clipped, constant, levels
 
 
 # ------------------------------------------------------------------------ label store
