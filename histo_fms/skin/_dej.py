@@ -216,9 +216,9 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     brighter, and that below nearer the dermal one (not at the lower edge of a bright
     stratum corneum, where the level above is brighter than the epidermis and that below
     epidermal, nor at dermal structures, where the level above is dermal); it is scaled
-    by the typical step height (the median over columns of each column's largest step),
-    and weighted by how far that height stands above the edge map's noise (no clear
-    step: no weight).
+    by each column's own epidermal-dermal contrast, and weighted by how far the typical
+    step height (the median over columns of each column's largest step), and that
+    column's contrast, stand above the edge map's noise (no clear step: no weight).
 
     Parameters
     ----------
@@ -284,7 +284,15 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     if height <= 0 or height <= 3 * noise:
         return np.zeros_like(e_af)
     wt = p.dej_autofluorescence_weight * min(1.0, (height / max(noise, 1e-12) - 3) / 3)
-    return (wt * np.clip(g / height, -1, 1)).astype(np.float32)
+    # scaled by each column's own epidermal-dermal contrast: against one section-wide
+    # height, the DEJ step under a dim stretch of epidermis scored low and a stronger
+    # edge deeper down (sub-epidermal fibres, a dermal band) outscored it. A column's
+    # contrast is weighted, as the section's height is, by how far it stands above the
+    # edge map's noise, so a stretch with no contrast gains no weight from its noise
+    contrast = e_c - d_c
+    col_wt = np.clip((contrast / max(noise, 1e-12) - 3) / 3, 0.0, 1.0)
+    scale = np.maximum(contrast, 1e-12)
+    return (wt * col_wt * np.clip(g / scale, -1, 1)).astype(np.float32)
 
 
 @dataclass
