@@ -153,6 +153,18 @@ def test_fibre_with_untraced_dermal_part_counts_once():
     lab[80:110, 150] = 2  # a fragment ending 10 µm above the DEJ: not counted
     cr = count_crossings(lab, epi, pixel_size_um=px)
     assert len(cr) == 1 and cr["x_um"].iloc[0] == pytest.approx(50.0)
+    # the DEJ is drawn to a µm or two: a fibre reaching 31 µm in and ending 1.5 µm above
+    # the drawn line entered (counted once, at its lower end); one ending 3.5 µm above is
+    # a fragment, and with entry_tolerance_um=0 a fibre must reach the drawn line
+    lab[58:118, 20] = 3  # lowest pixel row 117: 58.5 µm, 1.5 µm above the DEJ
+    lab[50:114, 180] = 4  # lowest row 113: 56.5 µm, 3.5 µm above
+    cr = count_crossings(lab, epi, pixel_size_um=px)
+    assert sorted(cr["x_um"]) == pytest.approx([10.0, 50.0])
+    row = cr[cr["x_um"] == 10.0].iloc[0]
+    assert row["y_um"] == pytest.approx(58.5) and row["fibre_id"] == 3
+    assert row["penetration_um"] == pytest.approx(31.0)  # top row 58: 29 µm
+    cr = count_crossings(lab, epi, pixel_size_um=px, params=SkinParams(entry_tolerance_um=0))
+    assert list(cr["x_um"]) == pytest.approx([50.0])
 
 
 def test_shallow_entry_counts_when_steep_not_when_running_along_the_dej():

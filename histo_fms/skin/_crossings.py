@@ -102,8 +102,11 @@ def count_crossings(
     least ``dermal_extent_um`` below the DEJ is one fibre crossing (stubs closer
     than ``merge_distance_um`` merge); a piece that comes down to the DEJ without
     such a stub (its dermal part too faint to trace) is one crossing, at its deepest
-    stub. Hence branches that split inside the
-    epidermis count once, two fibres that touch inside the epidermis count twice,
+    stub, and so is a piece reaching at least ``shallow_entry_um`` into the epidermis
+    whose lower end stops at most ``entry_tolerance_um`` short of the DEJ (the DEJ is
+    drawn to a µm or two; a fragment ending higher up does not count).
+    Hence branches that split inside the epidermis count once, two fibres that touch
+    inside the epidermis count twice,
     fragments wholly inside the epidermis do not count, and neither do fibres
     running along or beneath the DEJ without entering, nor dermal bundles. Pieces
     beyond an out-of-plane gap inside the epidermis do not reach the dermis, so a
@@ -143,10 +146,21 @@ def count_crossings(
         objs = ndi.find_objects(lab)
         # a piece that comes down to the DEJ but whose dermal part is too faint to trace
         # (no stub ``dermal_extent_um`` deep) still entered there: it counts once
-        for i in np.flatnonzero((dmax >= p.min_penetration_um) & (dmin <= 0)):
+        # a piece reaching well into the epidermis whose lower end stops just short of the
+        # drawn DEJ (within the DEJ's placement error; its dermal part too faint to
+        # trace) entered there too: it counts once, at its lower end
+        short = ((dmin > 0) & (dmin <= p.entry_tolerance_um)
+                 & (dmax >= max(p.shallow_entry_um, p.min_penetration_um)))
+        for i in np.flatnonzero((dmax >= p.min_penetration_um) & ((dmin <= 0) | short)):
             sl = objs[i]
             sub = lab[sl] == i + 1
             dsub = depth[sl]
+            if short[i]:
+                cand = np.where(sub, -dsub, -np.inf)
+                yy, xx = np.unravel_index(np.argmax(cand), cand.shape)
+                y, x = int(yy + sl[0].start), int(xx + sl[1].start)
+                rows.append((y * px, x * px, int(fl[y, x]), float(dmax[i])))
+                continue
             if dmax[i] < p.shallow_entry_um:
                 # a shallow piece must cross the DEJ, not run along it weaving across the
                 # drawn line (whose placement error is a few µm)

@@ -37,6 +37,12 @@ class SkinParams:
         Such a shallow piece's centre line may be at most this many µm long per µm of
         depth it spans (3: a crossing at about 20° or steeper, skeleton spurs allowed); a
         longer one runs along the DEJ and is not counted.
+    entry_tolerance_um : float
+        A traced piece reaching at least ``shallow_entry_um`` into the epidermis whose
+        lower end stops at most this far short of the DEJ counts once, at that end: the
+        DEJ is drawn to a µm or two, and a fibre whose dermal part is too faint to trace
+        (out of the section's plane) otherwise ended just above it uncounted. Fragments
+        ending higher up do not count. 0: a piece must reach the drawn DEJ.
     dermal_extent_um : float
         A fibre counts only when it is also seen at least this far on the dermal side
         of the DEJ (it crosses, rather than starting inside the epidermis).
@@ -111,6 +117,7 @@ class SkinParams:
     min_penetration_um: float = 1.0
     shallow_entry_um: float = 4.0
     max_entry_obliquity: float = 3.0
+    entry_tolerance_um: float = 2.0
     dermal_extent_um: float = 1.0
     crossing_band_um: float = 2.0
     merge_distance_um: float = 3.0
@@ -144,7 +151,7 @@ class SkinParams:
         if self.crossing_band_um <= self.dermal_extent_um:
             raise ValueError("crossing_band_um must exceed dermal_extent_um")
         for name in ("min_penetration_um", "dermal_extent_um", "gap_bridge_um",
-                     "shallow_entry_um", "max_entry_obliquity",
+                     "shallow_entry_um", "max_entry_obliquity", "entry_tolerance_um",
                      "min_fibre_length_um", "min_epidermis_length_um"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
