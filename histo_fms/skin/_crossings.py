@@ -145,22 +145,15 @@ def count_crossings(
         dmin, dmax = label_extrema(depth, lab, n)
         objs = ndi.find_objects(lab)
         # a piece that comes down to the DEJ but whose dermal part is too faint to trace
-        # (no stub ``dermal_extent_um`` deep) still entered there: it counts once
-        # a piece reaching well into the epidermis whose lower end stops just short of the
-        # drawn DEJ (within the DEJ's placement error; its dermal part too faint to
-        # trace) entered there too: it counts once, at its lower end
+        # (no stub ``dermal_extent_um`` deep) still entered there: it counts once; so does
+        # one reaching well into the epidermis whose lower end stops just short of the
+        # drawn DEJ (within the DEJ's placement error): its lowest point is its stub
         short = ((dmin > 0) & (dmin <= p.entry_tolerance_um)
                  & (dmax >= max(p.shallow_entry_um, p.min_penetration_um)))
         for i in np.flatnonzero((dmax >= p.min_penetration_um) & ((dmin <= 0) | short)):
             sl = objs[i]
             sub = lab[sl] == i + 1
             dsub = depth[sl]
-            if short[i]:
-                cand = np.where(sub, -dsub, -np.inf)
-                yy, xx = np.unravel_index(np.argmax(cand), cand.shape)
-                y, x = int(yy + sl[0].start), int(xx + sl[1].start)
-                rows.append((y * px, x * px, int(fl[y, x]), float(dmax[i])))
-                continue
             if dmax[i] < p.shallow_entry_um:
                 # a shallow piece must cross the DEJ, not run along it weaving across the
                 # drawn line (whose placement error is a few µm)
@@ -169,7 +162,7 @@ def count_crossings(
                     continue
             # each dermal stub that enters this intraepidermal tree is one fibre: branches
             # splitting inside the epidermis share a stub, fibres meeting there do not
-            stubs, ns = ndi.label(sub & (dsub <= 0), _EIGHT)
+            stubs, ns = ndi.label(sub & (dsub <= max(float(dmin[i]), 0.0)), _EIGHT)
             if ns == 0:
                 continue
             sids = np.arange(1, ns + 1)
