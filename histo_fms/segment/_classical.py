@@ -154,15 +154,16 @@ def _watershed_clusters(height: np.ndarray, markers: np.ndarray, components: np.
 
 
 def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: float,
-                    max_area_px: float, close_px: float, max_texture: float) -> np.ndarray:
+                    max_area_px: float, close_px: float, max_texture: float,
+                    lines: np.ndarray | None = None) -> np.ndarray:
     """Regions enclosed by SGC sheath that look like (dim) somata.
 
-    The sheath mask is disc-closed (bridging gaps narrower than ``2 * close_px``); its
-    holes between ``min_area_px`` and ``max_area_px`` are soma candidates whatever
-    their neuron-marker brightness, kept when their neuron-channel texture (10th to
-    90th percentile range of ``contrast``) is below ``max_texture``: a soma's
-    cytoplasm is homogeneous, a pocket of interstitium between sheaths is full of
-    axon puncta.
+    The sheath mask (with the faint sheath ``lines``, if given) is disc-closed
+    (bridging gaps narrower than ``2 * close_px``); its holes between ``min_area_px``
+    and ``max_area_px`` are soma candidates whatever their neuron-marker brightness,
+    kept when their neuron-channel texture (10th to 90th percentile range of
+    ``contrast``) is below ``max_texture``: a soma's cytoplasm is homogeneous, a
+    pocket of interstitium between sheaths is full of axon puncta.
 
     Parameters
     ----------
@@ -176,6 +177,12 @@ def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         Closing radius of the sheath mask (px).
     max_texture : float
         Largest contrast range within a candidate.
+    lines : ndarray of bool, optional
+        Faint sheath lines (:func:`histo_fms.segment._ridges.sheath_lines`) added to
+        ``sheath``: where a soma is dim in the SGC channel too, or its sheath is
+        thinner than a pixel, the thresholded sheath covers only the bright side of
+        the ring and the rest of it shows as a ridge of the SGC contrast; without the
+        ridge the hole opens into the interstitium and the soma is lost.
 
     Returns
     -------
@@ -183,6 +190,8 @@ def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
         Candidate regions (labelled 1..m; local: each depends only on the sheath
         within the largest neuron's reach).
     """
+    if lines is not None:
+        sheath = sheath | lines
     closed = disc_closing(sheath, close_px)
     holes = fill_small_holes(closed, max_area_px) & ~closed
     lab, n = ndi.label(holes)
@@ -198,21 +207,45 @@ def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     return keep[lab]
 
 
-def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2
-                  ) -> np.ndarray:
-    """Add sheath-enclosed candidates that no object covers (ids after the last)."""
+def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2,
+                  fragment: float = 0.6) -> np.ndarray:
+    """Add sheath-enclosed candidates that no object covers (ids after the last).
+
+    A sheath encloses one soma, so a candidate overlapped by a single object that lies
+    mostly (more than half of it) inside the candidate and covers less than
+    ``fragment`` of it is a fragment of that soma (a brighter patch of a dim soma, a
+    piece the outline refinement left): the candidate replaces it, keeping its id.
+    """
     m = int(enclosed.max())
     if m == 0:
         return labels
+    out = labels.copy()
+    n = int(labels.max())
     size = np.bincount(enclosed.ravel(), minlength=m + 1)
-    covered = np.bincount(enclosed[labels > 0], minlength=m + 1)
+    if n and fragment > 0:
+        both = (enclosed > 0) & (labels > 0)
+        pair = np.unique(enclosed[both].astype(np.int64) * (n + 1) + labels[both],
+                         return_counts=True)
+        e_of, o_of = np.divmod(pair[0], n + 1)
+        cnt = pair[1]
+        osize = np.bincount(labels.ravel(), minlength=n + 1)
+        n_objs = np.bincount(e_of, minlength=m + 1)
+        frag = ((n_objs[e_of] == 1) & (cnt > 0.5 * osize[o_of])
+                & (cnt < fragment * size[e_of]))
+        if frag.any():
+            owner = np.zeros(m + 1, np.int32)
+            owner[e_of[frag]] = o_of[frag]
+            gone = np.zeros(n + 1, bool)
+            gone[o_of[frag]] = True
+            out[gone[out]] = 0
+            into = owner[enclosed] > 0
+            out[into] = owner[enclosed][into]
+    covered = np.bincount(enclosed[out > 0], minlength=m + 1)
     new = (covered <= max_overlap * size)
     new[0] = False
     ids = np.zeros(m + 1, np.int32)
-    n0 = int(labels.max())
-    ids[new] = n0 + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
-    add = (ids[enclosed] > 0) & (labels == 0)
-    out = labels.copy()
+    ids[new] = n + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
+    add = (ids[enclosed] > 0) & (out == 0)
     out[add] = ids[enclosed][add]
     return out
 
@@ -607,16 +640,24 @@ def _segment(
             cs = _contrast(s, window, sgc_spread, sgc)
             sgc_pos = cs > sheath_threshold
             mask &= ~(sgc_pos & (cs > contrast))
-            if faint_sheath > 0:
+            if faint_sheath > 0 or (sheath_ridge > 0 and max_texture > 0):
                 ridge = ridge_strength(cs, ridge_um / px)
             if sheath_ridge > 0:
                 mask &= ~sheath_lines(cs, ridge_um / px, sheath_ridge, ridge_length_um / px,
                                       neuron=contrast, neuron_valley=ridge_valley,
                                       strength=ridge)
             if max_texture > 0:
+                # the faint side of a sheath ring is a ridge of the SGC contrast (no
+                # neuron-channel valley needed: a dim soma has none against the
+                # interstitium)
+                lines = (sheath_lines(cs, ridge_um / px, sheath_ridge, ridge_length_um / px,
+                                      strength=ridge) if sheath_ridge > 0 else None)
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
-                                           max_texture=max_texture)
+                                           max_texture=max_texture, lines=lines)
+                del lines
+            if faint_sheath <= 0:
+                ridge = None
             del cs
         del s
     it = max(1, int(round(0.5 / px)))
