@@ -471,7 +471,20 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
     table = res.table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
-    return {"n_neurons_detected": int(len(table))}
+    return {"n_neurons_detected": int(len(table)), **_qc_summary(res.qc_flag, res.context, params)}
+
+
+def _qc_summary(flag: str, context: Any, params: Any) -> dict:
+    """Return the ``qc_flag`` of a DRG file's summary, and the line its warning gives."""
+    if not flag:
+        return {"qc_flag": ""}
+    from .drg._context import SGC_NO_SIGNAL, sgc_no_signal_message
+
+    out: dict = {"qc_flag": flag}
+    if SGC_NO_SIGNAL in flag.split(";"):
+        out["qc_note"] = (sgc_no_signal_message(context, params) + " Neurons were segmented "
+                          "and rings measured without it; sgc_coverage is left empty")
+    return out
 
 
 def tile_size_px(cfg: PipelineConfig, pixel_size_um: float) -> int | None:
@@ -569,6 +582,7 @@ def drg_margin_px(cfg: PipelineConfig, pixel_size_um: float) -> int:
 def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_px: int,
                    client: Any, progress: Callable[[str, int, int], None] | None = None
                    ) -> dict:
+    from .drg._context import section_flags
     from .parallel import context_and_clipping_tiled, measure_drg_tiled
 
     idx, _ = _resolve_roles(img, cfg)
@@ -594,9 +608,11 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     table = table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
+    flag = section_flags(context, channels, params)
     return {"n_neurons_detected": int(len(table)),
             "clipped": {role: list(clipped[role]) for role in channels},
-            **({"constant": constant} if constant else {})}
+            **({"constant": constant} if constant else {}),
+            **_qc_summary(flag, context, params)}
 
 
 def da_isfinite_all(arr: Any) -> bool:
@@ -797,6 +813,8 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         if o.status != "failed" and o.summary.get("axis_notes"):
             warnings.append(f"{o.path.name}: {'; '.join(o.summary['axis_notes'])} (the rest "
                             "of the file was not measured)")
+        if o.status != "failed" and o.summary.get("qc_note"):
+            warnings.append(f"{o.path.name}: {o.summary['qc_note']}")
         if o.status != "failed" and o.summary.get("constant"):
             warnings.append(f"{o.path.name}: channel role(s) {', '.join(o.summary['constant'])} "
                             "hold one value everywhere (a blank channel: wrong channel, or no "
@@ -1149,10 +1167,11 @@ def _finish_drg(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         rows.append({"image": o.path.name, **s, "pct_ci_low": lo, "pct_ci_high": hi,
                      "threshold": threshold,
                      "calibration": rec["method"] if rec else "",
+                     "qc_flag": o.summary.get("qc_flag", ""),
                      "pixel_size_um": o.pixel_size_um, **_roles_cols(o), **meta})
     cols = ["image", "n_neurons", "n_called", "n_igg_positive", "pct_igg_positive", "pct_ci_low",
-            "pct_ci_high", "median_ring_igg", "threshold", "calibration", "pixel_size_um",
-            "subject", "animal", "group", "control"]
+            "pct_ci_high", "median_ring_igg", "threshold", "calibration", "qc_flag",
+            "pixel_size_um", "subject", "animal", "group", "control"]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=cols)

@@ -176,6 +176,8 @@ _DRG_EXTRA = (
     _c("pct_ci_high", "float", "%", "upper end of that interval", required=False),
     _c("calibration", "str", "", "how the threshold was set: `robust`, `percentile` or "
        "`explicit`", required=False),
+    _c("qc_flag", "str", "", "`sgc_no_signal`: the SGC channel had no structure above its "
+       "pixel noise and was left out (blank when none)", required=False),
 )
 _SKIN_EXTRA = (
     _c("dej_source", "str", "", "`collagen_iv`, `nuclei`, `autofluorescence` or `reviewer`",

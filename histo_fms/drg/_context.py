@@ -36,6 +36,10 @@ ROLES = ("neuron", "igg", "sgc", "nuclei")
 #: quantiles (0-1) of the smoothed channel taken by the context
 DARK_QUANTILE = 0.001
 SPREAD_QUANTILES = (0.5, 0.995)
+#: quantiles (0-1) of the SGC channel's pixel-scale residual (its noise scale)
+NOISE_QUANTILES = (0.25, 0.75)
+#: section flag: the SGC channel has no structure above its pixel noise
+SGC_NO_SIGNAL = "sgc_no_signal"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class DrgContext:
     highs : dict
         99.5th percentile of each smoothed channel above its dark level (the
         pixel classifier's intensity scale).
+    sgc_signal_ratio : float or None
+        How far the SGC channel's structure stands above its pixel noise:
+        ``sgc_spread`` over the interquartile range of the channel less its smoothed
+        copy (:func:`signal_ratio`). White noise of any level gives 0.27; a real SGC
+        stain gives 15-30. None: no SGC channel (or not measured).
 
     Notes
     -----
@@ -77,6 +86,88 @@ class DrgContext:
     neuron_spread: float = 0.0
     sgc_spread: float = 0.0
     highs: dict[str, float] = field(default_factory=dict)
+    sgc_signal_ratio: float | None = None
+
+
+def signal_ratio(spread: float, residual_quartiles: tuple[float, float]) -> float:
+    """How far a channel's structure stands above its pixel noise.
+
+    The smoothed channel's spread (99.5th minus 50th percentile) over the
+    interquartile range of its pixel-scale residual (the channel less its smoothed
+    copy, which is mostly noise). For white noise the smoothing (sigma
+    ``DARK_SMOOTH_PX`` = 2 px) leaves ``1 / (2 sqrt(pi) 2)`` of the noise's standard
+    deviation, so the ratio is ``2.576 x 0.141 / (1.349 x 0.98) = 0.27`` whatever the
+    noise level; structure at the scale of a sheath (bright rings on a dim
+    background) raises the spread far more than the residual.
+
+    Parameters
+    ----------
+    spread : float
+        99.5th minus 50th percentile of the smoothed channel.
+    residual_quartiles : tuple of float
+        25th and 75th percentiles of the residual.
+
+    Returns
+    -------
+    float
+        The ratio (``inf`` when the residual has no spread but the channel does, 0 for
+        a constant channel).
+    """
+    iqr = float(residual_quartiles[1]) - float(residual_quartiles[0])
+    if iqr > 0:
+        return float(spread) / iqr
+    return float("inf") if spread > 0 else 0.0
+
+
+def sgc_usable(context: DrgContext, params: DrgParams | None = None) -> bool:
+    """Whether a section's SGC channel carries structure enough to be used.
+
+    Parameters
+    ----------
+    context : DrgContext
+        The section's statistics.
+    params : DrgParams, optional
+        Parameters (``min_sgc_signal_ratio``).
+
+    Returns
+    -------
+    bool
+        False when ``context.sgc_signal_ratio`` is below ``min_sgc_signal_ratio``
+        (True when it was not measured, or the check is off).
+    """
+    p = params or DrgParams()
+    r = context.sgc_signal_ratio
+    return r is None or p.min_sgc_signal_ratio <= 0 or r >= p.min_sgc_signal_ratio
+
+
+def section_flags(context: DrgContext, roles, params: DrgParams | None = None) -> str:
+    """Return the quality flags of a DRG section (``;``-joined, blank when none).
+
+    Parameters
+    ----------
+    context : DrgContext
+        The section's statistics.
+    roles : iterable of str
+        The channel roles given.
+    params : DrgParams, optional
+        Parameters.
+
+    Returns
+    -------
+    str
+        ``sgc_no_signal`` when an SGC channel was given but is not usable
+        (:func:`sgc_usable`), else ``""``.
+    """
+    return SGC_NO_SIGNAL if "sgc" in set(roles) and not sgc_usable(context, params) else ""
+
+
+def sgc_no_signal_message(context: DrgContext, params: DrgParams | None = None) -> str:
+    """Return one line telling why a section's SGC channel was left out."""
+    p = params or DrgParams()
+    return (f"the SGC channel shows no structure above its pixel noise (signal ratio "
+            f"{context.sgc_signal_ratio:.2f} < min_sgc_signal_ratio "
+            f"{p.min_sgc_signal_ratio:g}; white noise gives 0.27): the wrong channel for "
+            "the sgc role, or a failed stain?")
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -171,8 +262,13 @@ def compute_context(
         raise ValueError(f"unknown channel roles: {sorted(unknown)}")
     dark, med, mx, hi = {}, {}, {}, {}
     spread = sgc_spread = 0.0
+    sgc_ratio = None
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
+        if role == "sgc" and g.size:
+            res = np.asarray(channels[role], np.float32) - g
+            sgc_ratio = tuple(quantised_quantiles(res, list(NOISE_QUANTILES)))
+            del res
         if g.size == 0:
             dark[role], med[role], mx[role], hi[role] = 0.0, 0.0, 0.0, 0.0
             continue
@@ -199,7 +295,9 @@ def compute_context(
             thresholds[role] = quantised_quantiles(flat, [p.lipofuscin_quantile])[0]
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread), highs=hi)
+                      sgc_spread=float(sgc_spread), highs=hi,
+                      sgc_signal_ratio=(None if sgc_ratio is None
+                                        else signal_ratio(sgc_spread, sgc_ratio)))
 
 
 def _gauss_radius(sigma: float) -> int:

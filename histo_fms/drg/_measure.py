@@ -18,7 +18,14 @@ from .._numerics._sums import label_cross_sums, label_moment_sums
 from ..segment import segment_neurons
 from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
-from ._context import DrgContext, compute_context, lipofuscin_roles
+from ._context import (
+    DrgContext,
+    compute_context,
+    lipofuscin_roles,
+    section_flags,
+    sgc_no_signal_message,
+    sgc_usable,
+)
 from ._lipofuscin import detect_lipofuscin
 from ._params import DrgParams, _illumination_sigma_px, _smooth_sigma_px
 from ._rings import ring_geometry
@@ -53,6 +60,12 @@ class DrgResult:
     foreground : ndarray of bool, optional
         The classical segmentation's foreground mask before splitting (None for
         other backends or given labels); tiling uses it to check clusters.
+    qc_flag : str
+        The section's quality flags (:func:`histo_fms.drg._context.section_flags`):
+        ``sgc_no_signal`` when the SGC channel given had no structure above its pixel
+        noise and was left out; blank when none.
+    context : DrgContext, optional
+        The section statistics the measurement used.
     """
 
     neurons: np.ndarray
@@ -61,6 +74,8 @@ class DrgResult:
     lipofuscin: np.ndarray
     dark_levels: dict[str, float] = field(default_factory=dict)
     foreground: np.ndarray | None = None
+    qc_flag: str = ""
+    context: DrgContext | None = None
 
 
 def size_class(diameter_um: np.ndarray, bounds_um: tuple[float, float] = (25.0, 35.0)
@@ -716,7 +731,9 @@ def measure_drg(
     if missing:
         raise ValueError(f"context lacks channel roles {sorted(missing)}")
     dark = {k: float(context.dark_levels[k]) for k in roles}
+    flag = section_flags(context, roles, p)
     labels, foreground, lipo = _segment_drg(roles, px, p, context, labels, lipofuscin)
+    roles = _usable_roles(roles, context, p)
     morph = measure_neurons(labels, pixel_size_um=px, size_class_bounds_um=p.size_class_bounds_um)
     ring_tab, measured = measure_rings(labels, igg, pixel_size_um=px, sgc=roles.get("sgc"),
                                        exclude=lipo, params=p, dark_level=dark.get("igg", 0.0),
@@ -728,7 +745,24 @@ def measure_drg(
         TABLE_COLUMNS)
     table = table[TABLE_COLUMNS].reset_index(drop=True)
     return DrgResult(neurons=labels, rings=measured, table=table, lipofuscin=lipo,
-                     dark_levels=dark, foreground=foreground)
+                     dark_levels=dark, foreground=foreground, qc_flag=flag,
+                     context=context)
+
+
+def _usable_roles(roles: dict[str, np.ndarray], context: DrgContext, p: DrgParams
+                  ) -> dict[str, np.ndarray]:
+    """Return the channel roles less an SGC channel with no structure above its noise.
+
+    Such a channel would cut the segmentation's foreground along noise ridges, drop
+    random IgG-bright pixels from the rings as SGC-negative and give a meaningless
+    ``sgc_coverage``; with ``restrict_ring_to_sgc`` nothing can be measured.
+    """
+    if "sgc" not in roles or sgc_usable(context, p):
+        return roles
+    if p.restrict_ring_to_sgc:
+        raise ValueError(sgc_no_signal_message(context, p)
+                         + " restrict_ring_to_sgc needs an SGC channel to measure on")
+    return {k: v for k, v in roles.items() if k != "sgc"}
 
 
 def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context: DrgContext,
@@ -736,6 +770,8 @@ def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context:
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Lipofuscin mask and neuron labels of :func:`measure_drg` (labels, foreground, mask)."""
     neuron = roles["neuron"]
+    given = roles
+    roles = _usable_roles(roles, context, p)
     dark = {k: float(context.dark_levels[k]) for k in roles}
     if lipofuscin is not None:
         lipo = np.asarray(lipofuscin, bool)
@@ -769,7 +805,8 @@ def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context:
         if p.segmentation_backend == "classical":
             labels, foreground = _segment_classical(neuron, pixel_size_um=px, **opts)
         else:
-            others = {k: roles[k] for k in ("sgc", "nuclei") if k in roles}
+            # a trained model gets the channels it was trained on, used or not
+            others = {k: given[k] for k in ("sgc", "nuclei") if k in given}
             if p.segmentation_backend == "pixel_classifier":
                 # normalise by the section's levels, so tiles equal the whole image
                 opts.setdefault("levels", {k: (dark[k], float(context.highs[k]))

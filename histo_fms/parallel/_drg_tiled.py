@@ -63,6 +63,7 @@ from .._numerics._quantiles import (
 from ..drg import DrgContext, DrgParams, measure_drg, required_margin_px
 from ..drg._context import (
     DARK_QUANTILE,
+    NOISE_QUANTILES,
     ROLES,
     SPREAD_QUANTILES,
     alignment_px,
@@ -72,6 +73,7 @@ from ..drg._context import (
     measurement_radius_px,
     object_reach_px,
     segmentation_radius_px,
+    signal_ratio,
     stats_from_quantiles,
 )
 from ..drg._lipofuscin import lipofuscin_flat
@@ -301,10 +303,19 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
             core = _core(raw, tile)
             blocks = (clip_block(core), level_block(core)) if clipping else None
             smoothed = _core(smooth_for_stats(raw), tile)
-            del raw, core  # not held while the tile's histogram is made
+            del raw  # not held while the tile's histogram is made
+            if r == "sgc":  # its pixel-scale residual: the noise scale of the SGC channel
+                residual = np.asarray(core, np.float32) - smoothed
+                del core
+                yield "sgc_residual", residual, None
+                del residual
+            else:
+                del core
             yield r, smoothed, blocks
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
+    if "sgc" in roles:
+        qs["sgc_residual"] = list(NOISE_QUANTILES)
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
     quant, maxima, clips = _tiled_quantiles(stats_values, args, qs, client, scheduler)
     clipped = {r: clipped_from_blocks([clips[r][0]], chans[r].dtype) for r in clips}
@@ -320,6 +331,10 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
         hi[r] = max(float(quant[r][0.995]) - dark[r], 0.0)
     spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
     sgc_spread = quant["sgc"][0.995] - quant["sgc"][0.5] if "sgc" in roles else 0.0
+    sgc_ratio = None
+    if "sgc" in roles and min(shape) > 0:
+        sgc_ratio = signal_ratio(sgc_spread, tuple(quant["sgc_residual"][q]
+                                                   for q in NOISE_QUANTILES))
 
     # read 2: lipofuscin thresholds on the flat-fielded channels (need read 1)
     thresholds: dict[str, float] = {}
@@ -343,7 +358,8 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
         thresholds = {r: lq[r][p.lipofuscin_quantile] for r in lroles}
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
-                      sgc_spread=float(sgc_spread), highs=hi), clipped, constant, levels
+                      sgc_spread=float(sgc_spread), highs=hi,
+                      sgc_signal_ratio=sgc_ratio), clipped, constant, levels
 
 
 # ------------------------------------------------------------------------ label store
