@@ -471,19 +471,35 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
     table = res.table.copy()
     table["igg_positive"] = pd.Series([pd.NA] * len(table), dtype="boolean")
     schema.write_table(table, outdir / "neurons.csv", "neurons")
-    return {"n_neurons_detected": int(len(table)), **_qc_summary(res.qc_flag, res.context, params)}
+    return {"n_neurons_detected": int(len(table)), **_qc_summary(res.qc_flag, res.context)}
 
 
-def _qc_summary(flag: str, context: Any, params: Any) -> dict:
-    """Return the ``qc_flag`` of a DRG file's summary, and the line its warning gives."""
-    if not flag:
-        return {"qc_flag": ""}
-    from .drg._context import SGC_NO_SIGNAL, sgc_no_signal_message
+def _qc_summary(flag: str, context: Any) -> dict:
+    """Return the ``qc_flag`` of a DRG file's summary, and the SGC signal ratio it rests on."""
+    ratio = getattr(context, "sgc_signal_ratio", None)
+    return {"qc_flag": flag, **({"sgc_signal_ratio": ratio} if ratio is not None else {})}
 
-    out: dict = {"qc_flag": flag}
-    if SGC_NO_SIGNAL in flag.split(";"):
-        out["qc_note"] = (sgc_no_signal_message(context, params) + " Neurons were segmented "
-                          "and rings measured without it; sgc_coverage is left empty")
+
+#: what a run did without a channel role that showed no structure above its noise
+_NO_SIGNAL_DONE = {
+    "sgc": "neurons were segmented and rings measured without it; sgc_coverage is left "
+           "empty",
+    "membrane": "the DEJ was placed without it (see dej_source)",
+    "nuclei": "the epidermis was found without it (see dej_source)",
+}
+
+
+def no_signal_warnings(name: str, summary: dict) -> list[str]:
+    """Return the warning lines of a file's ``*_no_signal`` quality flags."""
+    from ._numerics._noise import no_signal_message
+
+    out = []
+    for token in str(summary.get("qc_flag") or "").split(";"):
+        role = token[: -len("_no_signal")]
+        # a constant channel has its own warning (blank channel)
+        if token.endswith("_no_signal") and role not in (summary.get("constant") or []):
+            out.append(f"{name}: {no_signal_message(role, summary.get(f'{role}_signal_ratio'))}"
+                       f" It was left out: {_NO_SIGNAL_DONE.get(role, 'not used')}")
     return out
 
 
@@ -612,7 +628,7 @@ def _run_drg_tiled(img: Any, px: float, cfg: PipelineConfig, outdir: Path, tile_
     return {"n_neurons_detected": int(len(table)),
             "clipped": {role: list(clipped[role]) for role in channels},
             **({"constant": constant} if constant else {}),
-            **_qc_summary(flag, context, params)}
+            **_qc_summary(flag, context)}
 
 
 def da_isfinite_all(arr: Any) -> bool:
@@ -813,8 +829,8 @@ def _finish(cfg: PipelineConfig, out: Path, outcomes: list[FileOutcome],
         if o.status != "failed" and o.summary.get("axis_notes"):
             warnings.append(f"{o.path.name}: {'; '.join(o.summary['axis_notes'])} (the rest "
                             "of the file was not measured)")
-        if o.status != "failed" and o.summary.get("qc_note"):
-            warnings.append(f"{o.path.name}: {o.summary['qc_note']}")
+        if o.status != "failed":
+            warnings.extend(no_signal_warnings(o.path.name, o.summary))
         if o.status != "failed" and o.summary.get("constant"):
             warnings.append(f"{o.path.name}: channel role(s) {', '.join(o.summary['constant'])} "
                             "hold one value everywhere (a blank channel: wrong channel, or no "

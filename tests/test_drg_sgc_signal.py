@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from histo_fms._numerics._noise import signal_ratio
 from histo_fms.cli import main
 from histo_fms.drg import DrgParams, compute_context, measure_drg
-from histo_fms.drg._context import SGC_NO_SIGNAL, sgc_usable, signal_ratio
+from histo_fms.drg._context import SGC_NO_SIGNAL, sgc_usable
 from histo_fms.io import write_ome_tiff
 from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, make_drg_section
 from histo_fms.validation import match_instances
@@ -100,7 +101,7 @@ def test_a_batch_flags_the_section_in_its_summary_and_warnings(tmp_path, tile):
     run = json.loads((out / "run.json").read_text())
     lines = [w for w in run["warnings"] if w.startswith("noisy.ome.tif:")]
     assert len(lines) == 1 and "no structure above its pixel noise" in lines[0]
-    assert "sgc_coverage is left empty" in lines[0]
+    assert "signal ratio 0.2" in lines[0] and "sgc_coverage is left empty" in lines[0]
     assert not [w for w in run["warnings"] if w.startswith("good.ome.tif:")]
     rec = {f["image"]: f for f in run["files"]}["noisy.ome.tif"]
     assert rec["tiled"] is bool(tile)  # both paths, whole and tiled, took it

@@ -26,6 +26,13 @@ from .._numerics._background import (
     local_background_radius,
     smooth_for_stats,
 )
+from .._numerics._noise import (
+    NOISE_QUANTILES,
+    SPREAD_QUANTILES,
+    no_signal_message,
+    residual,
+    signal_ratio,
+)
 from .._numerics._quantiles import quantised_quantiles
 from ..segment._classical import opening_radius_px
 from ._lipofuscin import LIPOFUSCIN_WINDOW_UM, lipofuscin_flat
@@ -35,9 +42,6 @@ ROLES = ("neuron", "igg", "sgc", "nuclei")
 
 #: quantiles (0-1) of the smoothed channel taken by the context
 DARK_QUANTILE = 0.001
-SPREAD_QUANTILES = (0.5, 0.995)
-#: quantiles (0-1) of the SGC channel's pixel-scale residual (its noise scale)
-NOISE_QUANTILES = (0.25, 0.75)
 #: section flag: the SGC channel has no structure above its pixel noise
 SGC_NO_SIGNAL = "sgc_no_signal"
 
@@ -69,7 +73,7 @@ class DrgContext:
     sgc_signal_ratio : float or None
         How far the SGC channel's structure stands above its pixel noise:
         ``sgc_spread`` over the interquartile range of the channel less its smoothed
-        copy (:func:`signal_ratio`). White noise of any level gives 0.27; a real SGC
+        copy (:mod:`histo_fms._numerics._noise`). White noise of any level gives 0.27; a real SGC
         stain gives 15-30. None: no SGC channel (or not measured).
 
     Notes
@@ -87,36 +91,6 @@ class DrgContext:
     sgc_spread: float = 0.0
     highs: dict[str, float] = field(default_factory=dict)
     sgc_signal_ratio: float | None = None
-
-
-def signal_ratio(spread: float, residual_quartiles: tuple[float, float]) -> float:
-    """How far a channel's structure stands above its pixel noise.
-
-    The smoothed channel's spread (99.5th minus 50th percentile) over the
-    interquartile range of its pixel-scale residual (the channel less its smoothed
-    copy, which is mostly noise). For white noise the smoothing (sigma
-    ``DARK_SMOOTH_PX`` = 2 px) leaves ``1 / (2 sqrt(pi) 2)`` of the noise's standard
-    deviation, so the ratio is ``2.576 x 0.141 / (1.349 x 0.98) = 0.27`` whatever the
-    noise level; structure at the scale of a sheath (bright rings on a dim
-    background) raises the spread far more than the residual.
-
-    Parameters
-    ----------
-    spread : float
-        99.5th minus 50th percentile of the smoothed channel.
-    residual_quartiles : tuple of float
-        25th and 75th percentiles of the residual.
-
-    Returns
-    -------
-    float
-        The ratio (``inf`` when the residual has no spread but the channel does, 0 for
-        a constant channel).
-    """
-    iqr = float(residual_quartiles[1]) - float(residual_quartiles[0])
-    if iqr > 0:
-        return float(spread) / iqr
-    return float("inf") if spread > 0 else 0.0
 
 
 def sgc_usable(context: DrgContext, params: DrgParams | None = None) -> bool:
@@ -164,10 +138,7 @@ def section_flags(context: DrgContext, roles, params: DrgParams | None = None) -
 def sgc_no_signal_message(context: DrgContext, params: DrgParams | None = None) -> str:
     """Return one line telling why a section's SGC channel was left out."""
     p = params or DrgParams()
-    return (f"the SGC channel shows no structure above its pixel noise (signal ratio "
-            f"{context.sgc_signal_ratio:.2f} < min_sgc_signal_ratio "
-            f"{p.min_sgc_signal_ratio:g}; white noise gives 0.27): the wrong channel for "
-            "the sgc role, or a failed stain?")
+    return no_signal_message("sgc", context.sgc_signal_ratio, p.min_sgc_signal_ratio)
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -266,7 +237,7 @@ def compute_context(
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
         if role == "sgc" and g.size:
-            res = np.asarray(channels[role], np.float32) - g
+            res = residual(channels[role], g)
             sgc_ratio = tuple(quantised_quantiles(res, list(NOISE_QUANTILES)))
             del res
         if g.size == 0:

@@ -54,6 +54,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from .._numerics._background import smooth_for_stats
+from .._numerics._noise import NOISE_QUANTILES, residual, signal_ratio
 from .._numerics._quantiles import (
     KeyHistogram,
     add_histograms,
@@ -63,7 +64,6 @@ from .._numerics._quantiles import (
 from ..drg import DrgContext, DrgParams, measure_drg, required_margin_px
 from ..drg._context import (
     DARK_QUANTILE,
-    NOISE_QUANTILES,
     ROLES,
     SPREAD_QUANTILES,
     alignment_px,
@@ -73,7 +73,6 @@ from ..drg._context import (
     measurement_radius_px,
     object_reach_px,
     segmentation_radius_px,
-    signal_ratio,
     stats_from_quantiles,
 )
 from ..drg._lipofuscin import lipofuscin_flat
@@ -305,10 +304,10 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
             smoothed = _core(smooth_for_stats(raw), tile)
             del raw  # not held while the tile's histogram is made
             if r == "sgc":  # its pixel-scale residual: the noise scale of the SGC channel
-                residual = np.asarray(core, np.float32) - smoothed
+                res = residual(core, smoothed)
                 del core
-                yield "sgc_residual", residual, None
-                del residual
+                yield "sgc_residual", res, None
+                del res
             else:
                 del core
             yield r, smoothed, blocks

@@ -11,7 +11,13 @@ from skimage import morphology
 
 from .._numerics._edt import distance_transform_edt as edt  # scipy's, compiled
 from .._numerics._labelstats import label_extrema
-from ._epidermis import Epidermis, epidermis_from_polylines, find_epidermis
+from .._numerics._noise import channel_signal_ratio
+from ._epidermis import (
+    Epidermis,
+    NoEpidermisError,
+    epidermis_from_polylines,
+    find_epidermis,
+)
 from ._fibres import trace_fibres
 from ._params import SkinParams
 
@@ -298,12 +304,27 @@ def analyze_skin(
     p = params or SkinParams()
     px = float(pixel_size_um)
     fibre = np.asarray(fibre)
-    epi = find_epidermis(pixel_size_um=px, nuclei=nuclei, membrane=membrane, fibre=fibre,
-                         params=p, tissue=tissue)
+    # a channel of noise only would place the DEJ on noise ridges: leave it out
+    unused = [role for role, ch in (("membrane", membrane), ("nuclei", nuclei))
+              if ch is not None and p.min_signal_ratio > 0
+              and channel_signal_ratio(ch) < p.min_signal_ratio]
+    try:
+        epi = find_epidermis(pixel_size_um=px, nuclei=None if "nuclei" in unused else nuclei,
+                             membrane=None if "membrane" in unused else membrane,
+                             fibre=fibre, params=p, tissue=tissue)
+    except NoEpidermisError as exc:
+        if not unused:
+            raise
+        raise NoEpidermisError(f"{exc} (channel role(s) {', '.join(unused)} left out: no "
+                               "structure above their pixel noise; the wrong channel, or a "
+                               "failed stain?)") from None
     depth = dej_depth(epi, fibre.shape)
     region = depth > -(p.crossing_band_um + 20.0)
     fibres = trace_fibres(fibre, pixel_size_um=px, params=p, mask=region)
-    return _result(fibres, epi, px, p, depth)
+    res = _result(fibres, epi, px, p, depth)
+    if unused:
+        res.qc["no_signal"] = unused
+    return res
 
 
 def recount_skin(
@@ -358,7 +379,9 @@ def qc_flag(result: SkinResult, params: SkinParams | None = None) -> str:
     surface-to-DEJ distance under ``min_epidermis_thickness_um`` or over 90 % of
     ``max_epidermis_thickness_um``), ``dej_length`` (DEJ shorter than 0.9 x or longer
     than 3 x the surface), ``dej_jagged`` (over 25 % of the DEJ at the slope bound),
-    ``membrane_gaps`` (collagen IV DEJ with a ridge under less than half of it).
+    ``membrane_gaps`` (collagen IV DEJ with a ridge under less than half of it); first,
+    ``membrane_no_signal`` / ``nuclei_no_signal`` (that channel showed no structure
+    above its pixel noise and was left out: ``SkinParams.min_signal_ratio``).
 
     Parameters
     ----------
@@ -374,7 +397,7 @@ def qc_flag(result: SkinResult, params: SkinParams | None = None) -> str:
     """
     p = params or SkinParams()
     q = result.qc
-    flags = []
+    flags = [f"{role}_no_signal" for role in q.get("no_signal", ())]
     th = q.get("epidermis_thickness_um")
     if th is not None and th < p.min_epidermis_thickness_um:
         flags.append("thin_epidermis")

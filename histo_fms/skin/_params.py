@@ -103,6 +103,13 @@ class SkinParams:
     min_epidermis_contrast : float
         The epidermal texture (nuclei) must be at least this many times brighter than
         the dermis (above the dark level), else ``NoEpidermisError``.
+    min_signal_ratio : float
+        An optional collagen IV (``membrane``) or nuclear channel is used only when its
+        structure stands above its pixel noise: its signal ratio
+        (:func:`histo_fms._numerics._noise.channel_signal_ratio`; white noise 0.27,
+        real stains 20-35) must reach this. Below it (camera noise only: the wrong
+        channel, a failed stain) it is left out, as if absent, and the section is
+        flagged ``membrane_no_signal`` / ``nuclei_no_signal``. 0 always uses them.
     polyline_smoothing_um : float
         Gaussian smoothing of the surface and DEJ polylines along their length.
     polyline_step_um : float
@@ -138,6 +145,7 @@ class SkinParams:
     min_epidermis_length_um: float = 50.0
     min_epidermis_thickness_um: float = 10.0
     min_epidermis_contrast: float = 1.5
+    min_signal_ratio: float = 1.0
     polyline_smoothing_um: float = 3.0
     polyline_step_um: float = 1.0
 
@@ -152,7 +160,7 @@ class SkinParams:
             raise ValueError("crossing_band_um must exceed dermal_extent_um")
         for name in ("min_penetration_um", "dermal_extent_um", "gap_bridge_um",
                      "shallow_entry_um", "max_entry_obliquity", "entry_tolerance_um",
-                     "min_fibre_length_um", "min_epidermis_length_um"):
+                     "min_fibre_length_um", "min_epidermis_length_um", "min_signal_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("tissue_smoothing_um", "epidermis_smoothing_um", "dej_search_um",
