@@ -8,7 +8,7 @@ import pytest
 
 from histo_fms._numerics._noise import signal_ratio
 from histo_fms.cli import main
-from histo_fms.drg import DrgParams, compute_context, measure_drg
+from histo_fms.drg import DrgParams, NoSignalError, compute_context, measure_drg
 from histo_fms.drg._context import SGC_NO_SIGNAL, sgc_usable
 from histo_fms.io import write_ome_tiff
 from histo_fms.synthetic.drg import REAL_TISSUE, WIDEFIELD, make_drg_section
@@ -66,13 +66,13 @@ def test_the_check_can_be_turned_off_and_restricting_rings_to_noise_is_an_error(
     nf, igg = section.channel("NeuN"), section.channel("IgG")
     noise = _noise(nf.shape, 200.0)
     off = measure_drg(nf, igg, pixel_size_um=PX, sgc=noise,
-                      params=DrgParams(min_sgc_signal_ratio=0))
+                      params=DrgParams(min_signal_ratio=0))
     assert off.qc_flag == "" and off.table["sgc_coverage"].notna().any()
     with pytest.raises(ValueError, match="no structure above its pixel noise"):
         measure_drg(nf, igg, pixel_size_um=PX, sgc=noise,
                     params=DrgParams(restrict_ring_to_sgc=True))
-    with pytest.raises(ValueError, match="min_sgc_signal_ratio"):
-        DrgParams(min_sgc_signal_ratio=-1)
+    with pytest.raises(ValueError, match="min_signal_ratio"):
+        DrgParams(min_signal_ratio=-1)
 
 
 @pytest.mark.parametrize("tile", [None, 96])
@@ -105,3 +105,38 @@ def test_a_batch_flags_the_section_in_its_summary_and_warnings(tmp_path, tile):
     assert not [w for w in run["warnings"] if w.startswith("good.ome.tif:")]
     rec = {f["image"]: f for f in run["files"]}["noisy.ome.tif"]
     assert rec["tiled"] is bool(tile)  # both paths, whole and tiled, took it
+
+
+@pytest.mark.parametrize("tile", [None, 96])
+def test_a_neuron_channel_of_noise_fails_its_file_with_one_line(tmp_path, tile):
+    ph = make_drg_section((256, 256), 0.5, seed=509)
+    img = ph.image.copy()
+    k = ph.channel_names.index("NeuN")
+    img[k] = _noise(img[k].shape, float(img[k].mean()), seed=4)
+    write_ome_tiff(img, tmp_path / "in" / "noneuron.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    write_ome_tiff(ph.image, tmp_path / "in" / "good.ome.tif", channel_names=ph.channel_names,
+                   pixel_size_um=0.5)
+    cfg = tmp_path / "drg.yaml"
+    par = "{scheduler: synchronous" + (f", tile_size_um: {tile}" if tile else "") + "}"
+    cfg.write_text("pipeline: drg\nchannels: {neuron: NeuN, sgc: GS, igg: IgG, nuclei: DAPI}\n"
+                   f"parallel: {par}\n")
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
+                 "--threshold", "1.5"]) == 1  # one file failed, the batch finished
+    run = json.loads((out / "run.json").read_text())
+    rec = {f["image"]: f for f in run["files"]}
+    err = rec["noneuron.ome.tif"]["error"]
+    assert err.startswith("noneuron.ome.tif: the neuron channel shows no structure")
+    assert "internal error" not in err and "\n" not in err
+    assert rec["good.ome.tif"]["status"] == "ok"
+    s = pd.read_csv(out / "drg_summary.csv")
+    assert list(s["image"]) == ["good.ome.tif"]  # no row of numbers made from noise
+
+
+def test_a_blank_neuron_channel_still_gives_no_neurons_not_an_error():
+    blank = np.full((64, 64), 100, np.uint16)
+    res = measure_drg(blank, blank, pixel_size_um=0.5)
+    assert res.neurons.max() == 0 and len(res.table) == 0
+    with pytest.raises(NoSignalError, match="neuron channel shows no structure"):
+        measure_drg(_noise((64, 64), 100.0), blank, pixel_size_um=0.5)

@@ -19,7 +19,7 @@ from ._calibrate import (
     summarize_section,
     wilson_interval,
 )
-from ._context import DrgContext, compute_context, required_margin_px
+from ._context import DrgContext, NoSignalError, compute_context, required_margin_px
 from ._lipofuscin import detect_lipofuscin
 from ._measure import (
     TABLE_COLUMNS,
@@ -36,6 +36,7 @@ __all__ = [
     "DrgParams",
     "DrgResult",
     "DrgContext",
+    "NoSignalError",
     "compute_context",
     "required_margin_px",
     "TABLE_COLUMNS",

@@ -91,6 +91,13 @@ class DrgContext:
     sgc_spread: float = 0.0
     highs: dict[str, float] = field(default_factory=dict)
     sgc_signal_ratio: float | None = None
+    neuron_signal_ratio: float | None = None
+
+
+class NoSignalError(ValueError):
+    """A channel the measurement needs shows no structure above its pixel noise."""
+
+    user_facing = True
 
 
 def sgc_usable(context: DrgContext, params: DrgParams | None = None) -> bool:
@@ -101,17 +108,17 @@ def sgc_usable(context: DrgContext, params: DrgParams | None = None) -> bool:
     context : DrgContext
         The section's statistics.
     params : DrgParams, optional
-        Parameters (``min_sgc_signal_ratio``).
+        Parameters (``min_signal_ratio``).
 
     Returns
     -------
     bool
-        False when ``context.sgc_signal_ratio`` is below ``min_sgc_signal_ratio``
+        False when ``context.sgc_signal_ratio`` is below ``min_signal_ratio``
         (True when it was not measured, or the check is off).
     """
     p = params or DrgParams()
     r = context.sgc_signal_ratio
-    return r is None or p.min_sgc_signal_ratio <= 0 or r >= p.min_sgc_signal_ratio
+    return r is None or p.min_signal_ratio <= 0 or r >= p.min_signal_ratio
 
 
 def section_flags(context: DrgContext, roles, params: DrgParams | None = None) -> str:
@@ -138,7 +145,32 @@ def section_flags(context: DrgContext, roles, params: DrgParams | None = None) -
 def sgc_no_signal_message(context: DrgContext, params: DrgParams | None = None) -> str:
     """Return one line telling why a section's SGC channel was left out."""
     p = params or DrgParams()
-    return no_signal_message("sgc", context.sgc_signal_ratio, p.min_sgc_signal_ratio)
+    return no_signal_message("sgc", context.sgc_signal_ratio, p.min_signal_ratio)
+
+
+def check_neuron_signal(context: DrgContext, params: DrgParams | None = None) -> None:
+    """Refuse a section whose neuron channel shows no structure above its pixel noise.
+
+    Parameters
+    ----------
+    context : DrgContext
+        The section's statistics.
+    params : DrgParams, optional
+        Parameters (``min_signal_ratio``; 0 turns the check off).
+
+    Raises
+    ------
+    NoSignalError
+        ``context.neuron_signal_ratio`` is below ``min_signal_ratio`` (but not 0: a
+        constant channel is blank, and gives no neurons).
+    """
+    p = params or DrgParams()
+    r = context.neuron_signal_ratio
+    # a constant channel (ratio 0) is the blank case: 0 neurons, with its own warning
+    if r is not None and p.min_signal_ratio > 0 and 0 < r < p.min_signal_ratio:
+        raise NoSignalError(no_signal_message("neuron", r, p.min_signal_ratio)
+                            + " (or a field of view with no tissue). No neuron can be found "
+                            "on noise")
 
 
 def stats_from_quantiles(quantiles: Mapping[float, float], maximum: float, *,
@@ -233,12 +265,12 @@ def compute_context(
         raise ValueError(f"unknown channel roles: {sorted(unknown)}")
     dark, med, mx, hi = {}, {}, {}, {}
     spread = sgc_spread = 0.0
-    sgc_ratio = None
+    quartiles = {}
     for role in [r for r in ROLES if r in channels]:
         g = smooth_for_stats(channels[role])
-        if role == "sgc" and g.size:
+        if role in ("neuron", "sgc") and g.size:
             res = residual(channels[role], g)
-            sgc_ratio = tuple(quantised_quantiles(res, list(NOISE_QUANTILES)))
+            quartiles[role] = tuple(quantised_quantiles(res, list(NOISE_QUANTILES)))
             del res
         if g.size == 0:
             dark[role], med[role], mx[role], hi[role] = 0.0, 0.0, 0.0, 0.0
@@ -267,8 +299,10 @@ def compute_context(
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
                       sgc_spread=float(sgc_spread), highs=hi,
-                      sgc_signal_ratio=(None if sgc_ratio is None
-                                        else signal_ratio(sgc_spread, sgc_ratio)))
+                      sgc_signal_ratio=(signal_ratio(sgc_spread, quartiles["sgc"])
+                                        if "sgc" in quartiles else None),
+                      neuron_signal_ratio=(signal_ratio(spread, quartiles["neuron"])
+                                           if "neuron" in quartiles else None))
 
 
 def _gauss_radius(sigma: float) -> int:

@@ -20,6 +20,8 @@ from ..segment._classical import _segment as _segment_classical
 from ..segment._classical import canonical_labels
 from ._context import (
     DrgContext,
+    NoSignalError,
+    check_neuron_signal,
     compute_context,
     lipofuscin_roles,
     section_flags,
@@ -760,8 +762,8 @@ def _usable_roles(roles: dict[str, np.ndarray], context: DrgContext, p: DrgParam
     if "sgc" not in roles or sgc_usable(context, p):
         return roles
     if p.restrict_ring_to_sgc:
-        raise ValueError(sgc_no_signal_message(context, p)
-                         + " restrict_ring_to_sgc needs an SGC channel to measure on")
+        raise NoSignalError(sgc_no_signal_message(context, p)
+                            + " restrict_ring_to_sgc needs an SGC channel to measure on")
     return {k: v for k, v in roles.items() if k != "sgc"}
 
 
@@ -771,6 +773,8 @@ def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context:
     """Lipofuscin mask and neuron labels of :func:`measure_drg` (labels, foreground, mask)."""
     neuron = roles["neuron"]
     given = roles
+    if labels is None:  # nothing to segment on a neuron channel of noise
+        check_neuron_signal(context, p)
     roles = _usable_roles(roles, context, p)
     dark = {k: float(context.dark_levels[k]) for k in roles}
     if lipofuscin is not None:

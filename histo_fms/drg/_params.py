@@ -96,16 +96,18 @@ class DrgParams:
         background.
     sgc_coverage_factor : float
         Same for the SGC marker (relative to its own local background).
-    min_sgc_signal_ratio : float
-        An SGC channel is used only when its structure stands above its pixel noise:
-        the section's :attr:`DrgContext.sgc_signal_ratio` (99.5th minus 50th
-        percentile of the lightly smoothed channel, over the interquartile range of
-        its pixel-scale residual; white noise of any level gives 0.27) must reach
-        this. Below it (a channel of camera noise only: the wrong channel, or a failed
-        stain) the SGC channel is left out of the classical segmentation, the
-        lipofuscin mask and the ring measurement, ``sgc_coverage`` is left empty and
-        the section is flagged ``sgc_no_signal``; with ``restrict_ring_to_sgc`` the
-        section is an error. 0 always uses the channel.
+    min_signal_ratio : float
+        A channel is used only when its structure stands above its pixel noise: its
+        signal ratio in the section's context (:attr:`DrgContext.sgc_signal_ratio`,
+        :attr:`DrgContext.neuron_signal_ratio`: 99.5th minus 50th percentile of the
+        lightly smoothed channel, over the interquartile range of its pixel-scale
+        residual; white noise of any level gives 0.27) must reach this. Below it (a
+        channel of camera noise only: the wrong channel, or a failed stain) the SGC
+        channel is left out of the classical segmentation, the lipofuscin mask and the
+        ring measurement, ``sgc_coverage`` is left empty and the section is flagged
+        ``sgc_no_signal`` (with ``restrict_ring_to_sgc`` the section is an error); a
+        neuron channel below it is an error (:class:`NoSignalError`): no neuron
+        can be found on noise. 0 turns the check off.
     dark_level : float, optional
         Camera offset (counts) subtracted from every channel; estimated per channel
         (a low percentile of the smoothed image) when not given.
@@ -148,7 +150,7 @@ class DrgParams:
     glow_depth_um: float = 3.0
     igg_coverage_factor: float = 1.5
     sgc_coverage_factor: float = 2.0
-    min_sgc_signal_ratio: float = 1.0
+    min_signal_ratio: float = 1.0
     dark_level: float | None = None
     reject_lipofuscin: bool = True
     lipofuscin_min_contrast: float = 1.5
@@ -174,8 +176,8 @@ class DrgParams:
                 raise ValueError(f"{name} must be positive")
         if not 0 <= self.min_diameter_um < self.max_diameter_um:
             raise ValueError("need 0 <= min_diameter_um < max_diameter_um")
-        if not self.min_sgc_signal_ratio >= 0:
-            raise ValueError("min_sgc_signal_ratio must be >= 0")
+        if not self.min_signal_ratio >= 0:
+            raise ValueError("min_signal_ratio must be >= 0")
         if not self.vessel_reach_um >= 0:
             raise ValueError("vessel_reach_um must be >= 0")
         if not 0 <= self.sheath_fraction < 1:

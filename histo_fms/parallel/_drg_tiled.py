@@ -303,18 +303,19 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
             blocks = (clip_block(core), level_block(core)) if clipping else None
             smoothed = _core(smooth_for_stats(raw), tile)
             del raw  # not held while the tile's histogram is made
-            if r == "sgc":  # its pixel-scale residual: the noise scale of the SGC channel
+            if r in ("neuron", "sgc"):  # its pixel-scale residual: its noise scale
                 res = residual(core, smoothed)
                 del core
-                yield "sgc_residual", res, None
+                yield f"{r}_residual", res, None
                 del res
             else:
                 del core
             yield r, smoothed, blocks
 
     qs = {r: [DARK_QUANTILE, *SPREAD_QUANTILES] for r in roles}
-    if "sgc" in roles:
-        qs["sgc_residual"] = list(NOISE_QUANTILES)
+    for r in ("neuron", "sgc"):
+        if r in roles:
+            qs[f"{r}_residual"] = list(NOISE_QUANTILES)
     args = [(t, *_outer_arrays(chans, roles, t)) for t in tiles]
     quant, maxima, clips = _tiled_quantiles(stats_values, args, qs, client, scheduler)
     clipped = {r: clipped_from_blocks([clips[r][0]], chans[r].dtype) for r in clips}
@@ -330,10 +331,9 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
         hi[r] = max(float(quant[r][0.995]) - dark[r], 0.0)
     spread = quant["neuron"][0.995] - quant["neuron"][0.5] if "neuron" in roles else 0.0
     sgc_spread = quant["sgc"][0.995] - quant["sgc"][0.5] if "sgc" in roles else 0.0
-    sgc_ratio = None
-    if "sgc" in roles and min(shape) > 0:
-        sgc_ratio = signal_ratio(sgc_spread, tuple(quant["sgc_residual"][q]
-                                                   for q in NOISE_QUANTILES))
+    ratios = {r: signal_ratio(s, tuple(quant[f"{r}_residual"][q] for q in NOISE_QUANTILES))
+              for r, s in (("neuron", spread), ("sgc", sgc_spread))
+              if r in roles and min(shape) > 0}
 
     # read 2: lipofuscin thresholds on the flat-fielded channels (need read 1)
     thresholds: dict[str, float] = {}
@@ -358,7 +358,8 @@ def _context_tiled(channels: Mapping[str, Any], *, pixel_size_um: float,
     return DrgContext(dark_levels=dark, medians=med, maxima=mx,
                       lipofuscin_thresholds=thresholds, neuron_spread=float(spread),
                       sgc_spread=float(sgc_spread), highs=hi,
-                      sgc_signal_ratio=sgc_ratio), clipped, constant, levels
+                      sgc_signal_ratio=ratios.get("sgc"),
+                      neuron_signal_ratio=ratios.get("neuron")), clipped, constant, levels
 
 
 # ------------------------------------------------------------------------ label store
