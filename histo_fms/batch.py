@@ -476,7 +476,7 @@ def _run_drg(ch: dict[str, np.ndarray], px: float, cfg: PipelineConfig, outdir: 
 
 def _qc_summary(flag: str, context: Any) -> dict:
     """Return the ``qc_flag`` of a DRG file's summary, and the SGC signal ratio it rests on."""
-    ratio = getattr(context, "sgc_signal_ratio", None)
+    ratio = context.sgc_signal_ratio
     return {"qc_flag": flag, **({"sgc_signal_ratio": ratio} if ratio is not None else {})}
 
 
@@ -494,10 +494,10 @@ def no_signal_warnings(name: str, summary: dict) -> list[str]:
     from ._numerics._noise import no_signal_message
 
     out = []
+    blank = summary.get("constant") or []  # a constant channel has its own warning
     for token in str(summary.get("qc_flag") or "").split(";"):
-        role = token[: -len("_no_signal")]
-        # a constant channel has its own warning (blank channel)
-        if token.endswith("_no_signal") and role not in (summary.get("constant") or []):
+        role = token.removesuffix("_no_signal")
+        if role != token and role not in blank:
             out.append(f"{name}: {no_signal_message(role, summary.get(f'{role}_signal_ratio'))}"
                        f" It was left out: {_NO_SIGNAL_DONE.get(role, 'not used')}")
     return out

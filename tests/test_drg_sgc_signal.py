@@ -75,23 +75,32 @@ def test_the_check_can_be_turned_off_and_restricting_rings_to_noise_is_an_error(
         DrgParams(min_signal_ratio=-1)
 
 
-@pytest.mark.parametrize("tile", [None, 96])
-def test_a_batch_flags_the_section_in_its_summary_and_warnings(tmp_path, tile):
-    ph = make_drg_section((256, 256), 0.5, seed=508)
+def _batch_with_noise(tmp_path, channel, name, seed, tile):
+    """Run a two-file batch: ``name`` has ``channel`` replaced by noise, ``good`` is intact.
+
+    Returns the run's exit code and its output folder.
+    """
+    ph = make_drg_section((256, 256), 0.5, seed=seed)
     img = ph.image.copy()
-    gs = ph.channel_names.index("GS")
-    img[gs] = _noise(img[gs].shape, float(img[gs].mean()), seed=3)
-    write_ome_tiff(img, tmp_path / "in" / "noisy.ome.tif", channel_names=ph.channel_names,
-                   pixel_size_um=0.5)
-    write_ome_tiff(ph.image, tmp_path / "in" / "good.ome.tif", channel_names=ph.channel_names,
-                   pixel_size_um=0.5)
+    k = ph.channel_names.index(channel)
+    img[k] = _noise(img[k].shape, float(img[k].mean()), seed=seed)
+    for stem, data in ((name, img), ("good", ph.image)):
+        write_ome_tiff(data, tmp_path / "in" / f"{stem}.ome.tif",
+                       channel_names=ph.channel_names, pixel_size_um=0.5)
     cfg = tmp_path / "drg.yaml"
     par = "{scheduler: synchronous" + (f", tile_size_um: {tile}" if tile else "") + "}"
     cfg.write_text("pipeline: drg\nchannels: {neuron: NeuN, sgc: GS, igg: IgG, nuclei: DAPI}\n"
                    f"parallel: {par}\n")
     out = tmp_path / "out"
-    assert main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
-                 "--threshold", "1.5"]) == 0
+    rc = main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
+               "--threshold", "1.5"])
+    return rc, out
+
+
+@pytest.mark.parametrize("tile", [None, 96])
+def test_a_batch_flags_the_section_in_its_summary_and_warnings(tmp_path, tile):
+    rc, out = _batch_with_noise(tmp_path, "GS", "noisy", 508, tile)
+    assert rc == 0
     s = pd.read_csv(out / "drg_summary.csv", keep_default_na=False).set_index("image")
     assert s.loc["noisy.ome.tif", "qc_flag"] == SGC_NO_SIGNAL
     assert s.loc["good.ome.tif", "qc_flag"] == ""
@@ -109,21 +118,8 @@ def test_a_batch_flags_the_section_in_its_summary_and_warnings(tmp_path, tile):
 
 @pytest.mark.parametrize("tile", [None, 96])
 def test_a_neuron_channel_of_noise_fails_its_file_with_one_line(tmp_path, tile):
-    ph = make_drg_section((256, 256), 0.5, seed=509)
-    img = ph.image.copy()
-    k = ph.channel_names.index("NeuN")
-    img[k] = _noise(img[k].shape, float(img[k].mean()), seed=4)
-    write_ome_tiff(img, tmp_path / "in" / "noneuron.ome.tif", channel_names=ph.channel_names,
-                   pixel_size_um=0.5)
-    write_ome_tiff(ph.image, tmp_path / "in" / "good.ome.tif", channel_names=ph.channel_names,
-                   pixel_size_um=0.5)
-    cfg = tmp_path / "drg.yaml"
-    par = "{scheduler: synchronous" + (f", tile_size_um: {tile}" if tile else "") + "}"
-    cfg.write_text("pipeline: drg\nchannels: {neuron: NeuN, sgc: GS, igg: IgG, nuclei: DAPI}\n"
-                   f"parallel: {par}\n")
-    out = tmp_path / "out"
-    assert main(["run", str(cfg), str(tmp_path / "in"), "--out", str(out), "-q",
-                 "--threshold", "1.5"]) == 1  # one file failed, the batch finished
+    rc, out = _batch_with_noise(tmp_path, "NeuN", "noneuron", 509, tile)
+    assert rc == 1  # one file failed, the batch finished
     run = json.loads((out / "run.json").read_text())
     rec = {f["image"]: f for f in run["files"]}
     err = rec["noneuron.ome.tif"]["error"]

@@ -238,6 +238,23 @@ def test_measure_drg_and_tile_margin(trained, test_section, tmp_path):
     assert segmentation_radius_px(p, 1.0) < r
 
 
+def test_a_model_still_gets_a_noise_sgc_channel_and_the_section_is_flagged(
+        trained, test_section, tmp_path):
+    # the SGC channel is left out of everything else, but a model trained on it needs it
+    _, _, model = trained
+    path = model.save(tmp_path / "m.npz")
+    ph = test_section
+    ch = _channels(ph, roles=("neuron", "sgc", "nuclei", "igg"))
+    noise = np.random.default_rng(0).poisson(np.full(ch["sgc"].shape, 300.0)).astype(np.uint16)
+    p = DrgParams(segmentation_backend="pixel_classifier",
+                  segmentation_options={"model": str(path)})
+    res = measure_drg(ch["neuron"], ch["igg"], pixel_size_um=PX, sgc=noise,
+                      nuclei=ch["nuclei"], params=p)
+    assert res.qc_flag == "sgc_no_signal"
+    assert res.table["sgc_coverage"].isna().all()
+    assert len(res.table) == res.neurons.max()
+
+
 def _write_section(ph, path):
     return write_ome_tiff(ph.image, path, channel_names=list(ph.channel_names),
                           pixel_size_um=ph.pixel_size_um)

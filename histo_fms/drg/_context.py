@@ -73,8 +73,10 @@ class DrgContext:
     sgc_signal_ratio : float or None
         How far the SGC channel's structure stands above its pixel noise:
         ``sgc_spread`` over the interquartile range of the channel less its smoothed
-        copy (:mod:`histo_fms._numerics._noise`). White noise of any level gives 0.27; a real SGC
-        stain gives 15-30. None: no SGC channel (or not measured).
+        copy (:mod:`histo_fms._numerics._noise`). White noise of any level gives
+        0.27; real SGC stains 10-65. None: no SGC channel (or not measured).
+    neuron_signal_ratio : float or None
+        The same for the neuron channel (real neuron stains 6-55).
 
     Notes
     -----

@@ -773,10 +773,10 @@ def _segment_drg(roles: dict[str, np.ndarray], px: float, p: DrgParams, context:
     """Lipofuscin mask and neuron labels of :func:`measure_drg` (labels, foreground, mask)."""
     neuron = roles["neuron"]
     given = roles
+    dark = {k: float(context.dark_levels[k]) for k in given}
     if labels is None:  # nothing to segment on a neuron channel of noise
         check_neuron_signal(context, p)
     roles = _usable_roles(roles, context, p)
-    dark = {k: float(context.dark_levels[k]) for k in roles}
     if lipofuscin is not None:
         lipo = np.asarray(lipofuscin, bool)
         if lipo.shape != neuron.shape:
