@@ -474,6 +474,12 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
         r += _gauss_radius(sig) + int(np.ceil(float(opts.get("ridge_length_um", 8.0)) / px
                                                * 2 * sig))
     r += 2 * max(1, int(round(0.5 / px))) + 1
+    if float(opts.get("sheath_rays", 0.25)) > 0:
+        # sheath-star candidates: rays cast up to 2.2 x the capped distance to the
+        # sheath from a centre inside the candidate, and 3 x 2 µm on past the sheath
+        # (segment._rays.sheath_stars)
+        max_d = float(opts.get("max_diameter_um", p.max_diameter_um))
+        r += int(np.ceil(2.2 * (0.5 * max_d / px + 2.0) + 3 * 2.0 / px)) + 1
     # disc opening (fibres, puncta) after the hole filling
     rad = opening_radius_px(float(opts.get("min_diameter_um", p.min_diameter_um)), px,
                             opts.get("open_um"))

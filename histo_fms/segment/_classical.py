@@ -21,6 +21,7 @@ from ._objects import (
     split_pieces,
     split_pieces_keep_largest,
 )
+from ._rays import sheath_stars
 from ._ridges import ridge_strength, sheath_lines, split_at_faint_sheath
 
 
@@ -207,6 +208,35 @@ def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     return keep[lab]
 
 
+def _union_candidates(first: np.ndarray, second: np.ndarray, max_overlap: float = 0.2
+                      ) -> np.ndarray:
+    """Join two candidate label images.
+
+    ``first``'s candidates, plus those of ``second`` overlapping none of them by more
+    than ``max_overlap`` of their area (numbered after ``first``'s).
+    """
+    m = int(second.max())
+    if m == 0:
+        return first
+    size = np.bincount(second.ravel(), minlength=m + 1)
+    covered = np.bincount(second[first > 0], minlength=m + 1)
+    new = covered <= max_overlap * size
+    new[0] = False
+    n = int(first.max())
+    ids = np.zeros(m + 1, np.int32)
+    ids[new] = n + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
+    add = (ids[second] > 0) & (first == 0)
+    out = first.copy()
+    out[add] = ids[second][add]
+    return out
+
+
+def _stars(wall: np.ndarray, contrast: np.ndarray, objects: np.ndarray, **opts
+           ) -> np.ndarray:
+    """:func:`histo_fms.segment._rays.sheath_stars` with the objects found so far."""
+    return sheath_stars(wall, contrast, objects=objects, **opts)
+
+
 def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2,
                   fragment: float = 0.6) -> np.ndarray:
     """Add sheath-enclosed candidates that no object covers (ids after the last).
@@ -328,6 +358,7 @@ def segment_classical(
     nucleus_fill: bool = True,
     nucleus_rim_um: float = 2.0,
     nucleus_open: float = 0.25,
+    sheath_rays: float = 0.25,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -517,6 +548,15 @@ def segment_classical(
         For the nucleus split, a round dark patch counts as a nucleus even where it
         meets the object's outline, on up to this fraction of its border (a thin rim
         lost to blur or to the outline refinement); 0: only patches wholly inside.
+    sheath_rays : float
+        With an SGC channel (and ``max_texture`` > 0), somata enclosed by a sheath
+        with gaps are candidates too: rays cast from each centre of a sheath-free
+        region of soma size must hit the sheath but for at most this fraction of them
+        (no gap wider than an eighth of the circle), and the polygon of the hits must
+        be soma-shaped and homogeneous (see
+        :func:`histo_fms.segment._rays.sheath_stars`). They join the enclosed regions
+        above (added where no object covers them, or replacing a fragment); 0
+        disables.
 
     Returns
     -------
@@ -552,7 +592,7 @@ def segment_classical(
                     faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
                     nucleus_split=nucleus_split, bare_min_factor=bare_min_factor,
                     nucleus_fill=nucleus_fill, nucleus_rim_um=nucleus_rim_um,
-                    nucleus_open=nucleus_open)[0]
+                    nucleus_open=nucleus_open, sheath_rays=sheath_rays)[0]
 
 
 def _segment(
@@ -600,6 +640,7 @@ def _segment(
     nucleus_fill: bool = True,
     nucleus_rim_um: float = 2.0,
     nucleus_open: float = 0.25,
+    sheath_rays: float = 0.25,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -627,7 +668,7 @@ def _segment(
     mask = contrast > threshold
     max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
-    enclosed = sgc_pos = ridge = None
+    enclosed = sgc_pos = ridge = wall = None
     checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
@@ -655,11 +696,16 @@ def _segment(
                 enclosed = sheath_enclosed(sgc_pos, contrast, min_area_px=min_area_px,
                                            max_area_px=max_area_px, close_px=sheath_gap_um / 2 / px,
                                            max_texture=max_texture, lines=lines)
+                if sheath_rays > 0:
+                    wall = sgc_pos if lines is None else sgc_pos | lines
                 del lines
             if faint_sheath <= 0:
                 ridge = None
             del cs
         del s
+    star = dict(min_radius_px=0.5 * min_diameter_um / px,
+                max_radius_px=0.5 * max_diameter_um / px, max_texture=max_texture,
+                max_open=sheath_rays, behind_px=2.0 / px)
     it = max(1, int(round(0.5 / px)))
     mask = binary_opening(mask, it)
     opened = mask
@@ -675,6 +721,8 @@ def _segment(
     cc = np.where(big[cc], cc, 0)
     mask = cc > 0
     if not mask.any():
+        if wall is not None:
+            enclosed = _union_candidates(enclosed, _stars(wall, contrast, labels, **star))
         if enclosed is not None and enclosed.any():
             return _finish(_add_enclosed(labels, enclosed), checks, sgc_pos,
                            px, contrast), mask | (enclosed > 0)
@@ -737,6 +785,9 @@ def _segment(
                                  min_separation_px=0.5 * min_diameter_um / px,
                                  fraction=edge_fraction, quantile=edge_quantile,
                                  max_open=nucleus_open)
+    if wall is not None:
+        enclosed = _union_candidates(enclosed, _stars(wall, contrast, labels, **star))
+        del wall
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
