@@ -11,6 +11,8 @@ centroid matching), ring-IgG AUC (true positive vs negative neurons), and the er
     python benchmarks/accuracy_drg.py --pixel-size 0.35 --shape 1096 --no-sgc
     python benchmarks/accuracy_drg.py --real-tissue   # axon field, nerve root, slide, nuclei
     python benchmarks/accuracy_drg.py --real-tissue --widefield --pixel-size 0.9 --shape 512
+    python benchmarks/accuracy_drg.py --real-tissue --widefield --pixel-size 0.9 --shape 512 \
+        --dim-fraction 0.5   # half the somata NF-poor
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ def main(argv=None):
                     help="phantoms with synthetic.drg.REAL_TISSUE (axons, root, slide, nuclei)")
     ap.add_argument("--widefield", action="store_true",
                     help="phantoms with synthetic.drg.WIDEFIELD (haze, broad PSF, thin sheaths)")
+    ap.add_argument("--dim-fraction", type=float, default=None,
+                    help="fraction of NF-poor somata (3-5x weaker; phantom default 0.15; "
+                         "with NF200 about half of rat DRG neurons are faint)")
     ap.add_argument("--calibration", choices=["robust", "percentile"], default="robust")
     args = ap.parse_args(argv)
     extra = {**(REAL_TISSUE if args.real_tissue else {}),
              **(WIDEFIELD if args.widefield else {})}
+    if args.dim_fraction is not None:
+        extra["dim_fraction"] = args.dim_fraction
     shape = (args.shape, args.shape)
     use_sgc = not args.no_sgc
 
