@@ -478,8 +478,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
         # sheath-star candidates: rays cast up to 2.2 x the capped distance to the
         # sheath from a centre inside the candidate, and 3 x 2 µm on past the sheath
         # (segment._rays.sheath_stars)
+        from ..segment._rays import star_reach_px
+
         max_d = float(opts.get("max_diameter_um", p.max_diameter_um))
-        r += int(np.ceil(2.2 * (0.5 * max_d / px + 2.0) + 3 * 2.0 / px)) + 1
+        r += star_reach_px(0.5 * max_d / px, 2.0 / px)
     # disc opening (fibres, puncta) after the hole filling
     rad = opening_radius_px(float(opts.get("min_diameter_um", p.min_diameter_um)), px,
                             opts.get("open_um"))

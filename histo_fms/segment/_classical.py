@@ -208,35 +208,6 @@ def sheath_enclosed(sheath: np.ndarray, contrast: np.ndarray, *, min_area_px: fl
     return keep[lab]
 
 
-def _union_candidates(first: np.ndarray, second: np.ndarray, max_overlap: float = 0.2
-                      ) -> np.ndarray:
-    """Join two candidate label images.
-
-    ``first``'s candidates, plus those of ``second`` overlapping none of them by more
-    than ``max_overlap`` of their area (numbered after ``first``'s).
-    """
-    m = int(second.max())
-    if m == 0:
-        return first
-    size = np.bincount(second.ravel(), minlength=m + 1)
-    covered = np.bincount(second[first > 0], minlength=m + 1)
-    new = covered <= max_overlap * size
-    new[0] = False
-    n = int(first.max())
-    ids = np.zeros(m + 1, np.int32)
-    ids[new] = n + np.arange(1, int(new.sum()) + 1, dtype=np.int32)
-    add = (ids[second] > 0) & (first == 0)
-    out = first.copy()
-    out[add] = ids[second][add]
-    return out
-
-
-def _stars(wall: np.ndarray, contrast: np.ndarray, objects: np.ndarray, **opts
-           ) -> np.ndarray:
-    """:func:`histo_fms.segment._rays.sheath_stars` with the objects found so far."""
-    return sheath_stars(wall, contrast, objects=objects, **opts)
-
-
 def _add_enclosed(labels: np.ndarray, enclosed: np.ndarray, max_overlap: float = 0.2,
                   fragment: float = 0.6) -> np.ndarray:
     """Add sheath-enclosed candidates that no object covers (ids after the last).
@@ -722,7 +693,8 @@ def _segment(
     mask = cc > 0
     if not mask.any():
         if wall is not None:
-            enclosed = _union_candidates(enclosed, _stars(wall, contrast, labels, **star))
+            enclosed = _add_enclosed(enclosed, sheath_stars(wall, contrast, objects=labels, **star),
+                                     fragment=0)
         if enclosed is not None and enclosed.any():
             return _finish(_add_enclosed(labels, enclosed), checks, sgc_pos,
                            px, contrast), mask | (enclosed > 0)
@@ -786,7 +758,8 @@ def _segment(
                                  fraction=edge_fraction, quantile=edge_quantile,
                                  max_open=nucleus_open)
     if wall is not None:
-        enclosed = _union_candidates(enclosed, _stars(wall, contrast, labels, **star))
+        enclosed = _add_enclosed(enclosed, sheath_stars(wall, contrast, objects=labels, **star),
+                                     fragment=0)
         del wall
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)

@@ -9,6 +9,24 @@ from scipy.spatial import ConvexHull
 from .._numerics._local import distance_float32
 
 
+def star_reach_px(max_radius_px: float, behind_px: float) -> int:
+    """How far (px) from its centre :func:`sheath_stars` looks: its rays' reach.
+
+    Parameters
+    ----------
+    max_radius_px : float
+        Largest soma radius (px).
+    behind_px : float
+        Its ``behind_px``.
+
+    Returns
+    -------
+    int
+        Distance in pixels.
+    """
+    return int(np.ceil(2.2 * (float(max_radius_px) + 2.0) + 3.0 * float(behind_px))) + 1
+
+
 def _longest_run(open_: np.ndarray) -> np.ndarray:
     """Longest circular run of True along axis 1 of a (n, k) bool array."""
     n, k = open_.shape
@@ -139,7 +157,7 @@ def sheath_stars(wall: np.ndarray, contrast: np.ndarray, *, min_radius_px: float
     ang = 2 * np.pi * np.arange(n_rays) / n_rays
     dy, dx = np.sin(ang), np.cos(ang)
     # past the sheath: a band of up to 2 x behind_px, then behind_px
-    steps = np.arange(1.0, 2.2 * cap + 1.0 + 3.0 * float(behind_px), 0.5)
+    steps = np.arange(1.0, star_reach_px(max_radius_px, behind_px), 0.5)
     hit = np.full((cy.size, n_rays), np.nan)
     behind = np.zeros((cy.size, n_rays), bool)
     chunk = max(1, 4_000_000 // (n_rays * steps.size))
