@@ -39,6 +39,17 @@ def test_quoted_boolean_is_an_error_naming_key_and_file(tmp_path):
     ("pipeline: skin\nskin:\n  fibre_sigmas_um: [0.5, '1']\n", "skin.fibre_sigmas_um"),
     ("pipeline: drg\nsummary:\n  exclude_border: 'no'\n", "summary.exclude_border"),
     ("pipeline: drg\ndrg:\n  ring_widht_um: 4\n", "ring_widht_um"),
+    # the classical backend's own options, checked before any file is read
+    ("pipeline: drg\ndrg:\n  segmentation_options: {sheath_rays: abc}\n",
+     "segmentation_options.sheath_rays: expected a number"),
+    ("pipeline: drg\ndrg:\n  segmentation_options: {sheath_ray: 0.3}\n",
+     "unknown option(s) ['sheath_ray'] of the classical backend"),
+    ("pipeline: drg\ndrg:\n  segmentation_options: {nucleus_fill: 1}\n",
+     "segmentation_options.nucleus_fill: expected true or false"),
+    ("pipeline: drg\ndrg:\n  segmentation_options: {smooth_um: -1}\n",
+     "segmentation_options.smooth_um"),
+    ("pipeline: drg\ndrg:\n  segmentation_options: {threshold: .nan}\n",
+     "segmentation_options.threshold"),
 ])
 def test_bad_values_name_the_key_and_the_file(tmp_path, text, key):
     with pytest.raises(ConfigError) as exc:
@@ -52,6 +63,10 @@ def test_numbers_and_lists_still_accepted(tmp_path):
                                      "  size_class_bounds_um: [20, 30.5]\n"))
     p = cfg.params()
     assert p.ring_width_um == 5.0 and p.size_class_bounds_um == (20.0, 30.5)
+    opts = {"threshold": 1, "open_um": None, "ridge_valley": -0.1, "nucleus_fill": False}
+    cfg = load_config(_cfg(tmp_path, f"pipeline: drg\ndrg:\n  segmentation_options: {opts}\n"
+                           .replace("None", "null").replace("False", "false")))
+    assert cfg.params().segmentation_options == opts
     for f in ("pipelines/drg_sgc_igg.yaml", "pipelines/skin_ienfd.yaml"):
         load_config(f).params()
 

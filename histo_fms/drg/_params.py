@@ -167,7 +167,12 @@ class DrgParams:
         object.__setattr__(self, "background_tissue_range", rng)
         if len(rng) != 2 or not 0 <= rng[0] < rng[1]:
             raise ValueError("background_tissue_range must be two increasing factors")
-        object.__setattr__(self, "segmentation_options", dict(self.segmentation_options or {}))
+        opts = dict(self.segmentation_options or {})
+        if self.segmentation_backend == "classical":
+            from ..segment._classical import check_options
+
+            opts = check_options(opts)
+        object.__setattr__(self, "segmentation_options", opts)
         if len(bounds) != 2 or not bounds[0] <= bounds[1]:
             raise ValueError("size_class_bounds_um must be two increasing diameters")
         for name in ("ring_width_um", "max_diameter_um", "background_width_um",

@@ -285,6 +285,59 @@ def opening_radius_px(min_diameter_um: float, pixel_size_um: float,
     return r_um / float(pixel_size_um)
 
 
+#: arguments of :func:`segment_classical` set by the pipeline, not by ``segmentation_options``
+_PIPELINE_ARGS = frozenset({"image", "pixel_size_um", "exclude", "spread", "sgc", "sgc_spread",
+                            "channels"})
+#: options that may be negative (a curvature, not a size or a fraction)
+_SIGNED = frozenset({"ridge_valley"})
+
+
+def check_options(options: dict) -> dict:
+    """Check the classical backend's ``segmentation_options`` against its parameters.
+
+    Parameters
+    ----------
+    options : dict
+        Option name to value, as in a config's ``segmentation_options``.
+
+    Returns
+    -------
+    dict
+        The options, unchanged (a copy).
+
+    Raises
+    ------
+    ValueError
+        An unknown option (with the known ones listed), or a value of the wrong kind:
+        a switch that is not true/false, a number that is not a finite number (or is
+        negative, except ``ridge_valley``), None where None means nothing.
+    """
+    import inspect
+    import numbers
+
+    params = {k: v.default for k, v in inspect.signature(_segment).parameters.items()
+              if v.kind is inspect.Parameter.KEYWORD_ONLY and k not in _PIPELINE_ARGS}
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f"segmentation_options: unknown option(s) {unknown} of the "
+                         f"classical backend; known: {sorted(params)}")
+    for key, value in options.items():
+        default = params[key]
+        where = f"segmentation_options.{key}"
+        if isinstance(default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{where}: expected true or false, got {value!r}")
+            continue
+        if value is None and default is None or value is None and key in _SIGNED:
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        v = float(value)
+        if not np.isfinite(v) or (v < 0 and key not in _SIGNED):
+            raise ValueError(f"{where}: expected a finite number >= 0, got {value!r}")
+    return dict(options)
+
+
 def segment_classical(
     image: np.ndarray,
     *,
