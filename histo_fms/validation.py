@@ -50,9 +50,11 @@ def reference_instances(reference: np.ndarray) -> np.ndarray:
     if ref.dtype == bool:
         return ndi.label(ref)[0].astype(np.int64)
     if not np.issubdtype(ref.dtype, np.integer):
-        if not np.all(np.mod(ref[np.isfinite(ref)], 1) == 0):
-            return ndi.label(ref > 0)[0].astype(np.int64)
-        ref = np.nan_to_num(ref).astype(np.int64)
+        if not np.all(np.isfinite(ref)) or not np.all(np.mod(ref, 1) == 0):
+            raise ValueError(f"a {ref.dtype} reference with values that are not whole "
+                             "numbers (NaN, or fractions, e.g. a probability map) is "
+                             "neither a label image nor a mask")
+        ref = ref.astype(np.int64)
     vals = np.unique(ref)
     vals = vals[vals != 0]
     if vals.size <= 1:
@@ -107,7 +109,10 @@ def match_instances(predicted: np.ndarray, reference: np.ndarray,
         used_r.add(ri[k])
         rows.append((int(p_ids[pi[k]]), int(r_ids[ri[k]]), float(iou[k]), int(a_p[pi[k]]),
                      int(a_r[ri[k]])))
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    # typed even when empty, so pooled matches of several images stay numeric
+    return out.astype({"predicted": np.int64, "reference": np.int64, "iou": np.float64,
+                       "area_predicted": np.int64, "area_reference": np.int64})
 
 
 def _n_objects(labels: np.ndarray) -> int:
@@ -138,8 +143,8 @@ def _summary(n_ref: int, n_pred: int, matches: pd.DataFrame, px: Sequence[float]
            "diameter_spearman": float("nan"), "diameter_bias_um": float("nan")}
     if m:
         pxa = np.broadcast_to(np.asarray(px, float), (m,))
-        dp = 2 * np.sqrt(matches["area_predicted"].to_numpy() / np.pi) * pxa
-        dr = 2 * np.sqrt(matches["area_reference"].to_numpy() / np.pi) * pxa
+        dp = 2 * np.sqrt(matches["area_predicted"].to_numpy(float) / np.pi) * pxa
+        dr = 2 * np.sqrt(matches["area_reference"].to_numpy(float) / np.pi) * pxa
         out["diameter_bias_um"] = float(np.mean(dp - dr))
         if m >= 3 and np.ptp(dp) > 0 and np.ptp(dr) > 0:
             from scipy.stats import spearmanr
@@ -300,7 +305,8 @@ def validate_run(results: str | Path, reference: str | Path, *, out: str | Path 
             s = score_image(labels["neurons"], ref, pixel_size_um=px,
                             iou_threshold=iou_threshold)
         except (InputError, ValueError, KeyError, OSError) as exc:
-            unscored.append((stem, " ".join(str(exc).split())))
+            why = " ".join(str(exc).split())
+            unscored.append((stem, why if ref_path.name in why else f"{ref_path.name}: {why}"))
             continue
         scores.append(s)
         rows.append({"image": stem, **s.row, "reference": ref_path.name})

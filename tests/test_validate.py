@@ -88,6 +88,31 @@ def test_pooled_scores_sum_counts():
     assert pooled["median_iou"] == pytest.approx(1.0)
 
 
+def test_pooled_with_an_image_that_matched_nothing():
+    # an image where nothing matched (e.g. a section the run found no neuron on) must
+    # not break pooling: its reference objects count as misses
+    pred, ref = _case()
+    a = score_image(pred, ref, pixel_size_um=1.0)
+    none = score_image(np.zeros_like(ref), ref, pixel_size_um=1.0)
+    assert none.row["n_matched"] == 0 and none.row["recall"] == 0
+    pooled = pool_scores([none, a])
+    assert (pooled["n_reference"], pooled["n_matched"]) == (6, 2)
+    assert pooled["f1"] == pytest.approx(4 / 10)
+    assert pooled["diameter_bias_um"] == pytest.approx(0.0)
+
+
+def test_fractional_reference_refused():
+    prob = np.zeros((20, 20), np.float32)
+    prob[2:8, 2:8] = 0.7  # a probability map, not labels or a mask
+    with pytest.raises(ValueError, match="neither a label image nor a mask"):
+        reference_instances(prob)
+    prob[0, 0] = np.nan
+    with pytest.raises(ValueError, match="neither a label image nor a mask"):
+        reference_instances(prob)
+    whole = np.where(prob > 0, 1.0, 0.0)  # float 0 / 1: a mask
+    assert reference_instances(whole).max() == 1
+
+
 def test_cli_validate(tmp_path, capsys):
     pred, ref = _case()
     res = tmp_path / "results"
@@ -123,6 +148,12 @@ def test_cli_validate(tmp_path, capsys):
     rc = main(["validate", str(res), "--reference", str(refdir)])
     cap = capsys.readouterr()
     assert rc == 0 and "c: reference c.tif is 10 x 10 px" in cap.err
+
+    # a probability map as reference is reported with its file name
+    tifffile.imwrite(refdir / "c.tif", np.full(ref.shape, 0.5, np.float32))
+    rc = main(["validate", str(res), "--reference", str(refdir)])
+    cap = capsys.readouterr()
+    assert rc == 0 and "c: c.tif: a float32 reference with values that are not whole" in cap.err
 
     rc = main(["validate", str(tmp_path / "nope"), "--reference", str(refdir)])
     assert rc == 2
