@@ -119,7 +119,8 @@ def read_annotation(path: str | Path, shape: tuple[int, int] | None = None, *,
         raise InputError(p, f"annotation is {a.shape[0]} x {a.shape[1]} px but the image{of} "
                          f"is {shape[0]} x {shape[1]} (Y x X)")
     if a.dtype == bool:
-        raise InputError(p, "annotation is a binary mask; expected classes 0 unlabelled, "
+        raise InputError(p, "annotation is a binary mask (or an RGB image, read as one); "
+                         "expected one plane of classes 0 unlabelled, "
                          "1 background, 2 neuron, 3 SGC sheath")
     if not np.issubdtype(a.dtype, np.integer):
         if not np.all(np.isfinite(a)) or not np.all(np.mod(a, 1) == 0):
