@@ -386,14 +386,19 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
     if Path(a.results).is_dir():
         _finish_interrupted_commit(Path(a.results))
+    skipped: list[tuple[str, str]] = []
     written = export_results(a.results, a.to, a.dest, reviewed=not a.automatic,
-                             allow_stale=a.allow_stale)
+                             allow_stale=a.allow_stale, skipped=skipped)
+    for p in written:
+        print(p)
+    if skipped:
+        print(f"{len(skipped)} image(s) not exported:", file=sys.stderr)
+        for stem, why in skipped:
+            print(f"  {stem}: {why}", file=sys.stderr)
     if not written:
         raise InputError(Path(a.results), "no analysed image to export (every image failed "
                                           "or has no labels)")
-    for p in written:
-        print(p)
-    return 0
+    return 1 if skipped else 0
 
 
 def _cmd_train(a: argparse.Namespace) -> int:

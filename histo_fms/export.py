@@ -228,7 +228,8 @@ def _image_paths(results: Path) -> dict[str, Path]:
 
 
 def export_results(results: str | Path, to: str, dest: str | Path | None = None,
-                   *, reviewed: bool = True, allow_stale: bool = False) -> list[Path]:
+                   *, reviewed: bool = True, allow_stale: bool = False,
+                   skipped: list[tuple[str, str]] | None = None) -> list[Path]:
     """Export every image of a results folder to QuPath GeoJSON or OME-Zarr.
 
     Parameters
@@ -244,6 +245,10 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
     allow_stale : bool
         Export reviews edited after their last recompute (their tables are older than
         their labels); by default such a folder is refused.
+    skipped : list, optional
+        When given, an image whose results cannot be read (a damaged ``labels.zarr`` or
+        table) is left out and ``(stem, reason)`` appended here, and the others are
+        exported; by default the :class:`~histo_fms.io.InputError` is raised.
 
     Returns
     -------
@@ -274,8 +279,23 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
             d / "labels.zarr")
         if not lab_path.exists():
             continue
-        labels = read_labels_zarr(lab_path)
-        px = read_labels_scale(lab_path)
+        try:
+            written.append(_export_one(stem, img_path, d, rd, lab_path, to, dest, reviewed))
+        except InputError as exc:
+            if skipped is None:
+                raise
+            skipped.append((stem, str(exc)))
+    return written
+
+
+def _export_one(stem: str, img_path: Path, d: Path, rd: Path, lab_path: Path, to: str,
+                dest: Path, reviewed: bool) -> Path:
+    """Export one image's results (see :func:`export_results`)."""
+    from .io import InputError
+
+    labels = read_labels_zarr(lab_path)
+    px = read_labels_scale(lab_path)
+    try:
         if to == "qupath":
             bases = (rd, d) if reviewed else (d,)
             tab, cr, pl = (_first_existing(bases, n)
@@ -285,11 +305,13 @@ def export_results(results: str | Path, to: str, dest: str | Path | None = None,
                 table=schema.read_table(tab, "neurons") if tab is not None else None,
                 crossings=schema.read_table(cr, "crossings") if cr is not None else None,
                 lines=read_polylines(pl) if pl is not None else None)
-            written.append(write_json(fc, dest / f"{stem}.geojson"))
-        else:
-            img = read_image(img_path, pixel_size_um=px)
-            levels = max(1, int(np.floor(np.log2(max(img.shape_yx) / 512))) + 1)
-            written.append(write_omezarr(img.data, dest / f"{stem}.ome.zarr",
-                                         channel_names=img.channel_names, pixel_size_um=px,
-                                         levels=levels, labels=labels))
-    return written
+            return write_json(fc, dest / f"{stem}.geojson")
+        img = read_image(img_path, pixel_size_um=px)
+        levels = max(1, int(np.floor(np.log2(max(img.shape_yx) / 512))) + 1)
+        return write_omezarr(img.data, dest / f"{stem}.ome.zarr",
+                             channel_names=img.channel_names, pixel_size_um=px,
+                             levels=levels, labels=labels)
+    except InputError:
+        raise
+    except (ValueError, KeyError) as exc:  # a damaged table or polyline file
+        raise InputError(d, f"cannot export: {exc}", shown=stem) from exc

@@ -306,7 +306,8 @@ def validate_run(results: str | Path, reference: str | Path, *, out: str | Path 
                             iou_threshold=iou_threshold)
         except (InputError, ValueError, KeyError, OSError) as exc:
             why = " ".join(str(exc).split())
-            unscored.append((stem, why if ref_path.name in why else f"{ref_path.name}: {why}"))
+            named = isinstance(exc, InputError) or ref_path.name in why
+            unscored.append((stem, why if named else f"{ref_path.name}: {why}"))
             continue
         scores.append(s)
         rows.append({"image": stem, **s.row, "reference": ref_path.name})

@@ -133,3 +133,39 @@ def test_qupath_classes_leave_an_unmeasured_ring_uncalled():
     got = qupath_features(pixel_size_um=0.5, neurons=lab, table=table.drop(
         columns=["igg_positive", "excluded", "touches_border"]))["features"]
     assert {f["properties"]["classification"]["name"] for f in got} == {"Uncalled"}
+
+
+def test_damaged_labels_listed_and_the_rest_exported(tmp_path, capsys):
+    import tifffile
+
+    from histo_fms.io import InputError, read_labels_scale
+
+    imgs = []
+    for i in (1, 2):
+        ph = make_drg_section((128, 128), 0.5, seed=80 + i)
+        imgs.append(write_ome_tiff(ph.image, tmp_path / f"s{i}.ome.tif",
+                                   channel_names=ph.channel_names, pixel_size_um=0.5))
+    cfg = load_config(None, pipeline="drg", overrides={
+        "channels": {"neuron": "NeuN", "igg": "IgG", "sgc": "GS"},
+        "parallel": {"scheduler": "synchronous"}, "calibration": {"threshold": 1.6}})
+    out = tmp_path / "out"
+    run_pipeline(cfg, imgs, out)
+    (out / "s1" / "labels.zarr" / ".zgroup").write_text("junk")  # damaged on disk
+    with pytest.raises(InputError, match=r"^s1/labels\.zarr: cannot read the label images"):
+        read_labels_zarr(out / "s1" / "labels.zarr")
+    with pytest.raises(InputError, match=r"^s1/labels\.zarr: "):
+        read_labels_scale(out / "s1" / "labels.zarr")
+    rc = main(["export", str(out), "--to", "qupath", "--dest", str(tmp_path / "q")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "1 image(s) not exported" in err and "s1: s1/labels.zarr: cannot read" in err
+    assert (tmp_path / "q" / "s2.geojson").exists()
+    assert not (tmp_path / "q" / "s1.geojson").exists()
+    # validate lists it under its labels, not under the reference
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for s in ("s1", "s2"):
+        tifffile.imwrite(ref / f"{s}.tif", np.zeros((128, 128), np.uint8))
+    assert main(["validate", str(out), "--reference", str(ref)]) == 0
+    err = capsys.readouterr().err
+    assert "s1: s1/labels.zarr: cannot read the label images" in err

@@ -235,3 +235,27 @@ def test_reviewed_drg_and_single_format(results, tmp_path):
     assert agg.loc["h1", "pct_igg_positive"] == pytest.approx(50.0)
     assert rep.stats["readout"].str.contains("reviewed").any()
     assert list(rep.plotted["drg_montage"]["image"]) == ["m2_s0.ome.tif", "h3_s0.ome.tif"]
+
+
+def test_panel_uses_the_runs_pixel_size_not_the_files(tmp_path):
+    # a run given --pixel-size 0.5 on a file whose metadata says 2 µm: the tables' µm
+    # coordinates and the scale bar are those of the run
+    import tifffile
+
+    from histo_fms.figures import load_panel
+    from histo_fms.io import write_labels_zarr, write_ome_tiff
+
+    img = np.zeros((2, 64, 64), np.uint16)
+    write_ome_tiff(img, tmp_path / "a.ome.tif", channel_names=["NeuN", "IgG"],
+                   pixel_size_um=2.0)
+    lab = np.zeros((64, 64), np.int32)
+    lab[10:20, 10:20] = 1
+    write_labels_zarr({"neurons": lab, "rings": lab}, tmp_path / "a" / "labels.zarr",
+                      pixel_size_um=0.5)
+    p = load_panel(str(tmp_path / "a.ome.tif"), str(tmp_path / "a"), title="a", kind="drg")
+    assert p.pixel_size_um == 0.5
+    # no labels and no pixel size anywhere: refused, not drawn at 1 µm/px
+    tifffile.imwrite(tmp_path / "b.tif", img)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="no pixel size"):
+        load_panel(str(tmp_path / "b.tif"), str(tmp_path / "b"), title="b", kind="drg")

@@ -313,7 +313,9 @@ def load_panel(
     max_size : int
         Longest displayed side in pixels (downsampled by striding).
     pixel_size_um : float or None
-        Used when the image is unavailable.
+        Pixel size (µm) of the run; default the one recorded in ``labels.zarr``, else
+        the image's metadata. It places the tables' µm coordinates and the scale bar,
+        so the run's value wins over the file's (a run given ``--pixel-size``).
 
     Returns
     -------
@@ -335,8 +337,8 @@ def load_panel(
     names: list[str] = []
     if image_path and Path(image_path).exists():
         im = read_image(image_path)
-        px = im.pixel_size_um or pixel_size_um or 1.0
-        pixel_size_um = px
+        if pixel_size_um is None:  # the run's pixel size (labels.zarr) wins over the file's
+            pixel_size_um = im.pixel_size_um
         sel = list(range(len(im.channel_names)))
         if channels:
             sel = [im.channel_names.index(c) for c in channels if c in im.channel_names] or sel
@@ -356,7 +358,10 @@ def load_panel(
     if kind == "skin" and (stem / "polylines.json").exists():
         lines = read_polylines(stem / "polylines.json")
     rings = labels.get("rings") if kind == "drg" else None
+    if pixel_size_um is None or not float(pixel_size_um) > 0:
+        raise ValueError(f"{stem.name}: no pixel size for the panel's scale bar (no "
+                         "labels.zarr and none in the image's metadata)")
     return Panel(title=title, image=img, channel_names=names,
-                 pixel_size_um=float(pixel_size_um or 1.0), step=step,
+                 pixel_size_um=float(pixel_size_um), step=step,
                  rings=None if rings is None else np.asarray(rings), neurons=neurons,
                  crossings=crossings, lines=lines)

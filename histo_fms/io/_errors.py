@@ -15,12 +15,15 @@ class InputError(ValueError):
         The offending file.
     problem : str
         What is wrong, in one line.
+    shown : str, optional
+        How the file is named in the message (default its name; e.g. ``STEM/labels.zarr``
+        where every section has a ``labels.zarr``).
     """
 
-    def __init__(self, path: str | Path, problem: str):
+    def __init__(self, path: str | Path, problem: str, *, shown: str | None = None):
         self.path = Path(path)
         self.problem = " ".join(str(problem).split())
-        super().__init__(f"{self.path.name}: {self.problem}")
+        super().__init__(f"{shown or self.path.name}: {self.problem}")
 
 
 class OutputError(OSError):

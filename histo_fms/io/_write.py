@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import OutputError, is_write_error
+from ._errors import InputError, OutputError, is_write_error
 
 #: Name of the commit journal a :func:`transaction` writes into its root folder.
 JOURNAL = ".commit.json"
@@ -600,9 +600,27 @@ def read_labels_zarr(path: str | Path) -> dict[str, np.ndarray]:
     """
     import zarr
 
-    root = zarr.open_group(str(path), mode="r")
-    names = root.attrs.get("labels", [])
-    return {n: np.asarray(root[f"labels/{n}/0"][...]) for n in names}
+    with _unreadable_labels(path):
+        root = zarr.open_group(str(path), mode="r")
+        names = root.attrs.get("labels", [])
+        return {n: np.asarray(root[f"labels/{n}/0"][...]) for n in names}
+
+
+@contextlib.contextmanager
+def _unreadable_labels(path: str | Path) -> Iterator[None]:
+    """Turn any failure to read a labels group into one :class:`InputError` naming it."""
+    p = Path(path)
+    try:
+        yield
+    except InputError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # zarr, JSON, codec and file errors: the store is damaged
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputError(p, f"cannot read the label images ({type(exc).__name__}: {why}); "
+                            "the folder is damaged or incomplete: re-run this image",
+                         shown=f"{p.parent.name}/{p.name}") from exc
 
 
 def read_labels_scale(path: str | Path) -> float:
@@ -620,7 +638,12 @@ def read_labels_scale(path: str | Path) -> float:
     """
     import zarr
 
-    root = zarr.open_group(str(path), mode="r")
-    first = root.attrs["labels"][0]
-    ms = root[f"labels/{first}"].attrs["multiscales"][0]
-    return float(ms["datasets"][0]["coordinateTransformations"][0]["scale"][-1])
+    with _unreadable_labels(path):
+        root = zarr.open_group(str(path), mode="r")
+        first = root.attrs["labels"][0]
+        ms = root[f"labels/{first}"].attrs["multiscales"][0]
+        px = float(ms["datasets"][0]["coordinateTransformations"][0]["scale"][-1])
+    if not (np.isfinite(px) and px > 0):
+        raise InputError(path, f"recorded pixel size {px!r} µm is not a positive number",
+                         shown=f"{Path(path).parent.name}/{Path(path).name}")
+    return px
