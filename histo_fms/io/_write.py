@@ -612,11 +612,11 @@ def _unreadable_labels(path: str | Path) -> Iterator[None]:
     p = Path(path)
     try:
         yield
-    except InputError:
-        raise
-    except MemoryError:
+    except (InputError, MemoryError):
         raise
     except Exception as exc:  # zarr, JSON, codec and file errors: the store is damaged
+        if not p.exists():
+            raise  # missing, not damaged: callers tell the two apart
         why = " ".join(str(exc).split()) or type(exc).__name__
         raise InputError(p, f"cannot read the label images ({type(exc).__name__}: {why}); "
                             "the folder is damaged or incomplete: re-run this image",
