@@ -482,6 +482,10 @@ def segmentation_radius_px(params: DrgParams, pixel_size_um: float) -> int:
 
         max_d = float(opts.get("max_diameter_um", p.max_diameter_um))
         r += star_reach_px(0.5 * max_d / px, 2.0 / px)
+    if opts.get("sheath_regrow", True):  # outlines regrown into the sheath cut
+        from ..segment._classical import regrow_px
+
+        r += int(np.ceil(regrow_px(float(opts.get("smooth_um", 0.7)), px))) + 1
     # disc opening (fibres, puncta) after the hole filling
     rad = opening_radius_px(float(opts.get("min_diameter_um", p.min_diameter_um)), px,
                             opts.get("open_um"))

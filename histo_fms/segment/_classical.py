@@ -383,6 +383,7 @@ def segment_classical(
     nucleus_rim_um: float = 2.0,
     nucleus_open: float = 0.25,
     sheath_rays: float = 0.25,
+    sheath_regrow: bool = True,
 ) -> np.ndarray:
     """Segment neuron somata: local contrast, SGC-sheath cuts, watershed, shape checks.
 
@@ -581,6 +582,11 @@ def segment_classical(
         :func:`histo_fms.segment._rays.sheath_stars`). They join the enclosed regions
         above (added where no object covers them, or replacing a fragment); 0
         disables.
+    sheath_regrow : bool
+        With an SGC channel, give each soma back the cut sheath pixels within
+        ``max(1 px, smooth_um)`` of it where its neuron contrast is above half its
+        bright level (see :func:`regrow_into_sheath`): outlines against a sheath
+        otherwise come out about one blur width small.
 
     Returns
     -------
@@ -616,7 +622,8 @@ def segment_classical(
                     faint_sheath=faint_sheath, pair_axis_ratio=pair_axis_ratio,
                     nucleus_split=nucleus_split, bare_min_factor=bare_min_factor,
                     nucleus_fill=nucleus_fill, nucleus_rim_um=nucleus_rim_um,
-                    nucleus_open=nucleus_open, sheath_rays=sheath_rays)[0]
+                    nucleus_open=nucleus_open, sheath_rays=sheath_rays,
+                    sheath_regrow=sheath_regrow)[0]
 
 
 def _segment(
@@ -665,6 +672,7 @@ def _segment(
     nucleus_rim_um: float = 2.0,
     nucleus_open: float = 0.25,
     sheath_rays: float = 0.25,
+    sheath_regrow: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical`, also returning the foreground mask (for tiling checks)."""
     if sgc is None and channels:
@@ -692,7 +700,7 @@ def _segment(
     mask = contrast > threshold
     max_area_px = np.pi * (max_diameter_um / 2) ** 2 / px**2
     min_area_px = np.pi * (min_diameter_um / 2) ** 2 / px**2
-    enclosed = sgc_pos = ridge = wall = None
+    enclosed = sgc_pos = ridge = wall = cut = None
     checks = {"min_area_px": min_area_px, "max_area_px": max_size_factor**2 * max_area_px,
               "min_axis_ratio": min_axis_ratio, "min_solidity": min_solidity,
               "min_roundness": min_roundness, "bare_solidity": bare_solidity,
@@ -704,7 +712,10 @@ def _segment(
         if float(s.max()) > float(s.min()):
             cs = _contrast(s, window, sgc_spread, sgc)
             sgc_pos = cs > sheath_threshold
-            mask &= ~(sgc_pos & (cs > contrast))
+            cut = sgc_pos & (cs > contrast)
+            mask &= ~cut
+            if not sheath_regrow:
+                cut = None
             if faint_sheath > 0 or (sheath_ridge > 0 and max_texture > 0):
                 ridge = ridge_strength(cs, ridge_um / px)
             if sheath_ridge > 0:
@@ -817,7 +828,77 @@ def _segment(
     if enclosed is not None:
         labels = _add_enclosed(labels, enclosed)
         mask = mask | (enclosed > 0)
-    return _finish(labels, checks, sgc_pos, px, contrast), mask
+    labels = _finish(labels, checks, sgc_pos, px, contrast)
+    if cut is not None and int(labels.max()):
+        # growth can move an object's first pixel: number them again as _finish does
+        labels = canonical_labels(regrow_into_sheath(labels, contrast, cut,
+                                                     regrow_px(smooth_um, px),
+                                                     quantile=edge_quantile, floor=threshold))
+        mask = mask | (labels > 0)
+    return labels, mask
+
+
+def regrow_px(smooth_um: float, pixel_size_um: float) -> float:
+    """Distance (px) by which :func:`regrow_into_sheath` may grow an outline.
+
+    The sheath cut is decided on images smoothed by ``smooth_um``, which moves the
+    crossing of the two channels' blurred edges into the soma by about that much;
+    at least one pixel (the sampling itself blurs by about one).
+    """
+    return max(1.0, float(smooth_um) / float(pixel_size_um))
+
+
+def regrow_into_sheath(labels: np.ndarray, contrast: np.ndarray, cut: np.ndarray,
+                       radius_px: float, *, quantile: float = 0.9, floor: float = 0.0
+                       ) -> np.ndarray:
+    """Give somata back the edge pixels the SGC-sheath cut took from them.
+
+    A pixel is cut from the neuron foreground where the SGC contrast exceeds the
+    neuron contrast. At a blurred soma-sheath boundary the two blurred edges cross
+    inside the soma, so outlines against a sheath come out about one blur width too
+    small (measured: diameters 0.4-0.6 µm too small on phantoms of other generators
+    and on widefield phantoms), and the ring measured outside them starts on the
+    soma's own edge. Each cut pixel within ``radius_px`` of a neuron is given to the
+    nearest one where the neuron contrast there is still above half the neuron's own
+    bright level (its ``quantile`` contrast): the half-maximum edge of a blurred
+    step, where the membrane lies.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Y, X)
+        Neuron labels (0 background).
+    contrast : ndarray of float, same shape
+        Neuron-channel local contrast.
+    cut : ndarray of bool, same shape
+        Pixels taken out of the neuron foreground by the sheath.
+    radius_px : float
+        Farthest a neuron grows (px).
+    quantile : float
+        Quantile of a neuron's contrast taken as its bright level.
+    floor : float
+        Contrast a grown pixel must exceed in any case (the foreground threshold).
+
+    Returns
+    -------
+    ndarray
+        Labels, same dtype; objects only grow (no pixel changes owner, no new label).
+    """
+    n = int(labels.max())
+    cand = cut & (labels == 0)
+    if n == 0 or not cand.any():
+        return labels
+    level = label_quantiles(contrast, labels, quantile, n)
+    thr = np.maximum(0.5 * level, floor)
+    thr[0] = np.inf
+    iy, ix = nearest_feature(labels == 0)
+    yy = np.arange(labels.shape[0])[:, None]
+    xx = np.arange(labels.shape[1])[None, :]
+    near = (iy - yy) ** 2 + (ix - xx) ** 2 <= radius_px**2
+    owner = labels[iy, ix]
+    add = cand & near & (contrast > thr[owner])
+    out = labels.copy()
+    out[add] = owner[add]
+    return out
 
 
 def _gates(c: dict) -> dict:
