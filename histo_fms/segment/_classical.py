@@ -891,13 +891,16 @@ def regrow_into_sheath(labels: np.ndarray, contrast: np.ndarray, cut: np.ndarray
     thr = np.maximum(0.5 * level, floor)
     thr[0] = np.inf
     iy, ix = nearest_feature(labels == 0)
-    yy = np.arange(labels.shape[0])[:, None]
-    xx = np.arange(labels.shape[1])[None, :]
-    near = (iy - yy) ** 2 + (ix - xx) ** 2 <= radius_px**2
-    owner = labels[iy, ix]
-    add = cand & near & (contrast > thr[owner])
+    # only the candidate pixels are looked at (a fraction of the image)
+    at = np.flatnonzero(cand)
+    y, x = np.divmod(at, labels.shape[1])
+    fy, fx = iy.ravel()[at], ix.ravel()[at]
+    del iy, ix
+    near = (fy - y) ** 2 + (fx - x) ** 2 <= radius_px**2
+    owner = labels[fy, fx]
+    ok = near & (contrast.ravel()[at] > thr[owner])
     out = labels.copy()
-    out[add] = owner[add]
+    out.ravel()[at[ok]] = owner[ok]
     return out
 
 
