@@ -13,11 +13,21 @@ the skin set with ``validation_skin.py``):
 * ``--photons F``: a fraction ``F`` of the photons: the counts above the camera offset
   (the image's 0.1th percentile, about 95-100 here) are binomially thinned to ``F`` of
   themselves, so shot noise grows as it would with a shorter exposure, and the offset
-  is added back.
+  is added back;
+* ``--blur-um S``: optical blur, a Gaussian point spread of ``S`` µm (sigma) applied
+  before resampling (a lower-NA objective, or a section slightly out of focus);
+* ``--gain G`` and ``--offset O``: the counts above the camera offset scaled by ``G``
+  and the offset raised by ``O`` (another camera gain in counts per photon, or
+  baseline: the noise scales with the signal); applied before the photon thinning. The
+  offset here is the level of the darkest smoothed pixels (the 0.5th percentile after a
+  9 px mean: the glass), so that the glass stays at the offset;
+* ``--shading F``: uneven illumination, each channel multiplied by a smooth radial
+  fall-off to ``1 - F`` at the corners, centred off the middle (a vignetting lamp).
 
     python benchmarks/validation_conditions.py --pixel-size 0.7 --out /tmp/vc_07
     python benchmarks/validation_conditions.py --pixel-size 1.0 --photons 0.5 --out /tmp/vc
     python benchmarks/validation_conditions.py --skin --pixel-size 0.7 --out /tmp/vc_skin
+    python benchmarks/validation_conditions.py --blur-um 1 --gain 0.25 --offset 400 --out /tmp/vc
 
 Nothing here is tuned to: it shows whether the figures hold off the 0.5 µm/px the set
 was made at. The copies are written under ``--out`` and never committed.
@@ -39,15 +49,34 @@ VALIDATION = ROOT.parent / "shared" / "validation"
 
 
 def reimage(img: np.ndarray, px: float, out_px: float, photons: float,
-            rng: np.random.Generator) -> np.ndarray:
-    """One (C, Y, X) uint16 section re-imaged at ``out_px`` with ``photons`` of its light."""
+            rng: np.random.Generator, *, blur_um: float = 0.0, gain: float = 1.0,
+            offset_add: float = 0.0, shading: float = 0.0) -> np.ndarray:
+    """One (C, Y, X) uint16 section re-imaged at ``out_px`` with ``photons`` of its light.
+
+    See the module docstring for the conditions; each is off at its default.
+    """
+    from scipy import ndimage as ndi
     from skimage.transform import resize
 
     out = []
+    yy, xx = np.mgrid[0 : img.shape[1], 0 : img.shape[2]].astype(np.float64)
+    # radial fall-off centred a fifth of the way from the middle to a corner
+    cy, cx = 0.6 * img.shape[1], 0.4 * img.shape[2]
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (0.6**2 * (img.shape[1] ** 2 + img.shape[2] ** 2))
+    fall = 1.0 - shading * np.clip(r2, 0, 1)
     for ch in img:
         a = ch.astype(np.float64)
+        offset = float(np.percentile(a, 0.1))
+        if blur_um > 0:
+            a = ndi.gaussian_filter(a, blur_um / px, mode="reflect")
+        if gain != 1 or shading > 0 or offset_add:
+            # the camera offset, which neither gain nor shading touches: the level of
+            # the darkest smoothed pixels (the glass; the 0.1th percentile of the raw
+            # pixels lies several noise sigmas below it)
+            base = float(np.percentile(ndi.uniform_filter(a, 9), 0.5))
+            a = (a - base) * gain * fall + base + offset_add
+            offset += offset_add
         if photons < 1:
-            offset = float(np.percentile(a, 0.1))
             above = np.clip(np.round(a - offset), 0, None).astype(np.int64)
             a = rng.binomial(above, photons).astype(np.float64) / photons + offset
         if out_px != px:
@@ -57,7 +86,8 @@ def reimage(img: np.ndarray, px: float, out_px: float, photons: float,
     return np.stack(out)
 
 
-def write_set(data: Path, out: Path, out_px: float, photons: float, seed: int) -> None:
+def write_set(data: Path, out: Path, out_px: float, photons: float, seed: int,
+              **conditions: float) -> None:
     """Write the re-imaged copy of the validation folder ``data`` to ``out``."""
     import tifffile
 
@@ -73,12 +103,21 @@ def write_set(data: Path, out: Path, out_px: float, photons: float, seed: int) -
         truth = json.loads((data / f"{stem}.truth.json").read_text())
         px = float(truth["px_um"])
         names = [str(c) for c in truth["channels"]]
-        new = reimage(img, px, out_px, photons, np.random.default_rng([seed, k]))
+        new = reimage(img, px, out_px, photons, np.random.default_rng([seed, k]),
+                      **conditions)
         write_ome_tiff(new, out / f.name, channel_names=names, pixel_size_um=out_px)
+        lab_f = data / f"{stem}.labels.tif"
+        if lab_f.is_file():  # the true labels, for ``validation_drg.py --truth-labels``
+            from skimage.transform import resize
+
+            lab = tifffile.imread(lab_f)
+            lab = resize(lab, new.shape[1:], order=0, preserve_range=True,
+                         anti_aliasing=False).astype(lab.dtype)
+            tifffile.imwrite(out / lab_f.name, lab)
         truth["px_um"] = out_px
         (out / f"{stem}.truth.json").write_text(json.dumps(truth))
         print(f"{f.name}: {img.shape[1:]} at {px} -> {new.shape[1:]} at {out_px} µm/px, "
-              f"{photons:g} of the photons", flush=True)
+              f"{photons:g} of the photons, {conditions}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pixel-size", type=float, default=0.5, help="µm per pixel of the copy")
     ap.add_argument("--photons", type=float, default=1.0,
                     help="fraction of the photons kept (0 < F <= 1)")
+    ap.add_argument("--blur-um", type=float, default=0.0, help="Gaussian PSF sigma, µm")
+    ap.add_argument("--gain", type=float, default=1.0, help="scale of the counts above offset")
+    ap.add_argument("--offset", type=float, default=0.0, help="counts added to the offset")
+    ap.add_argument("--shading", type=float, default=0.0,
+                    help="illumination fall-off at the corners (0 <= F < 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write-only", action="store_true", help="write the copy, do not score")
     args = ap.parse_args(argv)
@@ -99,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"no validation data at {args.data}", file=sys.stderr)
         return 2
-    if not 0 < args.photons <= 1 or args.pixel_size <= 0:
-        print("--photons must be in (0, 1] and --pixel-size > 0", file=sys.stderr)
+    if (not 0 < args.photons <= 1 or args.pixel_size <= 0 or args.blur_um < 0
+            or args.gain <= 0 or not 0 <= args.shading < 1):
+        print("--photons must be in (0, 1], --pixel-size and --gain > 0, --blur-um >= 0, "
+              "--shading in [0, 1)", file=sys.stderr)
         return 2
-    write_set(args.data, args.out, args.pixel_size, args.photons, args.seed)
+    write_set(args.data, args.out, args.pixel_size, args.photons, args.seed,
+              blur_um=args.blur_um, gain=args.gain, offset_add=args.offset,
+              shading=args.shading)
     if args.write_only:
         return 0
     return subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"validation_{kind}.py"),

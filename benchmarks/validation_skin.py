@@ -108,7 +108,7 @@ def main(argv=None) -> int:
              **score_section(truth, cr, args.tolerance_um)}
         srow = summary[summary["image"] == f"{stem}.ome.tif"]
         for col in ("dej_source", "dej_to_surface_ratio", "qc_flag"):
-            if col in srow:
+            if col in srow and len(srow):  # a failed section has no summary row
                 s[col] = srow[col].iloc[0]
         s["dej_len_true_mm"] = float(truth.get("dej_length_mm", np.nan))
         s["dej_len_mm"] = float(srow["dej_length_mm"].iloc[0]) if len(srow) else np.nan
