@@ -252,3 +252,34 @@ def test_fibre_channel_level_cue_as_strong_under_a_dim_stretch_of_epidermis():
     e = autofluorescence_edge(flat.astype(np.float32), tissue, band, lo_rows=np.zeros(900),
                               px=px, p=p)
     assert e[:, 700:860].max() <= 0.5 * e[:, 40:560].max()
+
+
+def test_fibre_channel_level_cue_not_under_a_papilla_at_a_bundle_joined_to_the_epidermis():
+    # a dermal papilla (columns 150-250: the epidermis ends at row 30 there, row 60
+    # elsewhere) over a nerve bundle (rows 62-80) that blur has joined to the rete ridges
+    # on either side: the bundle's lower edge is a step from the epidermal level to the
+    # dermal one beneath a bright region joined to the epidermis, so only the nuclear
+    # density tells it from the DEJ (no basal keratinocytes above it)
+    from histo_fms.skin import SkinParams
+    from histo_fms.skin._dej import autofluorescence_edge
+
+    rng = np.random.default_rng(3)
+    px, p = 0.5, SkinParams()
+    tissue = np.ones((240, 400), bool)
+    band = np.zeros_like(tissue)
+    band[:60] = True
+    band[30:60, 150:250] = False
+    img = np.where(band, 40.0, 10.0)
+    img[60:80] = 40.0
+    img = img + rng.normal(0, 1.0, tissue.shape)
+    nuclear = np.where(band, 1.0, 0.1) + rng.normal(0, 0.02, tissue.shape)
+    kw = dict(lo_rows=np.zeros(400), px=px, p=p)
+    without = autofluorescence_edge(img.astype(np.float32), tissue, band, **kw)
+    e = autofluorescence_edge(img.astype(np.float32), tissue, band,
+                              nuclear=nuclear.astype(np.float32), **kw)
+    # without the nuclear density the bundle's lower edge under the papilla scores as
+    # high as a DEJ (and the slope-bounded path takes it rather than dive into the papilla)
+    assert without[70:, 170:230].max() >= 0.5 * without.max()
+    # with it: nothing at the bundle's edge there, the papilla's own edge (row 30) kept
+    assert e[70:, 170:230].max() <= 0.05 * e.max()
+    assert np.all(np.abs(np.argmax(e[:, 170:230], 0) - 30) <= 3)

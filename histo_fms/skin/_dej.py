@@ -174,6 +174,10 @@ def _diffuse_level(img: np.ndarray, px: float, width_um: float) -> np.ndarray:
     return np.repeat(np.repeat(med, k, 0), k, 1)[:h, :w]
 
 
+#: the autofluorescence edge counts below rows whose nuclear density above is at least
+#: this fraction of the way from the dermal to the epidermal density
+_BASAL_FRACTION = 0.25
+
 #: width of the window of columns over which a column's epidermal and dermal levels of
 #: the fibre channel are taken (µm)
 _LEVEL_WINDOW_UM = 50.0
@@ -201,7 +205,8 @@ def _robust_scale(vals: np.ndarray) -> float:
 
 
 def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, *,
-                          lo_rows: np.ndarray, px: float, p: SkinParams) -> np.ndarray:
+                          lo_rows: np.ndarray, px: float, p: SkinParams,
+                          nuclear: np.ndarray | None = None) -> np.ndarray:
     """Return the weighted step edge of the fibre channel's diffuse epidermal brightness.
 
     Zero everywhere when the channel's diffuse level is not higher in the rough
@@ -235,6 +240,14 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     p : SkinParams
         ``dej_edge_window_um``, ``dej_column_smoothing_um``, ``nucleus_diameter_um``,
         ``dej_autofluorescence_weight``.
+    nuclear : ndarray, optional
+        Nuclear density (:func:`nuclear_density`), same frame. When given, the edge
+        counts only below rows whose nuclear density (the mean over the window above)
+        is at least a quarter of the way from the column's dermal to its epidermal
+        density (``_BASAL_FRACTION``): the
+        basal keratinocytes sit on the DEJ, so the lower edge of a bright dermal
+        structure under a dermal papilla (a nerve bundle that blur made too wide for the
+        opening, touching the rete ridges on either side) is no DEJ.
 
     Returns
     -------
@@ -276,6 +289,14 @@ def autofluorescence_edge(af: np.ndarray, tissue: np.ndarray, band: np.ndarray, 
     # above it) to about its dermal level
     ok = (tissue & deep & near_region & (e_c > d_c) & (above >= mid) & (above - e_af <= mid)
           & (above <= e_c + 0.5 * (e_c - d_c)))
+    if nuclear is not None:
+        n_e = float(np.median(nuclear[epi]))
+        n_d = float(np.median(nuclear[derm]))
+        if n_e > n_d:
+            n_ec = _column_level(nuclear, epi, n_e, cw)[None]
+            n_dc = _column_level(nuclear, derm, n_d, cw)[None]
+            ok &= (step_edge(nuclear, win, above_only=True)
+                   >= n_dc + _BASAL_FRACTION * (n_ec - n_dc))
     g = np.where(ok, e_af, 0.0)
     colmax = g.max(0)
     height = float(np.median(colmax[tissue.any(0)])) if tissue.any() else 0.0
@@ -388,7 +409,8 @@ def trace_dej(band: np.ndarray, tissue: np.ndarray, *, px: float, p: SkinParams,
             if has_d.any():
                 d_top = np.interp(xs, xs[has_d], np.argmax(d, 0)[has_d].astype(float))
                 lo_af = np.maximum(lo_af, d_top + p.dej_edge_window_um / px)
-        score = score + autofluorescence_edge(af, t, b, lo_rows=lo_af, px=px, p=p)
+        score = score + autofluorescence_edge(af, t, b, lo_rows=lo_af, px=px, p=p,
+                                              nuclear=tex)
     cost = -score
     cost[not_tissue] = 1.0
     path = min_cost_path(cost[:, sub], lo, hi, max_step=max_step, step_cost=step_cost)
