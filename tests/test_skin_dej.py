@@ -25,6 +25,14 @@ def _error_um(found, truth, width_um, margin_um=10.0):
     return cKDTree(_dense(truth)).query(f)[0]
 
 
+def _epidermis_on_top(shape, rows):
+    """All-tissue field whose rough epidermis is the first ``rows`` rows: (tissue, band)."""
+    tissue = np.ones(shape, bool)
+    band = np.zeros_like(tissue)
+    band[:rows] = True
+    return tissue, band
+
+
 def _phantom(seed, membrane, orientation="up"):
     # strong rete ridges: 20 µm amplitude (the DEJ swings 40 µm up and down)
     return make_skin_section((320, 500), PX, seed=seed, with_membrane=membrane,
@@ -115,9 +123,7 @@ def test_fibre_channel_level_cue_only_where_the_epidermis_is_brighter():
 
     rng = np.random.default_rng(0)
     px, p = 0.5, SkinParams()
-    tissue = np.ones((200, 400), bool)
-    band = np.zeros_like(tissue)
-    band[:60] = True
+    tissue, band = _epidermis_on_top((200, 400), 60)
     lo = np.zeros(400)
     for epi, derm in ((40.0, 10.0), (10.0, 40.0)):
         img = np.where(band, epi, derm) + rng.normal(0, 1.0, tissue.shape)
@@ -162,9 +168,7 @@ def test_fibre_channel_level_cue_not_at_a_bright_dermal_structure_apart_from_the
 
     rng = np.random.default_rng(2)
     px, p = 0.5, SkinParams()
-    tissue = np.ones((240, 400), bool)
-    band = np.zeros_like(tissue)
-    band[:60] = True
+    tissue, band = _epidermis_on_top((240, 400), 60)
     img = np.where(band, 40.0, 10.0)
     img[120:150] = 40.0
     img = img + rng.normal(0, 1.0, tissue.shape)
@@ -234,9 +238,7 @@ def test_fibre_channel_level_cue_as_strong_under_a_dim_stretch_of_epidermis():
 
     rng = np.random.default_rng(5)
     px, p = 0.5, SkinParams()
-    tissue = np.ones((240, 900), bool)
-    band = np.zeros_like(tissue)
-    band[:80] = True
+    tissue, band = _epidermis_on_top((240, 900), 80)
     img = np.full(tissue.shape, 110.0)
     img[:80, :600] = 119.0
     img[:80, 600:] = 113.0
@@ -256,7 +258,7 @@ def test_fibre_channel_level_cue_as_strong_under_a_dim_stretch_of_epidermis():
 
 def test_fibre_channel_level_cue_not_under_a_papilla_at_a_bundle_joined_to_the_epidermis():
     # a dermal papilla (columns 150-250: the epidermis ends at row 30 there, row 60
-    # elsewhere) over a nerve bundle (rows 62-80) that blur has joined to the rete ridges
+    # elsewhere) over a nerve bundle (rows 60-80) that blur has joined to the rete ridges
     # on either side: the bundle's lower edge is a step from the epidermal level to the
     # dermal one beneath a bright region joined to the epidermis, so only the nuclear
     # density tells it from the DEJ (no basal keratinocytes above it)
@@ -265,9 +267,7 @@ def test_fibre_channel_level_cue_not_under_a_papilla_at_a_bundle_joined_to_the_e
 
     rng = np.random.default_rng(3)
     px, p = 0.5, SkinParams()
-    tissue = np.ones((240, 400), bool)
-    band = np.zeros_like(tissue)
-    band[:60] = True
+    tissue, band = _epidermis_on_top((240, 400), 60)
     band[30:60, 150:250] = False
     img = np.where(band, 40.0, 10.0)
     img[60:80] = 40.0
