@@ -75,7 +75,7 @@ def reimage(img: np.ndarray, px: float, out_px: float, photons: float,
             # pixels lies several noise sigmas below it)
             base = float(np.percentile(ndi.uniform_filter(a, 9), 0.5))
             a = (a - base) * gain * fall + base + offset_add
-            offset += offset_add
+            offset = base + offset_add  # photons are thinned above the new offset
         if photons < 1:
             above = np.clip(np.round(a - offset), 0, None).astype(np.int64)
             a = rng.binomial(above, photons).astype(np.float64) / photons + offset
@@ -90,6 +90,7 @@ def write_set(data: Path, out: Path, out_px: float, photons: float, seed: int,
               **conditions: float) -> None:
     """Write the re-imaged copy of the validation folder ``data`` to ``out``."""
     import tifffile
+    from skimage.transform import resize
 
     from histo_fms.io import write_ome_tiff
 
@@ -108,8 +109,6 @@ def write_set(data: Path, out: Path, out_px: float, photons: float, seed: int,
         write_ome_tiff(new, out / f.name, channel_names=names, pixel_size_um=out_px)
         lab_f = data / f"{stem}.labels.tif"
         if lab_f.is_file():  # the true labels, for ``validation_drg.py --truth-labels``
-            from skimage.transform import resize
-
             lab = tifffile.imread(lab_f)
             lab = resize(lab, new.shape[1:], order=0, preserve_range=True,
                          anti_aliasing=False).astype(lab.dtype)
